@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Names of zcusbd's D-Bus surface, shared by the daemon and its clients.
+ * The API itself is documented in dbus/API.md. */
+
+#define ZCUSB_BUS_NAME            "org.zcusb1"
+#define ZCUSB_MANAGER_PATH        "/org/zcusb1"
+#define ZCUSB_DEVICE_PATH_PREFIX  "/org/zcusb1/device"
+#define ZCUSB_MANAGER_INTERFACE   "org.zcusb1.Manager"
+#define ZCUSB_DEVICE_INTERFACE    "org.zcusb1.Device"
+#define ZCUSB_CLAIM_INTERFACE     "org.zcusb1.Claim"
+
+#define ZCUSB_ERROR_ACCESS_DENIED    "org.zcusb1.Error.AccessDenied"
+#define ZCUSB_ERROR_NO_SUCH_DEVICE   "org.zcusb1.Error.NoSuchDevice"
+#define ZCUSB_ERROR_BUSY             "org.zcusb1.Error.Busy"
+#define ZCUSB_ERROR_INVALID_ARGUMENT "org.zcusb1.Error.InvalidArgument"
+#define ZCUSB_ERROR_QUOTA_EXCEEDED   "org.zcusb1.Error.QuotaExceeded"

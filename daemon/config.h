@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum BackendChoice {
+        BACKEND_CHOICE_AUTO,   /* zcusb.ko when usable, usbfs otherwise */
+        BACKEND_CHOICE_USBFS,
+        BACKEND_CHOICE_MODULE, /* zcusb.ko only; claims fail without it */
+} BackendChoice;
+
+typedef struct Config {
+        BackendChoice backend;
+        bool load_module;
+        int log_level;
+
+        /* Quotas. 0 means "none allowed", never "unlimited". */
+        uint64_t bytes_per_client;
+        uint64_t bytes_per_user;
+        uint64_t bytes_global;
+        uint32_t claims_per_client;
+        uint32_t buffers_per_client;
+        uint32_t queues_per_client;
+        uint32_t in_flight_per_client;
+} Config;
+
+void config_init(Config *c);
+
+/* Load PATH (missing is fine unless must_exist) and then PATH.d/ *.conf in
+ * lexical order, later values winning. On a bad file, returns a negative errno
+ * and sets *ret_error to "FILE:LINE: what is wrong". */
+int config_load(Config *c, const char *path, bool must_exist, char **ret_error);
+
+/* Parse one INI text; NAME is used in error messages. For tests and for
+ * config_load. */
+int config_parse_string(Config *c, const char *name, const char *text, char **ret_error);
+
+const char *backend_choice_to_string(BackendChoice b);

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <systemd/sd-device.h>
+
+#include "policy.h"
+#include "usb-descriptors.h"
+
+typedef struct Manager Manager;
+
+/* The ZCUSB_* udev properties of one device or interface, owned copies. */
+typedef struct PolicyStrings {
+        char *enable;
+        char *allow_users;
+        char *allow_groups;
+        char *detach;
+        char *autobind;
+} PolicyStrings;
+
+/* One usb_interface the kernel has registered (it may have a driver). */
+typedef struct Interface {
+        uint8_t number;
+        char *sysname; /* e.g. "1-1:1.0" */
+        char *driver;  /* "" if unbound */
+        PolicyStrings policy;
+} Interface;
+
+typedef struct Device {
+        Manager *manager;
+        TAILQ_ENTRY(Device) link;
+
+        char *syspath;
+        char *sysname;     /* kernel name, e.g. "1-1.2": the port path */
+        char *object_path; /* /org/zcusb1/device/usbBUS_ADDR */
+
+        uint16_t bus_number;
+        uint16_t device_address;
+        uint16_t vendor_id, product_id, device_version;
+        uint8_t device_class, device_subclass, device_protocol;
+        uint8_t active_configuration;
+        char *manufacturer, *product, *serial; /* never NULL */
+        char *speed;                           /* never NULL */
+        uint32_t speed_kbps;
+
+        UsbDescriptors descriptors;
+        PolicyStrings policy;
+
+        Interface *interfaces;
+        size_t n_interfaces;
+} Device;
+
+int device_new(Manager *m, sd_device *dev, Device **ret);
+Device *device_free(Device *d);
+
+/* Re-read attributes and udev properties after a change/bind/unbind event.
+ * Sets *interfaces_changed / *config_changed for PropertiesChanged. */
+int device_update(Device *d, sd_device *dev, bool *config_changed);
+
+/* An interface appeared, changed or got/lost a driver. */
+int device_update_interface(Device *d, sd_device *iface, bool *changed);
+bool device_remove_interface(Device *d, const char *sysname);
+
+const Interface *device_find_interface(const Device *d, uint8_t number);
+PolicyProps device_interface_policy(const Device *d, uint8_t number);
+
+bool device_may_claim_interface(const Device *d, const Caller *c, uint8_t number);
+/* root sees everything; others what they may claim at least one interface of. */
+bool device_visible_to(const Device *d, const Caller *c);
+
+/* Each distinct interface number of the active configuration, ascending. */
+size_t device_interface_numbers(const Device *d, uint8_t numbers[static 256]);
+
+int device_object_path(uint16_t bus, uint16_t address, char **ret);
+
+static inline void device_freep(Device **d) {
+        device_free(*d);
+}

@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <grp.h>
+#include <pwd.h>
+
+#include "log.h"
+#include "manager.h"
+#include "util.h"
+#include "zcusb-dbus.h"
+
+int manager_new(const Config *config, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_free_ char *reason = NULL;
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        TAILQ_INIT(&m->devices);
+        m->config = *config;
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return r;
+
+        m->backend = backend_select(m->config.backend, &reason);
+        if (reason)
+                log_info("Not using the zcusb.ko backend: %s.", reason);
+        m->module_version = strdup("");
+        if (!m->module_version)
+                return -ENOMEM;
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        Device *d;
+
+        if (!m)
+                return NULL;
+        while ((d = TAILQ_FIRST(&m->devices))) {
+                TAILQ_REMOVE(&m->devices, d, link);
+                device_free(d);
+        }
+        sd_device_monitor_unref(m->monitor);
+        sd_bus_flush_close_unref(m->bus);
+        sd_event_unref(m->event);
+        free(m->caller_cache.sender);
+        caller_done(&m->caller_cache.caller);
+        free(m->module_version);
+        free(m);
+        return NULL;
+}
+
+Device *manager_find_device_by_syspath(Manager *m, const char *syspath) {
+        Device *d;
+
+        TAILQ_FOREACH(d, &m->devices, link)
+                if (streq(d->syspath, syspath))
+                        return d;
+        return NULL;
+}
+
+Device *manager_find_device_by_address(Manager *m, uint16_t bus, uint16_t address) {
+        Device *d;
+
+        TAILQ_FOREACH(d, &m->devices, link)
+                if (d->bus_number == bus && d->device_address == address)
+                        return d;
+        return NULL;
+}
+
+Device *manager_find_device_by_path(Manager *m, const char *object_path) {
+        Device *d;
+
+        TAILQ_FOREACH(d, &m->devices, link)
+                if (streq(d->object_path, object_path))
+                        return d;
+        return NULL;
+}
+
+/* ---- credentials ---- */
+
+/* The bus driver may not report supplementary groups (or the peer is a direct
+ * connection without them): fall back to the group database for that uid. */
+static int caller_groups_from_nss(uid_t uid, gid_t **ret, size_t *ret_n) {
+        struct passwd pw, *result = NULL;
+        char buf[4096];
+        int n = 32;
+
+        if (getpwuid_r(uid, &pw, buf, sizeof(buf), &result) != 0 || !result) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        for (;;) {
+                _cleanup_free_ gid_t *gids = calloc((size_t) n, sizeof(gid_t));
+                int k = n;
+
+                if (!gids)
+                        return -ENOMEM;
+                if (getgrouplist(result->pw_name, result->pw_gid, gids, &k) >= 0) {
+                        *ret = TAKE_PTR(gids);
+                        *ret_n = (size_t) k;
+                        return 0;
+                }
+                if (k <= n || k > 65536)
+                        return -E2BIG;
+                n = k;
+        }
+}
+
+int manager_get_caller(Manager *m, sd_bus_message *message, const Caller **ret) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const char *sender = sd_bus_message_get_sender(message);
+        uint64_t cookie = 0;
+        const gid_t *gids = NULL;
+        Caller c = {};
+        gid_t gid;
+        int r, n;
+
+        (void) sd_bus_message_get_cookie(message, &cookie);
+        if (sender && streq_ptr(sender, m->caller_cache.sender) && cookie == m->caller_cache.cookie) {
+                *ret = &m->caller_cache.caller;
+                return 0;
+        }
+
+        r = sd_bus_query_sender_creds(message,
+                                      SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS,
+                                      &creds);
+        if (r < 0)
+                return r;
+        r = sd_bus_creds_get_euid(creds, &c.uid);
+        if (r < 0)
+                return r;
+
+        n = sd_bus_creds_get_supplementary_gids(creds, &gids);
+        if (n >= 0) {
+                bool have_egid = sd_bus_creds_get_egid(creds, &gid) >= 0;
+
+                c.gids = calloc((size_t) n + 1, sizeof(gid_t));
+                if (!c.gids)
+                        return -ENOMEM;
+                if (n > 0)
+                        memcpy(c.gids, gids, (size_t) n * sizeof(gid_t));
+                c.n_gids = (size_t) n;
+                if (have_egid)
+                        c.gids[c.n_gids++] = gid;
+        } else {
+                r = caller_groups_from_nss(c.uid, &c.gids, &c.n_gids);
+                if (r < 0)
+                        return r;
+        }
+
+        free(m->caller_cache.sender);
+        caller_done(&m->caller_cache.caller);
+        m->caller_cache.sender = sender ? strdup(sender) : NULL;
+        m->caller_cache.cookie = cookie;
+        m->caller_cache.caller = c;
+        *ret = &m->caller_cache.caller;
+        return 0;
+}
+
+/* ---- udev ---- */
+
+static bool is_usb_device(sd_device *dev) {
+        const char *devtype;
+        return sd_device_get_devtype(dev, &devtype) >= 0 && streq(devtype, "usb_device");
+}
+
+static bool is_usb_interface(sd_device *dev) {
+        const char *devtype;
+        return sd_device_get_devtype(dev, &devtype) >= 0 && streq(devtype, "usb_interface");
+}
+
+static int manager_add_device(Manager *m, sd_device *dev) {
+        const char *syspath;
+        Device *d;
+        int r;
+
+        r = sd_device_get_syspath(dev, &syspath);
+        if (r < 0)
+                return r;
+        d = manager_find_device_by_syspath(m, syspath);
+        if (d) {
+                bool config_changed;
+
+                r = device_update(d, dev, &config_changed);
+                if (r < 0)
+                        return r;
+                return device_emit_interfaces_changed(d, config_changed);
+        }
+
+        r = device_new(m, dev, &d);
+        if (r < 0)
+                return r;
+        /* A stale device at the same bus address (a missed remove) makes way. */
+        Device *stale = manager_find_device_by_address(m, d->bus_number, d->device_address);
+        if (stale) {
+                log_notice("%s replaces %s at %s.", d->sysname, stale->sysname, stale->object_path);
+                TAILQ_REMOVE(&m->devices, stale, link);
+                m->n_devices--;
+                (void) manager_emit_device_removed(m, stale);
+                device_free(stale);
+        }
+        TAILQ_INSERT_TAIL(&m->devices, d, link);
+        m->n_devices++;
+        log_info("Device %s %04x:%04x \"%s\" at %s.", d->sysname, d->vendor_id, d->product_id,
+                 d->product, d->object_path);
+        return manager_emit_device_added(m, d);
+}
+
+static void manager_remove_device(Manager *m, const char *syspath) {
+        Device *d = manager_find_device_by_syspath(m, syspath);
+
+        if (!d)
+                return;
+        log_info("Device %s at %s removed.", d->sysname, d->object_path);
+        TAILQ_REMOVE(&m->devices, d, link);
+        m->n_devices--;
+        (void) manager_emit_device_removed(m, d);
+        device_free(d);
+}
+
+/* The usb_device an interface belongs to: its sysfs parent directory. */
+static Device *manager_find_interface_owner(Manager *m, const char *iface_syspath) {
+        _cleanup_free_ char *parent = strdup(iface_syspath);
+        char *slash;
+
+        if (!parent)
+                return NULL;
+        slash = strrchr(parent, '/');
+        if (!slash)
+                return NULL;
+        *slash = '\0';
+        return manager_find_device_by_syspath(m, parent);
+}
+
+static int manager_process_interface(Manager *m, sd_device *dev, sd_device_action_t action) {
+        const char *syspath, *sysname;
+        bool changed = false;
+        Device *d;
+        int r;
+
+        if (sd_device_get_syspath(dev, &syspath) < 0 || sd_device_get_sysname(dev, &sysname) < 0)
+                return 0;
+        d = manager_find_interface_owner(m, syspath);
+        if (!d)
+                return 0; /* its device comes (or went) with its own event */
+
+        if (action == SD_DEVICE_REMOVE)
+                changed = device_remove_interface(d, sysname);
+        else {
+                r = device_update_interface(d, dev, &changed);
+                if (r < 0)
+                        return log_warning_errno(r, "%s: cannot update interface: %m", sysname);
+                /* Policy properties may have changed too: always tell. */
+                changed = changed || action == SD_DEVICE_CHANGE;
+        }
+        if (!changed)
+                return 0;
+        return device_emit_interfaces_changed(d, false);
+}
+
+static int manager_on_uevent(sd_device_monitor *monitor, sd_device *dev, void *userdata) {
+        Manager *m = userdata;
+        sd_device_action_t action;
+        const char *syspath;
+        int r;
+
+        (void) monitor;
+        if (sd_device_get_action(dev, &action) < 0 || sd_device_get_syspath(dev, &syspath) < 0)
+                return 0;
+
+        if (is_usb_device(dev)) {
+                if (action == SD_DEVICE_REMOVE)
+                        manager_remove_device(m, syspath);
+                else {
+                        r = manager_add_device(m, dev);
+                        if (r < 0)
+                                log_warning_errno(r, "%s: cannot track device: %m", syspath);
+                }
+        } else if (is_usb_interface(dev))
+                (void) manager_process_interface(m, dev, action);
+
+        return 0; /* one bad event must not stop the monitor */
+}
+
+static int manager_enumerate(Manager *m, const char *devtype) {
+        _cleanup_(sd_device_enumerator_unrefp) sd_device_enumerator *e = NULL;
+        int r;
+
+        r = sd_device_enumerator_new(&e);
+        if (r < 0)
+                return r;
+        r = sd_device_enumerator_add_match_subsystem(e, "usb", true);
+        if (r < 0)
+                return r;
+        r = sd_device_enumerator_add_match_property(e, "DEVTYPE", devtype);
+        if (r < 0)
+                return r;
+
+        for (sd_device *dev = sd_device_enumerator_get_device_first(e); dev;
+             dev = sd_device_enumerator_get_device_next(e)) {
+                if (streq(devtype, "usb_device")) {
+                        r = manager_add_device(m, dev);
+                        if (r < 0)
+                                log_warning_errno(r, "Cannot track a USB device: %m");
+                } else
+                        (void) manager_process_interface(m, dev, SD_DEVICE_ADD);
+        }
+        return 0;
+}
+
+int manager_start_udev(Manager *m) {
+        int r;
+
+        r = sd_device_monitor_new(&m->monitor);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create udev monitor: %m");
+        r = sd_device_monitor_filter_add_match_subsystem_devtype(m->monitor, "usb", NULL);
+        if (r < 0)
+                return log_error_errno(r, "Cannot filter udev monitor: %m");
+        r = sd_device_monitor_attach_event(m->monitor, m->event);
+        if (r < 0)
+                return log_error_errno(r, "Cannot attach udev monitor: %m");
+        /* Start listening before enumerating, so nothing falls in between. */
+        r = sd_device_monitor_start(m->monitor, manager_on_uevent, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot start udev monitor: %m");
+
+        r = manager_enumerate(m, "usb_device");
+        if (r < 0)
+                return log_error_errno(r, "Cannot enumerate USB devices: %m");
+        r = manager_enumerate(m, "usb_interface");
+        if (r < 0)
+                return log_error_errno(r, "Cannot enumerate USB interfaces: %m");
+        log_info("Found %zu USB devices.", m->n_devices);
+        return 0;
+}
+
+/* ---- bus ---- */
+
+int manager_connect_bus(Manager *m, const char *address) {
+        int r;
+
+        if (address) {
+                r = sd_bus_new(&m->bus);
+                if (r < 0)
+                        return r;
+                r = sd_bus_set_address(m->bus, address);
+                if (r < 0)
+                        return log_error_errno(r, "Invalid bus address '%s': %m", address);
+                (void) sd_bus_set_bus_client(m->bus, true);
+                (void) sd_bus_negotiate_creds(m->bus, true, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID |
+                                              SD_BUS_CREDS_SUPPLEMENTARY_GIDS);
+                r = sd_bus_start(m->bus);
+        } else
+                r = sd_bus_open_system(&m->bus);
+        if (r < 0)
+                return log_error_errno(r, "Cannot connect to the %s bus: %m", address ? address : "system");
+
+        r = sd_bus_add_object_vtable(m->bus, NULL, ZCUSB_MANAGER_PATH, ZCUSB_MANAGER_INTERFACE,
+                                     manager_vtable, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot add manager object: %m");
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, ZCUSB_DEVICE_PATH_PREFIX, ZCUSB_DEVICE_INTERFACE,
+                                       device_vtable, device_object_find, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot add device objects: %m");
+        r = sd_bus_add_node_enumerator(m->bus, NULL, ZCUSB_DEVICE_PATH_PREFIX, device_node_enumerator, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot add device enumerator: %m");
+        r = sd_bus_add_object_manager(m->bus, NULL, ZCUSB_MANAGER_PATH);
+        if (r < 0)
+                return log_error_errno(r, "Cannot add object manager: %m");
+
+        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Cannot attach bus to event loop: %m");
+        /* Losing the bus means nobody can reach us: exit and let systemd restart us. */
+        (void) sd_bus_set_exit_on_disconnect(m->bus, true);
+        return 0;
+}
+
+int manager_request_name(Manager *m) {
+        int r;
+
+        r = sd_bus_request_name(m->bus, ZCUSB_BUS_NAME, 0);
+        if (r == -EEXIST || r == -EALREADY)
+                return log_error_errno(r, "%s is already owned: is another zcusbd running?", ZCUSB_BUS_NAME);
+        if (r < 0)
+                return log_error_errno(r, "Cannot own %s (is the bus policy org.zcusb1.conf installed?): %m",
+                                       ZCUSB_BUS_NAME);
+        return 0;
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+#include <sys/queue.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-device.h>
+#include <systemd/sd-event.h>
+
+#include "backend.h"
+#include "config.h"
+#include "device.h"
+#include "policy.h"
+
+typedef struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+        sd_device_monitor *monitor;
+
+        Config config;
+        const BackendOps *backend;
+        char *module_version; /* "" when zcusb.ko is not in use */
+
+        TAILQ_HEAD(, Device) devices;
+        size_t n_devices;
+
+        /* Credentials of the message being handled: one bus request can ask
+         * for many objects (GetManagedObjects), the driver is asked once. */
+        struct {
+                char *sender;
+                uint64_t cookie;
+                Caller caller;
+        } caller_cache;
+} Manager;
+
+int manager_new(const Config *config, Manager **ret);
+Manager *manager_free(Manager *m);
+
+static inline void manager_freep(Manager **m) {
+        manager_free(*m);
+}
+
+/* Connect to the bus (the system bus when address is NULL) and publish objects. */
+int manager_connect_bus(Manager *m, const char *address);
+/* Enumerate USB devices and follow udev from now on. */
+int manager_start_udev(Manager *m);
+/* Take the well-known name last, once everything it promises is there. */
+int manager_request_name(Manager *m);
+
+Device *manager_find_device_by_syspath(Manager *m, const char *syspath);
+Device *manager_find_device_by_address(Manager *m, uint16_t bus, uint16_t address);
+Device *manager_find_device_by_path(Manager *m, const char *object_path);
+
+/* The identity of the sender of MESSAGE, from its bus credentials only. */
+int manager_get_caller(Manager *m, sd_bus_message *message, const Caller **ret);
+
+/* manager-dbus.c */
+extern const sd_bus_vtable manager_vtable[];
+int manager_emit_device_added(Manager *m, Device *d);
+int manager_emit_device_removed(Manager *m, Device *d);
+
+/* device-dbus.c */
+extern const sd_bus_vtable device_vtable[];
+int device_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata,
+                       void **found, sd_bus_error *error);
+int device_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes,
+                           sd_bus_error *error);
+int device_emit_interfaces_changed(Device *d, bool config_changed);

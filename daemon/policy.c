@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <grp.h>
+#include <pwd.h>
+#include <stdint.h>
+
+#include "policy.h"
+#include "util.h"
+
+static int nss_user_to_uid(const char *name, uid_t *ret) {
+        struct passwd pw, *result = NULL;
+        char buf[4096];
+
+        if (getpwnam_r(name, &pw, buf, sizeof(buf), &result) != 0 || !result)
+                return -ENOENT;
+        *ret = result->pw_uid;
+        return 0;
+}
+
+static int nss_group_to_gid(const char *name, gid_t *ret) {
+        struct group gr, *result = NULL;
+        char buf[16384];
+
+        if (getgrnam_r(name, &gr, buf, sizeof(buf), &result) != 0 || !result)
+                return -ENOENT;
+        *ret = result->gr_gid;
+        return 0;
+}
+
+const PolicyResolver policy_resolver_nss = {
+        .user_to_uid = nss_user_to_uid,
+        .group_to_gid = nss_group_to_gid,
+};
+
+PolicyProps policy_props_merge(const PolicyProps *device, const PolicyProps *interface) {
+        PolicyProps m = device ? *device : (PolicyProps) {};
+
+        if (interface) {
+                if (interface->enable)
+                        m.enable = interface->enable;
+                if (interface->allow_users)
+                        m.allow_users = interface->allow_users;
+                if (interface->allow_groups)
+                        m.allow_groups = interface->allow_groups;
+                if (interface->detach)
+                        m.detach = interface->detach;
+        }
+        return m;
+}
+
+bool policy_caller_is_root(const Caller *c) {
+        return c->uid == 0;
+}
+
+/* Calls cb for each token of LIST; stops and returns true when cb does. */
+static bool list_any(const char *list, bool (*cb)(const char *token, void *userdata), void *userdata) {
+        const char *p = list;
+
+        if (!list)
+                return false;
+        for (;;) {
+                char token[256];
+                size_t n;
+
+                p += strspn(p, " \t,");
+                if (!*p)
+                        return false;
+                n = strcspn(p, " \t,");
+                if (n < sizeof(token)) { /* longer tokens cannot be names: skip */
+                        memcpy(token, p, n);
+                        token[n] = '\0';
+                        if (cb(token, userdata))
+                                return true;
+                }
+                p += n;
+        }
+}
+
+/* A token that is all digits is a number, anything else a name. */
+static int token_to_id(const char *token, int (*lookup)(const char *, uint32_t *), uint32_t *ret) {
+        uint64_t v;
+
+        if (safe_atou64(token, 10, &v) >= 0) {
+                if (v >= UINT32_MAX) /* (uid_t) -1 is never a user */
+                        return -ERANGE;
+                *ret = (uint32_t) v;
+                return 0;
+        }
+        return lookup(token, ret);
+}
+
+struct user_match {
+        uid_t uid;
+        const PolicyResolver *r;
+};
+
+static bool user_cb(const char *token, void *userdata) {
+        struct user_match *m = userdata;
+        uid_t uid;
+
+        return token_to_id(token, m->r->user_to_uid, &uid) >= 0 && uid == m->uid;
+}
+
+bool policy_list_has_user(const char *list, uid_t uid, const PolicyResolver *r) {
+        struct user_match m = { .uid = uid, .r = r };
+        return list_any(list, user_cb, &m);
+}
+
+struct group_match {
+        const gid_t *gids;
+        size_t n_gids;
+        const PolicyResolver *r;
+};
+
+static bool group_cb(const char *token, void *userdata) {
+        struct group_match *m = userdata;
+        gid_t gid;
+
+        if (token_to_id(token, m->r->group_to_gid, &gid) < 0)
+                return false;
+        for (size_t i = 0; i < m->n_gids; i++)
+                if (m->gids[i] == gid)
+                        return true;
+        return false;
+}
+
+bool policy_list_has_group(const char *list, const gid_t *gids, size_t n_gids, const PolicyResolver *r) {
+        struct group_match m = { .gids = gids, .n_gids = n_gids, .r = r };
+        return list_any(list, group_cb, &m);
+}
+
+bool policy_may_claim(const PolicyProps *p, const Caller *c, const PolicyResolver *r) {
+        int enable = p->enable ? parse_boolean(p->enable) : -1;
+
+        if (policy_caller_is_root(c))
+                return enable != 0;
+        if (enable != 1)
+                return false;
+        return policy_list_has_user(p->allow_users, c->uid, r) ||
+               policy_list_has_group(p->allow_groups, c->gids, c->n_gids, r);
+}
+
+void caller_done(Caller *c) {
+        free(c->gids);
+        *c = (Caller) {};
+}
