@@ -1,0 +1,56 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Install build and run dependencies, build, install, start zcusbd and list the
+# USB devices it serves. Run as root from the source tree on Debian 12.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+# shellcheck source=packages.sh
+. scripts/packages.sh
+
+if [ "$(id -u)" != 0 ]; then
+        echo "install.sh: run as root (it installs packages and system files)" >&2
+        exit 1
+fi
+
+echo "==> Installing packages"
+# shellcheck disable=SC2086
+apt_install $BUILD_PACKAGES $RUN_PACKAGES
+
+echo "==> Building"
+[ -d build/meson-private ] || meson setup build --prefix=/usr/local --sysconfdir=/etc >/dev/null
+meson compile -C build >/dev/null
+echo "==> Installing"
+meson install -C build --quiet
+
+if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
+        systemctl daemon-reload
+        udevadm control --reload || true
+        udevadm trigger --subsystem-match=usb --action=change || true
+        systemctl reload dbus
+        echo "==> systemctl start zcusbd"
+        systemctl start zcusbd
+        systemctl --no-pager --lines=0 status zcusbd || true
+else
+        # A container or chroot: no systemd to start services, so start the
+        # system bus and zcusbd by hand. Their logs go to /var/log/zcusbd.log.
+        echo "==> systemd is not PID 1 here (a container?): starting the system bus and zcusbd directly"
+        if [ ! -S /run/dbus/system_bus_socket ]; then
+                mkdir -p /run/dbus
+                dbus-daemon --system --fork
+        else
+                dbus-send --system --dest=org.freedesktop.DBus --type=method_call \
+                        /org/freedesktop/DBus org.freedesktop.DBus.ReloadConfig || true
+        fi
+        if ! busctl --system status org.zcusb1 >/dev/null 2>&1; then
+                nohup /usr/local/sbin/zcusbd >>/var/log/zcusbd.log 2>&1 &
+                for _ in $(seq 50); do
+                        busctl --system status org.zcusb1 >/dev/null 2>&1 && break
+                        sleep 0.1
+                done
+        fi
+fi
+
+echo "==> zcusbctl list"
+zcusbctl status
+zcusbctl list
