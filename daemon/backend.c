@@ -4,22 +4,14 @@
 #include "backend.h"
 #include "util.h"
 
-static int usbfs_probe(char **reason) {
-        (void) reason;
-        return 1; /* usbfs is part of every kernel that has USB host support */
-}
-
-const BackendOps backend_usbfs = {
-        .name = "usbfs",
-        .probe = usbfs_probe,
-};
-
 static int zcusb_probe(char **reason) {
         if (reason)
                 *reason = strdup("the zcusb.ko backend is not part of this zcusbd version");
         return 0;
 }
 
+/* Only probe is set until the module's backend lands: backend_select() never
+ * returns it, so nothing else is ever called. */
 const BackendOps backend_zcusb = {
         .name = "zcusb.ko",
         .probe = zcusb_probe,

@@ -1,18 +1,44 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "config.h"
+#include "forward.h"
 
 /* The data path runs over one of two backends (DESIGN.md "Backends"): the
  * zcusb.ko module (zero copy) or mainline usbfs (one kernel copy). Each is an
- * ops table; claims pick one at claim time and the ring consumer only ever
- * calls through the table, so neither side knows which kernel interface is
- * underneath. The transfer operations join this table with the data path. */
+ * ops table; a device is opened through one at its first claim, and claims,
+ * queues and transfers only ever call through the table. */
 
 typedef struct BackendOps {
         const char *name; /* as reported on the bus: "usbfs", "zcusb.ko" */
+
         /* > 0 usable, 0 not usable (why in *reason, may be NULL), < 0 error. */
         int (*probe)(char **reason);
+
+        /* One handle per device, shared by its claims (refcounted). */
+        int (*open)(Manager *m, Device *d, BackendDevice **ret);
+        BackendDevice *(*ref)(BackendDevice *h);
+        void (*unref)(BackendDevice *h);
+        /* The device is gone: complete everything in flight with -ENODEV. */
+        void (*disconnect)(BackendDevice *h);
+
+        /* Claim an interface. A bound kernel driver is detached only when
+         * may_detach (then *ret_detached names it, to re-attach on release);
+         * otherwise -EBUSY with *ret_driver naming it. */
+        int (*claim_interface)(BackendDevice *h, uint8_t interface, bool may_detach, char **ret_detached,
+                               char **ret_driver);
+        void (*release_interface)(BackendDevice *h, uint8_t interface, const char *reattach_driver);
+        int (*set_alt_setting)(BackendDevice *h, uint8_t interface, uint8_t alt_setting);
+        int (*clear_halt)(BackendDevice *h, uint8_t endpoint);
+
+        /* Start a transfer; transfer_done() reports its end exactly once,
+         * unless submit fails, which ends nothing. */
+        int (*submit)(BackendDevice *h, Transfer *t);
+        /* Ask a transfer to end early; transfer_done() follows. */
+        void (*cancel)(BackendDevice *h, Transfer *t);
 } BackendOps;
 
 extern const BackendOps backend_usbfs;

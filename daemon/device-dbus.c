@@ -39,6 +39,10 @@ int device_object_find(sd_bus *bus, const char *path, const char *interface, voi
         int r;
 
         (void) interface;
+        /* The prefix itself is no device, just the parent of all of them
+         * (asked for by GetManagedObjects and introspection). */
+        if (streq(path, ZCUSB_DEVICE_PATH_PREFIX))
+                return 0;
         r = device_lookup(userdata, bus, path, &d, error);
         if (r <= 0)
                 return r;

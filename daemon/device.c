@@ -186,6 +186,7 @@ int device_new(Manager *m, sd_device *dev, Device **ret) {
         if (!d)
                 return -ENOMEM;
         d->manager = m;
+        TAILQ_INIT(&d->claims);
         d->syspath = strdup(syspath);
         d->sysname = strdup(sysname);
         if (!d->syspath || !d->sysname)
@@ -209,6 +210,11 @@ int device_new(Manager *m, sd_device *dev, Device **ret) {
         r = device_object_path(d->bus_number, d->device_address, &d->object_path);
         if (r < 0)
                 return r;
+
+        const char *devnode = NULL;
+        (void) sd_device_get_devname(dev, &devnode);
+        if (free_and_strdup(&d->devnode, strempty(devnode)) < 0)
+                return -ENOMEM;
 
         if (read_sysattr_string(dev, "manufacturer", &d->manufacturer) < 0 ||
             read_sysattr_string(dev, "product", &d->product) < 0 ||
@@ -375,6 +381,7 @@ Device *device_free(Device *d) {
         free(d->product);
         free(d->serial);
         free(d->speed);
+        free(d->devnode);
         usb_descriptors_done(&d->descriptors);
         policy_strings_done(&d->policy);
         for (size_t k = 0; k < d->n_interfaces; k++)

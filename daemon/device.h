@@ -9,7 +9,7 @@
 #include "policy.h"
 #include "usb-descriptors.h"
 
-typedef struct Manager Manager;
+#include "forward.h"
 
 /* The ZCUSB_* udev properties of one device or interface, owned copies. */
 typedef struct PolicyStrings {
@@ -28,7 +28,7 @@ typedef struct Interface {
         PolicyStrings policy;
 } Interface;
 
-typedef struct Device {
+struct Device {
         Manager *manager;
         TAILQ_ENTRY(Device) link;
 
@@ -50,7 +50,11 @@ typedef struct Device {
 
         Interface *interfaces;
         size_t n_interfaces;
-} Device;
+
+        char *devnode;            /* /dev/bus/usb/BBB/DDD, "" if none */
+        BackendDevice *handle;    /* open while claimed */
+        TAILQ_HEAD(, Claim) claims;
+};
 
 int device_new(Manager *m, sd_device *dev, Device **ret);
 Device *device_free(Device *d);

@@ -103,10 +103,13 @@ static void print_config(const Config *c) {
 }
 
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        (void) userdata;
+        Manager *m = userdata;
+
+        (void) s;
         log_info("Received %s, stopping.", strsignal((int) si->ssi_signo));
-        (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping.");
-        return sd_event_exit(sd_event_source_get_event(s), 0);
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping: ending claims.");
+        manager_shutdown(m);
+        return 0;
 }
 
 static int run(int argc, char *argv[]) {
@@ -142,9 +145,9 @@ static int run(int argc, char *argv[]) {
         r = sd_event_set_watchdog(m->event, true);
         if (r < 0)
                 log_warning_errno(r, "Cannot enable the watchdog: %m");
-        r = sd_event_add_signal(m->event, NULL, SIGTERM | SD_EVENT_SIGNAL_PROCMASK, on_exit_signal, NULL);
+        r = sd_event_add_signal(m->event, NULL, SIGTERM | SD_EVENT_SIGNAL_PROCMASK, on_exit_signal, m);
         if (r >= 0)
-                r = sd_event_add_signal(m->event, NULL, SIGINT | SD_EVENT_SIGNAL_PROCMASK, on_exit_signal, NULL);
+                r = sd_event_add_signal(m->event, NULL, SIGINT | SD_EVENT_SIGNAL_PROCMASK, on_exit_signal, m);
         if (r < 0)
                 return log_error_errno(r, "Cannot handle signals: %m"), 1;
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stddef.h>
 
+#include "claim.h"
+#include "client.h"
 #include "log.h"
 #include "manager.h"
 #include "util.h"
@@ -64,6 +66,46 @@ static int method_get_device(sd_bus_message *message, void *userdata, sd_bus_err
         return sd_bus_reply_method_return(message, "o", d->object_path);
 }
 
+static int method_claim_interface(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const Caller *caller;
+        const char *path;
+        uint8_t interface;
+        Client *client;
+        Claim *claim;
+        Device *d;
+        int r;
+
+        r = sd_bus_message_read(message, "oy", &path, &interface);
+        if (r < 0)
+                return r;
+        if (m->shutting_down)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY, "zcusbd is stopping.");
+        r = manager_get_caller(m, message, &caller);
+        if (r < 0)
+                return r;
+
+        d = manager_find_device_by_path(m, path);
+        if (!d)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_NO_SUCH_DEVICE, "No USB device at %s.", path);
+        if (!device_visible_to(d, caller))
+                return sd_bus_error_setf(error, ZCUSB_ERROR_ACCESS_DENIED, "You may not access the USB device %s.",
+                                         path);
+        if (!device_may_claim_interface(d, caller, interface))
+                return sd_bus_error_setf(error, ZCUSB_ERROR_ACCESS_DENIED,
+                                         "You may not claim interface %u of %s.", interface, path);
+
+        r = manager_acquire_client(m, message, caller, &client);
+        if (r < 0)
+                return r;
+        r = claim_new(client, d, interface, &claim, error);
+        if (r < 0 || sd_bus_error_is_set(error)) {
+                client_maybe_free(client);
+                return r;
+        }
+        return sd_bus_reply_method_return(message, "o", claim->object_path);
+}
+
 static int property_get_backend(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
@@ -109,6 +151,12 @@ const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_ARGS("q", bus_number, "q", device_address),
                                 SD_BUS_RESULT("o", device),
                                 method_get_device,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+
+        SD_BUS_METHOD_WITH_ARGS("ClaimInterface",
+                                SD_BUS_ARGS("o", device, "y", interface),
+                                SD_BUS_RESULT("o", claim),
+                                method_claim_interface,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
 
         SD_BUS_SIGNAL_WITH_ARGS("DeviceAdded", SD_BUS_ARGS("o", device), 0),

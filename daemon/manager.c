@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <grp.h>
-#include <pwd.h>
 
+#include "claim.h"
+#include "client.h"
 #include "log.h"
 #include "manager.h"
 #include "util.h"
@@ -16,6 +16,8 @@ int manager_new(const Config *config, Manager **ret) {
         if (!m)
                 return -ENOMEM;
         TAILQ_INIT(&m->devices);
+        TAILQ_INIT(&m->clients);
+        TAILQ_INIT(&m->claims);
         m->config = *config;
 
         r = sd_event_default(&m->event);
@@ -38,6 +40,8 @@ Manager *manager_free(Manager *m) {
 
         if (!m)
                 return NULL;
+        if (!TAILQ_EMPTY(&m->claims))
+                log_warning("Exiting with claims still draining.");
         while ((d = TAILQ_FIRST(&m->devices))) {
                 TAILQ_REMOVE(&m->devices, d, link);
                 device_free(d);
@@ -48,8 +52,66 @@ Manager *manager_free(Manager *m) {
         free(m->caller_cache.sender);
         caller_done(&m->caller_cache.caller);
         free(m->module_version);
+        sd_event_source_disable_unref(m->shutdown_timer);
+        quota_ledger_done(&m->ledger);
         free(m);
         return NULL;
+}
+
+Claim *manager_find_claim_by_path(Manager *m, const char *object_path) {
+        Claim *c;
+
+        TAILQ_FOREACH(c, &m->claims, manager_link)
+                if (streq(c->object_path, object_path))
+                        return c;
+        return NULL;
+}
+
+void manager_claim_gone(Manager *m) {
+        if (m->shutting_down && TAILQ_EMPTY(&m->claims)) {
+                log_info("All claims ended.");
+                (void) sd_event_exit(m->event, 0);
+        }
+}
+
+static int manager_on_shutdown_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        (void) s, (void) usec;
+        log_warning("Claims did not drain in time; exiting anyway.");
+        return sd_event_exit(m->event, 0);
+}
+
+void manager_shutdown(Manager *m) {
+        Claim *c, *next;
+
+        if (m->shutting_down)
+                return;
+        m->shutting_down = true;
+        if (TAILQ_EMPTY(&m->claims)) {
+                (void) sd_event_exit(m->event, 0);
+                return;
+        }
+        log_info("Ending %s claims before exit.", "all");
+        /* Transfers complete -ESHUTDOWN; each claim is freed once drained. */
+        TAILQ_FOREACH_SAFE(c, &m->claims, manager_link, next)
+                claim_stop(c, CLAIM_END_SHUTDOWN, true);
+        /* A device that never gives its URBs back must not keep us alive. */
+        (void) sd_event_add_time_relative(m->event, &m->shutdown_timer, CLOCK_MONOTONIC, 5 * 1000 * 1000, 0,
+                                          manager_on_shutdown_timeout, m);
+}
+
+/* Policy may have changed (udev change event): end claims whose owner is no
+ * longer allowed. In-flight transfers complete -EACCES. */
+static void manager_recheck_claims(Device *d) {
+        Claim *c, *next;
+
+        TAILQ_FOREACH_SAFE(c, &d->claims, device_link, next) {
+                if (c->end != CLAIM_ACTIVE || device_may_claim_interface(d, &c->client->caller, c->interface_number))
+                        continue;
+                log_notice("%s: access revoked for uid %u.", c->object_path, (unsigned) c->client->caller.uid);
+                claim_stop(c, CLAIM_END_REVOKED, false);
+        }
 }
 
 Device *manager_find_device_by_syspath(Manager *m, const char *syspath) {
@@ -81,33 +143,61 @@ Device *manager_find_device_by_path(Manager *m, const char *object_path) {
 
 /* ---- credentials ---- */
 
-/* The bus driver may not report supplementary groups (or the peer is a direct
- * connection without them): fall back to the group database for that uid. */
-static int caller_groups_from_nss(uid_t uid, gid_t **ret, size_t *ret_n) {
-        struct passwd pw, *result = NULL;
-        char buf[4096];
-        int n = 32;
+/* libsystemd asks the bus driver for the uid only; the groups of the process
+ * that opened the connection (SO_PEERGROUPS, as dbus-daemon and dbus-broker
+ * report them in UnixGroupIDs) we ask for ourselves. The group database is
+ * never consulted: a sandboxed process that dropped a group must not get it
+ * back. No UnixGroupIDs means no group grants. */
+static int caller_groups_from_bus(sd_bus *bus, const char *sender, gid_t **ret, size_t *ret_n) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
 
-        if (getpwuid_r(uid, &pw, buf, sizeof(buf), &result) != 0 || !result) {
-                *ret = NULL;
-                *ret_n = 0;
-                return 0;
-        }
-        for (;;) {
-                _cleanup_free_ gid_t *gids = calloc((size_t) n, sizeof(gid_t));
-                int k = n;
+        *ret = NULL;
+        *ret_n = 0;
+        r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "GetConnectionCredentials", &error, &reply, "s", sender);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                const char *key;
 
-                if (!gids)
-                        return -ENOMEM;
-                if (getgrouplist(result->pw_name, result->pw_gid, gids, &k) >= 0) {
-                        *ret = TAKE_PTR(gids);
-                        *ret_n = (size_t) k;
-                        return 0;
-                }
-                if (k <= n || k > 65536)
-                        return -E2BIG;
-                n = k;
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r < 0)
+                        return r;
+                if (streq(key, "UnixGroupIDs")) {
+                        const void *gids;
+                        size_t size;
+
+                        r = sd_bus_message_enter_container(reply, 'v', "au");
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_read_array(reply, 'u', &gids, &size);
+                        if (r < 0)
+                                return r;
+                        free(*ret);
+                        *ret = NULL;
+                        *ret_n = size / sizeof(uint32_t);
+                        if (*ret_n > 0) {
+                                *ret = calloc(*ret_n, sizeof(gid_t));
+                                if (!*ret)
+                                        return -ENOMEM;
+                                for (size_t i = 0; i < *ret_n; i++)
+                                        (*ret)[i] = ((const uint32_t *) gids)[i];
+                        }
+                        r = sd_bus_message_exit_container(reply);
+                } else
+                        r = sd_bus_message_skip(reply, "v");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        return r;
         }
+        return r;
 }
 
 int manager_get_caller(Manager *m, sd_bus_message *message, const Caller **ret) {
@@ -146,10 +236,10 @@ int manager_get_caller(Manager *m, sd_bus_message *message, const Caller **ret) 
                 c.n_gids = (size_t) n;
                 if (have_egid)
                         c.gids[c.n_gids++] = gid;
-        } else {
-                r = caller_groups_from_nss(c.uid, &c.gids, &c.n_gids);
+        } else if (sender) {
+                r = caller_groups_from_bus(m->bus, sender, &c.gids, &c.n_gids);
                 if (r < 0)
-                        return r;
+                        log_debug_errno(r, "No groups for %s from the bus; no group grants apply: %m", sender);
         }
 
         free(m->caller_cache.sender);
@@ -173,6 +263,27 @@ static bool is_usb_interface(sd_device *dev) {
         return sd_device_get_devtype(dev, &devtype) >= 0 && streq(devtype, "usb_interface");
 }
 
+/* A device is gone: its claims end (in-flight transfers complete -ENODEV),
+ * clients hear of it while the object still resolves, then it is freed. */
+static void manager_drop_device(Manager *m, Device *d) {
+        Claim *c, *next;
+
+        TAILQ_FOREACH_SAFE(c, &d->claims, device_link, next) {
+                claim_stop(c, CLAIM_END_DEVICE_REMOVED, false);
+                TAILQ_REMOVE(&d->claims, c, device_link);
+                c->device = NULL;
+        }
+        if (d->handle) {
+                m->backend->disconnect(d->handle);
+                m->backend->unref(d->handle);
+                d->handle = NULL;
+        }
+        (void) manager_emit_device_removed(m, d);
+        TAILQ_REMOVE(&m->devices, d, link);
+        m->n_devices--;
+        device_free(d);
+}
+
 static int manager_add_device(Manager *m, sd_device *dev) {
         const char *syspath;
         Device *d;
@@ -188,6 +299,7 @@ static int manager_add_device(Manager *m, sd_device *dev) {
                 r = device_update(d, dev, &config_changed);
                 if (r < 0)
                         return r;
+                manager_recheck_claims(d);
                 return device_emit_interfaces_changed(d, config_changed);
         }
 
@@ -198,10 +310,7 @@ static int manager_add_device(Manager *m, sd_device *dev) {
         Device *stale = manager_find_device_by_address(m, d->bus_number, d->device_address);
         if (stale) {
                 log_notice("%s replaces %s at %s.", d->sysname, stale->sysname, stale->object_path);
-                TAILQ_REMOVE(&m->devices, stale, link);
-                m->n_devices--;
-                (void) manager_emit_device_removed(m, stale);
-                device_free(stale);
+                manager_drop_device(m, stale);
         }
         TAILQ_INSERT_TAIL(&m->devices, d, link);
         m->n_devices++;
@@ -216,10 +325,7 @@ static void manager_remove_device(Manager *m, const char *syspath) {
         if (!d)
                 return;
         log_info("Device %s at %s removed.", d->sysname, d->object_path);
-        TAILQ_REMOVE(&m->devices, d, link);
-        m->n_devices--;
-        (void) manager_emit_device_removed(m, d);
-        device_free(d);
+        manager_drop_device(m, d);
 }
 
 /* The usb_device an interface belongs to: its sysfs parent directory. */
@@ -256,6 +362,7 @@ static int manager_process_interface(Manager *m, sd_device *dev, sd_device_actio
                         return log_warning_errno(r, "%s: cannot update interface: %m", sysname);
                 /* Policy properties may have changed too: always tell. */
                 changed = changed || action == SD_DEVICE_CHANGE;
+                manager_recheck_claims(d);
         }
         if (!changed)
                 return 0;
@@ -371,6 +478,13 @@ int manager_connect_bus(Manager *m, const char *address) {
         r = sd_bus_add_node_enumerator(m->bus, NULL, ZCUSB_DEVICE_PATH_PREFIX, device_node_enumerator, m);
         if (r < 0)
                 return log_error_errno(r, "Cannot add device enumerator: %m");
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, ZCUSB_CLAIM_PATH_PREFIX, ZCUSB_CLAIM_INTERFACE, claim_vtable,
+                                       claim_object_find, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot add claim objects: %m");
+        r = sd_bus_add_node_enumerator(m->bus, NULL, ZCUSB_CLAIM_PATH_PREFIX, claim_node_enumerator, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot add claim enumerator: %m");
         r = sd_bus_add_object_manager(m->bus, NULL, ZCUSB_MANAGER_PATH);
         if (r < 0)
                 return log_error_errno(r, "Cannot add object manager: %m");

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "device.h"
 #include "policy.h"
+#include "quota.h"
 
 typedef struct Manager {
         sd_event *event;
@@ -23,6 +24,14 @@ typedef struct Manager {
 
         TAILQ_HEAD(, Device) devices;
         size_t n_devices;
+
+        TAILQ_HEAD(, Client) clients;
+        TAILQ_HEAD(, Claim) claims;
+        uint64_t next_claim_id;
+        QuotaLedger ledger;
+
+        bool shutting_down;
+        sd_event_source *shutdown_timer;
 
         /* Credentials of the message being handled: one bus request can ask
          * for many objects (GetManagedObjects), the driver is asked once. */
@@ -51,6 +60,13 @@ Device *manager_find_device_by_syspath(Manager *m, const char *syspath);
 Device *manager_find_device_by_address(Manager *m, uint16_t bus, uint16_t address);
 Device *manager_find_device_by_path(Manager *m, const char *object_path);
 
+/* End every claim (in-flight transfers complete -ESHUTDOWN), then exit the
+ * event loop with 0. */
+void manager_shutdown(Manager *m);
+/* A claim went away: exit if shutting down and it was the last. */
+void manager_claim_gone(Manager *m);
+Claim *manager_find_claim_by_path(Manager *m, const char *object_path);
+
 /* The identity of the sender of MESSAGE, from its bus credentials only. */
 int manager_get_caller(Manager *m, sd_bus_message *message, const Caller **ret);
 
@@ -66,3 +82,5 @@ int device_object_find(sd_bus *bus, const char *path, const char *interface, voi
 int device_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes,
                            sd_bus_error *error);
 int device_emit_interfaces_changed(Device *d, bool config_changed);
+
+/* Manager.ClaimInterface lives in manager-dbus.c; the claim objects in claim-dbus.c. */

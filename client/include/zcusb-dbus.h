@@ -7,6 +7,7 @@
 #define ZCUSB_BUS_NAME            "org.zcusb1"
 #define ZCUSB_MANAGER_PATH        "/org/zcusb1"
 #define ZCUSB_DEVICE_PATH_PREFIX  "/org/zcusb1/device"
+#define ZCUSB_CLAIM_PATH_PREFIX   "/org/zcusb1/claim"
 #define ZCUSB_MANAGER_INTERFACE   "org.zcusb1.Manager"
 #define ZCUSB_DEVICE_INTERFACE    "org.zcusb1.Device"
 #define ZCUSB_CLAIM_INTERFACE     "org.zcusb1.Claim"

@@ -1,0 +1,505 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The usbfs backend: URBs through /dev/bus/usb/BBB/DDD. Buffers are the
+ * daemon's mappings of the client's memfds, so the only copy is the kernel's
+ * own (usbfs copies between user memory and its kernel buffers).
+ *
+ * Every URB is on exactly one list of its device handle: "pending" (not yet
+ * accepted by the kernel: usbfs ran out of its memory budget, or an earlier
+ * URB of the same device waits) or "submitted" (the kernel has it; only
+ * reaping takes it back). A transfer ends when all its URBs have retired.
+ */
+#include <fcntl.h>
+#include <linux/usbdevice_fs.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
+#include <systemd/sd-event.h>
+
+#include "backend.h"
+#include "device.h"
+#include "log.h"
+#include "manager.h"
+#include "transfer.h"
+#include "util.h"
+
+/* Big enough to keep a SuperSpeed bulk endpoint busy, small enough that a
+ * few in flight stay far below usbfs_memory_mb (16 MiB by default). */
+#define USBFS_CHUNK_MAX (256u * 1024u)
+
+typedef struct UsbfsUrb UsbfsUrb;
+
+typedef struct UsbfsTransfer {
+        Transfer *transfer;
+        unsigned n_urbs, n_retired;
+        uint32_t actual;
+        int status;      /* first failure, 0 if none */
+        bool short_seen; /* an IN chunk ended short: the rest carries nothing */
+        bool stopping;   /* cancelled or failed: retire the rest */
+        UsbfsUrb **urbs;
+} UsbfsTransfer;
+
+struct UsbfsUrb {
+        UsbfsTransfer *owner;
+        unsigned index;
+        bool submitted;
+        bool retired;
+        TAILQ_ENTRY(UsbfsUrb) link;
+        struct usbdevfs_urb urb; /* last: iso_frame_desc[] follows */
+};
+
+TAILQ_HEAD(UrbList, UsbfsUrb);
+
+struct BackendDevice {
+        Manager *manager;
+        unsigned n_ref;
+        int fd;
+        char *devnode;
+        uint32_t caps;
+        bool gone;
+        sd_event_source *io;
+        struct UrbList submitted;
+        struct UrbList pending;
+};
+
+static void usbfs_update_io(BackendDevice *h) {
+        /* usbfs signals completions with POLLOUT. Watch only while the kernel
+         * holds URBs: an idle watch could spin on emulated fds in tests. */
+        (void) sd_event_source_set_enabled(h->io, TAILQ_EMPTY(&h->submitted) ? SD_EVENT_OFF : SD_EVENT_ON);
+}
+
+static void usbfs_transfer_free(UsbfsTransfer *ut) {
+        for (unsigned i = 0; i < ut->n_urbs; i++)
+                free(ut->urbs[i]);
+        free(ut->urbs);
+        free(ut);
+}
+
+/* All URBs retired: report once and free. */
+static void usbfs_transfer_maybe_done(UsbfsTransfer *ut) {
+        Transfer *t = ut->transfer;
+        int status;
+
+        if (ut->n_retired < ut->n_urbs)
+                return;
+        status = ut->status;
+        if (status == 0 && ut->short_seen && (t->flags & ZCUSB_SQE_SHORT_NOT_OK))
+                status = -EREMOTEIO;
+        t->backend_data = NULL;
+        uint32_t actual = ut->actual;
+        usbfs_transfer_free(ut);
+        transfer_done(t, status, actual);
+}
+
+static void usbfs_retire(BackendDevice *h, UsbfsUrb *u, int status, uint32_t actual) {
+        UsbfsTransfer *ut = u->owner;
+        Transfer *t = ut->transfer;
+
+        if (u->retired)
+                return;
+        u->retired = true;
+        TAILQ_REMOVE(u->submitted ? &h->submitted : &h->pending, u, link);
+        ut->n_retired++;
+        ut->actual += actual;
+
+        if (t->plan.opcode == ZCUSB_OP_ISO)
+                for (unsigned k = 0; k < t->plan.iso_packets && k < (unsigned) u->urb.number_of_packets; k++) {
+                        t->iso_actual[k] = u->urb.iso_frame_desc[k].actual_length;
+                        t->iso_status[k] = (int32_t) u->urb.iso_frame_desc[k].status;
+                }
+
+        if (status == -EREMOTEIO || (status == 0 && t->plan.in && t->plan.opcode != ZCUSB_OP_ISO &&
+                                     actual < (uint32_t) u->urb.buffer_length))
+                ut->short_seen = true;
+        else if (status == -ENOENT || status == -ECONNRESET) {
+                /* Killed: by our discard (transfer_done says why), or by the
+                 * kernel after a short chunk, which is no failure. */
+                if (!ut->short_seen && ut->status == 0)
+                        ut->status = status;
+        } else if (status != 0 && ut->status == 0)
+                ut->status = status;
+
+        /* A short chunk or a failure ends the transfer: what comes after it
+         * must not run (bulk continuation makes the kernel drop the URBs it
+         * holds; the ones still waiting here we drop ourselves). */
+        if ((ut->short_seen || ut->status != 0) && !ut->stopping) {
+                ut->stopping = true;
+                for (unsigned i = 0; i < ut->n_urbs; i++) {
+                        UsbfsUrb *o = ut->urbs[i];
+                        if (o->retired)
+                                continue;
+                        if (!o->submitted)
+                                usbfs_retire(h, o, -ENOENT, 0);
+                        else if (!(h->caps & USBDEVFS_CAP_BULK_CONTINUATION) || !ut->short_seen)
+                                (void) ioctl(h->fd, USBDEVFS_DISCARDURB, &o->urb);
+                }
+        }
+}
+
+static int usbfs_submit_one(BackendDevice *h, UsbfsUrb *u) {
+        if (ioctl(h->fd, USBDEVFS_SUBMITURB, &u->urb) < 0)
+                return -errno;
+        u->submitted = true;
+        TAILQ_INSERT_TAIL(&h->submitted, u, link);
+        return 0;
+}
+
+/* Hand waiting URBs to the kernel, in order, until it says no. */
+static void usbfs_submit_pending(BackendDevice *h) {
+        UsbfsUrb *u;
+        int r;
+
+        while ((u = TAILQ_FIRST(&h->pending))) {
+                if (h->gone)
+                        break;
+                TAILQ_REMOVE(&h->pending, u, link);
+                r = usbfs_submit_one(h, u);
+                if (r == -ENOMEM) {
+                        TAILQ_INSERT_HEAD(&h->pending, u, link);
+                        break;
+                }
+                if (r < 0) {
+                        log_debug_errno(r, "%s: URB submission failed: %m", h->devnode);
+                        /* Back on a list so retiring can take it off again. */
+                        TAILQ_INSERT_HEAD(&h->pending, u, link);
+                        UsbfsTransfer *ut = u->owner;
+                        usbfs_retire(h, u, r, 0);
+                        usbfs_transfer_maybe_done(ut);
+                }
+        }
+        usbfs_update_io(h);
+}
+
+static void usbfs_reaped(BackendDevice *h, struct usbdevfs_urb *urb) {
+        UsbfsUrb *u = (UsbfsUrb *) ((uint8_t *) urb - offsetof(UsbfsUrb, urb));
+        UsbfsTransfer *ut = u->owner;
+
+        usbfs_retire(h, u, urb->status, urb->actual_length > 0 ? (uint32_t) urb->actual_length : 0);
+        usbfs_transfer_maybe_done(ut);
+}
+
+/* Everything the kernel will never give back: complete it with -ENODEV. */
+static void usbfs_fail_all(BackendDevice *h) {
+        UsbfsUrb *u;
+
+        while ((u = TAILQ_FIRST(&h->submitted)) || (u = TAILQ_FIRST(&h->pending))) {
+                UsbfsTransfer *ut = u->owner;
+                if (ut->status == 0)
+                        ut->status = -ENODEV;
+                usbfs_retire(h, u, -ENODEV, 0);
+                usbfs_transfer_maybe_done(ut);
+        }
+        usbfs_update_io(h);
+}
+
+static void usbfs_reap(BackendDevice *h) {
+        for (;;) {
+                struct usbdevfs_urb *urb = NULL;
+
+                if (TAILQ_EMPTY(&h->submitted))
+                        break;
+                if (ioctl(h->fd, USBDEVFS_REAPURBNDELAY, &urb) < 0) {
+                        if (errno == EAGAIN)
+                                break;
+                        if (errno == ENODEV) {
+                                h->gone = true;
+                                usbfs_fail_all(h);
+                                return;
+                        }
+                        log_warning_errno(errno, "%s: reaping failed: %m", h->devnode);
+                        break;
+                }
+                usbfs_reaped(h, urb);
+        }
+        usbfs_submit_pending(h);
+}
+
+static int usbfs_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        BackendDevice *h = userdata;
+
+        (void) s, (void) fd;
+        usbfs_reap(h);
+        if ((revents & (EPOLLERR | EPOLLHUP)) && !h->gone) {
+                /* Unplugged: what could be reaped was; the rest is lost. */
+                h->gone = true;
+                usbfs_fail_all(h);
+        }
+        return 0;
+}
+
+static int usbfs_probe(char **reason) {
+        (void) reason;
+        return 1; /* part of every kernel with USB host support */
+}
+
+static int usbfs_open(Manager *m, Device *d, BackendDevice **ret) {
+        _cleanup_close_ int fd = -EBADF;
+        BackendDevice *h;
+        int r;
+
+        fd = open(d->devnode, O_RDWR | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        h = calloc(1, sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        *h = (BackendDevice) { .manager = m, .n_ref = 1, .fd = -EBADF };
+        TAILQ_INIT(&h->submitted);
+        TAILQ_INIT(&h->pending);
+        h->devnode = strdup(d->devnode);
+        if (!h->devnode) {
+                free(h);
+                return -ENOMEM;
+        }
+        if (ioctl(fd, USBDEVFS_GET_CAPABILITIES, &h->caps) < 0)
+                h->caps = 0; /* old kernel: no splitting, one URB per transfer */
+        r = sd_event_add_io(m->event, &h->io, fd, EPOLLOUT, usbfs_on_io, h);
+        if (r < 0) {
+                free(h->devnode);
+                free(h);
+                return r;
+        }
+        (void) sd_event_source_set_enabled(h->io, SD_EVENT_OFF);
+        h->fd = TAKE_FD(fd);
+        log_debug("%s: opened, usbfs capabilities 0x%x.", h->devnode, h->caps);
+        *ret = h;
+        return 0;
+}
+
+static BackendDevice *usbfs_ref(BackendDevice *h) {
+        h->n_ref++;
+        return h;
+}
+
+static void usbfs_unref(BackendDevice *h) {
+        if (!h || --h->n_ref > 0)
+                return;
+        /* Claims end only when drained, so nothing can be in flight here. */
+        if (!TAILQ_EMPTY(&h->submitted) || !TAILQ_EMPTY(&h->pending))
+                log_error("%s: closed with URBs in flight: bug.", h->devnode);
+        sd_event_source_disable_unref(h->io);
+        if (h->fd >= 0)
+                close(h->fd); /* the kernel discards whatever it still holds */
+        free(h->devnode);
+        free(h);
+}
+
+static void usbfs_disconnect(BackendDevice *h) {
+        if (h->gone)
+                return;
+        usbfs_reap(h); /* USBDEVFS_CAP_REAP_AFTER_DISCONNECT: take back what we can */
+        h->gone = true;
+        usbfs_fail_all(h);
+}
+
+static int usbfs_claim_interface(BackendDevice *h, uint8_t interface, bool may_detach, char **ret_detached,
+                                 char **ret_driver) {
+        struct usbdevfs_getdriver gd = { .interface = interface };
+        unsigned ifno = interface;
+
+        *ret_detached = *ret_driver = NULL;
+        if (ioctl(h->fd, USBDEVFS_GETDRIVER, &gd) >= 0 && !streq(gd.driver, "usbfs")) {
+                struct usbdevfs_disconnect_claim dc = {
+                        .interface = interface,
+                        .flags = USBDEVFS_DISCONNECT_CLAIM_EXCEPT_DRIVER,
+                        .driver = "usbfs",
+                };
+
+                gd.driver[sizeof(gd.driver) - 1] = '\0';
+                if (!may_detach) {
+                        *ret_driver = strdup(gd.driver);
+                        return -EBUSY;
+                }
+                /* Detach and claim in one step: no other driver can slip in. */
+                if (ioctl(h->fd, USBDEVFS_DISCONNECT_CLAIM, &dc) < 0)
+                        return -errno;
+                *ret_detached = strdup(gd.driver);
+                log_info("%s: detached kernel driver '%s' from interface %u.", h->devnode, gd.driver, interface);
+                return 0;
+        }
+        if (ioctl(h->fd, USBDEVFS_CLAIMINTERFACE, &ifno) < 0)
+                return -errno;
+        return 0;
+}
+
+static void usbfs_release_interface(BackendDevice *h, uint8_t interface, const char *reattach_driver) {
+        unsigned ifno = interface;
+
+        if (h->gone)
+                return;
+        if (ioctl(h->fd, USBDEVFS_RELEASEINTERFACE, &ifno) < 0 && errno != ENODEV)
+                log_warning_errno(errno, "%s: cannot release interface %u: %m", h->devnode, interface);
+        if (reattach_driver) {
+                struct usbdevfs_ioctl cmd = { .ifno = interface, .ioctl_code = USBDEVFS_CONNECT };
+                if (ioctl(h->fd, USBDEVFS_IOCTL, &cmd) < 0 && errno != ENODEV)
+                        log_warning_errno(errno, "%s: cannot re-attach '%s' to interface %u: %m", h->devnode,
+                                          reattach_driver, interface);
+        }
+}
+
+static int usbfs_set_alt_setting(BackendDevice *h, uint8_t interface, uint8_t alt_setting) {
+        struct usbdevfs_setinterface si = { .interface = interface, .altsetting = alt_setting };
+
+        if (ioctl(h->fd, USBDEVFS_SETINTERFACE, &si) < 0)
+                return -errno;
+        return 0;
+}
+
+static int usbfs_clear_halt(BackendDevice *h, uint8_t endpoint) {
+        unsigned ep = endpoint;
+
+        if (ioctl(h->fd, USBDEVFS_CLEAR_HALT, &ep) < 0)
+                return -errno;
+        return 0;
+}
+
+static UsbfsUrb *usbfs_urb_new(UsbfsTransfer *ut, unsigned index, unsigned iso_packets) {
+        UsbfsUrb *u = calloc(1, sizeof(UsbfsUrb) + iso_packets * sizeof(struct usbdevfs_iso_packet_desc));
+
+        if (!u)
+                return NULL;
+        u->owner = ut;
+        u->index = index;
+        u->urb.usercontext = u;
+        return u;
+}
+
+static int usbfs_submit(BackendDevice *h, Transfer *t) {
+        const TransferPlan *p = &t->plan;
+        UsbfsTransfer *ut;
+        uint32_t chunk = t->data_length, n = 1;
+        bool split_ok = h->caps & USBDEVFS_CAP_BULK_CONTINUATION;
+        int r;
+
+        if (h->gone)
+                return -ENODEV;
+
+        if (p->opcode == ZCUSB_OP_BULK && t->data_length > USBFS_CHUNK_MAX && (split_ok || !p->in)) {
+                chunk = USBFS_CHUNK_MAX / p->max_packet_size * p->max_packet_size;
+                if (chunk == 0)
+                        chunk = p->max_packet_size;
+                n = (t->data_length + chunk - 1) / chunk;
+        }
+
+        ut = calloc(1, sizeof(*ut));
+        if (!ut)
+                return -ENOMEM;
+        ut->transfer = t;
+        ut->urbs = calloc(n, sizeof(UsbfsUrb *));
+        if (!ut->urbs) {
+                free(ut);
+                return -ENOMEM;
+        }
+        ut->n_urbs = n;
+
+        for (uint32_t i = 0; i < n; i++) {
+                UsbfsUrb *u = usbfs_urb_new(ut, i, p->opcode == ZCUSB_OP_ISO ? p->iso_packets : 0);
+                struct usbdevfs_urb *urb;
+                bool last = i == n - 1;
+
+                if (!u) {
+                        usbfs_transfer_free(ut);
+                        return -ENOMEM;
+                }
+                ut->urbs[i] = u;
+                urb = &u->urb;
+                urb->endpoint = p->opcode == ZCUSB_OP_CONTROL ? 0 : p->endpoint;
+                urb->buffer = t->data + (size_t) i * chunk;
+                urb->buffer_length = (int) (last ? t->data_length - i * chunk : chunk);
+
+                switch (p->opcode) {
+                case ZCUSB_OP_CONTROL:
+                        urb->type = USBDEVFS_URB_TYPE_CONTROL;
+                        break;
+                case ZCUSB_OP_INTERRUPT:
+                        urb->type = USBDEVFS_URB_TYPE_INTERRUPT;
+                        break;
+                case ZCUSB_OP_ISO:
+                        urb->type = USBDEVFS_URB_TYPE_ISO;
+                        urb->flags = USBDEVFS_URB_ISO_ASAP;
+                        urb->number_of_packets = (int) p->iso_packets;
+                        for (unsigned k = 0; k < p->iso_packets; k++)
+                                urb->iso_frame_desc[k].length = p->iso_lengths[k];
+                        break;
+                default:
+                        urb->type = USBDEVFS_URB_TYPE_BULK;
+                        break;
+                }
+                if (p->in && p->opcode != ZCUSB_OP_ISO) {
+                        /* Mid-transfer short packets end the transfer; the
+                         * kernel then drops the continuation URBs itself. */
+                        if (!last || (t->flags & ZCUSB_SQE_SHORT_NOT_OK))
+                                urb->flags |= USBDEVFS_URB_SHORT_NOT_OK;
+                        if (i > 0)
+                                urb->flags |= USBDEVFS_URB_BULK_CONTINUATION;
+                }
+                if (!p->in && last && (t->flags & ZCUSB_SQE_ZERO_PACKET))
+                        urb->flags |= USBDEVFS_URB_ZERO_PACKET;
+        }
+
+        t->backend_data = ut;
+        /* The first URB decides whether the transfer starts at all. */
+        for (uint32_t i = 0; i < n; i++) {
+                UsbfsUrb *u = ut->urbs[i];
+
+                if (!TAILQ_EMPTY(&h->pending) || (r = usbfs_submit_one(h, u)) == -ENOMEM) {
+                        TAILQ_INSERT_TAIL(&h->pending, u, link);
+                        continue;
+                }
+                if (r < 0) {
+                        if (i == 0) {
+                                t->backend_data = NULL;
+                                usbfs_transfer_free(ut);
+                                return r;
+                        }
+                        /* A later chunk failed: end with what ran. */
+                        TAILQ_INSERT_TAIL(&h->pending, u, link);
+                        for (uint32_t k = i; k < n; k++)
+                                if (ut->urbs[k]->retired == false && !ut->urbs[k]->submitted && k > i)
+                                        TAILQ_INSERT_TAIL(&h->pending, ut->urbs[k], link);
+                        usbfs_retire(h, u, r, 0);
+                        usbfs_update_io(h);
+                        usbfs_transfer_maybe_done(ut);
+                        return 0;
+                }
+        }
+        usbfs_update_io(h);
+        return 0;
+}
+
+static void usbfs_cancel(BackendDevice *h, Transfer *t) {
+        UsbfsTransfer *ut = t->backend_data;
+
+        if (!ut)
+                return;
+        ut->stopping = true;
+        for (unsigned i = 0; i < ut->n_urbs; i++) {
+                UsbfsUrb *u = ut->urbs[i];
+
+                if (u->retired)
+                        continue;
+                if (!u->submitted) {
+                        if (ut->status == 0)
+                                ut->status = -ENOENT;
+                        usbfs_retire(h, u, -ENOENT, 0);
+                } else if (ioctl(h->fd, USBDEVFS_DISCARDURB, &u->urb) < 0 && errno != EINVAL)
+                        /* EINVAL: it completed already and waits to be reaped. */
+                        log_debug_errno(errno, "%s: cannot discard an URB: %m", h->devnode);
+        }
+        usbfs_update_io(h);
+        usbfs_transfer_maybe_done(ut); /* when nothing was at the kernel */
+}
+
+const BackendOps backend_usbfs = {
+        .name = "usbfs",
+        .probe = usbfs_probe,
+        .open = usbfs_open,
+        .ref = usbfs_ref,
+        .unref = usbfs_unref,
+        .disconnect = usbfs_disconnect,
+        .claim_interface = usbfs_claim_interface,
+        .release_interface = usbfs_release_interface,
+        .set_alt_setting = usbfs_set_alt_setting,
+        .clear_halt = usbfs_clear_halt,
+        .submit = usbfs_submit,
+        .cancel = usbfs_cancel,
+};

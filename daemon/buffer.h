@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "forward.h"
+
+/* A sealed memfd shared with the client: the client maps it, zcusbd maps it
+ * too and points transfers into it. Charged to the claim's client. */
+struct Buffer {
+        Claim *claim;
+        uint32_t id;
+        int fd;
+        uint8_t *map;
+        uint64_t size;  /* whole pages */
+        unsigned users; /* transfers in flight on it */
+        TAILQ_ENTRY(Buffer) link;
+};
+
+/* Create a buffer of at least SIZE bytes. The caller charges and uncharges. */
+int buffer_new(Claim *c, uint32_t id, uint64_t size, Buffer **ret);
+Buffer *buffer_free(Buffer *b);
+
+/* Round SIZE up to whole pages; 0 if it would overflow. */
+uint64_t buffer_round_size(uint64_t size);

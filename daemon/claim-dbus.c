@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stddef.h>
+
+#include "buffer.h"
+#include "claim.h"
+#include "client.h"
+#include "device.h"
+#include "log.h"
+#include "manager.h"
+#include "queue.h"
+#include "transfer.h"
+#include "usb-descriptors.h"
+#include "util.h"
+#include "zcusb-dbus.h"
+
+/* A claim answers only the connection that made it. */
+int claim_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                      sd_bus_error *error) {
+        sd_bus_message *message = sd_bus_get_current_message(bus);
+        Manager *m = userdata;
+        Claim *c;
+
+        (void) interface;
+        if (streq(path, ZCUSB_CLAIM_PATH_PREFIX))
+                return 0;
+        c = manager_find_claim_by_path(m, path);
+        if (!c || c->client->disconnected) {
+                sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT, "No claim %s.", path);
+                return -ENOENT;
+        }
+        if (message && sd_bus_message_get_sender(message) &&
+            !streq(sd_bus_message_get_sender(message), c->client->name)) {
+                sd_bus_error_setf(error, ZCUSB_ERROR_ACCESS_DENIED, "Claim %s belongs to another client.", path);
+                return -EACCES;
+        }
+        *found = c;
+        return 1;
+}
+
+int claim_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
+        sd_bus_message *message = sd_bus_get_current_message(bus);
+        const char *sender = message ? sd_bus_message_get_sender(message) : NULL;
+        _cleanup_strv_free_ char **l = NULL;
+        Manager *m = userdata;
+        size_t n = 0, max = 0;
+        Claim *c;
+
+        (void) path, (void) error;
+        TAILQ_FOREACH(c, &m->claims, manager_link)
+                max++;
+        l = calloc(max + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        TAILQ_FOREACH(c, &m->claims, manager_link) {
+                if (c->client->disconnected || (sender && !streq(sender, c->client->name)))
+                        continue;
+                l[n] = strdup(c->object_path);
+                if (!l[n++])
+                        return -ENOMEM;
+        }
+        *nodes = TAKE_PTR(l);
+        return 1;
+}
+
+static int claim_check_active(Claim *c, sd_bus_error *error) {
+        if (c->end == CLAIM_ACTIVE)
+                return 0;
+        return sd_bus_error_setf(error, c->end == CLAIM_END_DEVICE_REMOVED ? ZCUSB_ERROR_NO_SUCH_DEVICE
+                                        : c->end == CLAIM_END_REVOKED       ? ZCUSB_ERROR_ACCESS_DENIED
+                                                                             : ZCUSB_ERROR_BUSY,
+                                 "Claim %s has ended (%s); release it.", c->object_path,
+                                 claim_end_to_string(c->end));
+}
+
+static int method_alloc_buffer(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ char *why = NULL;
+        Claim *c = userdata;
+        uint64_t size, rounded;
+        Buffer *b;
+        int r;
+
+        r = sd_bus_message_read(message, "t", &size);
+        if (r < 0)
+                return r;
+        r = claim_check_active(c, error);
+        if (r < 0)
+                return r;
+        rounded = buffer_round_size(size);
+        if (size == 0 || rounded == 0 || rounded > (UINT64_C(1) << 40))
+                return sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT,
+                                         "Buffer size %llu is not between 1 byte and 1 TiB.", (unsigned long long) size);
+
+        r = quota_take(&c->manager->config, &c->client->account, QUOTA_BUFFERS, &why);
+        if (r == -EDQUOT)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_QUOTA_EXCEEDED, "%s.", why);
+        if (r < 0)
+                return r;
+        r = claim_charge(c, rounded, error);
+        if (r < 0) {
+                quota_put(&c->client->account, QUOTA_BUFFERS);
+                return r;
+        }
+        r = buffer_new(c, c->next_buffer_id, rounded, &b);
+        if (r < 0) {
+                claim_uncharge(c, rounded);
+                quota_put(&c->client->account, QUOTA_BUFFERS);
+                return log_warning_errno(r, "Cannot allocate a %llu-byte buffer: %m", (unsigned long long) rounded);
+        }
+        r = sd_bus_reply_method_return(message, "uht", b->id, b->fd, b->size);
+        if (r < 0) {
+                buffer_free(b);
+                claim_uncharge(c, rounded);
+                quota_put(&c->client->account, QUOTA_BUFFERS);
+                return r;
+        }
+        c->next_buffer_id++;
+        c->n_buffers++;
+        TAILQ_INSERT_TAIL(&c->buffers, b, link);
+        (void) sd_bus_emit_properties_changed(sd_bus_message_get_bus(message), c->object_path,
+                                              ZCUSB_CLAIM_INTERFACE, "UsedBytes", "Buffers", NULL);
+        return 1;
+}
+
+static int method_free_buffer(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Claim *c = userdata;
+        uint32_t id;
+        Buffer *b;
+        int r;
+
+        r = sd_bus_message_read(message, "u", &id);
+        if (r < 0)
+                return r;
+        b = claim_find_buffer(c, id);
+        if (!b)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT, "No buffer %u in this claim.", id);
+        if (b->users > 0)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY, "Buffer %u is used by %u transfers in flight.", id,
+                                         b->users);
+        TAILQ_REMOVE(&c->buffers, b, link);
+        c->n_buffers--;
+        claim_uncharge(c, b->size);
+        quota_put(&c->client->account, QUOTA_BUFFERS);
+        buffer_free(b);
+        (void) sd_bus_emit_properties_changed(sd_bus_message_get_bus(message), c->object_path,
+                                              ZCUSB_CLAIM_INTERFACE, "UsedBytes", "Buffers", NULL);
+        return sd_bus_reply_method_return(message, "");
+}
+
+static int method_open_queue(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ char *why = NULL;
+        Claim *c = userdata;
+        uint32_t entries;
+        Queue *q;
+        int r;
+
+        r = sd_bus_message_read(message, "u", &entries);
+        if (r < 0)
+                return r;
+        r = claim_check_active(c, error);
+        if (r < 0)
+                return r;
+        if (entries < ZCUSB_RING_MIN_ENTRIES || entries > ZCUSB_RING_MAX_ENTRIES || (entries & (entries - 1)))
+                return sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT,
+                                         "Queue entries must be a power of two from %u to %u, not %u.",
+                                         ZCUSB_RING_MIN_ENTRIES, ZCUSB_RING_MAX_ENTRIES, entries);
+
+        r = quota_take(&c->manager->config, &c->client->account, QUOTA_QUEUES, &why);
+        if (r == -EDQUOT)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_QUOTA_EXCEEDED, "%s.", why);
+        if (r < 0)
+                return r;
+        r = claim_charge(c, ring_size(entries), error);
+        if (r < 0) {
+                quota_put(&c->client->account, QUOTA_QUEUES);
+                return r;
+        }
+        r = queue_new(c, c->next_queue_id, entries, &q);
+        if (r < 0) {
+                claim_uncharge(c, ring_size(entries));
+                quota_put(&c->client->account, QUOTA_QUEUES);
+                return log_warning_errno(r, "Cannot create a queue: %m");
+        }
+        r = sd_bus_reply_method_return(message, "uhhh", q->id, q->fd, q->submit_fd, q->complete_fd);
+        if (r < 0) {
+                queue_free(q);
+                claim_uncharge(c, ring_size(entries));
+                quota_put(&c->client->account, QUOTA_QUEUES);
+                return r;
+        }
+        c->next_queue_id++;
+        c->n_queues++;
+        TAILQ_INSERT_TAIL(&c->queues, q, link);
+        (void) sd_bus_emit_properties_changed(sd_bus_message_get_bus(message), c->object_path,
+                                              ZCUSB_CLAIM_INTERFACE, "UsedBytes", "Queues", NULL);
+        return 1;
+}
+
+static int method_close_queue(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Claim *c = userdata;
+        Transfer *t, *next;
+        uint32_t id;
+        Queue *q;
+        int r;
+
+        r = sd_bus_message_read(message, "u", &id);
+        if (r < 0)
+                return r;
+        q = claim_find_queue(c, id);
+        if (!q)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT, "No queue %u in this claim.", id);
+        if (q->in_flight > 0) {
+                /* Cancel, and let the client close again once they are back. */
+                TAILQ_FOREACH_SAFE(t, &c->in_flight, link, next)
+                        if (t->queue == q)
+                                transfer_cancel(t, -ECANCELED);
+                if (q->in_flight > 0)
+                        return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY,
+                                                 "Queue %u had %u transfers in flight; they are being cancelled, "
+                                                 "close it again after their completions.", id, q->in_flight);
+        }
+        TAILQ_REMOVE(&c->queues, q, link);
+        c->n_queues--;
+        claim_uncharge(c, q->size);
+        quota_put(&c->client->account, QUOTA_QUEUES);
+        queue_free(q);
+        (void) sd_bus_emit_properties_changed(sd_bus_message_get_bus(message), c->object_path,
+                                              ZCUSB_CLAIM_INTERFACE, "UsedBytes", "Queues", NULL);
+        return sd_bus_reply_method_return(message, "");
+}
+
+static int method_set_alt_setting(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Claim *c = userdata;
+        bool known = false;
+        uint8_t alt;
+        int r;
+
+        r = sd_bus_message_read(message, "y", &alt);
+        if (r < 0)
+                return r;
+        r = claim_check_active(c, error);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < c->device->descriptors.n_alt_settings; i++) {
+                const UsbAltSetting *a = &c->device->descriptors.alt_settings[i];
+                known = known || (a->interface_number == c->interface_number && a->alt_setting == alt);
+        }
+        if (!known)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT, "Interface %u has no alternate setting %u.",
+                                         c->interface_number, alt);
+        if (c->n_in_flight > 0)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY, "%u transfers are in flight.", c->n_in_flight);
+        r = c->backend->set_alt_setting(c->handle, c->interface_number, alt);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "Cannot select alternate setting %u: %s.", alt, strerror(-r));
+        c->alt_setting = alt;
+        (void) sd_bus_emit_properties_changed(sd_bus_message_get_bus(message), c->object_path,
+                                              ZCUSB_CLAIM_INTERFACE, "AltSetting", NULL);
+        return sd_bus_reply_method_return(message, "");
+}
+
+static int method_clear_halt(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Claim *c = userdata;
+        uint8_t endpoint;
+        int r;
+
+        r = sd_bus_message_read(message, "y", &endpoint);
+        if (r < 0)
+                return r;
+        r = claim_check_active(c, error);
+        if (r < 0)
+                return r;
+        if (!usb_descriptors_find_endpoint(&c->device->descriptors, c->interface_number, c->alt_setting, endpoint))
+                return sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT,
+                                         "Endpoint 0x%02x is not in the claimed interface's current alternate setting.",
+                                         endpoint);
+        r = c->backend->clear_halt(c->handle, endpoint);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "Cannot clear the halt of endpoint 0x%02x: %s.", endpoint,
+                                               strerror(-r));
+        return sd_bus_reply_method_return(message, "");
+}
+
+static int method_release(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Claim *c = userdata;
+
+        (void) error;
+        if (c->release_reply)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY, "Claim %s is already being released.",
+                                         c->object_path);
+        /* Replied to from claim_free(), once everything is undone. */
+        c->release_reply = sd_bus_message_ref(message);
+        claim_stop(c, CLAIM_END_RELEASED, true);
+        return 1;
+}
+
+void claim_reply_release(Claim *c) {
+        if (!c->release_reply)
+                return;
+        (void) sd_bus_reply_method_return(c->release_reply, "");
+        c->release_reply = sd_bus_message_unref(c->release_reply);
+}
+
+void claim_emit_ended(Claim *c) {
+        if (c->manager->bus)
+                (void) sd_bus_emit_signal(c->manager->bus, c->object_path, ZCUSB_CLAIM_INTERFACE, "Ended", "s",
+                                          claim_end_to_string(c->end));
+}
+
+static int property_get_device(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Claim *c = userdata;
+        (void) bus, (void) path, (void) interface, (void) property, (void) error;
+        return sd_bus_message_append(reply, "o", c->device ? c->device->object_path : "/");
+}
+
+static int property_get_backend(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Claim *c = userdata;
+        (void) bus, (void) path, (void) interface, (void) property, (void) error;
+        return sd_bus_message_append(reply, "s", c->backend->name);
+}
+
+static int property_get_quota(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Claim *c = userdata;
+        (void) bus, (void) path, (void) interface, (void) property, (void) error;
+        return sd_bus_message_append(reply, "t", c->manager->config.bytes_per_client);
+}
+
+static int property_get_used(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Claim *c = userdata;
+        (void) bus, (void) path, (void) interface, (void) property, (void) error;
+        return sd_bus_message_append(reply, "t", c->client->account.bytes);
+}
+
+const sd_bus_vtable claim_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+
+        SD_BUS_PROPERTY("Device", "o", property_get_device, 0, 0),
+        SD_BUS_PROPERTY("Interface", "y", NULL, offsetof(Claim, interface_number), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("AltSetting", "y", NULL, offsetof(Claim, alt_setting), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Backend", "s", property_get_backend, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("QuotaBytes", "t", property_get_quota, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("UsedBytes", "t", property_get_used, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("InFlight", "u", NULL, offsetof(Claim, n_in_flight), 0),
+        SD_BUS_PROPERTY("Buffers", "u", NULL, offsetof(Claim, n_buffers), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Queues", "u", NULL, offsetof(Claim, n_queues), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Submitted", "t", NULL, offsetof(Claim, submitted), 0),
+        SD_BUS_PROPERTY("Completed", "t", NULL, offsetof(Claim, completed), 0),
+        SD_BUS_PROPERTY("Failed", "t", NULL, offsetof(Claim, failed), 0),
+        SD_BUS_PROPERTY("BytesIn", "t", NULL, offsetof(Claim, bytes_in), 0),
+        SD_BUS_PROPERTY("BytesOut", "t", NULL, offsetof(Claim, bytes_out), 0),
+
+        SD_BUS_METHOD_WITH_ARGS("AllocBuffer",
+                                SD_BUS_ARGS("t", size),
+                                SD_BUS_RESULT("u", id, "h", fd, "t", size),
+                                method_alloc_buffer, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("FreeBuffer", SD_BUS_ARGS("u", id), SD_BUS_NO_RESULT,
+                                method_free_buffer, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("OpenQueue",
+                                SD_BUS_ARGS("u", entries),
+                                SD_BUS_RESULT("u", id, "h", ring, "h", submit_eventfd, "h", complete_eventfd),
+                                method_open_queue, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CloseQueue", SD_BUS_ARGS("u", id), SD_BUS_NO_RESULT,
+                                method_close_queue, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetAltSetting", SD_BUS_ARGS("y", alt_setting), SD_BUS_NO_RESULT,
+                                method_set_alt_setting, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ClearHalt", SD_BUS_ARGS("y", endpoint), SD_BUS_NO_RESULT,
+                                method_clear_halt, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Release", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
+                                method_release, SD_BUS_VTABLE_UNPRIVILEGED),
+
+        SD_BUS_SIGNAL_WITH_ARGS("Ended", SD_BUS_ARGS("s", reason), 0),
+
+        SD_BUS_VTABLE_END
+};

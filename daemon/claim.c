@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
+
+#include "buffer.h"
+#include "claim.h"
+#include "client.h"
+#include "device.h"
+#include "log.h"
+#include "manager.h"
+#include "queue.h"
+#include "transfer.h"
+#include "util.h"
+#include "zcusb-dbus.h"
+
+const char *claim_end_to_string(ClaimEnd e) {
+        switch (e) {
+        case CLAIM_ACTIVE:             return "active";
+        case CLAIM_END_RELEASED:       return "released";
+        case CLAIM_END_DEVICE_REMOVED: return "device-removed";
+        case CLAIM_END_REVOKED:        return "revoked";
+        case CLAIM_END_SHUTDOWN:       return "shutdown";
+        }
+        return "?";
+}
+
+int claim_end_status(ClaimEnd e) {
+        switch (e) {
+        case CLAIM_END_DEVICE_REMOVED: return -ENODEV;
+        case CLAIM_END_REVOKED:        return -EACCES;
+        case CLAIM_END_SHUTDOWN:       return -ESHUTDOWN;
+        default:                       return -ECANCELED;
+        }
+}
+
+Buffer *claim_find_buffer(Claim *c, uint32_t id) {
+        Buffer *b;
+
+        TAILQ_FOREACH(b, &c->buffers, link)
+                if (b->id == id)
+                        return b;
+        return NULL;
+}
+
+Queue *claim_find_queue(Claim *c, uint32_t id) {
+        Queue *q;
+
+        TAILQ_FOREACH(q, &c->queues, link)
+                if (q->id == id)
+                        return q;
+        return NULL;
+}
+
+int claim_charge(Claim *c, uint64_t bytes, sd_bus_error *error) {
+        _cleanup_free_ char *why = NULL;
+        int r;
+
+        r = quota_charge_bytes(&c->manager->ledger, &c->manager->config, &c->client->account, bytes, &why);
+        if (r == -EDQUOT)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_QUOTA_EXCEEDED, "%s.", why ?: "Quota exceeded");
+        if (r < 0)
+                return r;
+        c->charged_bytes += bytes;
+        return 0;
+}
+
+void claim_uncharge(Claim *c, uint64_t bytes) {
+        quota_uncharge_bytes(&c->manager->ledger, &c->client->account, bytes);
+        c->charged_bytes -= bytes <= c->charged_bytes ? bytes : c->charged_bytes;
+}
+
+static Claim *claim_free(Claim *c) {
+        Buffer *b;
+        Queue *q;
+
+        if (!c)
+                return NULL;
+        if (!TAILQ_EMPTY(&c->in_flight)) {
+                /* Never free memory a transfer may still touch. */
+                log_error("%s: freeing with transfers in flight: bug, leaking it instead.", c->object_path);
+                return NULL;
+        }
+        /* While the object still resolves, so InterfacesRemoved can be built. */
+        if (c->manager->bus && c->object_path)
+                (void) sd_bus_emit_object_removed(c->manager->bus, c->object_path);
+
+        while ((q = TAILQ_FIRST(&c->queues))) {
+                TAILQ_REMOVE(&c->queues, q, link);
+                claim_uncharge(c, q->size);
+                quota_put(&c->client->account, QUOTA_QUEUES);
+                queue_free(q);
+        }
+        while ((b = TAILQ_FIRST(&c->buffers))) {
+                TAILQ_REMOVE(&c->buffers, b, link);
+                claim_uncharge(c, b->size);
+                quota_put(&c->client->account, QUOTA_BUFFERS);
+                buffer_free(b);
+        }
+        quota_put(&c->client->account, QUOTA_CLAIMS);
+
+        if (c->device)
+                TAILQ_REMOVE(&c->device->claims, c, device_link);
+        TAILQ_REMOVE(&c->client->claims, c, client_link);
+        TAILQ_REMOVE(&c->manager->claims, c, manager_link);
+        if (c->handle) {
+                c->backend->unref(c->handle);
+                /* The device's own reference goes with its last claim. */
+                if (c->device && TAILQ_EMPTY(&c->device->claims) && c->device->handle) {
+                        c->backend->unref(c->device->handle);
+                        c->device->handle = NULL;
+                }
+        }
+
+        claim_reply_release(c);
+        sd_event_source_disable_unref(c->finish_source);
+        free(c->detached_driver);
+        free(c->object_path);
+        free(c);
+        return NULL;
+}
+
+static int claim_new_object(Claim *c) {
+        if (asprintf(&c->object_path, "%s/c%" PRIu64, ZCUSB_CLAIM_PATH_PREFIX, c->id) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+int claim_new(Client *client, Device *d, uint8_t interface, Claim **ret, sd_bus_error *error) {
+        Manager *m = client->manager;
+        _cleanup_free_ char *why = NULL, *driver = NULL, *detached = NULL;
+        PolicyProps policy;
+        Claim *c, *other;
+        bool known = false;
+        int r;
+
+        for (size_t i = 0; i < d->descriptors.n_alt_settings; i++)
+                known = known || d->descriptors.alt_settings[i].interface_number == interface;
+        if (!known)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT,
+                                         "Device %s has no interface %u in its active configuration.",
+                                         d->object_path, interface);
+        TAILQ_FOREACH(other, &d->claims, device_link)
+                if (other->interface_number == interface && other->end == CLAIM_ACTIVE)
+                        return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY,
+                                                 "Interface %u of %s is already claimed%s.", interface,
+                                                 d->object_path,
+                                                 other->client == client ? " by you" : " by another client");
+        if (isempty(d->devnode))
+                return sd_bus_error_setf(error, ZCUSB_ERROR_NO_SUCH_DEVICE,
+                                         "Device %s has no device node.", d->object_path);
+
+        r = quota_take(&m->config, &client->account, QUOTA_CLAIMS, &why);
+        if (r == -EDQUOT)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_QUOTA_EXCEEDED, "%s.", why);
+        if (r < 0)
+                return r;
+
+        if (!d->handle) {
+                r = m->backend->open(m, d, &d->handle);
+                if (r < 0) {
+                        quota_put(&client->account, QUOTA_CLAIMS);
+                        log_warning_errno(r, "Cannot open %s: %m", d->devnode);
+                        return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY, "Cannot open %s: %s.", d->devnode,
+                                                 strerror(-r));
+                }
+        }
+
+        policy = device_interface_policy(d, interface);
+        r = m->backend->claim_interface(d->handle, interface, parse_boolean(policy.detach) > 0, &detached,
+                                        &driver);
+        if (r < 0) {
+                quota_put(&client->account, QUOTA_CLAIMS);
+                if (TAILQ_EMPTY(&d->claims)) {
+                        m->backend->unref(d->handle);
+                        d->handle = NULL;
+                }
+                if (r == -EBUSY && driver)
+                        return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY,
+                                                 "Interface %u is bound to the kernel driver '%s' and the device's "
+                                                 "udev properties do not allow detaching it (ZCUSB_DETACH=1).",
+                                                 interface, driver);
+                if (r == -EBUSY)
+                        return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY,
+                                                 "Interface %u is claimed by another program.", interface);
+                if (r == -ENODEV)
+                        return sd_bus_error_setf(error, ZCUSB_ERROR_NO_SUCH_DEVICE,
+                                                 "Device %s is gone.", d->object_path);
+                return sd_bus_error_set_errnof(error, -r, "Cannot claim interface %u: %s.", interface,
+                                               strerror(-r));
+        }
+
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                m->backend->release_interface(d->handle, interface, detached);
+                quota_put(&client->account, QUOTA_CLAIMS);
+                return -ENOMEM;
+        }
+        *c = (Claim) {
+                .manager = m,
+                .client = client,
+                .device = d,
+                .backend = m->backend,
+                .handle = m->backend->ref(d->handle),
+                .id = ++m->next_claim_id,
+                .interface_number = interface,
+                .detached_driver = TAKE_PTR(detached),
+                .next_buffer_id = 1,
+                .next_queue_id = 1,
+        };
+        TAILQ_INIT(&c->buffers);
+        TAILQ_INIT(&c->queues);
+        TAILQ_INIT(&c->in_flight);
+        TAILQ_INSERT_TAIL(&d->claims, c, device_link);
+        TAILQ_INSERT_TAIL(&client->claims, c, client_link);
+        TAILQ_INSERT_TAIL(&m->claims, c, manager_link);
+
+        r = claim_new_object(c);
+        if (r < 0) {
+                claim_stop(c, CLAIM_END_RELEASED, true);
+                return r;
+        }
+        log_info("%s: interface %u of %s claimed by %s (uid %u)%s%s.", c->object_path, interface, d->object_path,
+                 client->name, (unsigned) client->account.uid, c->detached_driver ? ", detached " : "",
+                 strempty(c->detached_driver));
+        if (m->bus)
+                (void) sd_bus_emit_object_added(m->bus, c->object_path);
+        *ret = c;
+        return 0;
+}
+
+static void claim_release_interface(Claim *c) {
+        if (c->interface_released)
+                return;
+        c->interface_released = true;
+        /* A vanished device has nothing left to release. */
+        if (c->device && c->handle)
+                c->backend->release_interface(c->handle, c->interface_number, c->detached_driver);
+}
+
+/* Runs outside the completion path, so nothing up the stack still holds
+ * pointers into what it frees. */
+static int claim_finish(sd_event_source *s, void *userdata) {
+        Claim *c = userdata;
+        Manager *m = c->manager;
+        Client *client = c->client;
+
+        (void) s;
+        if (!TAILQ_EMPTY(&c->in_flight))
+                return 0; /* the last transfer_done() schedules us again */
+
+        claim_release_interface(c);
+        if (!c->ended_signalled) {
+                c->ended_signalled = true;
+                log_info("%s: ended (%s).", c->object_path, claim_end_to_string(c->end));
+                claim_emit_ended(c);
+        }
+        if (c->free_when_drained) {
+                claim_free(c);
+                client_maybe_free(client);
+                manager_claim_gone(m);
+        }
+        return 0;
+}
+
+static void claim_schedule_finish(Claim *c) {
+        int r;
+
+        if (!c->finish_source) {
+                r = sd_event_add_defer(c->manager->event, &c->finish_source, claim_finish, c);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot schedule the end of %s: %m", c->object_path);
+                        return;
+                }
+        }
+        (void) sd_event_source_set_enabled(c->finish_source, SD_EVENT_ONESHOT);
+}
+
+void claim_stop(Claim *c, ClaimEnd why, bool free_when_drained) {
+        Transfer *t, *next;
+        Queue *q;
+
+        if (c->end == CLAIM_ACTIVE) {
+                c->end = why;
+                c->end_status = claim_end_status(why);
+                TAILQ_FOREACH(q, &c->queues, link)
+                        ring_set_flag(&q->ring, ZCUSB_SQ_DEAD);
+                /* Cancelling may complete transfers right here (ones not yet
+                 * at the kernel): walk with a saved next pointer. */
+                TAILQ_FOREACH_SAFE(t, &c->in_flight, link, next)
+                        transfer_cancel(t, c->end_status);
+                TAILQ_FOREACH(q, &c->queues, link)
+                        queue_kick(q); /* post what is already there; fail what comes */
+        }
+        c->free_when_drained = c->free_when_drained || free_when_drained;
+        claim_schedule_finish(c);
+}
+
+void claim_transfer_finished(Claim *c) {
+        if (c->end != CLAIM_ACTIVE && TAILQ_EMPTY(&c->in_flight))
+                claim_schedule_finish(c);
+}

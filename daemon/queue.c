@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+
+#include "buffer.h"
+#include "claim.h"
+#include "client.h"
+#include "log.h"
+#include "manager.h"
+#include "queue.h"
+#include "transfer.h"
+#include "util.h"
+
+static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe);
+
+static void queue_flush_backlog(Queue *q) {
+        uint32_t n = 0;
+
+        while (n < q->n_backlog && ring_post_cqe(&q->ring, &q->backlog[n]) >= 0)
+                n++;
+        if (n == 0)
+                return;
+        memmove(q->backlog, q->backlog + n, (q->n_backlog - n) * sizeof(*q->backlog));
+        q->n_backlog -= n;
+        q->posted = true;
+}
+
+void queue_complete(Queue *q, uint64_t user_data, int status, uint32_t actual) {
+        struct zcusb_cqe cqe = { .user_data = user_data, .status = status, .actual_length = actual };
+
+        if (q->n_backlog == 0 && ring_post_cqe(&q->ring, &cqe) >= 0) {
+                q->posted = true;
+                return;
+        }
+        /* Only a client that moved cq_head wrongly gets here: each taken
+         * entry had its completion slot reserved. Keep it, never drop it. */
+        if (q->n_backlog < q->ring.cq_entries)
+                q->backlog[q->n_backlog++] = cqe;
+        else
+                log_warning("Queue %u of %s: completion for %llu lost, the client corrupted its ring.", q->id,
+                            q->claim->object_path, (unsigned long long) user_data);
+}
+
+/* Room to take one more entry: its completion must be sure to fit. */
+static bool queue_can_take(Queue *q) {
+        Client *client = q->claim->client;
+        const Config *config = &q->claim->manager->config;
+
+        if (client->account.counts[QUOTA_IN_FLIGHT] >= config->in_flight_per_client &&
+            q->claim->end == CLAIM_ACTIVE)
+                return false; /* backpressure: resumes when a transfer ends */
+        return ring_cq_space(&q->ring) > q->in_flight + q->n_backlog;
+}
+
+static void queue_process(Queue *q) {
+        struct zcusb_sqe sqe;
+        int r;
+
+        queue_flush_backlog(q);
+        for (;;) {
+                if (!queue_can_take(q))
+                        break;
+                r = ring_fetch_sqe(&q->ring, &sqe);
+                if (r < 0) {
+                        log_warning("Queue %u of %s: submission ring indices are corrupt; queue stopped.", q->id,
+                                    q->claim->object_path);
+                        break;
+                }
+                if (r == 0) {
+                        /* Idle: ask for a doorbell. While transfers are in
+                         * flight their completions bring us back anyway. */
+                        if (ring_set_need_wakeup(&q->ring, q->in_flight == 0))
+                                continue;
+                        break;
+                }
+                queue_handle_entry(q, &sqe);
+        }
+        ring_publish(&q->ring);
+
+        if (q->posted && ring_client_wants_wakeup(&q->ring)) {
+                if (eventfd_write(q->complete_fd, 1) < 0 && errno != EAGAIN)
+                        log_debug_errno(errno, "Cannot ring the completion doorbell: %m");
+        }
+        q->posted = false;
+}
+
+static int queue_on_defer(sd_event_source *s, void *userdata) {
+        (void) s;
+        queue_process(userdata);
+        return 0;
+}
+
+void queue_kick(Queue *q) {
+        (void) sd_event_source_set_enabled(q->defer_source, SD_EVENT_ONESHOT);
+}
+
+static int queue_on_submit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        eventfd_t v;
+
+        (void) s, (void) revents;
+        (void) eventfd_read(fd, &v);
+        queue_process(userdata);
+        return 0;
+}
+
+static int queue_buffer_size(void *userdata, uint32_t id, uint64_t *ret) {
+        Buffer *b = claim_find_buffer(userdata, id);
+
+        if (!b)
+                return -ENOENT;
+        *ret = b->size;
+        return 0;
+}
+
+static Transfer *queue_find_transfer(Queue *q, uint64_t user_data) {
+        Transfer *t;
+
+        TAILQ_FOREACH(t, &q->claim->in_flight, link)
+                if (t->queue == q && t->user_data == user_data && !t->cancel_status)
+                        return t;
+        return NULL;
+}
+
+/* Check and start one entry, or complete it at once. */
+static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe) {
+        Claim *c = q->claim;
+        TransferContext ctx;
+        TransferPlan plan;
+        const char *why = NULL;
+        Buffer *buffer;
+        int r;
+
+        c->submitted++;
+        if (c->end != CLAIM_ACTIVE) {
+                c->failed++;
+                queue_complete(q, sqe->user_data, c->end_status, 0);
+                return;
+        }
+
+        ctx = (TransferContext) {
+                .interface_number = c->interface_number,
+                .alt_setting = c->alt_setting,
+                .descriptors = &c->device->descriptors,
+                .buffer_size = queue_buffer_size,
+                .userdata = c,
+        };
+        r = transfer_check_entry(sqe, &ctx, &plan, &why);
+        if (r < 0)
+                goto fail;
+
+        if (sqe->opcode == ZCUSB_OP_NOP) {
+                c->completed++;
+                queue_complete(q, sqe->user_data, 0, 0);
+                return;
+        }
+        if (sqe->opcode == ZCUSB_OP_CANCEL) {
+                Transfer *t = queue_find_transfer(q, sqe->cancel_user_data);
+                c->completed++;
+                queue_complete(q, sqe->user_data, t ? 0 : -ENOENT, 0);
+                if (t)
+                        transfer_cancel(t, -ECANCELED);
+                return;
+        }
+
+        buffer = claim_find_buffer(c, sqe->buffer_id);
+        r = transfer_check_payload(&plan, &ctx, buffer->map + plan.offset, &why);
+        if (r < 0)
+                goto fail;
+        r = transfer_start(q, sqe, &plan, buffer);
+        if (r < 0) {
+                why = "the backend refused it";
+                goto fail;
+        }
+        return;
+
+fail:
+        log_debug("%s: submission %llu refused: %s (%s).", c->object_path, (unsigned long long) sqe->user_data,
+                  why ?: "error", strerror(-r));
+        c->failed++;
+        queue_complete(q, sqe->user_data, r, 0);
+}
+
+int queue_new(Claim *c, uint32_t id, uint32_t entries, Queue **ret) {
+        _cleanup_close_ int fd = -EBADF;
+        Queue *q;
+        size_t size;
+        void *map;
+        int r;
+
+        if (entries < ZCUSB_RING_MIN_ENTRIES || entries > ZCUSB_RING_MAX_ENTRIES || (entries & (entries - 1)))
+                return -EINVAL;
+        size = ring_size(entries);
+
+        fd = memfd_create("zcusb-queue", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return -errno;
+        if (ftruncate(fd, (off_t) size) < 0)
+                return -errno;
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+                return -errno;
+        map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (map == MAP_FAILED)
+                return -errno;
+
+        q = calloc(1, sizeof(*q));
+        if (!q) {
+                munmap(map, size);
+                return -ENOMEM;
+        }
+        *q = (Queue) {
+                .claim = c, .id = id, .fd = TAKE_FD(fd), .map = map, .size = size,
+                .submit_fd = -EBADF, .complete_fd = -EBADF,
+        };
+        ring_init(&q->ring, map, entries);
+
+        q->backlog = calloc(q->ring.cq_entries, sizeof(*q->backlog));
+        q->submit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        q->complete_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (!q->backlog || q->submit_fd < 0 || q->complete_fd < 0) {
+                r = q->backlog ? -errno : -ENOMEM;
+                queue_free(q);
+                return r;
+        }
+        r = sd_event_add_io(c->manager->event, &q->submit_source, q->submit_fd, EPOLLIN, queue_on_submit, q);
+        if (r >= 0)
+                r = sd_event_add_defer(c->manager->event, &q->defer_source, queue_on_defer, q);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(q->defer_source, SD_EVENT_OFF);
+        if (r < 0) {
+                queue_free(q);
+                return r;
+        }
+        *ret = q;
+        return 0;
+}
+
+Queue *queue_free(Queue *q) {
+        if (!q)
+                return NULL;
+        sd_event_source_disable_unref(q->submit_source);
+        sd_event_source_disable_unref(q->defer_source);
+        if (q->submit_fd >= 0)
+                close(q->submit_fd);
+        if (q->complete_fd >= 0)
+                close(q->complete_fd);
+        if (q->map)
+                munmap(q->map, q->size);
+        if (q->fd >= 0)
+                close(q->fd);
+        free(q->backlog);
+        free(q);
+        return NULL;
+}
