@@ -127,3 +127,9 @@ static inline size_t strv_length(char *const *l) {
                 n++;
         return n;
 }
+
+/* free() and return NULL, for "p = mfree_str(p)". */
+static inline char *mfree_str(char *p) {
+        free(p);
+        return NULL;
+}

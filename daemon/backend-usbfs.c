@@ -226,8 +226,8 @@ static int usbfs_on_io(sd_event_source *s, int fd, uint32_t revents, void *userd
         return 0;
 }
 
-static int usbfs_probe(char **reason) {
-        (void) reason;
+static int usbfs_probe(const Config *c, char **reason) {
+        (void) c, (void) reason;
         return 1; /* part of every kernel with USB host support */
 }
 
@@ -491,6 +491,7 @@ static void usbfs_cancel(BackendDevice *h, Transfer *t) {
 
 const BackendOps backend_usbfs = {
         .name = "usbfs",
+        .kind = BACKEND_USBFS,
         .probe = usbfs_probe,
         .open = usbfs_open,
         .ref = usbfs_ref,

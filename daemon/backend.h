@@ -12,11 +12,18 @@
  * ops table; a device is opened through one at its first claim, and claims,
  * queues and transfers only ever call through the table. */
 
+typedef enum BackendKind {
+        BACKEND_USBFS,
+        BACKEND_ZCUSB,
+        _BACKEND_KIND_MAX,
+} BackendKind;
+
 typedef struct BackendOps {
         const char *name; /* as reported on the bus: "usbfs", "zcusb.ko" */
+        BackendKind kind;
 
         /* > 0 usable, 0 not usable (why in *reason, may be NULL), < 0 error. */
-        int (*probe)(char **reason);
+        int (*probe)(const Config *c, char **reason);
 
         /* One handle per device, shared by its claims (refcounted). */
         int (*open)(Manager *m, Device *d, BackendDevice **ret);
@@ -39,11 +46,17 @@ typedef struct BackendOps {
         int (*submit)(BackendDevice *h, Transfer *t);
         /* Ask a transfer to end early; transfer_done() follows. */
         void (*cancel)(BackendDevice *h, Transfer *t);
+
+        /* A buffer is being freed (no transfer uses it): drop what the
+         * backend holds for it, e.g. pinned pages. May be NULL. */
+        void (*forget_buffer)(BackendDevice *h, uint8_t interface, const Buffer *b);
 } BackendOps;
 
 extern const BackendOps backend_usbfs;
 extern const BackendOps backend_zcusb;
 
-/* The backend new claims will use for CHOICE. Never NULL: usbfs is always
- * there. *reason says why a preferred backend was passed over. */
-const BackendOps *backend_select(BackendChoice choice, char **reason);
+const BackendOps *backend_from_kind(BackendKind kind);
+
+/* The backend new claims prefer under C (Backend=, LoadModule=). Never NULL:
+ * usbfs is always there. *reason says why zcusb.ko was passed over. */
+const BackendOps *backend_select(const Config *c, char **reason);

@@ -136,11 +136,7 @@ static int method_free_buffer(sd_bus_message *message, void *userdata, sd_bus_er
         if (b->users > 0)
                 return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY, "Buffer %u is used by %u transfers in flight.", id,
                                          b->users);
-        TAILQ_REMOVE(&c->buffers, b, link);
-        c->n_buffers--;
-        claim_uncharge(c, b->size);
-        quota_put(&c->client->account, QUOTA_BUFFERS);
-        buffer_free(b);
+        claim_drop_buffer(c, b);
         (void) sd_bus_emit_properties_changed(sd_bus_message_get_bus(message), c->object_path,
                                               ZCUSB_CLAIM_INTERFACE, "UsedBytes", "Buffers", NULL);
         return sd_bus_reply_method_return(message, "");

@@ -68,6 +68,16 @@ void claim_uncharge(Claim *c, uint64_t bytes) {
         c->charged_bytes -= bytes <= c->charged_bytes ? bytes : c->charged_bytes;
 }
 
+void claim_drop_buffer(Claim *c, Buffer *b) {
+        TAILQ_REMOVE(&c->buffers, b, link);
+        c->n_buffers--;
+        if (c->handle && c->backend->forget_buffer)
+                c->backend->forget_buffer(c->handle, c->interface_number, b);
+        claim_uncharge(c, b->size);
+        quota_put(&c->client->account, QUOTA_BUFFERS);
+        buffer_free(b);
+}
+
 static Claim *claim_free(Claim *c) {
         Buffer *b;
         Queue *q;
@@ -89,26 +99,19 @@ static Claim *claim_free(Claim *c) {
                 quota_put(&c->client->account, QUOTA_QUEUES);
                 queue_free(q);
         }
-        while ((b = TAILQ_FIRST(&c->buffers))) {
-                TAILQ_REMOVE(&c->buffers, b, link);
-                claim_uncharge(c, b->size);
-                quota_put(&c->client->account, QUOTA_BUFFERS);
-                buffer_free(b);
-        }
+        while ((b = TAILQ_FIRST(&c->buffers)))
+                claim_drop_buffer(c, b);
         quota_put(&c->client->account, QUOTA_CLAIMS);
 
         if (c->device)
                 TAILQ_REMOVE(&c->device->claims, c, device_link);
         TAILQ_REMOVE(&c->client->claims, c, client_link);
         TAILQ_REMOVE(&c->manager->claims, c, manager_link);
-        if (c->handle) {
+        if (c->handle)
                 c->backend->unref(c->handle);
-                /* The device's own reference goes with its last claim. */
-                if (c->device && TAILQ_EMPTY(&c->device->claims) && c->device->handle) {
-                        c->backend->unref(c->device->handle);
-                        c->device->handle = NULL;
-                }
-        }
+        /* The device's own references go with its last claim. */
+        if (c->device && TAILQ_EMPTY(&c->device->claims))
+                device_close_handles(c->device);
 
         claim_reply_release(c);
         sd_event_source_disable_unref(c->finish_source);
@@ -116,6 +119,69 @@ static Claim *claim_free(Claim *c) {
         free(c->object_path);
         free(c);
         return NULL;
+}
+
+void device_close_handles(Device *d) {
+        for (size_t k = 0; k < ELEMENTSOF(d->handles); k++)
+                if (d->handles[k]) {
+                        backend_from_kind((BackendKind) k)->unref(d->handles[k]);
+                        d->handles[k] = NULL;
+                }
+}
+
+static bool interface_has_iso(const Device *d, uint8_t interface) {
+        for (size_t i = 0; i < d->descriptors.n_alt_settings; i++) {
+                const UsbAltSetting *a = &d->descriptors.alt_settings[i];
+                if (a->interface_number != interface)
+                        continue;
+                for (size_t j = 0; j < a->n_endpoints; j++)
+                        if ((a->endpoints[j].attributes & 3) == 1)
+                                return true;
+        }
+        return false;
+}
+
+/* Claim the interface through the preferred backend, falling back to usbfs
+ * when zcusb.ko cannot take it (module gone, ABI mismatch, bind failure, or
+ * isochronous endpoints, which only usbfs carries). A kernel driver that
+ * policy does not let us detach is an answer, not a failure: no fallback. */
+static int claim_attach(Manager *m, Device *d, uint8_t interface, bool may_detach, const BackendOps **ret_backend,
+                        char **ret_detached, char **ret_driver) {
+        const BackendOps *candidates[2] = { m->backend, &backend_usbfs };
+        size_t n = m->backend == &backend_usbfs || m->config.backend == BACKEND_CHOICE_MODULE ? 1 : 2;
+        int r = -ENODEV;
+
+        if (n == 2 && interface_has_iso(d, interface)) {
+                log_debug("%s interface %u has isochronous endpoints: using usbfs.", d->object_path, interface);
+                candidates[0] = &backend_usbfs;
+                n = 1;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const BackendOps *ops = candidates[i];
+
+                if (!d->handles[ops->kind]) {
+                        r = ops->open(m, d, &d->handles[ops->kind]);
+                        if (r < 0) {
+                                log_warning_errno(r, "%s: cannot open %s for %s: %m", ops->name, d->sysname,
+                                                  d->object_path);
+                                continue;
+                        }
+                }
+                free(*ret_detached);
+                free(*ret_driver);
+                *ret_detached = *ret_driver = NULL;
+                r = ops->claim_interface(d->handles[ops->kind], interface, may_detach, ret_detached, ret_driver);
+                if (r >= 0) {
+                        *ret_backend = ops;
+                        return 0;
+                }
+                if ((r == -EBUSY && *ret_driver) || r == -ENODEV)
+                        return r;
+                if (i + 1 < n)
+                        log_warning_errno(r, "%s: cannot claim interface %u of %s (%m); falling back to usbfs.",
+                                          ops->name, interface, d->object_path);
+        }
+        return r;
 }
 
 static int claim_new_object(Claim *c) {
@@ -127,6 +193,7 @@ static int claim_new_object(Claim *c) {
 int claim_new(Client *client, Device *d, uint8_t interface, Claim **ret, sd_bus_error *error) {
         Manager *m = client->manager;
         _cleanup_free_ char *why = NULL, *driver = NULL, *detached = NULL;
+        const BackendOps *backend = NULL;
         PolicyProps policy;
         Claim *c, *other;
         bool known = false;
@@ -154,25 +221,12 @@ int claim_new(Client *client, Device *d, uint8_t interface, Claim **ret, sd_bus_
         if (r < 0)
                 return r;
 
-        if (!d->handle) {
-                r = m->backend->open(m, d, &d->handle);
-                if (r < 0) {
-                        quota_put(&client->account, QUOTA_CLAIMS);
-                        log_warning_errno(r, "Cannot open %s: %m", d->devnode);
-                        return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY, "Cannot open %s: %s.", d->devnode,
-                                                 strerror(-r));
-                }
-        }
-
         policy = device_interface_policy(d, interface);
-        r = m->backend->claim_interface(d->handle, interface, parse_boolean(policy.detach) > 0, &detached,
-                                        &driver);
+        r = claim_attach(m, d, interface, parse_boolean(policy.detach) > 0, &backend, &detached, &driver);
         if (r < 0) {
                 quota_put(&client->account, QUOTA_CLAIMS);
-                if (TAILQ_EMPTY(&d->claims)) {
-                        m->backend->unref(d->handle);
-                        d->handle = NULL;
-                }
+                if (TAILQ_EMPTY(&d->claims))
+                        device_close_handles(d);
                 if (r == -EBUSY && driver)
                         return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY,
                                                  "Interface %u is bound to the kernel driver '%s' and the device's "
@@ -190,16 +244,18 @@ int claim_new(Client *client, Device *d, uint8_t interface, Claim **ret, sd_bus_
 
         c = calloc(1, sizeof(*c));
         if (!c) {
-                m->backend->release_interface(d->handle, interface, detached);
+                backend->release_interface(d->handles[backend->kind], interface, detached);
                 quota_put(&client->account, QUOTA_CLAIMS);
+                if (TAILQ_EMPTY(&d->claims))
+                        device_close_handles(d);
                 return -ENOMEM;
         }
         *c = (Claim) {
                 .manager = m,
                 .client = client,
                 .device = d,
-                .backend = m->backend,
-                .handle = m->backend->ref(d->handle),
+                .backend = backend,
+                .handle = backend->ref(d->handles[backend->kind]),
                 .id = ++m->next_claim_id,
                 .interface_number = interface,
                 .detached_driver = TAKE_PTR(detached),
@@ -218,9 +274,9 @@ int claim_new(Client *client, Device *d, uint8_t interface, Claim **ret, sd_bus_
                 claim_stop(c, CLAIM_END_RELEASED, true);
                 return r;
         }
-        log_info("%s: interface %u of %s claimed by %s (uid %u)%s%s.", c->object_path, interface, d->object_path,
-                 client->name, (unsigned) client->account.uid, c->detached_driver ? ", detached " : "",
-                 strempty(c->detached_driver));
+        log_info("%s: interface %u of %s claimed by %s (uid %u) over %s%s%s.", c->object_path, interface,
+                 d->object_path, client->name, (unsigned) client->account.uid, backend->name,
+                 c->detached_driver ? ", detached " : "", strempty(c->detached_driver));
         if (m->bus)
                 (void) sd_bus_emit_object_added(m->bus, c->object_path);
         *ret = c;

@@ -69,6 +69,8 @@ void claim_stop(Claim *c, ClaimEnd why, bool free_when_drained);
 void claim_transfer_finished(Claim *c);
 
 Buffer *claim_find_buffer(Claim *c, uint32_t id);
+/* Unlink, uncharge and free a buffer no transfer uses. */
+void claim_drop_buffer(Claim *c, Buffer *b);
 Queue *claim_find_queue(Claim *c, uint32_t id);
 
 /* Charge/uncharge bytes to the claim's client (and uid, and everyone). */

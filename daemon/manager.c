@@ -4,6 +4,7 @@
 #include "client.h"
 #include "log.h"
 #include "manager.h"
+#include "module.h"
 #include "util.h"
 #include "zcusb-dbus.h"
 
@@ -24,10 +25,13 @@ int manager_new(const Config *config, Manager **ret) {
         if (r < 0)
                 return r;
 
-        m->backend = backend_select(m->config.backend, &reason);
+        m->backend = backend_select(&m->config, &reason);
         if (reason)
-                log_info("Not using the zcusb.ko backend: %s.", reason);
-        m->module_version = strdup("");
+                log_full(m->config.backend == BACKEND_CHOICE_MODULE ? LOG_WARNING : LOG_INFO,
+                         "Not using the zcusb.ko backend: %s; claims use usbfs.", reason);
+        m->module_version = m->backend == &backend_zcusb ? module_version() : NULL;
+        if (!m->module_version)
+                m->module_version = strdup("");
         if (!m->module_version)
                 return -ENOMEM;
 
@@ -273,11 +277,13 @@ static void manager_drop_device(Manager *m, Device *d) {
                 TAILQ_REMOVE(&d->claims, c, device_link);
                 c->device = NULL;
         }
-        if (d->handle) {
-                m->backend->disconnect(d->handle);
-                m->backend->unref(d->handle);
-                d->handle = NULL;
-        }
+        for (size_t k = 0; k < ELEMENTSOF(d->handles); k++)
+                if (d->handles[k]) {
+                        const BackendOps *ops = backend_from_kind((BackendKind) k);
+                        ops->disconnect(d->handles[k]);
+                        ops->unref(d->handles[k]);
+                        d->handles[k] = NULL;
+                }
         (void) manager_emit_device_removed(m, d);
         TAILQ_REMOVE(&m->devices, d, link);
         m->n_devices--;

@@ -1,0 +1,512 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The zcusb.ko backend: the interface is bound to zcusb.ko, which exposes it
+ * as /dev/zcusb/<interface>. Transfers name the daemon's mapping of the
+ * client's memfd; the module pins those pages (once per buffer: registered)
+ * and DMAs straight into them. Zero copies end to end.
+ *
+ * Binding (kmod/README.md): "+intf" to the driver's allow list, "VID PID" to
+ * its new_id, unbind from any other driver, then bind. Release undoes it and
+ * re-binds the driver that was detached.
+ */
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <systemd/sd-event.h>
+
+#include "backend.h"
+#include "buffer.h"
+#include "claim.h"
+#include "device.h"
+#include "log.h"
+#include "manager.h"
+#include "module.h"
+#include "transfer.h"
+#include "util.h"
+#include "zcusb_abi.h"
+
+#define ZCUSB_DRIVER_DIR "/sys/bus/usb/drivers/zcusb"
+
+typedef struct Registration {
+        const Buffer *buffer;
+        uint32_t id;
+        TAILQ_ENTRY(Registration) link;
+} Registration;
+
+typedef struct InFlight {
+        Transfer *transfer;
+        TAILQ_ENTRY(InFlight) link;
+} InFlight;
+
+typedef struct ZcusbInterface {
+        BackendDevice *device;
+        uint8_t number;
+        char *name; /* "1-1:1.0" */
+        int fd;
+        sd_event_source *io;
+        TAILQ_HEAD(, Registration) registrations;
+        TAILQ_HEAD(, InFlight) in_flight;
+        TAILQ_ENTRY(ZcusbInterface) link;
+} ZcusbInterface;
+
+struct BackendDevice {
+        Manager *manager;
+        unsigned n_ref;
+        char *sysname;
+        uint16_t vendor_id, product_id;
+        uint8_t configuration;
+        bool gone;
+        TAILQ_HEAD(, ZcusbInterface) interfaces;
+};
+
+static int zcusb_probe(const Config *c, char **reason) {
+        return module_ensure_loaded(c->load_module, reason);
+}
+
+static int write_sysfs(const char *path, const char *value) {
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+        size_t n = strlen(value);
+
+        if (fd < 0)
+                return -errno;
+        if (write(fd, value, n) != (ssize_t) n)
+                return -errno;
+        return 0;
+}
+
+/* The driver bound to interface NAME, or NULL. */
+static char *interface_driver(const char *name) {
+        _cleanup_free_ char *link = NULL;
+        char target[4096];
+        ssize_t n;
+
+        if (asprintf(&link, "/sys/bus/usb/devices/%s/driver", name) < 0)
+                return NULL;
+        n = readlink(link, target, sizeof(target) - 1);
+        if (n < 0)
+                return NULL;
+        target[n] = '\0';
+        return strdup(strrchr(target, '/') ? strrchr(target, '/') + 1 : target);
+}
+
+static int driver_file_write(const char *driver, const char *file, const char *value) {
+        _cleanup_free_ char *path = NULL;
+
+        if (asprintf(&path, "/sys/bus/usb/drivers/%s/%s", driver, file) < 0)
+                return -ENOMEM;
+        return write_sysfs(path, value);
+}
+
+static ZcusbInterface *find_interface(BackendDevice *h, uint8_t number) {
+        ZcusbInterface *i;
+
+        TAILQ_FOREACH(i, &h->interfaces, link)
+                if (i->number == number)
+                        return i;
+        return NULL;
+}
+
+static void interface_update_io(ZcusbInterface *i) {
+        (void) sd_event_source_set_enabled(i->io, TAILQ_EMPTY(&i->in_flight) ? SD_EVENT_OFF : SD_EVENT_ON);
+}
+
+static InFlight *interface_take(ZcusbInterface *i, uint64_t user_data) {
+        InFlight *f;
+
+        TAILQ_FOREACH(f, &i->in_flight, link)
+                if ((uint64_t) (uintptr_t) f->transfer == user_data) {
+                        TAILQ_REMOVE(&i->in_flight, f, link);
+                        return f;
+                }
+        return NULL;
+}
+
+/* Nothing more will come back: complete what is left with -ENODEV. */
+static void interface_fail_all(ZcusbInterface *i) {
+        InFlight *f;
+
+        while ((f = TAILQ_FIRST(&i->in_flight))) {
+                Transfer *t = f->transfer;
+
+                TAILQ_REMOVE(&i->in_flight, f, link);
+                free(f);
+                transfer_done(t, -ENODEV, 0);
+        }
+        interface_update_io(i);
+}
+
+static void interface_reap(ZcusbInterface *i) {
+        for (;;) {
+                struct zcusb_completion c = {};
+                InFlight *f;
+
+                if (TAILQ_EMPTY(&i->in_flight))
+                        break;
+                if (ioctl(i->fd, ZCUSB_IOC_REAP, &c) < 0) {
+                        if (errno == EAGAIN)
+                                break;
+                        if (errno == ENODEV) {
+                                i->device->gone = true;
+                                interface_fail_all(i);
+                                return;
+                        }
+                        log_warning_errno(errno, "zcusb %s: reaping failed: %m", i->name);
+                        break;
+                }
+                /* user_data is our own pointer: accept only one we gave. */
+                f = interface_take(i, c.user_data);
+                if (!f) {
+                        log_error("zcusb %s: completion for an unknown transfer: module bug.", i->name);
+                        continue;
+                }
+                Transfer *t = f->transfer;
+                free(f);
+                transfer_done(t, c.status, c.actual_length);
+        }
+        interface_update_io(i);
+}
+
+static int interface_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        ZcusbInterface *i = userdata;
+
+        (void) s, (void) fd;
+        interface_reap(i);
+        if (revents & (EPOLLERR | EPOLLHUP)) {
+                i->device->gone = true;
+                interface_fail_all(i);
+        }
+        return 0;
+}
+
+static void interface_free(ZcusbInterface *i) {
+        Registration *r;
+
+        if (!TAILQ_EMPTY(&i->in_flight))
+                log_error("zcusb %s: closed with transfers in flight: bug.", i->name);
+        while ((r = TAILQ_FIRST(&i->registrations))) {
+                TAILQ_REMOVE(&i->registrations, r, link);
+                free(r);
+        }
+        sd_event_source_disable_unref(i->io);
+        if (i->fd >= 0)
+                close(i->fd); /* the module kills, waits and unpins */
+        free(i->name);
+        free(i);
+}
+
+static int zcusb_open(Manager *m, Device *d, BackendDevice **ret) {
+        BackendDevice *h;
+
+        if (access(ZCUSB_DRIVER_DIR, F_OK) < 0)
+                return -ENOENT;
+        h = calloc(1, sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        *h = (BackendDevice) {
+                .manager = m,
+                .n_ref = 1,
+                .vendor_id = d->vendor_id,
+                .product_id = d->product_id,
+                .configuration = d->active_configuration,
+        };
+        TAILQ_INIT(&h->interfaces);
+        h->sysname = strdup(d->sysname);
+        if (!h->sysname) {
+                free(h);
+                return -ENOMEM;
+        }
+        *ret = h;
+        return 0;
+}
+
+static BackendDevice *zcusb_ref(BackendDevice *h) {
+        h->n_ref++;
+        return h;
+}
+
+static void zcusb_unref(BackendDevice *h) {
+        ZcusbInterface *i;
+
+        if (!h || --h->n_ref > 0)
+                return;
+        while ((i = TAILQ_FIRST(&h->interfaces))) {
+                TAILQ_REMOVE(&h->interfaces, i, link);
+                interface_free(i);
+        }
+        free(h->sysname);
+        free(h);
+}
+
+static void zcusb_disconnect(BackendDevice *h) {
+        ZcusbInterface *i;
+
+        TAILQ_FOREACH(i, &h->interfaces, link) {
+                interface_reap(i);
+                interface_fail_all(i);
+        }
+        h->gone = true;
+}
+
+/* Undo a bind: the interface leaves zcusb.ko (and its allow list) and, when
+ * we detached a driver, goes back to it. */
+static void unbind_interface(const char *name, const char *reattach_driver) {
+        _cleanup_free_ char *deny = NULL;
+        int r;
+
+        (void) driver_file_write("zcusb", "unbind", name);
+        if (asprintf(&deny, "-%s", name) >= 0)
+                (void) driver_file_write("zcusb", "allow", deny);
+        if (reattach_driver) {
+                r = driver_file_write(reattach_driver, "bind", name);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot re-attach '%s' to %s: %m", reattach_driver, name);
+        }
+}
+
+static int bind_interface(BackendDevice *h, const char *name, const char *current_driver) {
+        _cleanup_free_ char *allow = NULL, *id = NULL, *now = NULL;
+        int r;
+
+        if (asprintf(&allow, "+%s", name) < 0 || asprintf(&id, "%04x %04x", h->vendor_id, h->product_id) < 0)
+                return -ENOMEM;
+        r = driver_file_write("zcusb", "allow", allow);
+        if (r < 0)
+                return log_debug_errno(r, "zcusb: cannot allow %s: %m", name);
+        r = driver_file_write("zcusb", "new_id", id);
+        if (r < 0 && r != -EEXIST)
+                return log_debug_errno(r, "zcusb: cannot add id %s: %m", id);
+        if (current_driver) {
+                r = driver_file_write(current_driver, "unbind", name);
+                if (r < 0)
+                        return log_debug_errno(r, "Cannot unbind %s from %s: %m", name, current_driver);
+        }
+        now = interface_driver(name);
+        if (!streq_ptr(now, "zcusb")) {
+                r = driver_file_write("zcusb", "bind", name);
+                if (r < 0)
+                        return log_debug_errno(r, "zcusb: cannot bind %s: %m", name);
+        }
+        return 0;
+}
+
+static int zcusb_claim_interface(BackendDevice *h, uint8_t interface, bool may_detach, char **ret_detached,
+                                 char **ret_driver) {
+        _cleanup_free_ char *name = NULL, *driver = NULL, *node = NULL;
+        struct zcusb_version v = {};
+        ZcusbInterface *i;
+        int fd, r;
+
+        *ret_detached = *ret_driver = NULL;
+        if (h->gone)
+                return -ENODEV;
+        if (asprintf(&name, "%s:%u.%u", h->sysname, h->configuration, interface) < 0)
+                return -ENOMEM;
+
+        driver = interface_driver(name);
+        if (driver && streq(driver, "usbfs"))
+                return -EBUSY;
+        if (driver && !streq(driver, "zcusb") && !may_detach) {
+                *ret_driver = TAKE_PTR(driver);
+                return -EBUSY;
+        }
+        if (driver && streq(driver, "zcusb"))
+                driver = mfree_str(driver); /* auto-bound at plug time (ZCUSB_AUTOBIND) */
+
+        r = bind_interface(h, name, driver);
+        if (r < 0) {
+                unbind_interface(name, driver);
+                return r;
+        }
+
+        if (asprintf(&node, "/dev/zcusb/%s", name) < 0) {
+                unbind_interface(name, driver);
+                return -ENOMEM;
+        }
+        fd = open(node, O_RDWR | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0) {
+                r = -errno;
+                unbind_interface(name, driver);
+                return log_debug_errno(r, "Cannot open %s: %m", node);
+        }
+        if (ioctl(fd, ZCUSB_IOC_VERSION, &v) < 0 || v.abi_version != ZCUSB_ABI_VERSION) {
+                log_warning("%s: zcusb.ko ABI %u, zcusbd speaks %u.", node, v.abi_version, ZCUSB_ABI_VERSION);
+                close(fd);
+                unbind_interface(name, driver);
+                return -EPROTO;
+        }
+
+        i = calloc(1, sizeof(*i));
+        if (!i) {
+                close(fd);
+                unbind_interface(name, driver);
+                return -ENOMEM;
+        }
+        *i = (ZcusbInterface) { .device = h, .number = interface, .name = TAKE_PTR(name), .fd = fd };
+        TAILQ_INIT(&i->registrations);
+        TAILQ_INIT(&i->in_flight);
+        r = sd_event_add_io(h->manager->event, &i->io, fd, EPOLLIN, interface_on_io, i);
+        if (r < 0) {
+                unbind_interface(i->name, driver);
+                interface_free(i);
+                return r;
+        }
+        interface_update_io(i);
+        TAILQ_INSERT_TAIL(&h->interfaces, i, link);
+        *ret_detached = TAKE_PTR(driver);
+        return 0;
+}
+
+static void zcusb_release_interface(BackendDevice *h, uint8_t interface, const char *reattach_driver) {
+        ZcusbInterface *i = find_interface(h, interface);
+        _cleanup_free_ char *name = NULL;
+
+        if (!i)
+                return;
+        name = strdup(i->name);
+        TAILQ_REMOVE(&h->interfaces, i, link);
+        interface_free(i);
+        if (name && !h->gone)
+                unbind_interface(name, reattach_driver);
+}
+
+static int zcusb_set_alt_setting(BackendDevice *h, uint8_t interface, uint8_t alt_setting) {
+        ZcusbInterface *i = find_interface(h, interface);
+        struct zcusb_alt a = { .alt_setting = alt_setting };
+
+        if (!i)
+                return -ENODEV;
+        if (ioctl(i->fd, ZCUSB_IOC_SET_ALT, &a) < 0)
+                return -errno;
+        return 0;
+}
+
+static int zcusb_clear_halt(BackendDevice *h, uint8_t endpoint) {
+        ZcusbInterface *i;
+        uint32_t ep = endpoint;
+
+        /* The endpoint belongs to whichever claimed interface has it. */
+        TAILQ_FOREACH(i, &h->interfaces, link)
+                if (ioctl(i->fd, ZCUSB_IOC_CLEAR_HALT, &ep) >= 0)
+                        return 0;
+        return -EINVAL;
+}
+
+static int interface_register(ZcusbInterface *i, const Buffer *b, uint32_t *ret) {
+        struct zcusb_register reg = { .addr = (uint64_t) (uintptr_t) b->map, .length = b->size };
+        Registration *r;
+
+        TAILQ_FOREACH(r, &i->registrations, link)
+                if (r->buffer == b) {
+                        *ret = r->id;
+                        return 0;
+                }
+        /* Pin once, reuse for every transfer into this buffer. */
+        if (ioctl(i->fd, ZCUSB_IOC_REGISTER, &reg) < 0)
+                return -errno;
+        r = calloc(1, sizeof(*r));
+        if (!r) {
+                (void) ioctl(i->fd, ZCUSB_IOC_UNREGISTER, &reg.buffer_id);
+                return -ENOMEM;
+        }
+        *r = (Registration) { .buffer = b, .id = reg.buffer_id };
+        TAILQ_INSERT_TAIL(&i->registrations, r, link);
+        *ret = r->id;
+        return 0;
+}
+
+static void zcusb_forget_buffer(BackendDevice *h, uint8_t interface, const Buffer *b) {
+        ZcusbInterface *i = find_interface(h, interface);
+        Registration *r;
+
+        if (!i)
+                return;
+        TAILQ_FOREACH(r, &i->registrations, link)
+                if (r->buffer == b) {
+                        (void) ioctl(i->fd, ZCUSB_IOC_UNREGISTER, &r->id);
+                        TAILQ_REMOVE(&i->registrations, r, link);
+                        free(r);
+                        return;
+                }
+}
+
+static int zcusb_submit(BackendDevice *h, Transfer *t) {
+        ZcusbInterface *i = find_interface(h, t->claim->interface_number);
+        struct zcusb_submit s = {
+                .user_data = (uint64_t) (uintptr_t) t,
+                .endpoint = t->plan.endpoint,
+        };
+        InFlight *f;
+        int r;
+
+        if (h->gone)
+                return -ENODEV;
+        if (!i)
+                return -ENODEV;
+
+        switch (t->plan.opcode) {
+        case ZCUSB_OP_BULK:
+        case ZCUSB_OP_INTERRUPT:
+                s.type = t->plan.opcode == ZCUSB_OP_BULK ? ZCUSB_TYPE_BULK : ZCUSB_TYPE_INTERRUPT;
+                r = interface_register(i, t->buffer, &s.buffer_id);
+                if (r < 0)
+                        return r;
+                s.offset = (uint64_t) (t->data - t->buffer->map);
+                s.length = t->data_length;
+                break;
+        case ZCUSB_OP_CONTROL:
+                /* The module copies control data; hand it our private copy. */
+                s.type = ZCUSB_TYPE_CONTROL;
+                s.endpoint = 0;
+                memcpy(s.setup, t->bounce, sizeof(s.setup));
+                s.addr = (uint64_t) (uintptr_t) (t->bounce + ZCUSB_CONTROL_SETUP_SIZE);
+                s.length = t->data_length - ZCUSB_CONTROL_SETUP_SIZE;
+                break;
+        default:
+                return -EOPNOTSUPP; /* iso claims go over usbfs */
+        }
+        if (t->flags & ZCUSB_SQE_SHORT_NOT_OK)
+                s.flags |= ZCUSB_SUBMIT_SHORT_NOT_OK;
+        if (t->flags & ZCUSB_SQE_ZERO_PACKET)
+                s.flags |= ZCUSB_SUBMIT_ZERO_PACKET;
+
+        f = calloc(1, sizeof(*f));
+        if (!f)
+                return -ENOMEM;
+        if (ioctl(i->fd, ZCUSB_IOC_SUBMIT, &s) < 0) {
+                r = -errno;
+                free(f);
+                return r;
+        }
+        f->transfer = t;
+        TAILQ_INSERT_TAIL(&i->in_flight, f, link);
+        interface_update_io(i);
+        return 0;
+}
+
+static void zcusb_cancel(BackendDevice *h, Transfer *t) {
+        ZcusbInterface *i = find_interface(h, t->claim->interface_number);
+        uint64_t user_data = (uint64_t) (uintptr_t) t;
+
+        if (!i)
+                return;
+        if (ioctl(i->fd, ZCUSB_IOC_CANCEL, &user_data) < 0 && errno != ENOENT)
+                log_debug_errno(errno, "zcusb %s: cancel failed: %m", i->name);
+}
+
+const BackendOps backend_zcusb = {
+        .name = "zcusb.ko",
+        .kind = BACKEND_ZCUSB,
+        .probe = zcusb_probe,
+        .open = zcusb_open,
+        .ref = zcusb_ref,
+        .unref = zcusb_unref,
+        .disconnect = zcusb_disconnect,
+        .claim_interface = zcusb_claim_interface,
+        .release_interface = zcusb_release_interface,
+        .set_alt_setting = zcusb_set_alt_setting,
+        .clear_halt = zcusb_clear_halt,
+        .submit = zcusb_submit,
+        .cancel = zcusb_cancel,
+        .forget_buffer = zcusb_forget_buffer,
+};

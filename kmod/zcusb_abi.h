@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * zcusb.ko user ABI: one char device per bound interface, /dev/zcusb/<intf>
+ * (e.g. /dev/zcusb/1-1:1.0), opened by zcusbd only (mode 0600 root).
+ *
+ * Transfers name memory of the opener: either a range registered once
+ * (ZCUSB_IOC_REGISTER: pages pinned and charged until unregistered or close)
+ * or, with buffer_id 0, a user address pinned for that transfer only. The
+ * module builds a scatter-gather list over those pages and submits URBs that
+ * DMA straight into them; when the host controller cannot take the list (no
+ * SG support, too many entries, an element that is not a multiple of
+ * wMaxPacketSize where the controller needs it), it splits or bounces instead
+ * of failing. Control transfers always go through a kernel copy.
+ *
+ * Completions are read with ZCUSB_IOC_REAP (non-blocking, -EAGAIN when none)
+ * and signalled by poll() readiness (EPOLLIN). Disconnect completes every
+ * transfer with -ENODEV and makes every later call fail with -ENODEV.
+ */
+#ifndef _UAPI_ZCUSB_ABI_H
+#define _UAPI_ZCUSB_ABI_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define ZCUSB_ABI_VERSION 1
+
+struct zcusb_version {
+	__u32 abi_version;      /* ZCUSB_ABI_VERSION */
+	__u32 zerocopy;         /* 0 while the module's disable_zerocopy is set */
+	__u32 max_transfer;     /* largest length one transfer may have */
+	__u32 reserved;
+};
+
+struct zcusb_register {
+	__u64 addr;             /* page aligned */
+	__u64 length;           /* multiple of the page size */
+	__u32 buffer_id;        /* out: > 0 */
+	__u32 reserved;
+};
+
+#define ZCUSB_TYPE_BULK       2
+#define ZCUSB_TYPE_INTERRUPT  3
+#define ZCUSB_TYPE_CONTROL    0
+
+#define ZCUSB_SUBMIT_SHORT_NOT_OK  (1u << 0)
+#define ZCUSB_SUBMIT_ZERO_PACKET   (1u << 1)
+
+struct zcusb_submit {
+	__u64 user_data;        /* returned by REAP; also the CANCEL key */
+	__u64 addr;             /* buffer_id 0: user address of the data */
+	__u64 offset;           /* buffer_id > 0: offset into the registered range */
+	__u32 buffer_id;
+	__u32 length;           /* data bytes (control: data stage only) */
+	__u8  type;             /* ZCUSB_TYPE_* */
+	__u8  endpoint;         /* bEndpointAddress; 0 for control */
+	__u16 flags;            /* ZCUSB_SUBMIT_* */
+	__u32 reserved;
+	__u8  setup[8];         /* control: the setup packet */
+};
+
+struct zcusb_completion {
+	__u64 user_data;
+	__s32 status;           /* 0 or -errno */
+	__u32 actual_length;
+};
+
+struct zcusb_alt {
+	__u32 alt_setting;
+	__u32 reserved;
+};
+
+#define ZCUSB_IOC_MAGIC 'Z'
+#define ZCUSB_IOC_VERSION     _IOR(ZCUSB_IOC_MAGIC, 0, struct zcusb_version)
+#define ZCUSB_IOC_REGISTER    _IOWR(ZCUSB_IOC_MAGIC, 1, struct zcusb_register)
+#define ZCUSB_IOC_UNREGISTER  _IOW(ZCUSB_IOC_MAGIC, 2, __u32)
+#define ZCUSB_IOC_SUBMIT      _IOW(ZCUSB_IOC_MAGIC, 3, struct zcusb_submit)
+#define ZCUSB_IOC_REAP        _IOR(ZCUSB_IOC_MAGIC, 4, struct zcusb_completion)
+#define ZCUSB_IOC_CANCEL      _IOW(ZCUSB_IOC_MAGIC, 5, __u64)
+#define ZCUSB_IOC_SET_ALT     _IOW(ZCUSB_IOC_MAGIC, 6, struct zcusb_alt)
+#define ZCUSB_IOC_CLEAR_HALT  _IOW(ZCUSB_IOC_MAGIC, 7, __u32)
+
+#endif /* _UAPI_ZCUSB_ABI_H */
