@@ -6,19 +6,11 @@
 #include <systemd/sd-event.h>
 
 #include "ctl-device.h"
+#include "ctl-transfer.h"
 #include "devspec.h"
 #include "util.h"
 #include "zcusb-dbus.h"
-
-/* Exit codes (client/CLI.md). */
-enum {
-        EXIT_OK = 0,
-        EXIT_FAIL = 1,
-        EXIT_USAGE = 2,
-        EXIT_NO_DEVICE = 3,
-        EXIT_ACCESS = 4,
-        EXIT_UNREACHABLE = 5,
-};
+#include "zcusbctl.h"
 
 static bool arg_json;
 static const char *arg_bus_address;
@@ -32,7 +24,18 @@ static void help(void) {
                "                       you may claim\n"
                "  monitor              Print devices as they are added and removed, until\n"
                "                       interrupted\n"
-               "  status               Show daemon version, backend and quota defaults\n\n"
+               "  status               Show daemon version, backend and quota defaults\n"
+               "  read DEVICE -i N -e EP --bytes SIZE [--transfer-size 64K] [--queue-depth 8]\n"
+               "       [--timeout MS] [--output FILE|-]\n"
+               "                       Claim interface N and read SIZE bytes from IN endpoint EP\n"
+               "  write DEVICE -i N -e EP (--input FILE|- | --pattern counter|zeros|random\n"
+               "       --bytes SIZE) [--transfer-size 64K] [--queue-depth 8] [--timeout MS]\n"
+               "                       Claim interface N and write to OUT endpoint EP\n"
+               "  control DEVICE -i N --request-type T --request R [--value V] [--index I]\n"
+               "       [--length L | --data HEX] [--timeout MS]\n"
+               "                       Claim interface N and send one control request; prints\n"
+               "                       the data an IN request returns as hex\n"
+               "  (read/write/control print a summary; 'zcusbctl COMMAND --help' has details)\n\n"
                "DEVICE is one of:\n"
                "  /org/zcusb1/device/usb1_3   object path\n"
                "  001:003                     BUS:ADDR as lsusb prints it (decimal)\n"
@@ -45,10 +48,10 @@ static void help(void) {
                "     --bus-address=A   Talk to zcusbd on D-Bus address A instead of the\n"
                "                       system bus (DBUS_SYSTEM_BUS_ADDRESS also works)\n\n"
                "Exit status: 0 success, 1 failure, 2 usage error, 3 no such device,\n"
-               "4 access denied, 5 zcusbd or the bus unreachable.\n");
+               "4 access denied, 5 zcusbd or the bus unreachable, 6 a transfer failed.\n");
 }
 
-_printf_(2, 3) static int fail(int code, const char *fmt, ...) {
+int fail(int code, const char *fmt, ...) {
         va_list ap;
 
         fputs("zcusbctl: ", stderr);
@@ -475,6 +478,17 @@ static const struct {
         { "status",  cmd_status },
 };
 
+/* Commands that move data through libzcusb on a connection of their own and
+ * parse their own options (ctl-transfer.c). */
+static const struct {
+        const char *name;
+        int (*run)(const CtlGlobal *global, int argc, char **argv);
+} transfer_commands[] = {
+        { "read",    ctl_read },
+        { "write",   ctl_write },
+        { "control", ctl_control },
+};
+
 int main(int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100, ARG_BUS_ADDRESS };
         static const struct option options[] = {
@@ -507,6 +521,12 @@ int main(int argc, char *argv[]) {
                 }
         if (optind >= argc)
                 return fail(EXIT_USAGE, "missing command; see 'zcusbctl --help'");
+
+        for (size_t i = 0; i < ELEMENTSOF(transfer_commands); i++)
+                if (streq(argv[optind], transfer_commands[i].name)) {
+                        CtlGlobal global = { .json = arg_json, .bus_address = arg_bus_address };
+                        return transfer_commands[i].run(&global, argc - optind, argv + optind);
+                }
 
         /* Allow options after the command too: "zcusbctl list --json". */
         int cargc = 0;

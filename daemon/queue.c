@@ -14,6 +14,12 @@
 
 static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe);
 
+/* While transfers are in flight the client rings no doorbell, trusting their
+ * completions to bring zcusbd back to the ring. A transfer that never
+ * completes (a quiet IN endpoint, no timeout) must not hold up what comes
+ * after it, a CANCEL of it included: look at the ring this often anyway. */
+#define QUEUE_POLL_USEC (4 * 1000)
+
 static void queue_flush_backlog(Queue *q) {
         uint32_t n = 0;
 
@@ -53,6 +59,22 @@ static bool queue_can_take(Queue *q) {
         return ring_cq_space(&q->ring) > q->in_flight + q->n_backlog;
 }
 
+static int queue_on_poll(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void queue_arm_poll(Queue *q) {
+        int enabled = SD_EVENT_OFF;
+
+        if (q->in_flight == 0 || q->ring.broken) {
+                (void) sd_event_source_set_enabled(q->poll_source, SD_EVENT_OFF);
+                return;
+        }
+        /* Already pending: one wakeup per period, however busy the queue. */
+        if (sd_event_source_get_enabled(q->poll_source, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        (void) sd_event_source_set_time_relative(q->poll_source, QUEUE_POLL_USEC);
+        (void) sd_event_source_set_enabled(q->poll_source, SD_EVENT_ONESHOT);
+}
+
 static void queue_process(Queue *q) {
         struct zcusb_sqe sqe;
         int r;
@@ -69,7 +91,8 @@ static void queue_process(Queue *q) {
                 }
                 if (r == 0) {
                         /* Idle: ask for a doorbell. While transfers are in
-                         * flight their completions bring us back anyway. */
+                         * flight their completions (or the poll timer) bring
+                         * us back anyway. */
                         if (ring_set_need_wakeup(&q->ring, q->in_flight == 0))
                                 continue;
                         break;
@@ -77,12 +100,19 @@ static void queue_process(Queue *q) {
                 queue_handle_entry(q, &sqe);
         }
         ring_publish(&q->ring);
+        queue_arm_poll(q);
 
         if (q->posted && ring_client_wants_wakeup(&q->ring)) {
                 if (eventfd_write(q->complete_fd, 1) < 0 && errno != EAGAIN)
                         log_debug_errno(errno, "Cannot ring the completion doorbell: %m");
         }
         q->posted = false;
+}
+
+static int queue_on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) s, (void) usec;
+        queue_process(userdata);
+        return 0;
 }
 
 static int queue_on_defer(sd_event_source *s, void *userdata) {
@@ -227,6 +257,11 @@ int queue_new(Claim *c, uint32_t id, uint32_t entries, Queue **ret) {
                 r = sd_event_add_defer(c->manager->event, &q->defer_source, queue_on_defer, q);
         if (r >= 0)
                 r = sd_event_source_set_enabled(q->defer_source, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(c->manager->event, &q->poll_source, CLOCK_MONOTONIC, QUEUE_POLL_USEC,
+                                               QUEUE_POLL_USEC / 4, queue_on_poll, q);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(q->poll_source, SD_EVENT_OFF);
         if (r < 0) {
                 queue_free(q);
                 return r;
@@ -240,6 +275,7 @@ Queue *queue_free(Queue *q) {
                 return NULL;
         sd_event_source_disable_unref(q->submit_source);
         sd_event_source_disable_unref(q->defer_source);
+        sd_event_source_disable_unref(q->poll_source);
         if (q->submit_fd >= 0)
                 close(q->submit_fd);
         if (q->complete_fd >= 0)

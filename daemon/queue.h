@@ -22,6 +22,7 @@ struct Queue {
         int complete_fd; /* zcusbd -> client */
         sd_event_source *submit_source;
         sd_event_source *defer_source; /* rescan + doorbell, once per batch */
+        sd_event_source *poll_source;  /* rescan while relying on completions */
 
         unsigned in_flight;            /* transfers started from this queue */
         struct zcusb_cqe *backlog;     /* completions the ring had no room for */

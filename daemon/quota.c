@@ -60,9 +60,12 @@ int quota_charge_bytes(QuotaLedger *l, const Config *c, QuotaAccount *a, uint64_
 void quota_uncharge_bytes(QuotaLedger *l, QuotaAccount *a, uint64_t bytes) {
         QuotaUser *u = ledger_find(l, a->uid);
 
-        /* Uncharging more than was charged is a bug in the caller: clamp so
-         * accounting can never wrap around into "everything is free". */
-        a->bytes -= bytes <= a->bytes ? bytes : a->bytes;
+        /* Uncharging more than was charged is a bug in the caller: clamp to
+         * what this account holds, so no total can wrap around into
+         * "everything is free" or lose another account's charge. */
+        if (bytes > a->bytes)
+                bytes = a->bytes;
+        a->bytes -= bytes;
         l->bytes -= bytes <= l->bytes ? bytes : l->bytes;
         if (u) {
                 u->bytes -= bytes <= u->bytes ? bytes : u->bytes;

@@ -33,7 +33,10 @@ uint32_t usb_iso_packet_max(uint16_t max_packet_size) {
          * allow the largest a SuperSpeed endpoint can have. */
         uint32_t base = max_packet_size & 0x7ff;
         uint32_t mult = 1 + ((max_packet_size >> 11) & 3);
-        return base == 1024 ? 1024 * 16 * 3 : base * mult;
+
+        if (mult == 1 && base == 1024)
+                return 1024 * 16 * 3; /* SuperSpeed: up to 16 bursts x 3 */
+        return base * mult;
 }
 
 static const UsbEndpoint *find_endpoint(const TransferContext *ctx, uint8_t address) {
@@ -52,6 +55,8 @@ int transfer_check_entry(const struct zcusb_sqe *sqe, const TransferContext *ctx
 
         if (sqe->reserved0 || sqe->reserved1[0] || sqe->reserved1[1])
                 return fail(why, "reserved fields must be zero", -EINVAL);
+        if (sqe->iso_packets && sqe->opcode != ZCUSB_OP_ISO)
+                return fail(why, "iso_packets is for iso transfers only", -EINVAL);
 
         switch (sqe->opcode) {
         case ZCUSB_OP_NOP:
@@ -129,8 +134,6 @@ int transfer_check_entry(const struct zcusb_sqe *sqe, const TransferContext *ctx
                 plan->data_length = sqe->length - plan->data_offset;
                 break;
         default:
-                if (sqe->iso_packets)
-                        return fail(why, "iso_packets is for iso transfers only", -EINVAL);
                 if (sqe->length == 0 && plan->in)
                         return fail(why, "an IN transfer needs a length", -EINVAL);
                 break;

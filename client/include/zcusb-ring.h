@@ -23,7 +23,9 @@
  *   ring again by itself (no transfer of this queue in flight). The client,
  *   after publishing sq_tail, issues a full barrier, reads sq_flags and writes
  *   the submit eventfd only when the flag is set. While transfers are in
- *   flight zcusbd rescans the ring after every completion.
+ *   flight zcusbd rescans the ring after every completion, and at least every
+ *   few milliseconds, so an entry behind a transfer that never completes (a
+ *   CANCEL of it, say) is still taken.
  * - zcusbd writes the complete eventfd after posting completions unless the
  *   client has set ZCUSB_CQ_NO_WAKEUP in cq_flags (a client that busy-polls).
  *
@@ -38,6 +40,12 @@
  */
 
 #include <stdint.h>
+
+#ifdef __cplusplus
+#define ZCUSB_STATIC_ASSERT static_assert
+#else
+#define ZCUSB_STATIC_ASSERT _Static_assert
+#endif
 
 #define ZCUSB_RING_MAGIC   UINT32_C(0x5a435552) /* "ZCUR" */
 #define ZCUSB_RING_VERSION 1
@@ -132,10 +140,10 @@ struct zcusb_iso_packet {
 #define ZCUSB_ISO_MAX_PACKETS 128
 #define ZCUSB_CONTROL_SETUP_SIZE 8
 
-_Static_assert(sizeof(struct zcusb_ring_index) == 64, "ring index is one cache line");
-_Static_assert(sizeof(struct zcusb_ring_header) == 64 + 6 * 64, "ring header layout");
-_Static_assert(sizeof(struct zcusb_sqe) == 64, "sqe layout");
-_Static_assert(sizeof(struct zcusb_cqe) == 32, "cqe layout");
-_Static_assert(sizeof(struct zcusb_iso_packet) == 16, "iso packet layout");
-_Static_assert(__builtin_offsetof(struct zcusb_ring_header, sq_head) == 64, "sq_head offset");
-_Static_assert(__builtin_offsetof(struct zcusb_sqe, user_data) == 32, "user_data offset");
+ZCUSB_STATIC_ASSERT(sizeof(struct zcusb_ring_index) == 64, "ring index is one cache line");
+ZCUSB_STATIC_ASSERT(sizeof(struct zcusb_ring_header) == 64 + 6 * 64, "ring header layout");
+ZCUSB_STATIC_ASSERT(sizeof(struct zcusb_sqe) == 64, "sqe layout");
+ZCUSB_STATIC_ASSERT(sizeof(struct zcusb_cqe) == 32, "cqe layout");
+ZCUSB_STATIC_ASSERT(sizeof(struct zcusb_iso_packet) == 16, "iso packet layout");
+ZCUSB_STATIC_ASSERT(__builtin_offsetof(struct zcusb_ring_header, sq_head) == 64, "sq_head offset");
+ZCUSB_STATIC_ASSERT(__builtin_offsetof(struct zcusb_sqe, user_data) == 32, "user_data offset");

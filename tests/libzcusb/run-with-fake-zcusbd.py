@@ -1,0 +1,210 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Run a libzcusb client against fake-zcusbd.py on a private system bus that
+uses the project's own bus policy (dbus/org.zcusb1.conf).
+
+    run-with-fake-zcusbd.py api TEST_BINARY     the C API test
+    run-with-fake-zcusbd.py zcusbctl ZCUSBCTL   zcusbctl read/write/control
+
+Exit: 0 pass, 1 fail, 77 skip (no dbus-daemon, python3-dbus/gi, or not root:
+the shipped policy lets only root own org.zcusb1).
+"""
+
+import json
+import re
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.environ.get("ZCUSB_SOURCE_ROOT") or os.path.normpath(os.path.join(HERE, "..", ".."))
+
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <!-- Debian's system.conf default policy, then the project's own -->
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+  </policy>
+  <include>{policy}</include>
+</busconfig>
+"""
+
+
+def skip(why):
+    print(f"SKIP: {why}", flush=True)
+    sys.exit(77)
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+    print(f"ok - {what}", flush=True)
+
+
+def zcusbctl_tests(ctl, env, workdir):
+    def run(*args, stdin=None):
+        r = subprocess.run([ctl] + list(args), env=env, capture_output=True, timeout=60, input=stdin)
+        print(f"$ zcusbctl {' '.join(args)} -> exit {r.returncode}; stderr {r.stderr.decode()!r}", flush=True)
+        return r
+
+    def counter(start, n):
+        first = start % 256
+        return (bytes(range(256)) * ((first + n) // 256 + 1))[first:first + n]
+
+    out = os.path.join(workdir, "read.bin")
+    r = run("read", "0525:a4a0", "--interface", "0", "--endpoint", "0x81", "--bytes", "1M",
+            "--transfer-size", "16K", "--queue-depth", "4", "--output", out)
+    check(r.returncode == 0, "read 1M to a file exits 0")
+    with open(out, "rb") as f:
+        data = f.read()
+    check(data == counter(0, 1 << 20), "read: the file holds the device's stream, in order")
+    check(r.stdout.decode().startswith("1048576 bytes in ") and r.stdout.decode().rstrip().endswith("MB/s"),
+          "read: summary 'N bytes in T s, X MB/s' on stdout")
+
+    # bytes not a multiple of the transfer size; JSON summary; interrupt endpoint
+    r = run("--json", "read", "001:003", "-i", "0", "-e", "0x83", "--bytes", "10000", "--transfer-size", "4K")
+    check(r.returncode == 0, "read from an interrupt endpoint exits 0")
+    j = json.loads(r.stdout)
+    check(j["bytes"] == 10000 and j["transfers"] == 3 and j["errors"] == 0 and j["seconds"] >= 0
+          and j["mb_per_s"] >= 0, f"read --json summary {j}")
+
+    r = run("read", "/org/zcusb1/device/usb1_3", "-i", "0", "-e", "0x81", "--bytes", "3000", "--output", "-")
+    check(r.returncode == 0 and r.stdout == counter((1 << 20) + 10000, 3000) and b"3000 bytes in" in r.stderr,
+          "read --output -: data on stdout (continuing the stream), summary on stderr")
+
+    r = run("write", "0525:a4a0:SN1", "-i", "0", "-e", "0x02", "--pattern", "counter", "--bytes", "200K",
+            "--transfer-size", "8K", "--queue-depth", "16")
+    check(r.returncode == 0 and r.stdout.decode().startswith("204800 bytes in"),
+          "write --pattern counter: the device saw the right bytes in order")
+
+    src = os.path.join(workdir, "in.bin")
+    with open(src, "wb") as f:
+        f.write(counter(200 << 10, 50000))
+    r = run("--json", "write", "1:3", "-i", "0", "-e", "0x02", "--input", src, "--transfer-size", "4K")
+    j = json.loads(r.stdout) if r.returncode == 0 else {}
+    check(r.returncode == 0 and j.get("bytes") == 50000 and j.get("transfers") == 13,
+          f"write --input FILE: whole file, 13 transfers ({j})")
+    r = run("write", "1:3", "-i", "0", "-e", "0x02", "--input", "-", "--bytes", "100",
+            stdin=counter((200 << 10) + 50000, 1000))
+    check(r.returncode == 0 and r.stdout.decode().startswith("100 bytes in"), "write --input - --bytes 100")
+
+    r = run("write", "1:3", "-i", "0", "-e", "0x02", "--pattern", "zeros", "--bytes", "4K")
+    check(r.returncode == 6 and b"transfer 0 on endpoint 0x02 failed" in r.stderr,
+          "write: a failed transfer (device rejects the data) exits 6 naming the transfer")
+    check(re.match(r"^\d+ bytes in [0-9.]+ s, [0-9.]+ MB/s$", r.stdout.decode()),
+          "write: the summary is printed before the error")
+
+    r = run("--json", "read", "1:3", "-i", "0", "-e", "0x84", "--bytes", "1M")
+    j = json.loads(r.stdout) if r.stdout else {}
+    check(r.returncode == 6 and b"Stalled" in r.stderr and j.get("errors", 0) >= 1 and j.get("bytes") == 0,
+          f"read from a stalling endpoint: exit 6, the cause, and errors in the JSON summary ({j})")
+
+    r = run("read", "1:3", "-i", "0", "-e", "0x86", "--bytes", "1K", "--timeout", "200")
+    check(r.returncode == 6 and b"Timed out" in r.stderr and b"--timeout" in r.stderr,
+          "read that times out: exit 6 with the fix")
+
+    r = run("read", "1:3", "-i", "0", "-e", "0x85", "--bytes", "1K")
+    check(r.returncode == 2 and b"no endpoint 0x85" in r.stderr and b"zcusbctl info" in r.stderr,
+          "read from an endpoint the interface lacks: usage error with a fix")
+    r = run("read", "1:3", "-i", "3", "-e", "0x81", "--bytes", "1K")
+    check(r.returncode == 1 and b"no interface 3" in r.stderr, "claiming a missing interface: the daemon's sentence")
+    r = run("read", "9:9", "-i", "0", "-e", "0x81", "--bytes", "1K")
+    check(r.returncode == 3 and b"zcusbctl list" in r.stderr, "no such device: exit 3")
+    r = run("read", "1:3", "-i", "0", "-e", "0x81", "--bytes", "1K", "--transfer-size", "8M", "--queue-depth", "2")
+    check(r.returncode == 1 and b"quota" in r.stderr, "a buffer over quota: exit 1 naming the quota")
+
+    r = run("control", "1:3", "-i", "0", "--request-type", "0x80", "--request", "6", "--value", "0x100",
+            "--length", "64")
+    check(r.returncode == 0 and r.stdout.decode() == "12010002000000402505a0a4000101020301\n",
+          "control IN: GET_DESCRIPTOR as hex, actual length only")
+    r = run("control", "1:3", "-i", "0", "--request-type", "0x40", "--request", "0x5b", "--data", "de:ad be ef")
+    check(r.returncode == 0 and r.stdout == b"", "control OUT with --data prints nothing")
+    r = run("--json", "control", "1:3", "-i", "0", "--request-type", "0xc0", "--request", "0x5d", "--length", "8")
+    j = json.loads(r.stdout) if r.returncode == 0 else {}
+    check(j == {"request_type": 192, "request": 93, "value": 0, "index": 0, "length": 8, "actual_length": 4,
+                "data": "deadbeef"}, f"control --json reads back what the OUT request stored ({j})")
+    r = run("control", "1:3", "-i", "0", "--request-type", "0xc0", "--request", "0x99", "--length", "8")
+    check(r.returncode == 6 and b"Stalled" in r.stderr, "control request the device stalls: exit 6")
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in ("api", "zcusbctl"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    if os.geteuid() != 0:
+        skip("the project's bus policy lets only root own org.zcusb1")
+    if not shutil.which("dbus-daemon"):
+        skip("dbus-daemon is not installed")
+    try:
+        import dbus  # noqa: F401
+        import gi  # noqa: F401
+    except ImportError as e:
+        skip(f"python3-dbus and python3-gi are needed ({e})")
+
+    workdir = tempfile.mkdtemp(prefix="libzcusb-test-")
+    procs = []
+    try:
+        socket = os.path.join(workdir, "system_bus_socket")
+        conf = os.path.join(workdir, "bus.conf")
+        with open(conf, "w") as f:
+            f.write(BUS_CONFIG.format(socket=socket, policy=os.path.join(ROOT, "dbus", "org.zcusb1.conf")))
+        env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "DBUS_SESSION_BUS_ADDRESS")}
+        bus = subprocess.Popen(["dbus-daemon", "--nofork", f"--config-file={conf}", "--print-address"],
+                               stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+        procs.append(bus)
+        address = bus.stdout.readline().decode().strip()
+        if not address:
+            raise Failure("dbus-daemon did not start")
+        env["DBUS_SYSTEM_BUS_ADDRESS"] = f"unix:path={socket}"
+
+        fake = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "fake-zcusbd.py"), env["DBUS_SYSTEM_BUS_ADDRESS"]],
+                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+        procs.append(fake)
+        if fake.stdout.readline().decode().strip() != "ready":
+            raise Failure("fake-zcusbd.py did not start")
+
+        if sys.argv[1] == "api":
+            rc = subprocess.run([sys.argv[2]], env=env, timeout=120).returncode
+            if rc != 0:
+                raise Failure(f"{sys.argv[2]} exited {rc}")
+        else:
+            zcusbctl_tests(sys.argv[2], env, workdir)
+        check(fake.poll() is None, "fake-zcusbd survived")
+        return 0
+    except Failure as e:
+        print(f"FAIL: {e}", flush=True)
+        return 1
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
