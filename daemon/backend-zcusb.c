@@ -423,7 +423,11 @@ static void zcusb_forget_buffer(BackendDevice *h, uint8_t interface, const Buffe
                 return;
         TAILQ_FOREACH(r, &i->registrations, link)
                 if (r->buffer == b) {
-                        (void) ioctl(i->fd, ZCUSB_IOC_UNREGISTER, &r->id);
+                        /* Only called once every transfer on b was reaped,
+                         * so the module has no reason to say EBUSY. */
+                        if (ioctl(i->fd, ZCUSB_IOC_UNREGISTER, &r->id) < 0)
+                                log_warning_errno(errno, "zcusb %s: cannot unregister buffer %u; its pages "
+                                                  "stay pinned until the claim ends: %m", i->name, b->id);
                         TAILQ_REMOVE(&i->registrations, r, link);
                         free(r);
                         return;

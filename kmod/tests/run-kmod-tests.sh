@@ -1,0 +1,163 @@
+#!/bin/bash
+# Real-kernel test of zcusb.ko: build it against Debian's cached kernel headers,
+# build the static test program, boot Debian's kernel under QEMU (TCG) with a
+# busybox initramfs holding dummy_hcd + configfs Loopback/SourceSink gadgets and
+# QEMU's usb-storage on an xHCI (no_sg_constraint, real DMA),
+# run kmod/tests/zcusb-kmod-test there and report.
+#
+#   kmod/tests/run-kmod-tests.sh [-v]
+#
+# Environment:
+#   ZCUSB_VM_CACHE   cache directory (default /var/cache/zcusb-test): the kernel
+#                    (tests/vm/fetch-kernel.sh) and build products (CACHE/kmod-test)
+#   ZCUSB_VM_QEMU    qemu binary (default qemu-system-x86_64)
+#   ZCUSB_VM_TIMEOUT hard limit of the VM run in seconds (default 400)
+#   ZCUSB_CYCLES     unbind/bind/open/close cycles (default 1000)
+#   ZCUSB_KMOD_APPEND extra kernel command line
+# Exit: 0 pass; 1 test failures; 2 build failure; 3 VM did not finish.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+KMOD=$(cd "$HERE/.." && pwd)
+REPO=$(cd "$KMOD/.." && pwd)
+CACHE=${ZCUSB_VM_CACHE:-/var/cache/zcusb-test}
+WORK=$CACHE/kmod-test
+QEMU=${ZCUSB_VM_QEMU:-qemu-system-x86_64}
+TIMEOUT=${ZCUSB_VM_TIMEOUT:-400}
+VERBOSE=0
+[ "${1:-}" = -v ] && VERBOSE=1
+
+log() { printf 'run-kmod-tests: %s\n' "$*" >&2; }
+die() {
+	printf 'run-kmod-tests: error: %s\n' "$*" >&2
+	exit "${2:-2}"
+}
+for tool in "$QEMU" busybox gcc make modprobe timeout flock; do
+	command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found (apt-get install qemu-system-x86 busybox-static gcc make kmod libc6-dev)"
+done
+if ldd "$(command -v busybox)" >/dev/null 2>&1; then
+	die "busybox is dynamically linked: apt-get install busybox-static"
+fi
+
+eval "$("$REPO/tests/vm/fetch-kernel.sh")" || die "tests/vm/fetch-kernel.sh failed"
+mkdir -p "$WORK"
+exec 7>"$WORK/.lock"
+flock 7
+T0=$(date +%s.%N)
+
+# --- build the module (outside the clone; cp -p keeps mtimes so make stays incremental)
+B=$WORK/build-$ZCUSB_KVER
+mkdir -p "$B"
+cp -p "$KMOD"/*.c "$KMOD"/*.h "$KMOD/Kbuild" "$KMOD/Makefile" "$B/"
+if ! make -C "$B" KDIR="$ZCUSB_KHEADERS" KMAKEFILE="$ZCUSB_KHEADERS_COMMON/Makefile" \
+	W=1 >"$B/build.log" 2>&1; then
+	cat "$B/build.log"
+	die "module build failed"
+fi
+if grep -E 'warning:|error:' "$B/build.log"; then
+	die "module build has warnings (above)"
+fi
+
+# --- the test program
+TEST=$WORK/zcusb-kmod-test
+if [ ! -x "$TEST" ] || [ "$HERE/zcusb-kmod-test.c" -nt "$TEST" ] || [ "$KMOD/zcusb_abi.h" -nt "$TEST" ]; then
+	gcc -static -O2 -Wall -Wextra -Werror -o "$TEST.tmp" "$HERE/zcusb-kmod-test.c" ||
+		die "building zcusb-kmod-test failed"
+	mv -f "$TEST.tmp" "$TEST"
+fi
+
+# --- initramfs: busybox, /init, modules in dependency order, zcusb.ko, the test
+stage=$(mktemp -d "$WORK/stage.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage"/{bin,dev,etc,lib/modules,proc,sys,tmp}
+cp "$(command -v busybox)" "$stage/bin/busybox"
+install -m 0755 "$HERE/guest-init.sh" "$stage/init"
+cp "$TEST" "$stage/bin/zcusb-kmod-test"
+cp "$B/zcusb.ko" "$stage/lib/modules/zcusb.ko"
+root=${ZCUSB_MODDIR%/lib/modules/*}
+declare -A seen=()
+: >"$stage/etc/zcusb-modules"
+for m in xhci_pci dummy_hcd configfs libcomposite usb_f_ss_lb; do
+	deps=$(modprobe -d "$root" -S "$ZCUSB_KVER" --show-depends "$m") ||
+		die "modprobe --show-depends $m failed"
+	while read -r kind path _; do
+		[ "$kind" = insmod ] || continue
+		name=$(basename "$path")
+		[ -z "${seen[$name]:-}" ] || continue
+		seen[$name]=1
+		case $path in
+		*.ko) cp "$path" "$stage/lib/modules/$name" ;;
+		*.ko.xz) xz -dc "$path" >"$stage/lib/modules/${name%.xz}" && name=${name%.xz} ;;
+		*) die "unexpected module file $path" ;;
+		esac
+		args=""
+		[ "$name" = dummy_hcd.ko ] && args="num=2"
+		echo "$name $args" >>"$stage/etc/zcusb-modules"
+	done <<<"$deps"
+done
+(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null) \
+	>"$WORK/initramfs.cpio" || die "busybox cpio failed"
+rm -rf "$stage"
+trap - EXIT
+T1=$(date +%s.%N)
+
+# --- a disk for QEMU's usb-storage on the xHCI: byte i of sector lba is (lba*7+i)&0xff
+if [ ! -f "$WORK/disk.pristine" ]; then
+	python3 - "$WORK/disk.pristine" <<'EOF'
+import os, sys
+with open(sys.argv[1] + ".tmp", "wb") as f:
+    base = bytes(range(256)) * 3
+    for lba in range(32768):
+        s = (lba * 7) & 0xff
+        f.write(base[s:s + 512])
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+EOF
+fi
+cp "$WORK/disk.pristine" "$WORK/disk.img"
+
+# --- boot
+CONSOLE=$WORK/console.log
+: >"$CONSOLE"
+APPEND="console=ttyS0 panic=-1 rdinit=/init loglevel=4 mitigations=off 8250.nr_uarts=1"
+APPEND+=" random.trust_cpu=on ZCUSB_CYCLES=${ZCUSB_CYCLES:-1000}"
+APPEND+=${ZCUSB_KMOD_APPEND:+ $ZCUSB_KMOD_APPEND}
+log "booting $ZCUSB_KVER under TCG (limit ${TIMEOUT}s)"
+tailpid=""
+if [ $VERBOSE = 1 ]; then
+	tail -n +1 -F "$CONSOLE" 2>/dev/null &
+	tailpid=$!
+fi
+set +e
+timeout -k 10 "$TIMEOUT" "$QEMU" -accel tcg -cpu max -smp 2 -m 1024 \
+	-nographic -nodefaults -no-reboot -monitor none -serial "file:$CONSOLE" \
+	-kernel "$ZCUSB_VMLINUX" -initrd "$WORK/initramfs.cpio" -append "$APPEND" \
+	-device qemu-xhci,id=xhci -drive "if=none,id=d0,file=$WORK/disk.img,format=raw" \
+	-device usb-storage,bus=xhci.0,drive=d0 \
+	</dev/null >"$WORK/qemu.out" 2>&1
+qrc=$?
+set -e
+T2=$(date +%s.%N)
+if [ -n "$tailpid" ]; then
+	sleep 0.3
+	kill "$tailpid" 2>/dev/null || true
+	wait "$tailpid" 2>/dev/null || true
+fi
+
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+if [ $VERBOSE = 0 ]; then
+	# the guest's own lines (init, test, dmesg excerpt), without the boot log
+	sed -n '/zcusb-kmod-init\[/,$p' "$CONSOLE" | tr -d '\r'
+fi
+echo "== build+initramfs $(secs "$T0" "$T1") s, QEMU $(secs "$T1" "$T2") s (rc $qrc); console: $CONSOLE"
+rc=$(sed -n 's/^ZCUSB-KMOD-RESULT: rc=\([0-9]*\).*/\1/p' "$CONSOLE" | tr -d '\r' | tail -n1)
+if [ -z "$rc" ]; then
+	echo "VM RUN FAILED: no result line (timeout, panic or crash); last console lines:"
+	tail -n 40 "$CONSOLE" | tr -d '\r' | sed 's/^/   /'
+	exit 3
+fi
+if [ "$rc" != 0 ]; then
+	echo "zcusb.ko tests FAILED (rc $rc)"
+	exit 1
+fi
+echo "zcusb.ko tests passed"
+exit 0

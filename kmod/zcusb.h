@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * zcusb.ko internals: per-interface state, per-opener state, transfers.
+ *
+ * Object ownership (one owner each, so nothing is freed or unpinned twice):
+ *
+ *   struct zcusb_intf    one per bound interface; kref'd by the binding
+ *                        (probe .. disconnect) and by the opener (open ..
+ *                        release). Freed by the last kref_put.
+ *   struct zcusb_client  one per open file (open is exclusive); owned by
+ *                        the file, freed by release() after every URB has
+ *                        been killed and every transfer freed.
+ *   struct zcusb_region  a registered range; owned by client->regions
+ *                        (xarray). Transfers over it hold region->users;
+ *                        UNREGISTER refuses (-EBUSY) while users > 0.
+ *   struct zcusb_xfer    one SUBMIT; owned by exactly one list of its client
+ *                        under client->lock: ->pending from submission until
+ *                        the last of its URBs is given back, then
+ *                        ->completed until REAP or release() takes it off
+ *                        and frees it (process context, intf->lock held).
+ *
+ * Locking: intf->lock (mutex) serialises every ioctl, open, release and
+ * disconnect of one interface; client->lock (spinlock, irqsave) protects
+ * the two transfer lists and the per-transfer completion state, which URB
+ * completion handlers (atomic context) update.
+ */
+#ifndef ZCUSB_H
+#define ZCUSB_H
+
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/scatterlist.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+#include <linux/usb.h>
+#include <linux/wait.h>
+#include <linux/xarray.h>
+
+#include "zcusb_abi.h"
+
+#define ZCUSB_NAME		"zcusb"
+#define ZCUSB_MAX_MINORS	256
+/* largest length one SUBMIT may have (reported by ZCUSB_IOC_VERSION) */
+#define ZCUSB_MAX_TRANSFER	(16u << 20)
+/* size of one bounce buffer when a whole transfer is bounced */
+#define ZCUSB_BOUNCE_CHUNK	(16u << 10)
+/* registered ranges one opener may hold at once */
+#define ZCUSB_MAX_REGIONS	1024
+
+/* module parameters (zcusb_main.c) */
+extern bool zcusb_disable_zerocopy;
+extern unsigned int zcusb_max_pinned_mb;
+extern unsigned int zcusb_max_bounce_mb;
+extern int zcusb_max_sg_entries;
+
+/* counters shown in /sys/bus/usb/drivers/zcusb/stats */
+struct zcusb_stats {
+	atomic64_t zerocopy_bytes;	/* submitted straight from/to user pages */
+	atomic64_t bounced_bytes;	/* submitted through kernel buffers */
+	atomic64_t urbs;		/* URBs submitted */
+	atomic64_t pinned_pages;	/* pages pinned right now (all openers) */
+};
+extern struct zcusb_stats zcusb_stats;
+
+struct zcusb_client;
+
+struct zcusb_intf {
+	struct kref kref;
+	struct mutex lock;
+	struct usb_interface *intf;	/* reference held (usb_get_intf) */
+	struct usb_device *udev;	/* reference held (usb_get_dev) */
+	struct device *dev;		/* class device, NULL once destroyed */
+	int minor;
+	bool disconnected;		/* under lock */
+	struct zcusb_client *client;	/* the opener, under lock */
+	char name[32];			/* dev_name of the interface */
+};
+
+struct zcusb_client {
+	struct zcusb_intf *zi;		/* kref held while open */
+	spinlock_t lock;
+	struct list_head pending;	/* xfers with URBs in flight */
+	struct list_head completed;	/* xfers waiting for REAP */
+	bool disconnected;		/* under lock; set by disconnect */
+	wait_queue_head_t wait;		/* poll() */
+	struct usb_anchor anchor;	/* every URB in flight */
+
+	/* under zi->lock */
+	struct xarray regions;		/* buffer_id -> struct zcusb_region */
+	unsigned long pinned_pages;	/* charged against max_pinned_mb */
+	size_t kmem;			/* charged against max_bounce_mb */
+};
+
+struct zcusb_region {
+	u32 id;
+	u64 addr;
+	u64 length;
+	unsigned long npages;
+	struct page **pages;
+	unsigned int users;		/* transfers using it, under zi->lock */
+};
+
+/* One piece of a transfer, in transfer order. */
+struct zcusb_seg {
+	u32 pos;			/* offset within the transfer */
+	u32 len;
+	void *kbuf;			/* bounce buffer, or NULL: user page */
+	struct page *page;		/* user page when !kbuf */
+	u32 off;			/* offset in page when !kbuf */
+};
+
+struct zcusb_urbctx {
+	struct zcusb_xfer *x;
+	unsigned int idx;
+};
+
+struct zcusb_xfer {
+	struct list_head node;		/* client->pending or ->completed */
+	struct zcusb_client *c;
+	u64 user_data;
+	u32 length;
+	u16 flags;			/* ZCUSB_SUBMIT_* */
+	u8 type;
+	bool in;
+
+	/* completion state, under c->lock */
+	int status;			/* first error, 0 if none */
+	int cancel_status;		/* -ECANCELED once CANCEL asked */
+	bool terminated;		/* no later URB counts any more */
+	u32 actual;
+	unsigned int urbs_left;		/* URBs not given back (+1 at submit) */
+
+	/* the user memory: pinned for this transfer, or a registered range */
+	struct zcusb_region *region;
+	struct page **pages;		/* pages[0] holds byte 0 of the transfer */
+	unsigned long npages;		/* pinned by this transfer (region: 0) */
+	u32 page_off;			/* offset of byte 0 in pages[0] */
+
+	unsigned int nsegs;
+	struct zcusb_seg *segs;
+	u32 zc_bytes;			/* bytes DMA'd straight to/from user */
+	struct sg_table sgt;		/* used when the URBs take SG lists */
+	bool have_sgt;
+	unsigned int nurbs;
+	struct urb **urbs;
+	struct zcusb_urbctx *uctx;
+	struct usb_ctrlrequest *setup;	/* control only */
+	size_t kmem;			/* charged to c->kmem */
+};
+
+/* zcusb_pin.c */
+int zcusb_pin(struct zcusb_client *c, unsigned long addr, unsigned long npages,
+	      unsigned int gup_flags, struct page ***pagesp);
+void zcusb_unpin(struct zcusb_client *c, struct page **pages,
+		 unsigned long npages, bool dirty);
+int zcusb_register(struct zcusb_client *c, struct zcusb_register *reg);
+int zcusb_unregister(struct zcusb_client *c, u32 id);
+void zcusb_unregister_all(struct zcusb_client *c);
+int zcusb_kmem_charge(struct zcusb_client *c, size_t bytes);
+void zcusb_kmem_uncharge(struct zcusb_client *c, size_t bytes);
+
+/* zcusb_xfer.c */
+void zcusb_client_init(struct zcusb_client *c, struct zcusb_intf *zi);
+int zcusb_submit(struct zcusb_client *c, const struct zcusb_submit *s);
+int zcusb_reap(struct zcusb_client *c, struct zcusb_completion __user *uc);
+int zcusb_cancel(struct zcusb_client *c, u64 user_data);
+bool zcusb_busy(struct zcusb_client *c);
+void zcusb_kill_all(struct zcusb_client *c, bool disconnect);
+void zcusb_free_all(struct zcusb_client *c);
+
+#endif /* ZCUSB_H */

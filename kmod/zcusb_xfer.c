@@ -1,0 +1,847 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * zcusb.ko: transfers. SUBMIT validates a request, finds its pages (pinned
+ * now, or a registered range), cuts it into segments that either point at
+ * the user pages (zero copy) or at kernel bounce buffers, groups the
+ * segments into URBs and submits them. Completion handlers (atomic) move
+ * the transfer from client->pending to client->completed when its last URB
+ * is given back; REAP (process context) copies bounced IN data into the
+ * user pages, reports the completion and frees the transfer.
+ *
+ * Segment rules (see zcusb_plan()):
+ *  - an SG element boundary must fall on a multiple of wMaxPacketSize from
+ *    the start of the transfer unless the bus has no_sg_constraint; without
+ *    SG every URB is one element, so the same holds for URB boundaries;
+ *  - IN: DMA never shares a cache line with memory the CPU may touch, so a
+ *    head or tail that does not start/end on a line is bounced;
+ *  - whatever cannot be arranged that way is bounced as a whole; more
+ *    elements than bus->sg_tablesize are split over several URBs, cut on
+ *    packet boundaries. Nothing fails for alignment reasons.
+ *
+ * A transfer split into several URBs queues them all at once. Every URB but
+ * the last of an IN transfer has URB_SHORT_NOT_OK, so the host controller
+ * halts the endpoint queue when one of them ends short or with an error;
+ * its completion handler then blocks and unlinks the later URBs before the
+ * queue moves on (what usbfs does for bulk continuation).
+ */
+#include <linux/cache.h>
+#include <linux/dma-mapping.h>
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "zcusb.h"
+
+static u32 zcusb_line(void)
+{
+	return max_t(u32, L1_CACHE_BYTES, dma_get_cache_alignment());
+}
+
+void zcusb_client_init(struct zcusb_client *c, struct zcusb_intf *zi)
+{
+	c->zi = zi;
+	spin_lock_init(&c->lock);
+	INIT_LIST_HEAD(&c->pending);
+	INIT_LIST_HEAD(&c->completed);
+	init_waitqueue_head(&c->wait);
+	init_usb_anchor(&c->anchor);
+	xa_init_flags(&c->regions, XA_FLAGS_ALLOC1);
+}
+
+static struct usb_host_endpoint *zcusb_find_ep(struct zcusb_intf *zi, u8 addr)
+{
+	struct usb_host_interface *alt = zi->intf->cur_altsetting;
+	unsigned int i;
+
+	for (i = 0; i < alt->desc.bNumEndpoints; i++)
+		if (alt->endpoint[i].desc.bEndpointAddress == addr)
+			return &alt->endpoint[i];
+	return NULL;
+}
+
+/*
+ * Control requests act on the whole device, which other interfaces share:
+ * let through what concerns this interface or is vendor/class specific;
+ * state changes that have their own ioctl (SET_ALT, CLEAR_HALT) or belong
+ * to the USB core are refused.
+ */
+static int zcusb_check_ctrl(struct zcusb_intf *zi,
+			    const struct usb_ctrlrequest *cr)
+{
+	bool standard = (cr->bRequestType & USB_TYPE_MASK) == USB_TYPE_STANDARD;
+	u16 index = le16_to_cpu(cr->wIndex);
+
+	switch (cr->bRequestType & USB_RECIP_MASK) {
+	case USB_RECIP_DEVICE:
+		if (standard && !(cr->bRequestType & USB_DIR_IN))
+			return -EPERM;
+		return 0;
+	case USB_RECIP_INTERFACE:
+		if ((index & 0xff) !=
+		    zi->intf->cur_altsetting->desc.bInterfaceNumber)
+			return -EPERM;
+		if (standard && cr->bRequest == USB_REQ_SET_INTERFACE)
+			return -EINVAL;
+		return 0;
+	case USB_RECIP_ENDPOINT:
+		if (!zcusb_find_ep(zi, index & 0xff))
+			return -EPERM;
+		if (standard && !(cr->bRequestType & USB_DIR_IN))
+			return -EINVAL;
+		return 0;
+	default:
+		return standard ? -EPERM : 0;
+	}
+}
+
+/*
+ * Decide how a transfer of @len bytes starting @pgoff bytes into its first
+ * page can use the user pages directly: bytes [head, len - tail) go zero
+ * copy, the head and tail through bounce buffers. Returns false when no
+ * such split exists (or it would leave nothing to map): bounce it all.
+ */
+static bool zcusb_plan(u32 len, u32 pgoff, bool in, u32 mp, bool constrained,
+		       u32 *headp, u32 *tailp)
+{
+	u32 line = in ? zcusb_line() : 1;
+	u32 step = constrained ? mp : 1;
+	u32 h, e;
+
+	if (!len || !mp)
+		return false;
+	if (constrained) {
+		/*
+		 * Page boundaries inside the mapped part are element
+		 * boundaries: they must be packet boundaries too, which
+		 * holds for every one of them iff pgoff is a multiple of mp.
+		 */
+		if (PAGE_SIZE % mp || pgoff % mp)
+			return false;
+		/* the head must be whole packets and end on a cache line */
+		for (h = 0; (pgoff + h) % line; h += step)
+			if (h >= PAGE_SIZE || h >= len)
+				return false;
+	} else {
+		h = (line - pgoff % line) % line;
+	}
+	if (h >= len)
+		return false;
+
+	if ((pgoff + len) % line == 0) {
+		e = len;
+	} else {
+		/* the tail starts on a packet boundary and a cache line */
+		e = rounddown(len, step);
+		while (e > h && (pgoff + e) % line)
+			e -= step;
+	}
+	if (e <= h)
+		return false;
+	*headp = h;
+	*tailp = len - e;
+	return true;
+}
+
+static int zcusb_add_bounce(struct zcusb_xfer *x, u32 pos, u32 len)
+{
+	struct zcusb_seg *s = &x->segs[x->nsegs];
+
+	s->kbuf = kmalloc(len, GFP_KERNEL);
+	if (!s->kbuf)
+		return -ENOMEM;
+	s->pos = pos;
+	s->len = len;
+	x->nsegs++;
+	return 0;
+}
+
+/* Copy a bounce segment from (to_pages false) or to the user's pages. */
+static void zcusb_copy_seg(struct zcusb_xfer *x, const struct zcusb_seg *s,
+			   u32 len, bool to_pages)
+{
+	u32 done = 0;
+
+	while (done < len) {
+		u32 abs = x->page_off + s->pos + done;
+		struct page *pg = x->pages[abs >> PAGE_SHIFT];
+		u32 off = offset_in_page(abs);
+		u32 n = min_t(u32, len - done, PAGE_SIZE - off);
+		void *va = kmap_local_page(pg);
+
+		if (to_pages) {
+			memcpy(va + off, s->kbuf + done, n);
+			flush_dcache_page(pg);
+		} else {
+			memcpy(s->kbuf + done, va + off, n);
+		}
+		kunmap_local(va);
+		done += n;
+	}
+}
+
+/* How many segments from @s make the next URB; 0 if no valid cut exists. */
+static unsigned int zcusb_group(const struct zcusb_xfer *x, unsigned int s,
+				unsigned int maxsegs, u32 mp)
+{
+	unsigned int n = min(x->nsegs - s, maxsegs);
+
+	if (s + n == x->nsegs)
+		return n;
+	for (; n; n--) {
+		const struct zcusb_seg *l = &x->segs[s + n - 1];
+
+		if ((l->pos + l->len) % mp == 0)
+			return n;
+	}
+	return 0;
+}
+
+/* Free a transfer no URB of which is in flight (process context). */
+static void zcusb_xfer_free(struct zcusb_xfer *x)
+{
+	struct zcusb_client *c = x->c;
+	unsigned int i;
+
+	if (x->urbs) {
+		for (i = 0; i < x->nurbs; i++)
+			usb_free_urb(x->urbs[i]);
+		kfree(x->urbs);
+	}
+	kfree(x->uctx);
+	if (x->have_sgt)
+		sg_free_table(&x->sgt);
+	if (x->segs) {
+		for (i = 0; i < x->nsegs; i++)
+			kfree(x->segs[i].kbuf);
+		kvfree(x->segs);
+	}
+	kfree(x->setup);
+	if (x->region)
+		x->region->users--;
+	else if (x->npages)
+		zcusb_unpin(c, x->pages, x->npages, x->in);
+	zcusb_kmem_uncharge(c, x->kmem);
+	kfree(x);
+}
+
+static int zcusb_map_status(struct zcusb_client *c, struct zcusb_xfer *x,
+			    int st)
+{
+	if (!st)
+		return 0;
+	/* -ESHUTDOWN: the endpoint was disabled because the interface went */
+	if (c->disconnected || st == -ESHUTDOWN)
+		return -ENODEV;
+	if (x->cancel_status && (st == -ENOENT || st == -ECONNRESET))
+		return x->cancel_status;
+	return st;
+}
+
+static void zcusb_stop_urbs(struct zcusb_xfer *x, unsigned int from,
+			    unsigned int to)
+{
+	unsigned int i;
+
+	/* block first: an URB not yet linked then fails its submission */
+	for (i = from; i < to; i++) {
+		usb_block_urb(x->urbs[i]);
+		usb_unlink_urb(x->urbs[i]);
+	}
+}
+
+static void zcusb_urb_complete(struct urb *urb)
+{
+	struct zcusb_urbctx *ctx = urb->context;
+	struct zcusb_xfer *x = ctx->x;
+	struct zcusb_client *c = x->c;
+	bool later = ctx->idx + 1 < x->nurbs;
+	bool unlink = false, done;
+	unsigned long flags;
+	int st = urb->status;
+
+	spin_lock_irqsave(&c->lock, flags);
+	if (!x->terminated) {
+		x->actual += urb->actual_length;
+		if (st) {
+			x->terminated = true;
+			unlink = later;
+			/* a short packet ends a split IN transfer early */
+			if (st == -EREMOTEIO && later &&
+			    !(x->flags & ZCUSB_SUBMIT_SHORT_NOT_OK))
+				st = 0;
+			x->status = zcusb_map_status(c, x, st);
+		}
+	}
+	spin_unlock_irqrestore(&c->lock, flags);
+
+	/* x stays on ->pending (and alive) until our urbs_left share goes */
+	if (unlink)
+		zcusb_stop_urbs(x, ctx->idx + 1, x->nurbs);
+
+	spin_lock_irqsave(&c->lock, flags);
+	done = !--x->urbs_left;
+	if (done)
+		list_move_tail(&x->node, &c->completed);
+	spin_unlock_irqrestore(&c->lock, flags);
+	if (done)
+		wake_up(&c->wait);
+}
+
+static int zcusb_check_submit(struct zcusb_client *c,
+			      const struct zcusb_submit *s,
+			      struct usb_host_endpoint **epp,
+			      struct zcusb_region **regionp, bool *inp)
+{
+	struct zcusb_intf *zi = c->zi;
+	struct usb_host_endpoint *ep = NULL;
+	struct zcusb_region *r = NULL;
+	bool in;
+	int i;
+
+	if (s->reserved || (s->flags & ~(ZCUSB_SUBMIT_SHORT_NOT_OK |
+					 ZCUSB_SUBMIT_ZERO_PACKET)))
+		return -EINVAL;
+	if (s->length > ZCUSB_MAX_TRANSFER)
+		return -EMSGSIZE;
+
+	switch (s->type) {
+	case ZCUSB_TYPE_CONTROL: {
+		const struct usb_ctrlrequest *cr = (const void *)s->setup;
+		int ret;
+
+		if (s->endpoint || le16_to_cpu(cr->wLength) != s->length)
+			return -EINVAL;
+		ret = zcusb_check_ctrl(zi, cr);
+		if (ret)
+			return ret;
+		in = cr->bRequestType & USB_DIR_IN;
+		if (s->flags & ZCUSB_SUBMIT_ZERO_PACKET)
+			return -EINVAL;
+		break;
+	}
+	case ZCUSB_TYPE_BULK:
+	case ZCUSB_TYPE_INTERRUPT:
+		for (i = 0; i < sizeof(s->setup); i++)
+			if (s->setup[i])
+				return -EINVAL;
+		ep = zcusb_find_ep(zi, s->endpoint);
+		if (!ep || usb_endpoint_type(&ep->desc) != s->type ||
+		    !usb_endpoint_maxp(&ep->desc))
+			return -EINVAL;
+		in = usb_endpoint_dir_in(&ep->desc);
+		if (in && (s->flags & ZCUSB_SUBMIT_ZERO_PACKET))
+			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (!in && (s->flags & ZCUSB_SUBMIT_SHORT_NOT_OK))
+		return -EINVAL;
+
+	if (s->buffer_id) {
+		if (s->addr)
+			return -EINVAL;
+		r = xa_load(&c->regions, s->buffer_id);
+		if (!r)
+			return -ENOENT;
+		if (s->offset > r->length || s->length > r->length - s->offset)
+			return -EINVAL;
+	} else {
+		if (s->offset)
+			return -EINVAL;
+		if (s->length && (s->addr + s->length < s->addr ||
+				  !access_ok(u64_to_user_ptr(s->addr),
+					     s->length)))
+			return -EFAULT;
+	}
+	*epp = ep;
+	*regionp = r;
+	*inp = in;
+	return 0;
+}
+
+/* Cut the transfer into segments: zero copy where zcusb_plan() allows. */
+static int zcusb_make_segs(struct zcusb_xfer *x, u32 mp, bool sg,
+			   bool constrained)
+{
+	u32 len = x->length, head = 0, tail = 0, chunk, pos;
+	bool zc = false;
+	size_t nsegs;
+	int ret;
+
+	if (!len)
+		return 0;
+	if (x->type != ZCUSB_TYPE_CONTROL && !READ_ONCE(zcusb_disable_zerocopy) &&
+	    (sg || !IS_ENABLED(CONFIG_HIGHMEM)))
+		zc = zcusb_plan(len, x->page_off, x->in, mp, constrained,
+				&head, &tail);
+
+	if (zc) {
+		u32 first = (x->page_off + head) >> PAGE_SHIFT;
+		u32 last = (x->page_off + len - tail - 1) >> PAGE_SHIFT;
+
+		nsegs = (last - first + 1) + !!head + !!tail;
+		chunk = 0;
+	} else {
+		/*
+		 * Bounce it all: control in one buffer (one URB), the rest
+		 * in chunks of whole packets, so that any chunk boundary is
+		 * a valid element and URB boundary.
+		 */
+		if (x->type == ZCUSB_TYPE_CONTROL)
+			chunk = len;
+		else if (ZCUSB_BOUNCE_CHUNK % mp)
+			chunk = max(rounddown(ZCUSB_BOUNCE_CHUNK, mp), mp);
+		else
+			chunk = ZCUSB_BOUNCE_CHUNK;
+		nsegs = DIV_ROUND_UP(len, chunk);
+	}
+
+	ret = zcusb_kmem_charge(x->c, nsegs * sizeof(*x->segs) +
+				(zc ? head + tail : len));
+	if (ret)
+		return ret;
+	x->kmem += nsegs * sizeof(*x->segs) + (zc ? head + tail : len);
+	x->segs = kvcalloc(nsegs, sizeof(*x->segs), GFP_KERNEL);
+	if (!x->segs)
+		return -ENOMEM;
+
+	if (!zc) {
+		for (pos = 0; pos < len; pos += chunk) {
+			ret = zcusb_add_bounce(x, pos, min(chunk, len - pos));
+			if (ret)
+				return ret;
+		}
+		goto fill;
+	}
+
+	if (head) {
+		ret = zcusb_add_bounce(x, 0, head);
+		if (ret)
+			return ret;
+	}
+	for (pos = head; pos < len - tail;) {
+		struct zcusb_seg *s = &x->segs[x->nsegs++];
+		u32 abs = x->page_off + pos;
+
+		s->pos = pos;
+		s->page = x->pages[abs >> PAGE_SHIFT];
+		s->off = offset_in_page(abs);
+		s->len = min_t(u32, PAGE_SIZE - s->off, len - tail - pos);
+		pos += s->len;
+	}
+	if (tail) {
+		ret = zcusb_add_bounce(x, len - tail, tail);
+		if (ret)
+			return ret;
+	}
+	x->zc_bytes = len - head - tail;
+
+fill:
+	if (!x->in) {
+		unsigned int i;
+
+		for (i = 0; i < x->nsegs; i++)
+			if (x->segs[i].kbuf)
+				zcusb_copy_seg(x, &x->segs[i], x->segs[i].len,
+					       false);
+	}
+	return 0;
+}
+
+static int zcusb_alloc_urbs(struct zcusb_xfer *x, unsigned int n)
+{
+	unsigned int i;
+	size_t bytes = n * (sizeof(struct urb) + sizeof(*x->urbs) +
+			    sizeof(*x->uctx));
+	int ret;
+
+	ret = zcusb_kmem_charge(x->c, bytes);
+	if (ret)
+		return ret;
+	x->kmem += bytes;
+	x->urbs = kcalloc(n, sizeof(*x->urbs), GFP_KERNEL);
+	x->uctx = kcalloc(n, sizeof(*x->uctx), GFP_KERNEL);
+	if (!x->urbs || !x->uctx)
+		return -ENOMEM;
+	x->nurbs = n;
+	for (i = 0; i < n; i++) {
+		x->urbs[i] = usb_alloc_urb(0, GFP_KERNEL);
+		if (!x->urbs[i])
+			return -ENOMEM;
+		x->uctx[i].x = x;
+		x->uctx[i].idx = i;
+	}
+	return 0;
+}
+
+static void zcusb_fill_urb(struct zcusb_xfer *x, unsigned int i,
+			   unsigned int pipe, int interval)
+{
+	struct urb *u = x->urbs[i];
+	bool last = i + 1 == x->nurbs;
+
+	u->dev = x->c->zi->udev;
+	u->pipe = pipe;
+	u->interval = interval;
+	u->complete = zcusb_urb_complete;
+	u->context = &x->uctx[i];
+	u->setup_packet = (unsigned char *)x->setup;
+	if (x->in) {
+		if (!last || (x->flags & ZCUSB_SUBMIT_SHORT_NOT_OK))
+			u->transfer_flags |= URB_SHORT_NOT_OK;
+	} else if (last && (x->flags & ZCUSB_SUBMIT_ZERO_PACKET)) {
+		u->transfer_flags |= URB_ZERO_PACKET;
+	}
+}
+
+/* Group the segments into URBs. */
+static int zcusb_build_urbs(struct zcusb_xfer *x, unsigned int pipe,
+			    int interval, u32 mp, unsigned int maxsegs)
+{
+	bool sg = maxsegs > 0;
+	unsigned int n, s, i, k;
+	struct scatterlist *sgl, *next;
+	int ret;
+
+	if (!x->nsegs || !sg) {
+		/* one URB per segment (no SG), or one empty URB */
+		ret = zcusb_alloc_urbs(x, max(x->nsegs, 1u));
+		if (ret)
+			return ret;
+		for (i = 0; i < x->nsegs; i++) {
+			struct zcusb_seg *sp = &x->segs[i];
+			struct urb *u = x->urbs[i];
+
+			u->transfer_buffer = sp->kbuf ? sp->kbuf :
+				page_address(sp->page) + sp->off;
+			u->transfer_buffer_length = sp->len;
+		}
+		for (i = 0; i < x->nurbs; i++)
+			zcusb_fill_urb(x, i, pipe, interval);
+		return 0;
+	}
+
+	for (n = 0, s = 0; s < x->nsegs; n++, s += k) {
+		k = zcusb_group(x, s, maxsegs, mp);
+		/* cannot happen: see "constrained" in zcusb_submit() */
+		if (WARN_ON_ONCE(!k))
+			return -EINVAL;
+	}
+	ret = zcusb_alloc_urbs(x, n);
+	if (ret)
+		return ret;
+	ret = zcusb_kmem_charge(x->c, x->nsegs * sizeof(*sgl));
+	if (ret)
+		return ret;
+	x->kmem += x->nsegs * sizeof(*sgl);
+	ret = sg_alloc_table(&x->sgt, x->nsegs, GFP_KERNEL);
+	if (ret)
+		return ret;
+	x->have_sgt = true;
+
+	next = x->sgt.sgl;
+	for (i = 0, s = 0; i < n; i++, s += k) {
+		struct urb *u = x->urbs[i];
+		unsigned int j;
+		u32 bytes = 0;
+
+		k = zcusb_group(x, s, maxsegs, mp);
+		u->sg = next;
+		u->num_sgs = k;
+		for (j = 0; j < k; j++) {
+			struct zcusb_seg *sp = &x->segs[s + j];
+
+			sgl = next;
+			if (sp->kbuf)
+				sg_set_buf(sgl, sp->kbuf, sp->len);
+			else
+				sg_set_page(sgl, sp->page, sp->len, sp->off);
+			bytes += sp->len;
+			next = sg_next(sgl);
+		}
+		sg_mark_end(sgl);
+		u->transfer_buffer_length = bytes;
+		zcusb_fill_urb(x, i, pipe, interval);
+	}
+	return 0;
+}
+
+static int zcusb_map_submit_err(int ret)
+{
+	/* the endpoint or device is going away under us */
+	if (ret == -ESHUTDOWN || ret == -ENOENT || ret == -ENODEV)
+		return -ENODEV;
+	return ret;
+}
+
+/* Called with zi->lock held; the interface is not disconnected. */
+int zcusb_submit(struct zcusb_client *c, const struct zcusb_submit *s)
+{
+	struct usb_device *udev = c->zi->udev;
+	struct usb_host_endpoint *ep;
+	struct zcusb_region *r;
+	struct zcusb_xfer *x;
+	unsigned int pipe, i, submitted;
+	bool in, sg, constrained, unlink = false, done;
+	unsigned int tablesize = 0;
+	int interval = 0, ret;
+	u32 mp = 0;
+
+	ret = zcusb_check_submit(c, s, &ep, &r, &in);
+	if (ret)
+		return ret;
+
+	x = kzalloc(sizeof(*x), GFP_KERNEL);
+	if (!x)
+		return -ENOMEM;
+	x->c = c;
+	x->in = in;
+	x->user_data = s->user_data;
+	x->length = s->length;
+	x->flags = s->flags;
+	x->type = s->type;
+	ret = zcusb_kmem_charge(c, sizeof(*x));
+	if (ret) {
+		kfree(x);
+		return ret;
+	}
+	x->kmem = sizeof(*x);
+
+	if (x->length) {
+		if (r) {
+			x->region = r;
+			r->users++;
+			x->pages = r->pages + (s->offset >> PAGE_SHIFT);
+			x->page_off = offset_in_page(s->offset);
+		} else {
+			unsigned long npages;
+
+			x->page_off = offset_in_page(s->addr);
+			npages = DIV_ROUND_UP(x->page_off + x->length,
+					      PAGE_SIZE);
+			ret = zcusb_pin(c, s->addr & PAGE_MASK, npages,
+					in ? FOLL_WRITE : 0, &x->pages);
+			if (ret)
+				goto fail;
+			x->npages = npages;
+		}
+	}
+
+	if (x->type == ZCUSB_TYPE_CONTROL) {
+		x->setup = kmemdup(s->setup, sizeof(*x->setup), GFP_KERNEL);
+		if (!x->setup) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		pipe = in ? usb_rcvctrlpipe(udev, 0) : usb_sndctrlpipe(udev, 0);
+		sg = false;
+		constrained = true;
+	} else {
+		u8 epnum = usb_endpoint_num(&ep->desc);
+		int lim = READ_ONCE(zcusb_max_sg_entries);
+
+		tablesize = udev->bus->sg_tablesize;
+		if (lim >= 0 && (unsigned int)lim < tablesize)
+			tablesize = lim;
+
+		mp = usb_endpoint_maxp(&ep->desc);
+		if (x->type == ZCUSB_TYPE_BULK) {
+			pipe = in ? usb_rcvbulkpipe(udev, epnum) :
+				    usb_sndbulkpipe(udev, epnum);
+		} else {
+			pipe = in ? usb_rcvintpipe(udev, epnum) :
+				    usb_sndintpipe(udev, epnum);
+			interval = ep->desc.bInterval;
+			if (udev->speed >= USB_SPEED_HIGH)
+				interval = 1 << min(15, max(interval, 1) - 1);
+		}
+		sg = tablesize > 0;
+		/*
+		 * Without the constraint, element boundaries may fall inside
+		 * a packet, so all elements must fit one URB; when they might
+		 * not, keep to packet boundaries so URBs can be cut anywhere.
+		 */
+		constrained = !sg || !udev->bus->no_sg_constraint ||
+			      x->length / PAGE_SIZE + 3 > tablesize;
+	}
+
+	ret = zcusb_make_segs(x, mp, sg, constrained);
+	if (!ret)
+		ret = zcusb_build_urbs(x, pipe, interval, mp, tablesize);
+	if (ret)
+		goto fail;
+
+	spin_lock_irq(&c->lock);
+	x->urbs_left = x->nurbs + 1;	/* +1: ours until all are submitted */
+	list_add_tail(&x->node, &c->pending);
+	spin_unlock_irq(&c->lock);
+
+	for (i = 0; i < x->nurbs; i++) {
+		usb_anchor_urb(x->urbs[i], &c->anchor);
+		ret = usb_submit_urb(x->urbs[i], GFP_KERNEL);
+		if (ret) {
+			usb_unanchor_urb(x->urbs[i]);
+			break;
+		}
+	}
+	submitted = i;
+
+	if (!submitted) {
+		/* nothing in flight: fail the ioctl, queue no completion */
+		spin_lock_irq(&c->lock);
+		list_del(&x->node);
+		spin_unlock_irq(&c->lock);
+		ret = zcusb_map_submit_err(ret);
+		goto fail;
+	}
+	atomic64_add(submitted, &zcusb_stats.urbs);
+	atomic64_add(x->zc_bytes, &zcusb_stats.zerocopy_bytes);
+	atomic64_add(x->length - x->zc_bytes, &zcusb_stats.bounced_bytes);
+
+	spin_lock_irq(&c->lock);
+	/* -EPERM: blocked by a completion that already ended the transfer */
+	if (ret && !x->terminated) {
+		x->terminated = true;
+		x->status = zcusb_map_submit_err(ret);
+		unlink = true;
+	}
+	x->urbs_left -= x->nurbs - submitted + 1;
+	done = !x->urbs_left;
+	if (done)
+		list_move_tail(&x->node, &c->completed);
+	spin_unlock_irq(&c->lock);
+	if (unlink)
+		zcusb_stop_urbs(x, 0, submitted);
+	if (done)
+		wake_up(&c->wait);
+	return 0;
+
+fail:
+	zcusb_xfer_free(x);
+	return ret;
+}
+
+/* Take the oldest completion; called with zi->lock held. */
+int zcusb_reap(struct zcusb_client *c, struct zcusb_completion __user *uc)
+{
+	struct zcusb_completion comp = {};
+	struct zcusb_xfer *x;
+	unsigned int i;
+
+	spin_lock_irq(&c->lock);
+	x = list_first_entry_or_null(&c->completed, struct zcusb_xfer, node);
+	if (x)
+		list_del(&x->node);
+	spin_unlock_irq(&c->lock);
+	if (!x)
+		return c->zi->disconnected ? -ENODEV : -EAGAIN;
+
+	/* no URB of x is in flight: its fields are ours now */
+	if (x->in) {
+		for (i = 0; i < x->nsegs; i++) {
+			const struct zcusb_seg *sp = &x->segs[i];
+
+			if (sp->kbuf && sp->pos < x->actual)
+				zcusb_copy_seg(x, sp, min(sp->len,
+							  x->actual - sp->pos),
+					       true);
+		}
+	}
+	comp.user_data = x->user_data;
+	comp.status = x->status;
+	comp.actual_length = x->actual;
+	if (copy_to_user(uc, &comp, sizeof(comp))) {
+		/* keep it for the next REAP: nothing is lost */
+		spin_lock_irq(&c->lock);
+		list_add(&x->node, &c->completed);
+		spin_unlock_irq(&c->lock);
+		return -EFAULT;
+	}
+	zcusb_xfer_free(x);
+	return 0;
+}
+
+/* Unlink the URBs of the oldest pending transfer with @user_data. */
+int zcusb_cancel(struct zcusb_client *c, u64 user_data)
+{
+	struct zcusb_xfer *x, *found = NULL;
+
+	spin_lock_irq(&c->lock);
+	list_for_each_entry(x, &c->pending, node) {
+		if (x->user_data == user_data) {
+			if (!x->cancel_status)
+				x->cancel_status = -ECANCELED;
+			found = x;
+			break;
+		}
+	}
+	spin_unlock_irq(&c->lock);
+	if (!found)
+		return -ENOENT;
+	/*
+	 * found may complete meanwhile, but only REAP or release() free a
+	 * transfer and both need zi->lock, which our caller holds.
+	 */
+	zcusb_stop_urbs(found, 0, found->nurbs);
+	return 0;
+}
+
+bool zcusb_busy(struct zcusb_client *c)
+{
+	bool busy;
+
+	spin_lock_irq(&c->lock);
+	busy = !list_empty(&c->pending);
+	spin_unlock_irq(&c->lock);
+	return busy;
+}
+
+/* Errors a host controller reports when the device went away. */
+static bool zcusb_gone_status(int st)
+{
+	return st == -EPROTO || st == -EILSEQ || st == -ETIME ||
+	       st == -ESHUTDOWN || st == -ENOENT || st == -ECONNRESET;
+}
+
+/*
+ * Kill every URB in flight; waits (bounded: the HCD gives them back).
+ * On disconnect, transfers that failed because the device vanished before
+ * disconnect() ran (-EPROTO and the like) report -ENODEV as well.
+ */
+void zcusb_kill_all(struct zcusb_client *c, bool disconnect)
+{
+	struct zcusb_xfer *x;
+
+	if (disconnect) {
+		spin_lock_irq(&c->lock);
+		c->disconnected = true;
+		spin_unlock_irq(&c->lock);
+	}
+	usb_kill_anchored_urbs(&c->anchor);
+	if (disconnect) {
+		spin_lock_irq(&c->lock);
+		list_for_each_entry(x, &c->completed, node)
+			if (zcusb_gone_status(x->status))
+				x->status = -ENODEV;
+		spin_unlock_irq(&c->lock);
+	}
+	wake_up(&c->wait);
+}
+
+/* release(): after zcusb_kill_all() every transfer is on ->completed. */
+void zcusb_free_all(struct zcusb_client *c)
+{
+	struct zcusb_xfer *x, *tmp;
+	LIST_HEAD(list);
+
+	spin_lock_irq(&c->lock);
+	WARN_ON(!list_empty(&c->pending));
+	list_splice_init(&c->completed, &list);
+	spin_unlock_irq(&c->lock);
+	list_for_each_entry_safe(x, tmp, &list, node) {
+		list_del(&x->node);
+		zcusb_xfer_free(x);
+	}
+}
