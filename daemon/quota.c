@@ -36,6 +36,8 @@ int quota_charge_bytes(QuotaLedger *l, const Config *c, QuotaAccount *a, uint64_
         QuotaUser *u = ledger_find(l, a->uid);
         uint64_t user_bytes = u ? u->bytes : 0;
 
+        if (bytes == 0)
+                return 0;
         if (exceeds(a->bytes, bytes, c->bytes_per_client))
                 return over(why, "Per-client memory", a->bytes, bytes, c->bytes_per_client);
         if (exceeds(user_bytes, bytes, c->bytes_per_user))

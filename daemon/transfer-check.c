@@ -34,6 +34,8 @@ uint32_t usb_iso_packet_max(uint16_t max_packet_size) {
         uint32_t base = max_packet_size & 0x7ff;
         uint32_t mult = 1 + ((max_packet_size >> 11) & 3);
 
+        if (mult > 3)
+                mult = 3; /* 0b11 is reserved: allow no more than the most there is */
         if (mult == 1 && base == 1024)
                 return 1024 * 16 * 3; /* SuperSpeed: up to 16 bursts x 3 */
         return base * mult;
@@ -51,7 +53,11 @@ int transfer_check_entry(const struct zcusb_sqe *sqe, const TransferContext *ctx
         const UsbEndpoint *ep = NULL;
         uint64_t buffer_size;
 
-        *plan = (TransferPlan) { .opcode = sqe->opcode, .endpoint = sqe->endpoint };
+        *plan = (TransferPlan) {
+                .opcode = sqe->opcode,
+                .endpoint = sqe->endpoint,
+                .short_not_ok = sqe->flags & ZCUSB_SQE_SHORT_NOT_OK,
+        };
 
         if (sqe->reserved0 || sqe->reserved1[0] || sqe->reserved1[1])
                 return fail(why, "reserved fields must be zero", -EINVAL);
@@ -149,6 +155,8 @@ static int check_setup(TransferPlan *plan, const TransferContext *ctx, const cha
         if (length != plan->data_length)
                 return fail(why, "wLength does not match the transfer length minus the setup packet", -EINVAL);
         plan->in = type & USB_DIR_IN;
+        if (plan->short_not_ok && !plan->in)
+                return fail(why, "SHORT_NOT_OK applies to IN transfers only", -EINVAL);
 
         if ((type & USB_TYPE_MASK) == USB_TYPE_STANDARD &&
             (request == USB_REQ_SET_ADDRESS || request == USB_REQ_SET_CONFIGURATION ||
@@ -165,7 +173,7 @@ static int check_setup(TransferPlan *plan, const TransferContext *ctx, const cha
                                     -EPERM);
                 break;
         case USB_RECIP_ENDPOINT:
-                if (!find_endpoint(ctx, (uint8_t) index))
+                if (index > 0xff || !find_endpoint(ctx, (uint8_t) index))
                         return fail(why, "the request is addressed to an endpoint this claim does not hold",
                                     -EPERM);
                 break;

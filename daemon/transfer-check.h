@@ -23,6 +23,7 @@ typedef struct TransferPlan {
         uint8_t opcode;
         uint8_t endpoint;
         bool in;                  /* device to host */
+        bool short_not_ok;        /* ZCUSB_SQE_SHORT_NOT_OK */
         uint16_t max_packet_size; /* of the endpoint; 64 for control */
         uint64_t offset;          /* where the region starts in the buffer */
         uint32_t length;          /* region length (all of it) */

@@ -668,7 +668,34 @@ static void test_control_iso_packets(void) {
         check(entry_only(s) == -EINVAL);
 }
 
+/* Direction-dependent checks of control entries happen once the setup packet
+ * says the direction; a stray high byte in an endpoint wIndex is refused. */
+static void test_control_direction_and_index(void) {
+        struct zcusb_sqe s = sqe_for(ZCUSB_OP_CONTROL, 0, 8 + 4);
+        TransferContext ctx = ctx_for(0);
+        uint8_t region[16] = {};
+        TransferPlan plan;
+
+        s.flags = ZCUSB_SQE_SHORT_NOT_OK;
+        check(transfer_check_entry(&s, &ctx, &plan, NULL) == 0);
+        memcpy(region, SETUP(0x40, 0x5b, 0, 0, 4), 8); /* vendor OUT */
+        check(transfer_check_payload(&plan, &ctx, region, NULL) == -EINVAL);
+
+        check(transfer_check_entry(&s, &ctx, &plan, NULL) == 0);
+        memcpy(region, SETUP(0xc0, 0x5c, 0, 0, 4), 8); /* vendor IN */
+        check(transfer_check_payload(&plan, &ctx, region, NULL) == 0);
+
+        s.flags = 0;
+        check(transfer_check_entry(&s, &ctx, &plan, NULL) == 0);
+        memcpy(region, SETUP(0xc2, 0x00, 0, 0x0181, 4), 8); /* endpoint 0x81, junk high byte */
+        check(transfer_check_payload(&plan, &ctx, region, NULL) == -EPERM);
+        check(transfer_check_entry(&s, &ctx, &plan, NULL) == 0);
+        memcpy(region, SETUP(0xc2, 0x00, 0, 0x0081, 4), 8);
+        check(transfer_check_payload(&plan, &ctx, region, NULL) == 0);
+}
+
 int main(void) {
+        RUN(test_control_direction_and_index);
         RUN(test_nop_cancel);
         RUN(test_opcode_flags_reserved);
         RUN(test_buffer_bounds);

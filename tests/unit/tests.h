@@ -28,4 +28,5 @@
         do {                                   \
                 t();                           \
                 printf("ok - %s\n", #t);       \
+                fflush(stdout);                \
         } while (0)
