@@ -57,14 +57,30 @@ struct BackendDevice {
         uint32_t caps;
         bool gone;
         sd_event_source *io;
+        sd_event_source *retry; /* resubmits pending URBs when no completion will */
         struct UrbList submitted;
         struct UrbList pending;
 };
 
+/* usbfs_memory_mb is shared by every usbfs user of the machine: URBs it
+ * refused wait, and are tried again after a completion or this long. */
+#define USBFS_RETRY_USEC (5 * 1000)
+
 static void usbfs_update_io(BackendDevice *h) {
+        int enabled = SD_EVENT_OFF;
+
         /* usbfs signals completions with POLLOUT. Watch only while the kernel
          * holds URBs: an idle watch could spin on emulated fds in tests. */
         (void) sd_event_source_set_enabled(h->io, TAILQ_EMPTY(&h->submitted) ? SD_EVENT_OFF : SD_EVENT_ON);
+
+        if (TAILQ_EMPTY(&h->pending) || h->gone) {
+                (void) sd_event_source_set_enabled(h->retry, SD_EVENT_OFF);
+                return;
+        }
+        if (sd_event_source_get_enabled(h->retry, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        (void) sd_event_source_set_time_relative(h->retry, USBFS_RETRY_USEC);
+        (void) sd_event_source_set_enabled(h->retry, SD_EVENT_ONESHOT);
 }
 
 static void usbfs_transfer_free(UsbfsTransfer *ut) {
@@ -213,6 +229,12 @@ static void usbfs_reap(BackendDevice *h) {
         usbfs_submit_pending(h);
 }
 
+static int usbfs_on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) s, (void) usec;
+        usbfs_submit_pending(userdata);
+        return 0;
+}
+
 static int usbfs_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         BackendDevice *h = userdata;
 
@@ -253,12 +275,19 @@ static int usbfs_open(Manager *m, Device *d, BackendDevice **ret) {
         if (ioctl(fd, USBDEVFS_GET_CAPABILITIES, &h->caps) < 0)
                 h->caps = 0; /* old kernel: no splitting, one URB per transfer */
         r = sd_event_add_io(m->event, &h->io, fd, EPOLLOUT, usbfs_on_io, h);
+        if (r >= 0)
+                r = sd_event_add_time_relative(m->event, &h->retry, CLOCK_MONOTONIC, USBFS_RETRY_USEC, 1000,
+                                               usbfs_on_retry, h);
         if (r < 0) {
+                sd_event_source_disable_unref(h->io);
                 free(h->devnode);
                 free(h);
                 return r;
         }
         (void) sd_event_source_set_enabled(h->io, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(h->retry, SD_EVENT_OFF);
+        /* The bus (control plane) goes first when both are ready. */
+        (void) sd_event_source_set_priority(h->io, SD_EVENT_PRIORITY_NORMAL + 1);
         h->fd = TAKE_FD(fd);
         log_debug("%s: opened, usbfs capabilities 0x%x.", h->devnode, h->caps);
         *ret = h;
@@ -277,6 +306,7 @@ static void usbfs_unref(BackendDevice *h) {
         if (!TAILQ_EMPTY(&h->submitted) || !TAILQ_EMPTY(&h->pending))
                 log_error("%s: closed with URBs in flight: bug.", h->devnode);
         sd_event_source_disable_unref(h->io);
+        sd_event_source_disable_unref(h->retry);
         if (h->fd >= 0)
                 close(h->fd); /* the kernel discards whatever it still holds */
         free(h->devnode);

@@ -24,7 +24,7 @@ int claim_object_find(sd_bus *bus, const char *path, const char *interface, void
         if (streq(path, ZCUSB_CLAIM_PATH_PREFIX))
                 return 0;
         c = manager_find_claim_by_path(m, path);
-        if (!c || c->client->disconnected) {
+        if (!c) {
                 sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT, "No claim %s.", path);
                 return -ENOENT;
         }
@@ -116,8 +116,6 @@ static int method_alloc_buffer(sd_bus_message *message, void *userdata, sd_bus_e
         c->next_buffer_id++;
         c->n_buffers++;
         TAILQ_INSERT_TAIL(&c->buffers, b, link);
-        (void) sd_bus_emit_properties_changed(sd_bus_message_get_bus(message), c->object_path,
-                                              ZCUSB_CLAIM_INTERFACE, "UsedBytes", "Buffers", NULL);
         return 1;
 }
 
@@ -137,8 +135,6 @@ static int method_free_buffer(sd_bus_message *message, void *userdata, sd_bus_er
                 return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY, "Buffer %u is used by %u transfers in flight.", id,
                                          b->users);
         claim_drop_buffer(c, b);
-        (void) sd_bus_emit_properties_changed(sd_bus_message_get_bus(message), c->object_path,
-                                              ZCUSB_CLAIM_INTERFACE, "UsedBytes", "Buffers", NULL);
         return sd_bus_reply_method_return(message, "");
 }
 
@@ -186,8 +182,6 @@ static int method_open_queue(sd_bus_message *message, void *userdata, sd_bus_err
         c->next_queue_id++;
         c->n_queues++;
         TAILQ_INSERT_TAIL(&c->queues, q, link);
-        (void) sd_bus_emit_properties_changed(sd_bus_message_get_bus(message), c->object_path,
-                                              ZCUSB_CLAIM_INTERFACE, "UsedBytes", "Queues", NULL);
         return 1;
 }
 
@@ -219,8 +213,6 @@ static int method_close_queue(sd_bus_message *message, void *userdata, sd_bus_er
         claim_uncharge(c, q->size);
         quota_put(&c->client->account, QUOTA_QUEUES);
         queue_free(q);
-        (void) sd_bus_emit_properties_changed(sd_bus_message_get_bus(message), c->object_path,
-                                              ZCUSB_CLAIM_INTERFACE, "UsedBytes", "Queues", NULL);
         return sd_bus_reply_method_return(message, "");
 }
 
@@ -249,8 +241,6 @@ static int method_set_alt_setting(sd_bus_message *message, void *userdata, sd_bu
         if (r < 0)
                 return sd_bus_error_set_errnof(error, -r, "Cannot select alternate setting %u: %s.", alt, strerror(-r));
         c->alt_setting = alt;
-        (void) sd_bus_emit_properties_changed(sd_bus_message_get_bus(message), c->object_path,
-                                              ZCUSB_CLAIM_INTERFACE, "AltSetting", NULL);
         return sd_bus_reply_method_return(message, "");
 }
 
@@ -296,10 +286,23 @@ void claim_reply_release(Claim *c) {
         c->release_reply = sd_bus_message_unref(c->release_reply);
 }
 
+/* Unicast: other connections are not told who uses which device. */
 void claim_emit_ended(Claim *c) {
-        if (c->manager->bus)
-                (void) sd_bus_emit_signal(c->manager->bus, c->object_path, ZCUSB_CLAIM_INTERFACE, "Ended", "s",
-                                          claim_end_to_string(c->end));
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        sd_bus *bus = c->manager->bus;
+        int r;
+
+        if (!bus || c->client->disconnected)
+                return;
+        r = sd_bus_message_new_signal(bus, &m, c->object_path, ZCUSB_CLAIM_INTERFACE, "Ended");
+        if (r >= 0)
+                r = sd_bus_message_set_destination(m, c->client->name);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", claim_end_to_string(c->end));
+        if (r >= 0)
+                r = sd_bus_send(bus, m, NULL);
+        if (r < 0)
+                log_debug_errno(r, "Cannot send Ended to %s: %m", c->client->name);
 }
 
 static int property_get_device(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -334,14 +337,15 @@ const sd_bus_vtable claim_vtable[] = {
         SD_BUS_VTABLE_START(0),
 
         SD_BUS_PROPERTY("Device", "o", property_get_device, 0, 0),
+        /* Nothing here emits PropertiesChanged (a broadcast): read them. */
         SD_BUS_PROPERTY("Interface", "y", NULL, offsetof(Claim, interface_number), SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("AltSetting", "y", NULL, offsetof(Claim, alt_setting), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("AltSetting", "y", NULL, offsetof(Claim, alt_setting), 0),
         SD_BUS_PROPERTY("Backend", "s", property_get_backend, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("QuotaBytes", "t", property_get_quota, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("UsedBytes", "t", property_get_used, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("UsedBytes", "t", property_get_used, 0, 0),
         SD_BUS_PROPERTY("InFlight", "u", NULL, offsetof(Claim, n_in_flight), 0),
-        SD_BUS_PROPERTY("Buffers", "u", NULL, offsetof(Claim, n_buffers), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Queues", "u", NULL, offsetof(Claim, n_queues), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Buffers", "u", NULL, offsetof(Claim, n_buffers), 0),
+        SD_BUS_PROPERTY("Queues", "u", NULL, offsetof(Claim, n_queues), 0),
         SD_BUS_PROPERTY("Submitted", "t", NULL, offsetof(Claim, submitted), 0),
         SD_BUS_PROPERTY("Completed", "t", NULL, offsetof(Claim, completed), 0),
         SD_BUS_PROPERTY("Failed", "t", NULL, offsetof(Claim, failed), 0),

@@ -89,9 +89,6 @@ static Claim *claim_free(Claim *c) {
                 log_error("%s: freeing with transfers in flight: bug, leaking it instead.", c->object_path);
                 return NULL;
         }
-        /* While the object still resolves, so InterfacesRemoved can be built. */
-        if (c->manager->bus && c->object_path)
-                (void) sd_bus_emit_object_removed(c->manager->bus, c->object_path);
 
         while ((q = TAILQ_FIRST(&c->queues))) {
                 TAILQ_REMOVE(&c->queues, q, link);
@@ -238,8 +235,10 @@ int claim_new(Client *client, Device *d, uint8_t interface, Claim **ret, sd_bus_
                 if (r == -ENODEV)
                         return sd_bus_error_setf(error, ZCUSB_ERROR_NO_SUCH_DEVICE,
                                                  "Device %s is gone.", d->object_path);
-                return sd_bus_error_set_errnof(error, -r, "Cannot claim interface %u: %s.", interface,
-                                               strerror(-r));
+                /* Not the caller's fault: no errno-derived name like AccessDenied. */
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED,
+                                         "zcusbd cannot claim interface %u of %s: %s (see its journal).",
+                                         interface, d->object_path, strerror(-r));
         }
 
         c = calloc(1, sizeof(*c));
@@ -277,8 +276,8 @@ int claim_new(Client *client, Device *d, uint8_t interface, Claim **ret, sd_bus_
         log_info("%s: interface %u of %s claimed by %s (uid %u) over %s%s%s.", c->object_path, interface,
                  d->object_path, client->name, (unsigned) client->account.uid, backend->name,
                  c->detached_driver ? ", detached " : "", strempty(c->detached_driver));
-        if (m->bus)
-                (void) sd_bus_emit_object_added(m->bus, c->object_path);
+        /* No InterfacesAdded: a claim is its owner's business; the owner has
+         * the path from the reply and Ended comes to it alone. */
         *ret = c;
         return 0;
 }

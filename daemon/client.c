@@ -12,6 +12,8 @@ static int on_client_gone(sd_bus_track *track, void *userdata) {
         (void) track;
         log_debug("Client %s went away; ending its claims.", c->name);
         c->disconnected = true;
+        /* An empty track keeps calling us while it lives: done with it. */
+        c->track = sd_bus_track_unref(c->track);
         /* Ending a claim may free it (and, with the last one, the client):
          * walk with a saved next pointer and hold off the free until done. */
         TAILQ_FOREACH_SAFE(claim, &c->claims, client_link, next)
@@ -20,7 +22,7 @@ static int on_client_gone(sd_bus_track *track, void *userdata) {
         return 0;
 }
 
-static Client *client_free(Client *c) {
+Client *client_free(Client *c) {
         if (!c)
                 return NULL;
         TAILQ_REMOVE(&c->manager->clients, c, link);

@@ -24,5 +24,8 @@ struct Client {
 /* The client for MESSAGE's sender, created (and tracked) on first use. */
 int manager_acquire_client(Manager *m, sd_bus_message *message, const Caller *caller, Client **ret);
 
+/* Unlink and free (its claims must be gone). */
+Client *client_free(Client *c);
+
 /* Free the client once it has neither a connection nor claims. */
 void client_maybe_free(Client *c);

@@ -46,6 +46,13 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         if (!TAILQ_EMPTY(&m->claims))
                 log_warning("Exiting with claims still draining.");
+        else {
+                /* Connected clients without claims: their bus tracking
+                 * holds references on the bus, so they go first. */
+                Client *c;
+                while ((c = TAILQ_FIRST(&m->clients)))
+                        client_free(c);
+        }
         while ((d = TAILQ_FIRST(&m->devices))) {
                 TAILQ_REMOVE(&m->devices, d, link);
                 device_free(d);

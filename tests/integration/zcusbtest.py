@@ -22,6 +22,7 @@ How the pieces fit:
   and (later) emulated ioctls from it, and python-dbus signals arrive on it.
 """
 
+import faulthandler
 import json
 import os
 import re
@@ -183,12 +184,21 @@ class Result:
             raise TestFailure(f"{' '.join(self.argv)}: stdout is not JSON ({e}): {self.out!r}")
 
 
+import ctypes  # noqa: E402
+
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, never in a forked child
+_PR_SET_PDEATHSIG = 1
+
+
 def _die_with_us():
     """preexec_fn: children get SIGKILL if this process dies without cleaning up
-    (e.g. an abort inside libumockdev), so no dbus-daemon/zcusbd is left behind."""
-    import ctypes
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    (e.g. an abort inside libumockdev), so no dbus-daemon/zcusbd is left behind.
+    It runs between fork and exec of a process with other threads (umockdev's
+    worker thread): no import, dlopen or file access here. umockdev's preload
+    holds a lock in every path function, and a child that needs a lock another
+    thread held at the fork hangs forever (seen: `import ctypes` in here hung a
+    Popen about once in 60 test runs)."""
+    _prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0)  # SIGKILL
 
 
 def as_user(uid=NOBODY, gid=NOBODY, groups=None):
@@ -1331,6 +1341,10 @@ def t_sigterm():
 
 
 # ---------------------------------------------------------------------------
+# the data-path tests (usbfs emulator + ring client) live in their own module
+import datapath  # noqa: E402
+datapath.register(sys.modules[__name__])
+
 
 def main(argv):
     if len(argv) == 2 and argv[1] == "--list":
@@ -1352,6 +1366,8 @@ def main(argv):
     failed = []
     for n in names:
         log(f"=== {n}")
+        # a test that hangs is killed by meson at 60 s: dump every thread's stack first
+        faulthandler.dump_traceback_later(55, exit=False)
         try:
             soft.failures = []
             TESTS[n]()
@@ -1366,6 +1382,8 @@ def main(argv):
             traceback.print_exc(file=sys.stdout)
             log(f"=== {n}: FAIL: {e}")
             failed.append(n)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
     if len(names) > 1:
         log(f"failed: {failed}" if failed else "all passed")
     return 1 if failed else 0
