@@ -1,0 +1,335 @@
+#!/bin/bash
+# Boot Debian's kernel under QEMU (TCG) with systemd as PID 1 and run the guest test cases
+# of tests/vm/cases against the project's installed tree.
+#
+#   tests/vm/run-vm.sh [OPTIONS] BUILD_DIR [CASE...]
+#     CASE: 20-list-devices, list-devices, 20 or cases/20-list-devices.sh; default all.
+#   tests/vm/run-vm.sh --fingerprint BUILD_DIR
+#     print the hash of what a run would test (installed tree, guest scripts, cases, kernel)
+#
+# Options:
+#   --results DIR       where results go (cleared first; default BUILD_DIR/tests/vm/results)
+#   --timeout SECS      hard limit for the whole VM run (default: from the cases' timeouts)
+#   --case-timeout SECS default guest-side limit per case (120; a case's "# timeout: N" wins)
+#   -v, --verbose       also stream the guest's serial console to stdout
+# Environment: ZCUSB_VM_CACHE (kernel cache, see fetch-kernel.sh), ZCUSB_VM_TIMEOUT,
+#   ZCUSB_VM_VERBOSE=1, ZCUSB_VM_QEMU (qemu binary), ZCUSB_VM_SMP, ZCUSB_VM_MEM,
+#   ZCUSB_VM_APPEND (extra kernel command line, e.g. "systemd.log_level=debug").
+#
+# Exit: 0 all cases passed; 1 the VM ran every case but some failed; 2 usage;
+#       3 the VM did not boot, crashed or timed out (the reason and the console tail are printed).
+# Results: NAME.rc NAME.log NAME.time per case, console.log, setup.log, boot.txt, dmesg.txt,
+#   journal.txt, run-status (status=, reason=, fingerprint=, cases=, wall=).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PROG=run-vm
+log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+die() {
+	printf '%s: error: %s\n' "$PROG" "$*" >&2
+	exit 3
+}
+usage() {
+	sed -n '2,24p' "$0" >&2
+	exit 2
+}
+
+RESULTS=""
+TIMEOUT=${ZCUSB_VM_TIMEOUT:-}
+CASE_TIMEOUT=120
+VERBOSE=${ZCUSB_VM_VERBOSE:-0}
+FP_ONLY=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--results) RESULTS=${2:?--results needs a directory}; shift 2 ;;
+	--results=*) RESULTS=${1#*=}; shift ;;
+	--timeout) TIMEOUT=${2:?}; shift 2 ;;
+	--timeout=*) TIMEOUT=${1#*=}; shift ;;
+	--case-timeout) CASE_TIMEOUT=${2:?}; shift 2 ;;
+	--case-timeout=*) CASE_TIMEOUT=${1#*=}; shift ;;
+	--fingerprint) FP_ONLY=1; shift ;;
+	-v | --verbose) VERBOSE=1; shift ;;
+	-h | --help) usage ;;
+	--) shift; break ;;
+	-*) log "unknown option $1"; usage ;;
+	*) break ;;
+	esac
+done
+[ $# -ge 1 ] || usage
+[ -d "$1" ] || die "build directory '$1' does not exist (meson setup BUILD_DIR first)"
+BUILD=$(cd "$1" && pwd)
+shift
+[ -f "$BUILD/meson-private/coredata.dat" ] || die "$BUILD is not a meson build directory"
+
+# --- which cases -----------------------------------------------------------------------------
+ALL=()
+for f in "$HERE"/cases/[0-9]*.sh; do
+	[ -e "$f" ] || continue
+	n=${f##*/}
+	ALL+=("${n%.sh}")
+done
+CASES=()
+if [ $# -eq 0 ]; then
+	CASES=("${ALL[@]}")
+else
+	for want in "$@"; do
+		want=${want##*/}
+		want=${want%.sh}
+		hit=""
+		for c in "${ALL[@]}"; do
+			if [ "$c" = "$want" ] || [ "${c#*-}" = "$want" ] || [ "${c%%-*}" = "$want" ]; then
+				hit=$c
+				break
+			fi
+		done
+		[ -n "$hit" ] || { log "no case '$want' in $HERE/cases (have: ${ALL[*]})"; exit 2; }
+		CASES+=("$hit")
+	done
+fi
+[ ${#CASES[@]} -gt 0 ] || die "no cases found in $HERE/cases"
+
+# --- tools and kernel ----------------------------------------------------------------------
+QEMU=${ZCUSB_VM_QEMU:-qemu-system-x86_64}
+for tool in "$QEMU" busybox meson modprobe python3 timeout flock; do
+	command -v "$tool" >/dev/null 2>&1 ||
+		die "'$tool' not found: apt-get install \$(cat $HERE/packages.txt)"
+done
+KENV=$("$HERE/fetch-kernel.sh") || die "fetch-kernel.sh failed (see above)"
+eval "$KENV"
+
+VMDIR=$BUILD/tests/vm
+WORK=$VMDIR/work
+mkdir -p "$WORK"
+exec 8>"$VMDIR/.run.lock"
+flock 8 # one VM run per build directory at a time
+
+# prepare_xfer DIR: the project's installed tree (DIR/root), the guest scripts and the cases.
+prepare_xfer() {
+	local x=$1 out
+	rm -rf "$x"
+	mkdir -p "$x/root"
+	if ! out=$(meson install -C "$BUILD" --destdir "$x/root" --no-rebuild --quiet 2>&1); then
+		printf '%s\n' "$out" >&2
+		die "meson install -C $BUILD --destdir ... failed (build first: meson compile -C $BUILD)"
+	fi
+	cp -a "$HERE/guest" "$x/guest"
+	cp -a "$HERE/cases" "$x/cases"
+	make_sys_tree "$x/sys" "$x/root"
+}
+
+# make_sys_tree DIR PROJECT_ROOT: the rig's files for the guest's root, copied by /init:
+# guest/units/* into /etc/systemd/system, /dev/null links for guest/masked-units and for every
+# systemd generator (the guest needs none), the usbtest blacklist.
+make_sys_tree() {
+	local t=$1 proot=$2 unit gen
+	mkdir -p "$t/etc/systemd/system" "$t/etc/systemd/system-generators" "$t/etc/modprobe.d"
+	cp -a "$HERE/guest/units/." "$t/etc/systemd/system/"
+	while read -r unit _; do
+		case $unit in '' | '#'*) continue ;; esac
+		# systemd-sysusers stays when the project ships sysusers.d entries.
+		if [ "$unit" = systemd-sysusers.service ] &&
+			{ [ -d "$proot/usr/lib/sysusers.d" ] || [ -d "$proot/lib/sysusers.d" ]; }; then
+			continue
+		fi
+		ln -sfn /dev/null "$t/etc/systemd/system/$unit"
+	done <"$HERE/guest/masked-units"
+	for gen in /usr/lib/systemd/system-generators/* /lib/systemd/system-generators/*; do
+		[ -e "$gen" ] || continue
+		ln -sfn /dev/null "$t/etc/systemd/system-generators/${gen##*/}"
+	done
+	# usbtest matches 0525:a4a0 and would take the gadget away from usbfs.
+	echo "blacklist usbtest" >"$t/etc/modprobe.d/zcusb-vm.conf"
+}
+fingerprint() { # DIR
+	{
+		echo "kernel $ZCUSB_KVER"
+		sha256sum "$HERE/init" "$HERE/run-vm.sh" "$HERE/build-initramfs.sh" | cut -d' ' -f1
+		cd "$1"
+		find root sys guest cases -printf '%p %y %m %l\n' | LC_ALL=C sort
+		find root sys guest cases -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum
+	} | sha256sum | cut -d' ' -f1
+}
+
+if [ "$FP_ONLY" = 1 ]; then
+	prepare_xfer "$WORK/fp"
+	fingerprint "$WORK/fp"
+	rm -rf "$WORK/fp"
+	exit 0
+fi
+
+# The shipped unit, rules and bus policy only take effect where systemd, udev and dbus look.
+prefix=$(python3 -c 'import json,sys
+for o in json.load(open(sys.argv[1])):
+    if o["name"] == "prefix": print(o["value"])' "$BUILD/meson-info/intro-buildoptions.json" 2>/dev/null || true)
+if [ -n "$prefix" ] && [ "$prefix" != /usr ]; then
+	log "warning: $BUILD has prefix=$prefix; systemd, udev and dbus-daemon ignore most files installed there (D-Bus policy, udev rules): configure with 'meson setup --prefix=/usr' for this tier"
+fi
+[ "$(id -u)" = 0 ] ||
+	log "warning: not root: the guest sees the host's / with this user's read permissions (run as root)"
+
+RESULTS=${RESULTS:-$VMDIR/results}
+# Cleared first, but only if it is empty or an earlier results dir (marker file).
+if [ -d "$RESULTS" ] && [ -n "$(ls -A "$RESULTS")" ] &&
+	[ ! -e "$RESULTS/.zcusb-vm-results" ] && [ ! -e "$RESULTS/run-status" ]; then
+	die "refusing to clear $RESULTS: not empty and not a results directory of this script"
+fi
+rm -rf "$RESULTS"
+mkdir -p "$RESULTS"
+: >"$RESULTS/.zcusb-vm-results"
+T0=$(date +%s.%N)
+XFER=$WORK/xfer
+prepare_xfer "$XFER"
+mkdir -p "$XFER/results"
+FP=$(fingerprint "$XFER")
+
+# Per-case limits (guest side) and the hard limit of the whole run (host side).
+total=0
+for c in "${CASES[@]}"; do
+	t=$(sed -n 's/^# *timeout: *\([0-9][0-9]*\).*/\1/p' "$HERE/cases/$c.sh" | head -n1)
+	total=$((total + ${t:-$CASE_TIMEOUT} + 10))
+done
+if [ -z "$TIMEOUT" ]; then
+	TIMEOUT=$((120 + total))
+	[ $TIMEOUT -le 840 ] || TIMEOUT=840
+fi
+{
+	printf 'CASES=('
+	printf '%q ' "${CASES[@]}"
+	printf ')\nCASE_TIMEOUT=%q\n' "$CASE_TIMEOUT"
+} >"$XFER/config"
+
+"$HERE/build-initramfs.sh" "$WORK/initramfs.cpio" || die "build-initramfs.sh failed"
+# A small disk for QEMU's usb-storage on the xHCI (sparse, content irrelevant).
+[ -f "$WORK/usbdisk.img" ] || truncate -s 16M "$WORK/usbdisk.img"
+T1=$(date +%s.%N)
+
+CONSOLE=$WORK/console.log
+: >"$CONSOLE"
+# systemd.unit= must be on the kernel command line: systemd 252 ignores it in argv.
+APPEND="console=ttyS0 rdinit=/init panic=-1 loglevel=4 zcvm.moddir=$ZCUSB_MODDIR systemd.unit=zcusb-vmtest.service"
+APPEND+=" mitigations=off random.trust_cpu=on 8250.nr_uarts=1 tsc=reliable systemd.show_status=auto"
+APPEND+=${ZCUSB_VM_APPEND:+ $ZCUSB_VM_APPEND}
+# shellcheck disable=SC2054 # commas belong to QEMU's option syntax
+QEMU_ARGS=(
+	-accel tcg -cpu max -smp "${ZCUSB_VM_SMP:-2}" -m "${ZCUSB_VM_MEM:-2048}"
+	-nographic -nodefaults -no-reboot -monitor none -serial "file:$CONSOLE"
+	-kernel "$ZCUSB_VMLINUX" -initrd "$WORK/initramfs.cpio" -append "$APPEND"
+	-fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap
+	-device virtio-9p-pci,fsdev=root,mount_tag=root
+	-fsdev "local,id=xfer,path=$XFER,security_model=none,multidevs=remap"
+	-device virtio-9p-pci,fsdev=xfer,mount_tag=xfer
+	-device qemu-xhci,id=xhci
+	-drive "if=none,id=usbdisk,file=$WORK/usbdisk.img,format=raw"
+	-device usb-storage,bus=xhci.0,drive=usbdisk,serial=zcusbvm
+	-device usb-kbd,bus=xhci.0
+)
+log "booting $ZCUSB_KVER for ${CASES[*]} (limit ${TIMEOUT}s)"
+tailpid=""
+if [ "$VERBOSE" = 1 ]; then
+	tail -n +1 -F "$CONSOLE" 2>/dev/null &
+	tailpid=$!
+fi
+set +e
+timeout -k 10 "$TIMEOUT" "$QEMU" "${QEMU_ARGS[@]}" </dev/null >"$WORK/qemu.out" 2>&1
+qrc=$?
+set -e
+T2=$(date +%s.%N)
+if [ -n "$tailpid" ]; then
+	sleep 0.3
+	kill "$tailpid" 2>/dev/null || true
+	wait "$tailpid" 2>/dev/null || true
+fi
+
+# --- collect -------------------------------------------------------------------------------
+cp -a "$XFER/results/." "$RESULTS/" 2>/dev/null || true
+cp "$CONSOLE" "$RESULTS/console.log"
+[ -s "$WORK/qemu.out" ] && cp "$WORK/qemu.out" "$RESULTS/qemu.out"
+
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+status=ok
+reason=""
+if [ ! -f "$RESULTS/run.done" ]; then
+	status=failed
+	running=$(sed -n 's/.*zcusb-vmtest: case \([^ ]*\) (timeout.*/\1/p' "$CONSOLE" | tail -n1)
+	if [ -n "$running" ] && [ -f "$RESULTS/$running.rc" ]; then running=""; fi
+	if [ $qrc -eq 124 ] || [ $qrc -eq 137 ]; then
+		if [ -n "$running" ]; then
+			stage="while case $running was running"
+		elif grep -q 'zcusb-vmtest: case' "$CONSOLE"; then
+			stage="after the last case, while collecting logs"
+		elif grep -q 'zcusb-init.*switching to systemd' "$CONSOLE"; then
+			stage="after the switch to systemd, before the test unit ran a case"
+		elif grep -q 'zcusb-init' "$CONSOLE"; then
+			stage="in the initramfs (/init)"
+		else
+			stage="before /init ran (kernel boot)"
+		fi
+		reason="VM timed out after ${TIMEOUT}s $stage"
+	elif grep -q 'ZCUSB-VM-INIT-FAILED:' "$CONSOLE"; then
+		reason="initramfs /init failed: $(sed -n 's/.*ZCUSB-VM-INIT-FAILED: //p' "$CONSOLE" | head -n1)"
+	elif grep -q 'Kernel panic' "$CONSOLE"; then
+		reason="kernel panic: $(grep -m1 'Kernel panic' "$CONSOLE" | tr -d '\r')"
+	elif [ $qrc -ne 0 ]; then
+		reason="QEMU exited with $qrc: $(tail -n 3 "$WORK/qemu.out" | tr '\n' ' ')"
+	elif ! grep -q 'zcusb-vmtest: case' "$CONSOLE"; then
+		reason="the guest powered off before the test unit ran any case (systemd did not start zcusb-vmtest.service?)"
+	else
+		reason="the guest powered off before finishing${running:+ (during case $running)}"
+	fi
+fi
+missing=()
+for c in "${CASES[@]}"; do
+	[ -f "$RESULTS/$c.rc" ] || missing+=("$c")
+done
+if [ $status = ok ] && [ ${#missing[@]} -gt 0 ]; then
+	status=failed
+	reason="the guest finished without results for ${missing[*]}"
+fi
+{
+	echo "status=$status"
+	printf 'reason=%q\n' "$reason"
+	echo "fingerprint=$FP"
+	printf 'cases=%q\n' "${CASES[*]}"
+	echo "wall=$(secs "$T0" "$T2")"
+	echo "qemu_rc=$qrc"
+} >"$RESULTS/run-status"
+
+# --- report --------------------------------------------------------------------------------
+bootval() { sed -n "s/^$1=//p" "$RESULTS/boot.txt" 2>/dev/null; }
+echo "== zcusb VM run: kernel $ZCUSB_KVER, $(nproc) CPUs, TCG"
+echo "   prepare (install, initramfs): $(secs "$T0" "$T1") s; QEMU wall: $(secs "$T1" "$T2") s (rc $qrc)"
+if [ -f "$RESULTS/boot.txt" ]; then
+	echo "   guest uptime: test unit start $(bootval guest_uptime_at_test_start) s, gadgets ready $(bootval guest_uptime_after_setup) s, end $(bootval guest_uptime_at_test_end) s"
+fi
+if grep -q '^ERROR' "$RESULTS/setup.log" 2>/dev/null; then
+	echo "   gadget setup errors (setup.log):"
+	grep '^ERROR\|gadget: error' "$RESULTS/setup.log" | sed 's/^/     /'
+fi
+printf '   %-28s %-8s %s\n' CASE RESULT GUEST-TIME
+npass=0
+nfail=0
+for c in "${CASES[@]}"; do
+	if [ -f "$RESULTS/$c.rc" ]; then
+		rc=$(cat "$RESULTS/$c.rc")
+		if [ "$rc" = 0 ]; then res=PASS npass=$((npass + 1)); else res="FAIL($rc)" nfail=$((nfail + 1)); fi
+		printf '   %-28s %-8s %s s\n' "$c" "$res" "$(cat "$RESULTS/$c.time" 2>/dev/null || echo '?')"
+	else
+		nfail=$((nfail + 1))
+		printf '   %-28s %-8s %s\n' "$c" "NO-RESULT" "-"
+	fi
+done
+for c in "${CASES[@]}"; do
+	if [ ! -f "$RESULTS/$c.rc" ] || [ "$(cat "$RESULTS/$c.rc")" = 0 ]; then continue; fi
+	echo "-- $c (last lines of $RESULTS/$c.log):"
+	tail -n 8 "$RESULTS/$c.log" | sed 's/^/   /'
+done
+echo "   results: $RESULTS"
+if [ $status != ok ]; then
+	echo "VM RUN FAILED: $reason"
+	echo "-- last 40 lines of the serial console ($RESULTS/console.log):"
+	tail -n 40 "$CONSOLE" | tr -d '\r' | sed 's/^/   /'
+	exit 3
+fi
+echo "== $npass passed, $nfail failed"
+[ $nfail -eq 0 ] || exit 1
+exit 0
