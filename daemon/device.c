@@ -156,6 +156,8 @@ static int device_read_descriptors(Device *d) {
         int r;
 
         r = read_descriptors(d->syspath, &raw, &len);
+        if (r == -ENOENT) /* unplugged while its events were on their way */
+                return log_debug_errno(r, "%s: descriptors gone: %m", d->sysname);
         if (r < 0)
                 return log_warning_errno(r, "%s: cannot read descriptors: %m", d->sysname);
         r = usb_descriptors_parse(raw, len, d->active_configuration, &desc);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <libkmod.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "log.h"
@@ -12,6 +13,18 @@ static void kmod_ctx_unrefp(struct kmod_ctx **c) {
 
 static void kmod_module_unrefp(struct kmod_module **m) {
         kmod_module_unref(*m);
+}
+
+/* libkmod writes to stderr by default; its "module not found" is expected
+ * where zcusb.ko is not installed, so route it through our log at debug. */
+_printf_(6, 0) static void kmod_log(void *data, int priority, const char *file, int line, const char *fn,
+                                   const char *format, va_list args) {
+        char buf[512];
+
+        (void) data, (void) priority, (void) file, (void) line, (void) fn;
+        vsnprintf(buf, sizeof(buf), format, args);
+        buf[strcspn(buf, "\n")] = '\0';
+        log_debug("libkmod: %s", buf);
 }
 
 static int set_reason(char **reason, const char *text, int r) {
@@ -33,6 +46,7 @@ int module_ensure_loaded(bool load, char **reason) {
         ctx = kmod_new(NULL, NULL);
         if (!ctx)
                 return set_reason(reason, "cannot set up libkmod", -ENOMEM);
+        kmod_set_log_fn(ctx, kmod_log, NULL);
         r = kmod_module_new_from_name(ctx, "zcusb", &mod);
         if (r < 0)
                 return set_reason(reason, "zcusb.ko cannot be looked up", r);

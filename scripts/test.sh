@@ -44,7 +44,8 @@ meson compile -C build-clang >/dev/null
 runs=(build-test)
 if [ "${ZCUSB_SKIP_VM:-0}" != 1 ]; then
         echo "==> QEMU real-kernel tier"
-        setup build-vm -Dwerror=true -Dvm_tests=enabled
+        # --prefix=/usr: the guest's systemd, udev and dbus look there.
+        setup build-vm -Dwerror=true -Dvm_tests=enabled --prefix=/usr
         meson compile -C build-vm >/dev/null
         meson test -C build-vm --print-errorlogs --suite vm || status=1
         runs+=(build-vm)

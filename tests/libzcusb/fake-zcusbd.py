@@ -148,9 +148,15 @@ class Queue:
             self.sq_head = (self.sq_head + 1) & 0xffffffff
             posted |= self.handle(sqe)
         self.set_u32(SQ_HEAD, self.sq_head)
-        # Idle (nothing in flight): ask for a doorbell.
+        # Idle (nothing in flight): ask for a doorbell, then look once more, as
+        # zcusbd does: an entry published just before the flag was set would
+        # otherwise wait for a doorbell the client saw no reason to ring.
         flags = self.u32(SQ_FLAGS)
         self.set_flags(flags | SQ_NEED_WAKEUP if not self.in_flight else flags & ~SQ_NEED_WAKEUP)
+        if not self.in_flight and not self.dead and self.u32(SQ_TAIL) != self.sq_head:
+            if posted:
+                self.ring()
+            return self.process()
         if posted:
             self.ring()
 
