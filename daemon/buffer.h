@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
@@ -17,6 +18,10 @@ struct Buffer {
         unsigned users; /* transfers in flight on it */
         TAILQ_ENTRY(Buffer) link;
 };
+
+/* A memfd of SIZE bytes sealed against shrinking, growing and unsealing,
+ * mapped shared and writable: what buffers and queue rings live in. */
+int memfd_new_sealed(const char *name, size_t size, int *ret_fd, void **ret_map);
 
 /* Create a buffer of at least SIZE bytes. The caller charges and uncharges. */
 int buffer_new(Claim *c, uint32_t id, uint64_t size, Buffer **ret);

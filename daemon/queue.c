@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 
@@ -222,16 +221,9 @@ int queue_new(Claim *c, uint32_t id, uint32_t entries, Queue **ret) {
                 return -EINVAL;
         size = ring_size(entries);
 
-        fd = memfd_create("zcusb-queue", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (fd < 0)
-                return -errno;
-        if (ftruncate(fd, (off_t) size) < 0)
-                return -errno;
-        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
-                return -errno;
-        map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (map == MAP_FAILED)
-                return -errno;
+        r = memfd_new_sealed("zcusb-queue", size, &fd, &map);
+        if (r < 0)
+                return r;
 
         q = calloc(1, sizeof(*q));
         if (!q) {
