@@ -18,10 +18,12 @@ echo "==> Installing packages"
 apt_install $BUILD_PACKAGES $RUN_PACKAGES
 
 echo "==> Building"
-[ -d build/meson-private ] || meson setup build --prefix=/usr/local --sysconfdir=/etc >/dev/null
-meson compile -C build >/dev/null
+# A build dir of its own, so a developer's differently configured build/ is left alone.
+[ -d build-install/meson-private ] || meson setup build-install --prefix=/usr/local --sysconfdir=/etc >/dev/null
+meson compile -C build-install >/dev/null
 echo "==> Installing"
-meson install -C build --quiet
+meson install -C build-install --quiet >/dev/null
+ldconfig  # libzcusb in /usr/local/lib
 
 if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
         systemctl daemon-reload
