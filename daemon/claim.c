@@ -337,7 +337,7 @@ void claim_stop(Claim *c, ClaimEnd why, bool free_when_drained) {
                 c->end = why;
                 c->end_status = claim_end_status(why);
                 TAILQ_FOREACH(q, &c->queues, link)
-                        ring_set_flag(&q->ring, ZCUSB_SQ_DEAD);
+                        ring_set_dead(&q->ring, c->end_status);
                 /* Cancelling may complete transfers right here (ones not yet
                  * at the kernel): walk with a saved next pointer. */
                 TAILQ_FOREACH_SAFE(t, &c->in_flight, link, next)

@@ -100,6 +100,11 @@ void ring_set_flag(Ring *r, uint32_t flag) {
         __atomic_fetch_or(&r->header->sq_flags.value, flag, __ATOMIC_RELEASE);
 }
 
+void ring_set_dead(Ring *r, int end_status) {
+        __atomic_store_n(&r->header->end_status, end_status, __ATOMIC_RELAXED);
+        ring_set_flag(r, ZCUSB_SQ_DEAD); /* release: end_status is visible first */
+}
+
 bool ring_set_need_wakeup(Ring *r, bool need) {
         if (!need) {
                 __atomic_fetch_and(&r->header->sq_flags.value, ~ZCUSB_SQ_NEED_WAKEUP, __ATOMIC_RELEASE);

@@ -47,3 +47,5 @@ void ring_publish(Ring *r);
 bool ring_set_need_wakeup(Ring *r, bool need);
 bool ring_client_wants_wakeup(const Ring *r);
 void ring_set_flag(Ring *r, uint32_t flag);
+/* The claim ended: say why (negative errno), then raise ZCUSB_SQ_DEAD. */
+void ring_set_dead(Ring *r, int end_status);

@@ -78,7 +78,10 @@ struct zcusb_ring_header {
         uint32_t sq_offset;   /* bytes from the start of the mapping */
         uint32_t cq_offset;
         uint32_t ring_size;   /* bytes to map */
-        uint32_t reserved0[6];
+        int32_t end_status;   /* zcusbd, before setting ZCUSB_SQ_DEAD: why the claim ended
+                               * (-ENODEV unplugged, -ESHUTDOWN zcusbd stopping, -EACCES
+                               * revoked, -ECANCELED released); 0 while alive */
+        uint32_t reserved0[5];
 
         struct zcusb_ring_index sq_head;
         struct zcusb_ring_index sq_tail;

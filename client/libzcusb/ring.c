@@ -159,13 +159,16 @@ static uint32_t sq_flags_load(const struct zcusb_queue *q) {
         return __atomic_load_n(&q->header->sq_flags.value, __ATOMIC_ACQUIRE);
 }
 
-static int queue_dead_error(uint32_t sq_flags) {
+static int queue_dead_error_of(const struct zcusb_queue *q, uint32_t sq_flags) {
         /* BROKEN first: it says this client corrupted its ring, the more
          * useful thing to know when both are set. */
         if (sq_flags & ZCUSB_SQ_BROKEN)
                 return -EPROTO;
-        if (sq_flags & ZCUSB_SQ_DEAD)
-                return -ENODEV;
+        if (sq_flags & ZCUSB_SQ_DEAD) {
+                /* zcusbd says why before it sets the flag (acquire above). */
+                int32_t why = __atomic_load_n(&q->header->end_status, __ATOMIC_RELAXED);
+                return why < 0 && why > -4096 ? why : -ENODEV;
+        }
         return 0;
 }
 
@@ -185,7 +188,7 @@ int zcusb_queue_submit_batch(struct zcusb_queue *q, const struct zcusb_sqe *sqes
 
         if (!q || (!sqes && n > 0))
                 return -EINVAL;
-        r = queue_dead_error(sq_flags_load(q));
+        r = queue_dead_error_of(q, sq_flags_load(q));
         if (r < 0)
                 return r;
         if (n == 0)
@@ -286,14 +289,14 @@ int zcusb_queue_wait(struct zcusb_queue *q, int timeout_ms) {
                         return (int) ready;
 
                 flags = sq_flags_load(q);
-                if (queue_dead_error(flags) < 0) {
+                if (queue_dead_error_of(q, flags) < 0) {
                         /* zcusbd posts the cancelled transfers' completions
                          * before it marks the queue dead; the acquire load of
                          * the flags makes them visible now. */
                         ready = cq_ready(q);
                         if (ready == UINT32_MAX)
                                 return -EPROTO;
-                        return ready > 0 ? (int) ready : queue_dead_error(flags);
+                        return ready > 0 ? (int) ready : queue_dead_error_of(q, flags);
                 }
 
                 if (timeout_ms < 0)
