@@ -754,6 +754,21 @@ static int stream_run(const TransferArgs *a, bool in) {
         /* stdout carries the data when reading to "-": the summary moves aside. */
         stream_summary(&s, seconds, in && s.fd == STDOUT_FILENO ? stderr : stdout);
 
+        if (s.error == -EPROTO) {
+                /* A device pulled out mid-transfer fails its last URBs with a
+                 * bus error before the kernel reports the disconnect: give
+                 * zcusbd a moment to say whether that is what happened. */
+                for (int i = 0; i < 20; i++) {
+                        const char *why = NULL;
+
+                        if (zcusb_claim_is_ended(claim, &why) > 0) {
+                                if (why && streq(why, "device-removed"))
+                                        s.error = -ENODEV;
+                                break;
+                        }
+                        (void) usleep(50 * 1000);
+                }
+        }
         if (s.error != 0) {
                 const char *fix = fix_for(s.error);
                 return fail(exit_code_for(s.error, EXIT_TRANSFER), "transfer %" PRIu64 " on endpoint 0x%02x failed: %s%s%s", s.error_seq, a->endpoint,

@@ -236,7 +236,7 @@ int claim_new(Client *client, Device *d, uint8_t interface, Claim **ret, sd_bus_
                         return sd_bus_error_setf(error, ZCUSB_ERROR_NO_SUCH_DEVICE,
                                                  "Device %s is gone.", d->object_path);
                 /* Not the caller's fault: no errno-derived name like AccessDenied. */
-                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED,
+                return sd_bus_error_setf(error, ZCUSB_ERROR_FAILED,
                                          "zcusbd cannot claim interface %u of %s: %s (see its journal).",
                                          interface, d->object_path, strerror(-r));
         }

@@ -17,3 +17,5 @@
 #define ZCUSB_ERROR_BUSY             "org.zcusb1.Error.Busy"
 #define ZCUSB_ERROR_INVALID_ARGUMENT "org.zcusb1.Error.InvalidArgument"
 #define ZCUSB_ERROR_QUOTA_EXCEEDED   "org.zcusb1.Error.QuotaExceeded"
+/* Not the caller's doing: zcusbd could not do it (its journal says why). */
+#define ZCUSB_ERROR_FAILED           "org.zcusb1.Error.Failed"

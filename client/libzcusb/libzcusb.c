@@ -76,6 +76,7 @@ static int errno_from_bus_error(int r, const sd_bus_error *e) {
                 int err;
         } map[] = {
                 { ZCUSB_ERROR_ACCESS_DENIED,         EACCES },
+                { ZCUSB_ERROR_FAILED,                EIO },
                 { ZCUSB_ERROR_NO_SUCH_DEVICE,        ENODEV },
                 { ZCUSB_ERROR_BUSY,                  EBUSY },
                 { ZCUSB_ERROR_QUOTA_EXCEEDED,        EDQUOT },
