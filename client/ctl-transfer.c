@@ -758,7 +758,7 @@ static int stream_run(const TransferArgs *a, bool in) {
                 /* A device pulled out mid-transfer fails its last URBs with a
                  * bus error before the kernel reports the disconnect: give
                  * zcusbd a moment to say whether that is what happened. */
-                for (int i = 0; i < 20; i++) {
+                for (int i = 0; i < 40; i++) { /* up to 2 s: udev's remove lags under load */
                         const char *why = NULL;
 
                         if (zcusb_claim_is_ended(claim, &why) > 0) {

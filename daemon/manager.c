@@ -371,6 +371,8 @@ static int manager_process_interface(Manager *m, sd_device *dev, sd_device_actio
                 changed = device_remove_interface(d, sysname);
         else {
                 r = device_update_interface(d, dev, &changed);
+                if (r == -ENOENT) /* an unbind racing the interface's removal */
+                        return log_debug_errno(r, "%s: interface gone: %m", sysname);
                 if (r < 0)
                         return log_warning_errno(r, "%s: cannot update interface: %m", sysname);
                 /* Policy properties may have changed too: always tell. */

@@ -11,6 +11,8 @@
 #   --results DIR       where results go (cleared first; default BUILD_DIR/tests/vm/results)
 #   --timeout SECS      hard limit for the whole VM run (default: from the cases' timeouts)
 #   --case-timeout SECS default guest-side limit per case (120; a case's "# timeout: N" wins)
+#   --case-dir DIR      take the cases from DIR instead of tests/vm/cases (the benchmark's
+#                       tests/vm/bench/cases: not tests, so not in the vm suite)
 #   -v, --verbose       also stream the guest's serial console to stdout
 # Environment: ZCUSB_VM_CACHE (kernel cache, see fetch-kernel.sh), ZCUSB_VM_TIMEOUT,
 #   ZCUSB_VM_VERBOSE=1, ZCUSB_VM_QEMU (qemu binary), ZCUSB_VM_SMP, ZCUSB_VM_MEM,
@@ -20,6 +22,9 @@
 #       3 the VM did not boot, crashed or timed out (the reason and the console tail are printed).
 # Results: NAME.rc NAME.log NAME.time per case, console.log, setup.log, boot.txt, dmesg.txt,
 #   journal.txt, run-status (status=, reason=, fingerprint=, cases=, wall=).
+# The guest also gets, under /run/zcusb-vm: bin/ the test programs meson built but does not
+# install (BUILD/tests/vm/tools, BUILD/tests/vm/bench), kmod/ zcusb.ko built against the
+# guest's kernel (build-kmod.sh; installed by the cases that want it, see guest/kmod.sh).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,7 +35,7 @@ die() {
 	exit 3
 }
 usage() {
-	sed -n '2,24p' "$0" >&2
+	sed -n '2,30p' "$0" >&2
 	exit 2
 }
 
@@ -39,6 +44,7 @@ TIMEOUT=${ZCUSB_VM_TIMEOUT:-}
 CASE_TIMEOUT=120
 VERBOSE=${ZCUSB_VM_VERBOSE:-0}
 FP_ONLY=0
+CASE_DIR=$HERE/cases
 while [ $# -gt 0 ]; do
 	case $1 in
 	--results) RESULTS=${2:?--results needs a directory}; shift 2 ;;
@@ -47,6 +53,8 @@ while [ $# -gt 0 ]; do
 	--timeout=*) TIMEOUT=${1#*=}; shift ;;
 	--case-timeout) CASE_TIMEOUT=${2:?}; shift 2 ;;
 	--case-timeout=*) CASE_TIMEOUT=${1#*=}; shift ;;
+	--case-dir) CASE_DIR=${2:?--case-dir needs a directory}; shift 2 ;;
+	--case-dir=*) CASE_DIR=${1#*=}; shift ;;
 	--fingerprint) FP_ONLY=1; shift ;;
 	-v | --verbose) VERBOSE=1; shift ;;
 	-h | --help) usage ;;
@@ -60,10 +68,12 @@ done
 BUILD=$(cd "$1" && pwd)
 shift
 [ -f "$BUILD/meson-private/coredata.dat" ] || die "$BUILD is not a meson build directory"
+[ -d "$CASE_DIR" ] || die "case directory '$CASE_DIR' does not exist"
+CASE_DIR=$(cd "$CASE_DIR" && pwd)
 
 # --- which cases -----------------------------------------------------------------------------
 ALL=()
-for f in "$HERE"/cases/[0-9]*.sh; do
+for f in "$CASE_DIR"/[0-9]*.sh; do
 	[ -e "$f" ] || continue
 	n=${f##*/}
 	ALL+=("${n%.sh}")
@@ -82,11 +92,11 @@ else
 				break
 			fi
 		done
-		[ -n "$hit" ] || { log "no case '$want' in $HERE/cases (have: ${ALL[*]})"; exit 2; }
+		[ -n "$hit" ] || { log "no case '$want' in $CASE_DIR (have: ${ALL[*]})"; exit 2; }
 		CASES+=("$hit")
 	done
 fi
-[ ${#CASES[@]} -gt 0 ] || die "no cases found in $HERE/cases"
+[ ${#CASES[@]} -gt 0 ] || die "no cases found in $CASE_DIR"
 
 # --- tools and kernel ----------------------------------------------------------------------
 QEMU=${ZCUSB_VM_QEMU:-qemu-system-x86_64}
@@ -103,7 +113,21 @@ mkdir -p "$WORK"
 exec 8>"$VMDIR/.run.lock"
 flock 8 # one VM run per build directory at a time
 
-# prepare_xfer DIR: the project's installed tree (DIR/root), the guest scripts and the cases.
+# copy_test_programs DIR: the executables meson built under BUILD/tests/vm/{tools,bench}
+# (test programs, not installed). They find libzcusb installed in the guest.
+copy_test_programs() {
+	local d f
+	mkdir -p "$1"
+	for d in "$BUILD/tests/vm/tools" "$BUILD/tests/vm/bench"; do
+		for f in "$d"/*; do
+			[ -f "$f" ] && [ -x "$f" ] && cp -p "$f" "$1/"
+		done
+	done
+	return 0
+}
+
+# prepare_xfer DIR: the project's installed tree (DIR/root), the guest scripts, the cases,
+# the test programs (DIR/bin) and zcusb.ko (DIR/kmod).
 prepare_xfer() {
 	local x=$1 out
 	rm -rf "$x"
@@ -113,7 +137,9 @@ prepare_xfer() {
 		die "meson install -C $BUILD --destdir ... failed (build first: meson compile -C $BUILD)"
 	fi
 	cp -a "$HERE/guest" "$x/guest"
-	cp -a "$HERE/cases" "$x/cases"
+	cp -a "$CASE_DIR" "$x/cases"
+	copy_test_programs "$x/bin"
+	"$HERE/build-kmod.sh" "$WORK/kmod" "$x/kmod" || die "build-kmod.sh failed"
 	make_sys_tree "$x/sys" "$x/root"
 }
 
@@ -145,8 +171,8 @@ fingerprint() { # DIR
 		echo "kernel $ZCUSB_KVER"
 		sha256sum "$HERE/init" "$HERE/run-vm.sh" "$HERE/build-initramfs.sh" | cut -d' ' -f1
 		cd "$1"
-		find root sys guest cases -printf '%p %y %m %l\n' | LC_ALL=C sort
-		find root sys guest cases -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum
+		find root sys guest cases bin kmod -printf '%p %y %m %l\n' | LC_ALL=C sort
+		find root sys guest cases bin kmod -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum
 	} | sha256sum | cut -d' ' -f1
 }
 
@@ -185,12 +211,13 @@ FP=$(fingerprint "$XFER")
 # Per-case limits (guest side) and the hard limit of the whole run (host side).
 total=0
 for c in "${CASES[@]}"; do
-	t=$(sed -n 's/^# *timeout: *\([0-9][0-9]*\).*/\1/p' "$HERE/cases/$c.sh" | head -n1)
+	t=$(sed -n 's/^# *timeout: *\([0-9][0-9]*\).*/\1/p' "$CASE_DIR/$c.sh" | head -n1)
 	total=$((total + ${t:-$CASE_TIMEOUT} + 10))
 done
 if [ -z "$TIMEOUT" ]; then
 	TIMEOUT=$((120 + total))
-	[ $TIMEOUT -le 840 ] || TIMEOUT=840
+	# Within vm-boot's meson timeout (1800 s), with room for the host side.
+	[ $TIMEOUT -le 1680 ] || TIMEOUT=1680
 fi
 {
 	printf 'CASES=('

@@ -1,0 +1,89 @@
+#!/bin/bash
+# `systemctl stop zcusbd` while a client streams with a long --timeout: the stop completes cleanly
+# (exit 0, unit inactive with Result=success, not failed), the client ends at once reporting the
+# shutdown (-ESHUTDOWN: "zcusbd is shutting down"/"zcusbd stopped"; exit 6, a transfer failed, per
+# client/CLI.md) rather than waiting for its timeout, and zcusbd logs nothing at err or worse.
+# zcusbd is started again at the end and serves a read.
+# timeout: 150
+set -euo pipefail
+# shellcheck source=tests/vm/guest/lib.sh
+. "$ZCUSB_VM_GUEST/lib.sh"
+# shellcheck source=tests/vm/guest/data.sh
+. "$ZCUSB_VM_GUEST/data.sh"
+
+ensure_zcusbd
+need_zcusbctl
+ss=$(gadget_object ss) || fail "SourceSink gadget not plugged (setup.log)"
+reader=""
+cleanup() {
+	[ -z "$reader" ] || kill -KILL "$reader" 2>/dev/null || true
+	systemctl start zcusbd.service || true
+	data_revoke
+}
+trap cleanup EXIT
+journal_mark
+
+step "grant group $DATA_GROUP the SourceSink"
+data_users
+data_grant 0525:a4a0
+
+step "zcin streams from the SourceSink with --timeout 600000 (10 min per transfer)"
+spawn_as /tmp/reader.out /tmp/reader.err zcin zcusbctl read "$ss" --interface 0 --endpoint 0x81 \
+	--bytes 1024G --timeout 600000
+reader=$SPAWNED
+wait_for 30 "zcin's claim of $ss (zcusbd journal)" journal_has "of $ss claimed by"
+sleep 2
+kill -0 "$reader" 2>/dev/null || fail "the reader stopped by itself: $(cat /tmp/reader.err)"
+
+step "systemctl stop zcusbd"
+read -r t0 _ </proc/uptime
+set +e
+run systemctl stop zcusbd.service
+src=$?
+set -e
+read -r t1 _ </proc/uptime
+state=$(systemctl is-active zcusbd.service || true)
+result=$(systemctl show -P Result zcusbd.service)
+status=$(systemctl show -P ExecMainStatus zcusbd.service)
+failed=$(systemctl is-failed zcusbd.service || true)
+note "systemctl stop: exit $src in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s; state=$state Result=$result ExecMainStatus=$status is-failed=$failed"
+journal_since | sed 's/^/   journal: /'
+[ $src = 0 ] || fail "systemctl stop zcusbd.service exited $src"
+[ "$state" = inactive ] || fail "zcusbd.service is '$state' after stop, expected inactive"
+[ "$result" = success ] || fail "zcusbd.service Result=$result after a stop with a client streaming (expected success)"
+[ "$status" = 0 ] || fail "zcusbd exited with status $status on SIGTERM (expected 0)"
+[ "$failed" != failed ] || fail "zcusbd.service is in the failed state"
+
+step "the client reports the shutdown"
+for _ in $(seq 1 50); do kill -0 "$reader" 2>/dev/null || break; sleep 0.2; done
+if kill -0 "$reader" 2>/dev/null; then
+	fail "the streaming zcusbctl still runs 10 s after zcusbd stopped (waiting for its 600 s timeout?)"
+fi
+set +e
+wait "$reader"
+rc=$?
+set -e
+reader=""
+note "exit $rc"
+note "stdout: $(cat /tmp/reader.out)"
+note "stderr: $(cat /tmp/reader.err)"
+grep -Eqi 'shutting down|zcusbd stopped|ESHUTDOWN' /tmp/reader.err ||
+	fail "the client's message does not report zcusbd's shutdown (-ESHUTDOWN): $(cat /tmp/reader.err)"
+[ $rc = 6 ] || fail "the client exited $rc after zcusbd stopped, expected 6 (a transfer failed: -ESHUTDOWN; client/CLI.md)"
+
+step "zcusbd's journal this boot at priority err or worse"
+journalctl -b -u zcusbd.service --no-pager -q -o short-monotonic -p err >/tmp/err-boot.txt 2>&1 || true
+journal_since -p err >/tmp/err.txt 2>&1 || true
+if [ -s /tmp/err-boot.txt ]; then
+	sed 's/^/   /' /tmp/err-boot.txt
+	[ -s /tmp/err.txt ] && fail "zcusbd logged at err or worse around the stop (above)"
+	fail "zcusbd logged at err or worse this boot, before this case (above; journalctl -u zcusbd -p err -b is not empty)"
+fi
+note "none"
+
+step "zcusbd starts again and serves"
+ensure_zcusbd
+run_as zcin zcusbctl --json read "$ss" --interface 0 --endpoint 0x81 --bytes 1M >/tmp/read.json 2>/tmp/read.err ||
+	fail "zcusbctl read after the restart failed: $(cat /tmp/read.err)"
+cat /tmp/read.json
+echo "PASS"
