@@ -45,6 +45,12 @@ module_param_named(max_sg_entries, zcusb_max_sg_entries, int, 0644);
 MODULE_PARM_DESC(max_sg_entries,
 		 "Testing: SG entries per URB at most (-1: as the bus allows, 0: no SG)");
 
+/* for tests of zcusbd's fallback to usbfs when the ABI does not match */
+static unsigned int zcusb_abi_version_override;
+module_param_named(abi_version_override, zcusb_abi_version_override, uint, 0644);
+MODULE_PARM_DESC(abi_version_override,
+		 "Testing only: the ABI version VERSION reports (0: the real one)");
+
 struct zcusb_stats zcusb_stats;
 
 static dev_t zcusb_devt;
@@ -359,7 +365,8 @@ static __poll_t zcusb_poll(struct file *file, poll_table *wait)
 static int zcusb_ioc_version(void __user *arg)
 {
 	struct zcusb_version v = {
-		.abi_version = ZCUSB_ABI_VERSION,
+		.abi_version = READ_ONCE(zcusb_abi_version_override) ?:
+			       ZCUSB_ABI_VERSION,
 		.zerocopy = !READ_ONCE(zcusb_disable_zerocopy),
 		.max_transfer = ZCUSB_MAX_TRANSFER,
 	};
@@ -603,3 +610,5 @@ module_exit(zcusb_exit);
 MODULE_DESCRIPTION("zcusb: zero-copy USB interface access for zcusbd");
 MODULE_AUTHOR("zcusb project");
 MODULE_LICENSE("GPL");
+/* PACKAGE_VERSION of dkms.conf; zcusbd reports it as ModuleVersion */
+MODULE_VERSION("0.1.0");
