@@ -297,7 +297,7 @@ static void manager_drop_device(Manager *m, Device *d) {
         device_free(d);
 }
 
-static int manager_add_device(Manager *m, sd_device *dev) {
+static int manager_add_device(Manager *m, sd_device *dev, sd_device_action_t action) {
         const char *syspath;
         Device *d;
         int r;
@@ -312,7 +312,11 @@ static int manager_add_device(Manager *m, sd_device *dev) {
                 r = device_update(d, dev, &config_changed);
                 if (r < 0)
                         return r;
-                manager_recheck_claims(d);
+                /* Policy changes arrive as "change" events. The bind/unbind
+                 * events of a device on its way out can come without its udev
+                 * properties: they must not read as a revocation. */
+                if (action == SD_DEVICE_CHANGE)
+                        manager_recheck_claims(d);
                 return device_emit_interfaces_changed(d, config_changed);
         }
 
@@ -377,7 +381,8 @@ static int manager_process_interface(Manager *m, sd_device *dev, sd_device_actio
                         return log_warning_errno(r, "%s: cannot update interface: %m", sysname);
                 /* Policy properties may have changed too: always tell. */
                 changed = changed || action == SD_DEVICE_CHANGE;
-                manager_recheck_claims(d);
+                if (action == SD_DEVICE_CHANGE)
+                        manager_recheck_claims(d);
         }
         if (!changed)
                 return 0;
@@ -398,7 +403,7 @@ static int manager_on_uevent(sd_device_monitor *monitor, sd_device *dev, void *u
                 if (action == SD_DEVICE_REMOVE)
                         manager_remove_device(m, syspath);
                 else {
-                        r = manager_add_device(m, dev);
+                        r = manager_add_device(m, dev, action);
                         if (r < 0)
                                 log_warning_errno(r, "%s: cannot track device: %m", syspath);
                 }
@@ -425,7 +430,7 @@ static int manager_enumerate(Manager *m, const char *devtype) {
         for (sd_device *dev = sd_device_enumerator_get_device_first(e); dev;
              dev = sd_device_enumerator_get_device_next(e)) {
                 if (streq(devtype, "usb_device")) {
-                        r = manager_add_device(m, dev);
+                        r = manager_add_device(m, dev, SD_DEVICE_ADD);
                         if (r < 0)
                                 log_warning_errno(r, "Cannot track a USB device: %m");
                 } else
