@@ -311,7 +311,7 @@ static int claim_call(struct zcusb_claim *claim, const char *method, sd_bus_erro
         va_list ap;
         int r;
 
-        r = sd_bus_message_new_method_call(claim->ctx->bus, &m, ZCUSB_BUS_NAME, claim->object,
+        r = sd_bus_message_new_method_call(claim->ctx->bus, &m, claim->daemon, claim->object,
                                            ZCUSB_CLAIM_INTERFACE, method);
         if (r < 0)
                 return r;
@@ -376,8 +376,8 @@ int zcusb_claim_interface(struct zcusb *ctx, const char *device, uint8_t interfa
         }
         if (!claim || !claim->object || !claim->daemon) {
                 /* Do not leave zcusbd holding an interface we cannot name. */
-                (void) sd_bus_call_method(ctx->bus, ZCUSB_BUS_NAME, path, ZCUSB_CLAIM_INTERFACE, "Release", NULL,
-                                          NULL, "");
+                (void) sd_bus_call_method(ctx->bus, sd_bus_message_get_sender(reply), path,
+                                          ZCUSB_CLAIM_INTERFACE, "Release", NULL, NULL, "");
                 if (claim)
                         claim_free(claim);
                 return -ENOMEM;
@@ -393,12 +393,14 @@ int zcusb_claim_release(struct zcusb_claim *claim) {
         if (!claim)
                 return 0;
         ctx_dispatch(claim->ctx);
-        /* Also for an ended claim: its object stays until released. */
+        /* Also for an ended claim: its object stays until released. The call
+         * goes to the granting zcusbd's unique name: once that instance has
+         * exited, this fails rather than activating a new one. */
         r = claim_call(claim, "Release", &error, NULL, "");
         if (r < 0) {
                 r = ctx_bus_error(claim->ctx, r, &error, "releasing the claim");
-                if (claim->ended && r == -ENODEV)
-                        r = 0; /* already gone with its device: nothing left to release */
+                if (claim->ended && (r == -ENODEV || r == -EHOSTUNREACH))
+                        r = 0; /* gone with its device or its zcusbd: nothing left to release */
         }
         /* After Release() nothing is in flight: unmapping cannot race a transfer. */
         claim_free(claim);
@@ -483,7 +485,7 @@ int zcusb_claim_get_usage(struct zcusb_claim *claim, struct zcusb_usage *ret) {
         r = claim_check_alive(claim);
         if (r < 0)
                 return r;
-        r = sd_bus_call_method(claim->ctx->bus, ZCUSB_BUS_NAME, claim->object, PROPERTIES_INTERFACE, "GetAll",
+        r = sd_bus_call_method(claim->ctx->bus, claim->daemon, claim->object, PROPERTIES_INTERFACE, "GetAll",
                                &error, &reply, "s", ZCUSB_CLAIM_INTERFACE);
         if (r < 0)
                 return ctx_bus_error(claim->ctx, r, &error, "reading the claim's properties");
@@ -572,11 +574,11 @@ int zcusb_claim_get_endpoint(struct zcusb_claim *claim, uint8_t endpoint, struct
         r = claim_check_alive(claim);
         if (r < 0)
                 return r;
-        r = sd_bus_get_property_trivial(claim->ctx->bus, ZCUSB_BUS_NAME, claim->object, ZCUSB_CLAIM_INTERFACE,
+        r = sd_bus_get_property_trivial(claim->ctx->bus, claim->daemon, claim->object, ZCUSB_CLAIM_INTERFACE,
                                         "AltSetting", &error, 'y', &alt);
         if (r < 0)
                 return ctx_bus_error(claim->ctx, r, &error, "reading the claim's alternate setting");
-        r = sd_bus_call_method(claim->ctx->bus, ZCUSB_BUS_NAME, claim->device, PROPERTIES_INTERFACE, "Get", &error,
+        r = sd_bus_call_method(claim->ctx->bus, claim->daemon, claim->device, PROPERTIES_INTERFACE, "Get", &error,
                                &reply, "ss", ZCUSB_DEVICE_INTERFACE, "Interfaces");
         if (r < 0)
                 return ctx_bus_error(claim->ctx, r, &error, "reading the device's interfaces");

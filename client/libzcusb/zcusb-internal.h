@@ -22,7 +22,8 @@ struct zcusb_claim {
         TAILQ_ENTRY(zcusb_claim) link;
         char *object;        /* /org/zcusb1/claim/cN */
         char *device;        /* /org/zcusb1/device/usbB_A */
-        char *daemon;        /* zcusbd's unique bus name: only its Ended signal counts */
+        char *daemon;        /* unique name of the zcusbd that granted the claim: only its Ended
+                              * signal counts, and calls go to it so none bus-activates a new one */
         uint8_t interface;
         bool ended;          /* zcusbd sent Ended: the claim's queues are dead */
         char end_reason[32]; /* the Ended signal's reason */

@@ -81,6 +81,37 @@ if [ -s /tmp/err-boot.txt ]; then
 fi
 note "none"
 
+step "a client that reacts only after zcusbd has exited does not bus-activate it again"
+# The stopped reader sees the shutdown when it resumes, after zcusbd is gone, and then
+# releases its claim: that call must not start a new zcusbd (had it reached zcusbd's
+# well-known name while a stop job ran, systemd would cancel the stop: exit 1).
+ensure_zcusbd
+journal_mark
+spawn_as /tmp/reader2.out /tmp/reader2.err zcin zcusbctl read "$ss" --interface 0 --endpoint 0x81 \
+	--bytes 1024G --timeout 600000
+reader=$SPAWNED
+wait_for 30 "zcin's second claim of $ss (zcusbd journal)" journal_has "of $ss claimed by"
+run kill -STOP "$reader"
+run systemctl stop zcusbd.service || fail "systemctl stop zcusbd.service with a stopped client exited $?"
+[ "$(systemctl is-active zcusbd.service || true)" = inactive ] || fail "zcusbd.service not inactive after stop"
+run kill -CONT "$reader"
+for _ in $(seq 1 50); do kill -0 "$reader" 2>/dev/null || break; sleep 0.2; done
+kill -0 "$reader" 2>/dev/null && fail "the resumed zcusbctl still runs 10 s after it was continued"
+set +e
+wait "$reader"
+rc=$?
+set -e
+reader=""
+note "exit $rc; stderr: $(cat /tmp/reader2.err)"
+sleep 1
+state=$(systemctl is-active zcusbd.service || true)
+[ "$state" = inactive ] || {
+	journal_since | sed 's/^/   journal: /'
+	fail "zcusbd.service is '$state' after the resumed client exited: its calls bus-activated zcusbd"
+}
+[ $rc = 6 ] || fail "the resumed client exited $rc, expected 6 (the transfer failed: -ESHUTDOWN)"
+note "zcusbd stayed inactive"
+
 step "zcusbd starts again and serves"
 ensure_zcusbd
 run_as zcin zcusbctl --json read "$ss" --interface 0 --endpoint 0x81 --bytes 1M >/tmp/read.json 2>/tmp/read.err ||
