@@ -2,18 +2,16 @@
 /*
  * zcusbctl read / write / control: move data through zcusbd with libzcusb.
  *
- * read and write stream over one buffer cut into --queue-depth slots of
- * --transfer-size bytes, keeping every slot in flight. Completions may arrive
- * in any order; slots are retired in submission order so the output (read)
- * and the input (write) stay in stream order.
+ * Options, output and exit codes live here; read and write hand the moving to
+ * the stream engine (ctl-stream.c).
  */
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <stdarg.h>
-#include <time.h>
 
+#include "ctl-stream.h"
 #include "ctl-transfer.h"
 #include "devspec.h"
 #include "zcusb.h"
@@ -22,19 +20,8 @@
 #define DEFAULT_TRANSFER_SIZE (64u * 1024)
 #define DEFAULT_QUEUE_DEPTH   8u
 #define DEFAULT_TIMEOUT_MS    5000u
-#define PROGRESS_INTERVAL_MS  500
-/* Beyond a transfer's own timeout (which zcusbd enforces), how long we wait
- * for any completion before deciding zcusbd no longer serves the queue. */
-#define IDLE_SLACK_MS         5000u
 /* One buffer holds every slot: keep it within what a sane quota allows. */
 #define MAX_BUFFER_BYTES      (UINT64_C(1) << 30)
-
-typedef enum Pattern {
-        PATTERN_NONE,
-        PATTERN_COUNTER, /* byte N of the stream is N mod 256 */
-        PATTERN_ZEROS,
-        PATTERN_RANDOM,
-} Pattern;
 
 typedef struct TransferArgs {
         CtlGlobal global;
@@ -57,37 +44,7 @@ typedef struct TransferArgs {
         const char *data_hex;
 } TransferArgs;
 
-static double now_seconds(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static uint64_t now_ms(void) {
-        return (uint64_t) (now_seconds() * 1000.0);
-}
-
 /* ---- errors ---- */
-
-/* A libzcusb failure as an exit code: the daemon's verdicts have codes of
- * their own (CLI.md); FALLBACK covers the rest. */
-static int exit_code_for(int r, int fallback) {
-        switch (-r) {
-        case ENODEV:
-                return EXIT_NO_DEVICE;
-        case EACCES:
-                return EXIT_ACCESS;
-        case EHOSTUNREACH:
-        case ECONNRESET:
-        case ENOTCONN:
-                return EXIT_UNREACHABLE;
-        case ENOTUNIQ:
-                return EXIT_USAGE;
-        default:
-                return fallback;
-        }
-}
 
 static const char *fix_for(int r) {
         switch (-r) {
@@ -123,7 +80,7 @@ static const char *fix_for(int r) {
 }
 
 /* Report a failed libzcusb call with its sentence and a fix. */
-static int fail_lib(struct zcusb *ctx, int r, int fallback) {
+int fail_lib(struct zcusb *ctx, int r, int fallback) {
         const char *message = zcusb_last_error_message(ctx), *fix = fix_for(r);
 
         if (isempty(message))
@@ -380,300 +337,35 @@ static void context_closep(struct zcusb **ctx) {
 
 /* ---- read / write ---- */
 
-typedef struct Slot {
-        uint32_t length; /* bytes asked for */
-        uint32_t actual;
-        int status;
-        bool done;
-} Slot;
+static void print_summary(const TransferArgs *a, const StreamResult *res, FILE *to) {
+        double seconds = res->seconds, mb_per_s = seconds > 0 ? (double) res->moved / seconds / 1e6 : 0.0;
 
-typedef struct Stream {
-        const TransferArgs *a;
-        bool in;
-        uint8_t opcode;
-        struct zcusb_queue *queue;
-        struct zcusb_buffer *buffer;
-        uint8_t *data;
-        Slot *slots;
-
-        uint64_t next_seq, oldest_seq; /* in flight: [oldest_seq, next_seq) */
-        uint64_t total;                /* bytes to move; UINT64_MAX: until the input ends */
-        uint64_t produced;             /* write: bytes taken from the source */
-        uint64_t in_flight_bytes;      /* read: bytes asked for and not yet retired */
-        uint64_t moved;                /* bytes the device took or gave */
-        uint64_t transfers, errors;
-        int error;                     /* the first failed transfer's status */
-        uint64_t error_seq;
-
-        int fd;                        /* read: output (-1: discard); write: input (-1: pattern) */
-        const char *fd_name;
-        uint64_t rng;
-
-        double start;
-        uint64_t progress_ms;
-        bool progress;
-} Stream;
-
-static uint8_t *slot_region(const Stream *s, uint64_t seq) {
-        return s->data + (size_t) (seq % s->a->queue_depth) * s->a->transfer_size;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
-/* Read up to N bytes; fewer only at the end of the input. */
-static ssize_t read_full(int fd, uint8_t *p, size_t n) {
-        size_t got = 0;
-
-        while (got < n) {
-                ssize_t k = read(fd, p + got, n - got);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                got += (size_t) k;
-        }
-        return (ssize_t) got;
-}
-
-static void fill_pattern(Stream *s, uint8_t *p, uint32_t n) {
-        switch (s->a->pattern) {
-        case PATTERN_COUNTER:
-                for (uint32_t i = 0; i < n; i++)
-                        p[i] = (uint8_t) (s->produced + i);
-                break;
-        case PATTERN_RANDOM:
-                for (uint32_t i = 0; i < n; i++) {
-                        /* xorshift64: fast, and good enough to defeat compression and dedup */
-                        if (i % 8 == 0) {
-                                s->rng ^= s->rng << 13;
-                                s->rng ^= s->rng >> 7;
-                                s->rng ^= s->rng << 17;
-                        }
-                        p[i] = (uint8_t) (s->rng >> (8 * (i % 8)));
-                }
-                break;
-        default:
-                memset(p, 0, n);
-                break;
-        }
-}
-
-/* Keep every slot busy while there is data to move. */
-static int stream_fill(Stream *s, struct zcusb *ctx) {
-        const TransferArgs *a = s->a;
-
-        while (s->error == 0 && s->next_seq - s->oldest_seq < a->queue_depth) {
-                uint8_t *region = slot_region(s, s->next_seq);
-                struct zcusb_sqe sqe;
-                uint64_t left;
-                uint32_t length;
-                int r;
-
-                if (s->in) {
-                        /* Short reads leave bytes owed: ask for them again. */
-                        left = s->total - s->moved - s->in_flight_bytes;
-                        if (left == 0)
-                                break;
-                        length = (uint32_t) (left < a->transfer_size ? left : a->transfer_size);
-                } else {
-                        left = s->total - s->produced;
-                        if (left == 0)
-                                break;
-                        length = (uint32_t) (left < a->transfer_size ? left : a->transfer_size);
-                        if (s->fd >= 0) {
-                                ssize_t got = read_full(s->fd, region, length);
-                                if (got < 0)
-                                        return fail(EXIT_FAIL, "reading %s: %s", s->fd_name, strerror((int) -got));
-                                if (got == 0) {
-                                        s->total = s->produced; /* end of input */
-                                        break;
-                                }
-                                length = (uint32_t) got;
-                        } else if (a->pattern != PATTERN_ZEROS) /* a fresh memfd is zeros already */
-                                fill_pattern(s, region, length);
-                }
-
-                zcusb_prep_transfer(&sqe, (enum zcusb_opcode) s->opcode, (uint8_t) a->endpoint,
-                                    zcusb_buffer_id(s->buffer), (uint64_t) (region - s->data), length,
-                                    a->timeout_ms, s->next_seq);
-                /* Never -EAGAIN: the ring has at least queue-depth slots and at
-                 * most queue-depth transfers are ours at any time. */
-                r = zcusb_queue_submit(s->queue, &sqe);
-                if (r < 0)
-                        return fail_lib(ctx, r, EXIT_TRANSFER);
-
-                s->slots[s->next_seq % a->queue_depth] = (Slot) { .length = length };
-                s->next_seq++;
-                if (s->in)
-                        s->in_flight_bytes += length;
-                else
-                        s->produced += length;
-        }
-        return EXIT_OK;
-}
-
-/* Take completions, then retire finished slots in submission order.
- * Returns EXIT_OK, an exit code after reporting, or -errno from the ring. */
-static int stream_reap(Stream *s) {
-        struct zcusb_cqe cqes[64];
-        int n;
-
-        n = zcusb_queue_reap(s->queue, cqes, ELEMENTSOF(cqes));
-        if (n < 0)
-                return n;
-        for (int i = 0; i < n; i++) {
-                uint64_t seq = cqes[i].user_data;
-                Slot *slot;
-
-                if (seq < s->oldest_seq || seq >= s->next_seq)
-                        continue; /* not one of ours in flight: ignore rather than trust */
-                slot = &s->slots[seq % s->a->queue_depth];
-                slot->done = true;
-                slot->status = cqes[i].status;
-                slot->actual = cqes[i].actual_length < slot->length ? cqes[i].actual_length : slot->length;
-        }
-
-        while (s->oldest_seq < s->next_seq) {
-                Slot *slot = &s->slots[s->oldest_seq % s->a->queue_depth];
-
-                if (!slot->done)
-                        break;
-                s->transfers++;
-                if (s->in)
-                        s->in_flight_bytes -= slot->length;
-                /* After a failure the stream has a gap: keep nothing past it. */
-                if (s->error == 0) {
-                        s->moved += slot->actual;
-                        if (s->in && s->fd >= 0 && slot->actual > 0) {
-                                int r = write_all(s->fd, slot_region(s, s->oldest_seq), slot->actual);
-                                if (r < 0)
-                                        return fail(EXIT_FAIL, "writing %s: %s; check the free space", s->fd_name,
-                                                    strerror(-r));
-                        }
-                }
-                if (slot->status != 0) {
-                        s->errors++;
-                        if (s->error == 0) {
-                                s->error = slot->status > 0 ? -EPROTO : slot->status;
-                                s->error_seq = s->oldest_seq;
-                        }
-                }
-                slot->done = false;
-                s->oldest_seq++;
-        }
-        return EXIT_OK;
-}
-
-static void stream_progress(Stream *s, bool final) {
-        uint64_t now = now_ms();
-        double seconds = now_seconds() - s->start;
-
-        if (!s->progress)
-                return;
-        if (final) {
-                fputs("\r\033[K", stderr);
-                return;
-        }
-        if (now - s->progress_ms < PROGRESS_INTERVAL_MS)
-                return;
-        s->progress_ms = now;
-        if (s->total != UINT64_MAX)
-                fprintf(stderr, "\r\033[K%.1f / %.1f MiB  %.1f MB/s", (double) s->moved / 1048576.0,
-                        (double) s->total / 1048576.0, seconds > 0 ? (double) s->moved / seconds / 1e6 : 0.0);
-        else
-                fprintf(stderr, "\r\033[K%.1f MiB  %.1f MB/s", (double) s->moved / 1048576.0,
-                        seconds > 0 ? (double) s->moved / seconds / 1e6 : 0.0);
-        fflush(stderr);
-}
-
-static void stream_summary(const Stream *s, double seconds, FILE *to) {
-        double mb_per_s = seconds > 0 ? (double) s->moved / seconds / 1e6 : 0.0;
-
-        if (s->a->global.json) {
+        if (a->global.json) {
                 json_object *o = json_object_new_object();
                 char text[32];
 
-                json_object_object_add(o, "bytes", json_object_new_uint64(s->moved));
+                json_object_object_add(o, "bytes", json_object_new_uint64(res->moved));
                 /* json-c prints doubles with 17 digits; these carry 6 and 3. */
                 snprintf(text, sizeof(text), "%.6f", seconds);
                 json_object_object_add(o, "seconds", json_object_new_double_s(seconds, text));
                 snprintf(text, sizeof(text), "%.3f", mb_per_s);
                 json_object_object_add(o, "mb_per_s", json_object_new_double_s(mb_per_s, text));
-                json_object_object_add(o, "transfers", json_object_new_uint64(s->transfers));
-                json_object_object_add(o, "errors", json_object_new_uint64(s->errors));
+                json_object_object_add(o, "transfers", json_object_new_uint64(res->transfers));
+                json_object_object_add(o, "errors", json_object_new_uint64(res->errors));
                 fprintf(to, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
                 json_object_put(o);
         } else
-                fprintf(to, "%" PRIu64 " bytes in %.3f s, %.1f MB/s\n", s->moved, seconds, mb_per_s);
+                fprintf(to, "%" PRIu64 " bytes in %.3f s, %.1f MB/s\n", res->moved, seconds, mb_per_s);
         fflush(to);
 }
 
-static int stream_loop(Stream *s, struct zcusb *ctx) {
-        const TransferArgs *a = s->a;
-        uint64_t last_completion = now_ms();
-        int r;
-
-        for (;;) {
-                r = stream_fill(s, ctx);
-                if (r != EXIT_OK)
-                        return r;
-                if (s->error != 0 || s->oldest_seq == s->next_seq)
-                        return EXIT_OK; /* failed (Release cancels the rest), or all done */
-
-                r = zcusb_queue_wait(s->queue, PROGRESS_INTERVAL_MS);
-                if (r == -EINTR)
-                        continue;
-                if (r < 0) {
-                        /* The queue died under us: the claim ended. */
-                        s->error = r;
-                        s->error_seq = s->oldest_seq;
-                        return EXIT_OK;
-                }
-                if (r == 0) {
-                        if (a->timeout_ms > 0 && now_ms() - last_completion > (uint64_t) a->timeout_ms + IDLE_SLACK_MS)
-                                return fail(EXIT_TRANSFER, "zcusbd completed no transfer for %u ms although "
-                                            "each has a %u ms timeout; check 'systemctl status zcusbd'",
-                                            a->timeout_ms + IDLE_SLACK_MS, a->timeout_ms);
-                        stream_progress(s, false);
-                        continue;
-                }
-                last_completion = now_ms();
-                r = stream_reap(s);
-                if (r < 0) {
-                        s->error = r;
-                        s->error_seq = s->oldest_seq;
-                        return EXIT_OK;
-                }
-                if (r != EXIT_OK)
-                        return r;
-                stream_progress(s, false);
-        }
-}
-
-static int stream_run(const TransferArgs *a, bool in) {
+static int read_or_write(const TransferArgs *a, bool in) {
         _cleanup_(context_closep) struct zcusb *ctx = NULL;
-        _cleanup_free_ Slot *slots = NULL;
         _cleanup_close_ int fd = -EBADF;
         struct zcusb_claim *claim = NULL;
         struct zcusb_endpoint ep;
-        unsigned entries = 1;
-        Stream s;
-        double seconds;
+        StreamParams p;
+        StreamResult res;
         int r;
 
         if (a->endpoint < 0)
@@ -700,10 +392,6 @@ static int stream_run(const TransferArgs *a, bool in) {
                         return fail(EXIT_FAIL, "cannot open %s: %s", a->path, strerror(errno));
         }
 
-        slots = calloc(a->queue_depth, sizeof(Slot));
-        if (!slots)
-                return fail(EXIT_FAIL, "out of memory");
-
         r = connect_and_claim(a, &ctx, &claim);
         if (r != EXIT_OK)
                 return r;
@@ -719,42 +407,27 @@ static int stream_run(const TransferArgs *a, bool in) {
                 return fail(EXIT_USAGE, "endpoint 0x%02x is isochronous; '%s' moves bulk and interrupt data only",
                             a->endpoint, a->command);
 
-        while (entries < a->queue_depth)
-                entries <<= 1;
-
-        s = (Stream) {
-                .a = a,
+        p = (StreamParams) {
                 .in = in,
+                .endpoint = (uint8_t) a->endpoint,
                 .opcode = (ep.attributes & ZCUSB_ENDPOINT_TYPE_MASK) == ZCUSB_ENDPOINT_TYPE_BULK ? ZCUSB_OP_BULK
                                                                                           : ZCUSB_OP_INTERRUPT,
-                .slots = slots,
+                .transfer_size = a->transfer_size,
+                .queue_depth = a->queue_depth,
+                .timeout_ms = a->timeout_ms,
                 .total = a->have_bytes ? a->bytes : UINT64_MAX,
                 .fd = fd >= 0 ? fd : a->path ? (in ? STDOUT_FILENO : STDIN_FILENO) : -1,
                 .fd_name = a->path && !streq(a->path, "-") ? a->path : in ? "standard output" : "standard input",
-                .rng = UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t) time(NULL),
-                .progress = isatty(STDERR_FILENO),
+                .pattern = a->pattern,
         };
-
-        r = zcusb_buffer_alloc(claim, (size_t) a->transfer_size * a->queue_depth, &s.buffer);
-        if (r < 0)
-                return fail_lib(ctx, r, EXIT_FAIL);
-        s.data = zcusb_buffer_data(s.buffer);
-        r = zcusb_queue_open(claim, entries, &s.queue);
-        if (r < 0)
-                return fail_lib(ctx, r, EXIT_FAIL);
-
-        s.start = now_seconds();
-        s.progress_ms = now_ms();
-        r = stream_loop(&s, ctx);
-        seconds = now_seconds() - s.start;
-        stream_progress(&s, true);
+        r = stream_run(ctx, claim, &p, &res);
         if (r != EXIT_OK)
                 return r;
 
         /* stdout carries the data when reading to "-": the summary moves aside. */
-        stream_summary(&s, seconds, in && s.fd == STDOUT_FILENO ? stderr : stdout);
+        print_summary(a, &res, in && p.fd == STDOUT_FILENO ? stderr : stdout);
 
-        if (s.error == -EPROTO) {
+        if (res.error == -EPROTO) {
                 /* A device pulled out mid-transfer fails its last URBs with a
                  * bus error before the kernel reports the disconnect: give
                  * zcusbd a moment to say whether that is what happened. */
@@ -763,16 +436,17 @@ static int stream_run(const TransferArgs *a, bool in) {
 
                         if (zcusb_claim_is_ended(claim, &why) > 0) {
                                 if (why && streq(why, "device-removed"))
-                                        s.error = -ENODEV;
+                                        res.error = -ENODEV;
                                 break;
                         }
                         (void) usleep(50 * 1000);
                 }
         }
-        if (s.error != 0) {
-                const char *fix = fix_for(s.error);
-                return fail(exit_code_for(s.error, EXIT_TRANSFER), "transfer %" PRIu64 " on endpoint 0x%02x failed: %s%s%s", s.error_seq, a->endpoint,
-                            zcusb_strerror(s.error), fix ? "; " : "", strempty(fix));
+        if (res.error != 0) {
+                const char *fix = fix_for(res.error);
+                return fail(exit_code_for(res.error, EXIT_TRANSFER),
+                            "transfer %" PRIu64 " on endpoint 0x%02x failed: %s%s%s", res.error_seq, a->endpoint,
+                            zcusb_strerror(res.error), fix ? "; " : "", strempty(fix));
         }
         return EXIT_OK;
 }
@@ -785,7 +459,7 @@ int ctl_read(const CtlGlobal *global, int argc, char **argv) {
                 return r < 0 ? EXIT_OK : r;
         if (a.pattern != PATTERN_NONE)
                 return fail(EXIT_USAGE, "--pattern is for 'write'");
-        return stream_run(&a, true);
+        return read_or_write(&a, true);
 }
 
 int ctl_write(const CtlGlobal *global, int argc, char **argv) {
@@ -794,7 +468,7 @@ int ctl_write(const CtlGlobal *global, int argc, char **argv) {
 
         if (r != EXIT_OK)
                 return r < 0 ? EXIT_OK : r;
-        return stream_run(&a, false);
+        return read_or_write(&a, false);
 }
 
 /* ---- control ---- */

@@ -1,18 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "exit-codes.h"
 #include "util.h"
 
-/* Exit codes (client/CLI.md), shared by every zcusbctl command. */
-enum {
-        EXIT_OK = 0,
-        EXIT_FAIL = 1,
-        EXIT_USAGE = 2,
-        EXIT_NO_DEVICE = 3,
-        EXIT_ACCESS = 4,
-        EXIT_UNREACHABLE = 5,
-        EXIT_TRANSFER = 6,
-};
+struct zcusb;
 
 /* Print "zcusbctl: MESSAGE" to stderr and return CODE. */
 _printf_(2, 3) int fail(int code, const char *fmt, ...);
+
+/* Report a failed libzcusb call R with its sentence and a fix; the exit code
+ * is exit_code_for(R, FALLBACK). In ctl-transfer.c. */
+int fail_lib(struct zcusb *ctx, int r, int fallback);

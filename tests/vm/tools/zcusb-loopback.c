@@ -24,9 +24,9 @@
  * each way), seconds, mb_per_s, transfers_out, transfers_in, verified (true when IN data was
  * checked here: loop and in; out leaves the checking to the device), stream_offset (in: the
  * device's stream byte the read began at).
- * Exit: 0 ok; 1 data mismatch or other failure; 2 usage; 3 no such device (also:
- * gone mid-stream); 4 access denied; 5 zcusbd unreachable; 6 a transfer failed
- * (the same codes as zcusbctl, client/CLI.md).
+ * Exit: 0 ok; 1 data mismatch or other failure; 2 usage (also: DEVICE names more
+ * than one); 3 no such device (also: gone mid-stream); 4 access denied; 5 zcusbd
+ * unreachable; 6 a transfer failed (zcusbctl's codes: client/CLI.md, client/exit-codes.h).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -41,17 +41,8 @@
 
 #include <zcusb.h>
 
+#include "exit-codes.h"
 #include "zcusb-pattern.h"
-
-enum {
-        EXIT_OK = 0,
-        EXIT_FAIL = 1,
-        EXIT_USAGE = 2,
-        EXIT_NO_DEVICE = 3,
-        EXIT_ACCESS = 4,
-        EXIT_UNREACHABLE = 5,
-        EXIT_TRANSFER = 6,
-};
 
 #define IDLE_SLACK_MS 5000u
 #define MAX_DEPTH     256u
@@ -104,21 +95,6 @@ static double now_seconds(void) {
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static int exit_code_for(int r, int fallback) {
-        switch (-r) {
-        case ENODEV:
-                return EXIT_NO_DEVICE;
-        case EACCES:
-                return EXIT_ACCESS;
-        case EHOSTUNREACH:
-        case ECONNRESET:
-        case ENOTCONN:
-                return EXIT_UNREACHABLE;
-        default:
-                return fallback;
-        }
 }
 
 static int __attribute__((format(printf, 2, 3))) fail(int code, const char *fmt, ...) {
