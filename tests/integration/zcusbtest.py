@@ -37,6 +37,7 @@ import traceback
 SKIP = 77
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(1, os.path.join(HERE, "..", "common"))  # privatebus
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
 
@@ -69,6 +70,7 @@ if gi is not None:
             _skip(f"gir1.2-umockdev-1.0 is needed ({e})")
 
 import fixtures  # noqa: E402
+import privatebus  # noqa: E402
 
 BUS_NAME = "org.zcusb1"
 MANAGER_PATH = "/org/zcusb1"
@@ -368,48 +370,6 @@ class Testbed:
 # ---------------------------------------------------------------------------
 # the private system bus
 
-POLICY_TEMPLATE = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <!-- Debian's /usr/share/dbus-1/system.conf default policy -->
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"
-          send_member="UpdateActivationEnvironment"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
-  </policy>
-  <policy user="root">
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
-  </policy>
-  <!-- the project's own policy: what is under test -->
-  <include>{project_policy}</include>
-</busconfig>
-"""
-
-
-def project_policy_path():
-    if os.environ.get("ZCUSB_DBUS_POLICY"):
-        return os.environ["ZCUSB_DBUS_POLICY"]
-    root = os.environ.get("ZCUSB_SOURCE_ROOT") or os.path.normpath(os.path.join(HERE, "..", ".."))
-    return os.path.join(root, "dbus", "org.zcusb1.conf")
-
-
 def clean_env(extra=None):
     """The environment without the umockdev preload (for dbus-daemon)."""
     env = {k: v for k, v in os.environ.items()
@@ -420,27 +380,20 @@ def clean_env(extra=None):
 
 class Bus:
     def __init__(self, workdir):
-        policy = project_policy_path()
+        policy = privatebus.project_policy_path()
         if not os.path.exists(policy):
             raise TestFailure(f"project bus policy {policy} does not exist")
         self.dir = os.path.join(workdir, "bus")
         os.mkdir(self.dir)
         os.chmod(self.dir, 0o755)
-        self.socket = os.path.join(self.dir, "system_bus_socket")
-        self.address = f"unix:path={self.socket}"
-        conf = os.path.join(self.dir, "bus.conf")
-        with open(conf, "w") as f:
-            f.write(POLICY_TEMPLATE.format(socket=self.socket, project_policy=policy))
         self.log = open(os.path.join(self.dir, "dbus-daemon.log"), "w+")
-        self.p = subprocess.Popen(["dbus-daemon", "--nofork", f"--config-file={conf}", "--print-address"],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log,
-                                  env=clean_env(), preexec_fn=_die_with_us)
-        line = self.p.stdout.readline().decode().strip()
-        if not line:
-            self.p.wait()
+        self.p, self.socket = privatebus.start_dbus_daemon(self.dir, policy, clean_env(), stderr=self.log,
+                                                           preexec_fn=_die_with_us)
+        if not self.socket:
             self.log.seek(0)
             raise TestFailure(f"dbus-daemon did not start (exit {self.p.returncode}): {self.log.read()}")
-        log(f"dbus-daemon pid {self.p.pid} at {line} (policy {policy})")
+        self.address = f"unix:path={self.socket}"
+        log(f"dbus-daemon pid {self.p.pid} at {self.address} (policy {policy})")
         # the socket must be connectable by uid 65534 too
         os.chmod(self.socket, 0o777)
         self.conn = dbus.bus.BusConnection(self.address)

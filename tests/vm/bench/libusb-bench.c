@@ -15,14 +15,13 @@
  *            --depth 8 --timeout 5000 (ms)
  * Exit: 0 ok, 1 failure (a transfer failed, no device, dev_mem_alloc unsupported), 2 usage.
  */
-#include <errno.h>
 #include <libusb.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
+
+#include "bench-common.h"
 
 #define MAX_DEPTH 64
 
@@ -33,21 +32,6 @@ typedef struct Stream {
         unsigned in_flight;
         int error;                    /* a libusb_transfer_status or LIBUSB_ERROR_* */
 } Stream;
-
-static double now(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static double cpu_seconds(void) {
-        struct rusage ru;
-
-        getrusage(RUSAGE_SELF, &ru);
-        return (double) ru.ru_utime.tv_sec + (double) ru.ru_utime.tv_usec / 1e6 + (double) ru.ru_stime.tv_sec +
-               (double) ru.ru_stime.tv_usec / 1e6;
-}
 
 static unsigned next_length(Stream *s) {
         unsigned n = s->to_submit < s->size ? (unsigned) s->to_submit : s->size;
@@ -149,104 +133,77 @@ static int run_sync(libusb_device_handle *h, uint8_t ep, Stream *s, unsigned tim
         return r;
 }
 
-static int parse_uint(const char *s, unsigned long max, unsigned long *ret) {
-        char *end;
-        unsigned long v;
+typedef struct VidPid {
+        unsigned long vid, pid;
+} VidPid;
 
-        errno = 0;
-        v = strtoul(s, &end, 0);
-        if (errno || end == s || *end || v > max)
-                return -EINVAL;
-        *ret = v;
-        return 0;
+/* --vid and --pid: libusb-bench's own options. */
+static int parse_vid_pid_option(const char *o, const char *v, void *userdata) {
+        VidPid *d = userdata;
+
+        if (strcmp(o, "--vid") == 0)
+                return bench_parse_uint(v, 0xffff, &d->vid);
+        if (strcmp(o, "--pid") == 0)
+                return bench_parse_uint(v, 0xffff, &d->pid);
+        return 1;
 }
 
 int main(int argc, char *argv[]) {
-        unsigned long vid = 0x0525, pid = 0xa4a0, iface = 0, ep_in = 0x81, ep_out = 0x02, size = 65536,
-                      depth = 8, timeout_ms = 5000, mib;
+        static const char *const modes[] = { "sync", "async-malloc", "async-devmem", NULL };
+        VidPid dev = { .vid = 0x0525, .pid = 0xa4a0 };
+        const BenchProgram program = {
+                .name = "libusb-bench",
+                .max_depth = MAX_DEPTH,
+                .usage_before = "[--vid V] [--pid P] ",
+                .option = parse_vid_pid_option,
+                .userdata = &dev,
+                .whats = modes,
+        };
         libusb_context *usb = NULL;
         libusb_device_handle *h = NULL;
-        const char *mode, *dir;
+        const char *mode;
+        BenchArgs a;
+        BenchClock timing;
         Stream s = {};
-        double t0, c0, seconds, cpu;
-        uint8_t ep;
-        int i = 1, r, status = 1;
+        int r, status = 1;
 
-        for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
-                const char *o = argv[i], *v = argv[i + 1];
-                int bad;
-
-                if (strcmp(o, "--vid") == 0)
-                        bad = parse_uint(v, 0xffff, &vid);
-                else if (strcmp(o, "--pid") == 0)
-                        bad = parse_uint(v, 0xffff, &pid);
-                else if (strcmp(o, "--interface") == 0)
-                        bad = parse_uint(v, 255, &iface);
-                else if (strcmp(o, "--in") == 0)
-                        bad = parse_uint(v, 0xff, &ep_in) || !(ep_in & 0x80);
-                else if (strcmp(o, "--out") == 0)
-                        bad = parse_uint(v, 0x7f, &ep_out);
-                else if (strcmp(o, "--size") == 0)
-                        bad = parse_uint(v, 1ul << 24, &size) || size == 0;
-                else if (strcmp(o, "--depth") == 0)
-                        bad = parse_uint(v, MAX_DEPTH, &depth) || depth == 0;
-                else if (strcmp(o, "--timeout") == 0)
-                        bad = parse_uint(v, 600000, &timeout_ms);
-                else
-                        bad = 1;
-                if (bad) {
-                        fprintf(stderr, "libusb-bench: bad option %s %s\n", o, v);
-                        return 2;
-                }
-        }
-        if (argc - i != 3 || parse_uint(argv[i + 2], 1ul << 20, &mib) < 0 || mib == 0 ||
-            (strcmp(argv[i + 1], "in") != 0 && strcmp(argv[i + 1], "out") != 0) ||
-            (strcmp(argv[i], "sync") != 0 && strcmp(argv[i], "async-malloc") != 0 &&
-             strcmp(argv[i], "async-devmem") != 0)) {
-                fprintf(stderr, "Usage: %s [--vid V] [--pid P] [--interface N] [--in EP] [--out EP] [--size N]\n"
-                                "       [--depth N] [--timeout MS] sync|async-malloc|async-devmem in|out MIB\n",
-                        argv[0]);
-                return 2;
-        }
-        mode = argv[i];
-        dir = argv[i + 1];
-        ep = (uint8_t) (strcmp(dir, "in") == 0 ? ep_in : ep_out);
-        s.size = (unsigned) size;
-        s.to_submit = (unsigned long long) mib << 20;
+        r = bench_parse_args(&a, argc, argv, &program);
+        if (r != 0)
+                return r;
+        mode = a.what;
+        s.size = (unsigned) a.size;
+        s.to_submit = (unsigned long long) a.mib << 20;
 
         r = libusb_init(&usb);
         if (r < 0) {
                 fprintf(stderr, "libusb-bench: libusb_init: %s\n", libusb_error_name(r));
                 return 1;
         }
-        h = libusb_open_device_with_vid_pid(usb, (uint16_t) vid, (uint16_t) pid);
+        h = libusb_open_device_with_vid_pid(usb, (uint16_t) dev.vid, (uint16_t) dev.pid);
         if (!h) {
-                fprintf(stderr, "libusb-bench: cannot open %04lx:%04lx (not there, or not root?)\n", vid, pid);
+                fprintf(stderr, "libusb-bench: cannot open %04lx:%04lx (not there, or not root?)\n", dev.vid,
+                        dev.pid);
                 goto finish;
         }
         (void) libusb_set_auto_detach_kernel_driver(h, 1);
-        r = libusb_claim_interface(h, (int) iface);
+        r = libusb_claim_interface(h, (int) a.iface);
         if (r < 0) {
-                fprintf(stderr, "libusb-bench: claim interface %lu: %s\n", iface, libusb_error_name(r));
+                fprintf(stderr, "libusb-bench: claim interface %lu: %s\n", a.iface, libusb_error_name(r));
                 goto finish;
         }
 
-        t0 = now();
-        c0 = cpu_seconds();
+        bench_start(&timing);
         if (strcmp(mode, "sync") == 0)
-                r = run_sync(h, ep, &s, (unsigned) timeout_ms);
+                r = run_sync(h, a.ep, &s, (unsigned) a.timeout_ms);
         else
-                r = run_async(usb, h, ep, &s, (unsigned) depth, strcmp(mode, "async-devmem") == 0,
-                              (unsigned) timeout_ms);
-        seconds = now() - t0;
-        cpu = cpu_seconds() - c0;
+                r = run_async(usb, h, a.ep, &s, (unsigned) a.depth, strcmp(mode, "async-devmem") == 0,
+                              (unsigned) a.timeout_ms);
+        bench_stop(&timing);
         if (r == 0) {
-                printf("{\"contender\":\"libusb-%s\",\"dir\":\"%s\",\"bytes\":%llu,\"seconds\":%.6f,"
-                       "\"client_cpu\":%.6f,\"daemon_cpu\":0,\"backend\":\"usbfs\"}\n",
-                       mode, dir, s.done, seconds, cpu);
+                bench_print_result("libusb-", mode, a.dir, s.done, &timing, "0", "usbfs");
                 status = 0;
         }
-        (void) libusb_release_interface(h, (int) iface);
+        (void) libusb_release_interface(h, (int) a.iface);
 finish:
         libusb_close(h);
         libusb_exit(usb);

@@ -18,25 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 #include <zcusb.h>
 
-static double now(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static double cpu_seconds(void) {
-        struct rusage ru;
-
-        getrusage(RUSAGE_SELF, &ru);
-        return (double) ru.ru_utime.tv_sec + (double) ru.ru_utime.tv_usec / 1e6 + (double) ru.ru_stime.tv_sec +
-               (double) ru.ru_stime.tv_usec / 1e6;
-}
+#include "bench-common.h"
 
 /* utime + stime of PID in seconds, -1 when unknown. */
 static double process_cpu_seconds(long pid) {
@@ -68,84 +53,63 @@ static int fail(struct zcusb *ctx, const char *what, int r) {
         return 1;
 }
 
-static int parse_uint(const char *s, unsigned long max, unsigned long *ret) {
-        char *end;
-        unsigned long v;
+typedef struct Target {
+        const char *device;
+        unsigned long daemon_pid;
+} Target;
 
-        errno = 0;
-        v = strtoul(s, &end, 0);
-        if (errno || end == s || *end || v > max)
-                return -EINVAL;
-        *ret = v;
-        return 0;
+/* --device and --daemon-pid: zcusb-bench's own options. */
+static int parse_target_option(const char *o, const char *v, void *userdata) {
+        Target *t = userdata;
+
+        if (strcmp(o, "--device") == 0) {
+                t->device = v;
+                return 0;
+        }
+        if (strcmp(o, "--daemon-pid") == 0)
+                return bench_parse_uint(v, 1ul << 30, &t->daemon_pid);
+        return 1;
 }
 
 int main(int argc, char *argv[]) {
-        unsigned long iface = 0, ep_in = 0x81, ep_out = 0x02, size = 65536, depth = 8, timeout_ms = 5000, mib;
+        Target target = { .device = "0525:a4a0" };
+        const BenchProgram program = {
+                .name = "zcusb-bench",
+                .max_depth = ZCUSB_RING_MAX_ENTRIES,
+                .usage_before = "[--device DEV] ",
+                .usage_after = "[--daemon-pid PID] ",
+                .option = parse_target_option,
+                .userdata = &target,
+        };
         unsigned long long to_submit, done = 0;
-        const char *device = "0525:a4a0", *label, *dir;
         struct zcusb *ctx = NULL;
         struct zcusb_claim *claim = NULL;
         struct zcusb_buffer *buffer = NULL;
         struct zcusb_queue *queue = NULL;
         struct zcusb_usage usage;
         unsigned entries = 1, in_flight = 0;
-        double t0, c0, d0, seconds, cpu, daemon_cpu;
-        long daemon_pid = 0;
-        uint8_t ep;
-        int i = 1, r, status = 1;
+        char daemon_cpu[32];
+        double d0;
+        BenchArgs a;
+        BenchClock timing;
+        int r, status = 1;
 
-        for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
-                const char *o = argv[i], *v = argv[i + 1];
-                unsigned long n = 0;
-                int bad;
-
-                if (strcmp(o, "--device") == 0)
-                        device = v, bad = 0;
-                else if (strcmp(o, "--interface") == 0)
-                        bad = parse_uint(v, 255, &iface);
-                else if (strcmp(o, "--in") == 0)
-                        bad = parse_uint(v, 0xff, &ep_in) || !(ep_in & 0x80);
-                else if (strcmp(o, "--out") == 0)
-                        bad = parse_uint(v, 0x7f, &ep_out);
-                else if (strcmp(o, "--size") == 0)
-                        bad = parse_uint(v, 1ul << 24, &size) || size == 0;
-                else if (strcmp(o, "--depth") == 0)
-                        bad = parse_uint(v, ZCUSB_RING_MAX_ENTRIES, &depth) || depth == 0;
-                else if (strcmp(o, "--timeout") == 0)
-                        bad = parse_uint(v, 600000, &timeout_ms);
-                else if (strcmp(o, "--daemon-pid") == 0)
-                        bad = parse_uint(v, 1ul << 30, &n), daemon_pid = (long) n;
-                else
-                        bad = 1;
-                if (bad) {
-                        fprintf(stderr, "zcusb-bench: bad option %s %s\n", o, v);
-                        return 2;
-                }
-        }
-        if (argc - i != 3 || parse_uint(argv[i + 2], 1ul << 20, &mib) < 0 || mib == 0 ||
-            (strcmp(argv[i + 1], "in") != 0 && strcmp(argv[i + 1], "out") != 0)) {
-                fprintf(stderr, "Usage: %s [--device DEV] [--interface N] [--in EP] [--out EP] [--size N]\n"
-                                "       [--depth N] [--timeout MS] [--daemon-pid PID] LABEL in|out MIB\n",
-                        argv[0]);
-                return 2;
-        }
-        label = argv[i];
-        dir = argv[i + 1];
-        ep = (uint8_t) (strcmp(dir, "in") == 0 ? ep_in : ep_out);
-        to_submit = (unsigned long long) mib << 20;
-        while (entries < depth)
+        r = bench_parse_args(&a, argc, argv, &program);
+        if (r != 0)
+                return r;
+        to_submit = (unsigned long long) a.mib << 20;
+        while (entries < a.depth)
                 entries <<= 1;
 
         r = zcusb_open(&ctx);
         if (r < 0)
                 return fail(NULL, "connecting to zcusbd", r);
-        r = zcusb_claim_interface(ctx, device, (uint8_t) iface, &claim);
+        r = zcusb_claim_interface(ctx, target.device, (uint8_t) a.iface, &claim);
         if (r < 0) {
                 fail(ctx, "claim", r);
                 goto finish;
         }
-        r = zcusb_buffer_alloc(claim, (size_t) size * depth, &buffer);
+        r = zcusb_buffer_alloc(claim, (size_t) a.size * a.depth, &buffer);
         if (r < 0) {
                 fail(ctx, "buffer", r);
                 goto finish;
@@ -161,15 +125,14 @@ int main(int argc, char *argv[]) {
                 goto finish;
         }
 
-        t0 = now();
-        c0 = cpu_seconds();
-        d0 = process_cpu_seconds(daemon_pid);
-        for (unsigned slot = 0; slot < depth && to_submit > 0; slot++) {
+        bench_start(&timing);
+        d0 = process_cpu_seconds((long) target.daemon_pid);
+        for (unsigned slot = 0; slot < a.depth && to_submit > 0; slot++) {
                 struct zcusb_sqe sqe;
-                unsigned n = to_submit < size ? (unsigned) to_submit : (unsigned) size;
+                unsigned n = to_submit < a.size ? (unsigned) to_submit : (unsigned) a.size;
 
-                zcusb_prep_transfer(&sqe, ZCUSB_OP_BULK, ep, zcusb_buffer_id(buffer), (uint64_t) slot * size, n,
-                                    (uint32_t) timeout_ms, slot);
+                zcusb_prep_transfer(&sqe, ZCUSB_OP_BULK, a.ep, zcusb_buffer_id(buffer), (uint64_t) slot * a.size,
+                                    n, (uint32_t) a.timeout_ms, slot);
                 r = zcusb_queue_submit(queue, &sqe);
                 if (r < 0) {
                         fail(ctx, "submit", r);
@@ -206,9 +169,9 @@ int main(int argc, char *argv[]) {
                         done += cqes[k].actual_length;
                         if (to_submit == 0)
                                 continue;
-                        len = to_submit < size ? (unsigned) to_submit : (unsigned) size;
-                        zcusb_prep_transfer(&sqe, ZCUSB_OP_BULK, ep, zcusb_buffer_id(buffer),
-                                            (uint64_t) slot * size, len, (uint32_t) timeout_ms, slot);
+                        len = to_submit < a.size ? (unsigned) to_submit : (unsigned) a.size;
+                        zcusb_prep_transfer(&sqe, ZCUSB_OP_BULK, a.ep, zcusb_buffer_id(buffer),
+                                            (uint64_t) slot * a.size, len, (uint32_t) a.timeout_ms, slot);
                         r = zcusb_queue_submit(queue, &sqe);
                         if (r < 0) {
                                 fail(ctx, "submit", r);
@@ -218,12 +181,10 @@ int main(int argc, char *argv[]) {
                         in_flight++;
                 }
         }
-        seconds = now() - t0;
-        cpu = cpu_seconds() - c0;
-        daemon_cpu = d0 < 0 ? -1 : process_cpu_seconds(daemon_pid) - d0;
-        printf("{\"contender\":\"%s\",\"dir\":\"%s\",\"bytes\":%llu,\"seconds\":%.6f,\"client_cpu\":%.6f,"
-               "\"daemon_cpu\":%.6f,\"backend\":\"%s\"}\n",
-               label, dir, done, seconds, cpu, daemon_cpu, usage.backend);
+        bench_stop(&timing);
+        snprintf(daemon_cpu, sizeof(daemon_cpu), "%.6f",
+                 d0 < 0 ? -1 : process_cpu_seconds((long) target.daemon_pid) - d0);
+        bench_print_result("", a.what, a.dir, done, &timing, daemon_cpu, usage.backend);
         status = 0;
 finish:
         zcusb_close(ctx);
