@@ -31,6 +31,7 @@ typedef struct Slot {
 
 typedef struct Stream {
         const StreamParams *p;
+        struct zcusb_claim *claim;
         struct zcusb_queue *queue;
         struct zcusb_buffer *buffer;
         uint8_t *data;
@@ -261,6 +262,14 @@ static int stream_loop(Stream *s, struct zcusb *ctx) {
                         return EXIT_OK;
                 }
                 if (r == 0) {
+                        /* The eventfd cannot say zcusbd died; the bus can. */
+                        if (zcusb_claim_is_ended(s->claim, NULL) > 0) {
+                                s->error = zcusb_queue_wait(s->queue, 0);
+                                if (s->error >= 0)
+                                        s->error = -ECONNRESET; /* zcusbd left the bus */
+                                s->error_seq = s->oldest_seq;
+                                return EXIT_OK;
+                        }
                         if (p->timeout_ms > 0 && now_ms() - last_completion > (uint64_t) p->timeout_ms + IDLE_SLACK_MS)
                                 return fail(EXIT_TRANSFER, "zcusbd completed no transfer for %u ms although "
                                             "each has a %u ms timeout; check 'systemctl status zcusbd'",
@@ -297,6 +306,7 @@ int stream_run(struct zcusb *ctx, struct zcusb_claim *claim, const StreamParams 
 
         s = (Stream) {
                 .p = p,
+                .claim = claim,
                 .slots = slots,
                 .total = p->total,
                 .rng = UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t) time(NULL),

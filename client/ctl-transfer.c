@@ -53,9 +53,11 @@ static const char *fix_for(int r) {
         case EACCES:
                 return "'zcusbctl info DEVICE' shows what you may claim; udev rules grant access";
         case EHOSTUNREACH:
-        case ECONNRESET:
         case ENOTCONN:
                 return "start zcusbd with 'systemctl start zcusbd'";
+        case ECONNRESET:
+                return "zcusbd went away (crashed or killed?); see 'systemctl status zcusbd' and "
+                       "'journalctl -u zcusbd'";
         case EBUSY:
                 return "another program holds the interface, or its kernel driver may not be detached";
         case EDQUOT:

@@ -164,6 +164,7 @@ void zcusb_close(struct zcusb *ctx) {
         while ((claim = TAILQ_FIRST(&ctx->claims)))
                 (void) zcusb_claim_release(claim);
         sd_bus_slot_unref(ctx->ended_match);
+        sd_bus_slot_unref(ctx->owner_match);
         sd_bus_flush_close_unref(ctx->bus);
         free(ctx->last_error);
         free(ctx);
@@ -194,13 +195,46 @@ static int on_claim_ended(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         return 0;
 }
 
-/* One match for every claim's Ended, installed before the first claim so no
- * Ended can fall between ClaimInterface and the match. */
-static int ctx_watch_claims(struct zcusb *ctx) {
-        if (ctx->ended_match)
+/* The zcusbd that granted claims left the bus without ending them (crashed,
+ * killed): they are gone with it, and no Ended will come. */
+static int on_daemon_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct zcusb *ctx = userdata;
+        const char *name, *old_owner, *new_owner;
+        struct zcusb_claim *c;
+
+        (void) ret_error;
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || isempty(old_owner))
                 return 0;
-        return sd_bus_match_signal(ctx->bus, &ctx->ended_match, NULL, NULL, ZCUSB_CLAIM_INTERFACE, "Ended",
-                                   on_claim_ended, ctx);
+        TAILQ_FOREACH(c, &ctx->claims, link)
+                if (streq_ptr(c->daemon, old_owner) && !c->ended) {
+                        c->ended = true;
+                        snprintf(c->end_reason, sizeof(c->end_reason), "%s", ZCUSB_END_DAEMON_GONE);
+                }
+        return 0;
+}
+
+/* One match for every claim's Ended and one for zcusbd leaving the bus,
+ * installed before the first claim so none can fall between ClaimInterface
+ * and the match. */
+static int ctx_watch_claims(struct zcusb *ctx) {
+        int r;
+
+        if (!ctx->ended_match) {
+                r = sd_bus_match_signal(ctx->bus, &ctx->ended_match, NULL, NULL, ZCUSB_CLAIM_INTERFACE, "Ended",
+                                        on_claim_ended, ctx);
+                if (r < 0)
+                        return r;
+        }
+        if (!ctx->owner_match) {
+                r = sd_bus_add_match(ctx->bus, &ctx->owner_match,
+                                     "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                                     "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
+                                     "arg0='" ZCUSB_BUS_NAME "'",
+                                     on_daemon_owner_changed, ctx);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* ---- device names ---- */
@@ -305,24 +339,50 @@ static void claim_free(struct zcusb_claim *claim) {
         free(claim);
 }
 
-static int claim_call(struct zcusb_claim *claim, const char *method, sd_bus_error *error, sd_bus_message **reply,
-                      const char *types, ...) {
+/* What claim_call_at() does when zcusbd has ended the claim. */
+typedef enum OnEnded {
+        ON_ENDED_CALL, /* call all the same (Release(); calls right after one that checked) */
+        ON_ENDED_FAIL, /* no call: claim_check_alive()'s error (requests) */
+        ON_ENDED_SKIP, /* no call, 0: the end freed zcusbd's side already (freeing, closing) */
+} OnEnded;
+
+/* Every call about a claim: METHOD of INTERFACE at PATH (the claim's object, or its device's)
+ * on the zcusbd that granted the claim, by that instance's unique name (claim->daemon), never
+ * ZCUSB_BUS_NAME: once it has exited the call fails rather than activating a new zcusbd. A
+ * failure returns the errno and, with WHAT, records "WHAT: zcusbd's sentence"; WHAT NULL is for
+ * clean-ups whose failure does not matter. */
+static int claim_call_at(struct zcusb_claim *claim, OnEnded on_ended, const char *path, const char *interface,
+                         const char *method, const char *what, sd_bus_message **reply, const char *types, ...) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         va_list ap;
         int r;
 
-        r = sd_bus_message_new_method_call(claim->ctx->bus, &m, claim->daemon, claim->object,
-                                           ZCUSB_CLAIM_INTERFACE, method);
+        if (on_ended == ON_ENDED_FAIL) {
+                r = claim_check_alive(claim);
+                if (r < 0)
+                        return r;
+        } else if (on_ended == ON_ENDED_SKIP) {
+                ctx_dispatch(claim->ctx);
+                if (claim->ended)
+                        return 0;
+        }
+        r = sd_bus_message_new_method_call(claim->ctx->bus, &m, claim->daemon, path, interface, method);
+        if (r >= 0) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(m, types, ap);
+                va_end(ap);
+        }
+        if (r >= 0)
+                r = sd_bus_call(claim->ctx->bus, m, 0, &error, reply);
         if (r < 0)
-                return r;
-        va_start(ap, types);
-        r = sd_bus_message_appendv(m, types, ap);
-        va_end(ap);
-        if (r < 0)
-                return r;
-        r = sd_bus_call(claim->ctx->bus, m, 0, error, reply);
-        return r < 0 ? r : 0;
+                return what ? ctx_bus_error(claim->ctx, r, &error, what) : r;
+        return 0;
 }
+
+/* The claim's own methods: claim_call(claim, on_ended, method, what, reply, types, ...). */
+#define claim_call(claim, on_ended, ...) \
+        claim_call_at(claim, on_ended, (claim)->object, ZCUSB_CLAIM_INTERFACE, __VA_ARGS__)
 
 int claim_check_alive(struct zcusb_claim *claim) {
         int r;
@@ -330,7 +390,10 @@ int claim_check_alive(struct zcusb_claim *claim) {
         ctx_dispatch(claim->ctx);
         if (!claim->ended)
                 return 0;
-        r = streq(claim->end_reason, "revoked") ? -EACCES : streq(claim->end_reason, "shutdown") ? -ESHUTDOWN : -ENODEV;
+        r = streq(claim->end_reason, "revoked")                ? -EACCES :
+            streq(claim->end_reason, "shutdown")               ? -ESHUTDOWN :
+            streq(claim->end_reason, ZCUSB_END_DAEMON_GONE)    ? -ECONNRESET :
+                                                                 -ENODEV;
         return ctx_errorf(claim->ctx, r, "the claim of interface %u on %s has ended (%s)", claim->interface,
                           claim->device, claim->end_reason);
 }
@@ -387,7 +450,6 @@ int zcusb_claim_interface(struct zcusb *ctx, const char *device, uint8_t interfa
 }
 
 int zcusb_claim_release(struct zcusb_claim *claim) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
         if (!claim)
@@ -396,12 +458,9 @@ int zcusb_claim_release(struct zcusb_claim *claim) {
         /* Also for an ended claim: its object stays until released. The call
          * goes to the granting zcusbd's unique name: once that instance has
          * exited, this fails rather than activating a new one. */
-        r = claim_call(claim, "Release", &error, NULL, "");
-        if (r < 0) {
-                r = ctx_bus_error(claim->ctx, r, &error, "releasing the claim");
-                if (claim->ended && (r == -ENODEV || r == -EHOSTUNREACH))
-                        r = 0; /* gone with its device or its zcusbd: nothing left to release */
-        }
+        r = claim_call(claim, ON_ENDED_CALL, "Release", "releasing the claim", NULL, "");
+        if (r < 0 && claim->ended && (r == -ENODEV || r == -EHOSTUNREACH))
+                r = 0; /* gone with its device or its zcusbd: nothing left to release */
         /* After Release() nothing is in flight: unmapping cannot race a transfer. */
         claim_free(claim);
         return r;
@@ -428,35 +487,20 @@ int zcusb_claim_is_ended(struct zcusb_claim *claim, const char **ret_reason) {
         return claim->ended;
 }
 
-/* A method without reply arguments, with the claim checked alive first. */
-static int claim_simple_call(struct zcusb_claim *claim, const char *method, const char *what, const char *types,
-                             uint32_t arg) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r;
-
-        r = claim_check_alive(claim);
-        if (r < 0)
-                return r;
-        r = claim_call(claim, method, &error, NULL, types, arg);
-        if (r < 0)
-                return ctx_bus_error(claim->ctx, r, &error, what);
-        return 0;
-}
-
 int zcusb_claim_set_alt_setting(struct zcusb_claim *claim, uint8_t alt_setting) {
         if (!claim)
                 return -EINVAL;
-        return claim_simple_call(claim, "SetAltSetting", "setting the alternate setting", "y", alt_setting);
+        return claim_call(claim, ON_ENDED_FAIL, "SetAltSetting", "setting the alternate setting", NULL, "y",
+                          alt_setting);
 }
 
 int zcusb_claim_clear_halt(struct zcusb_claim *claim, uint8_t endpoint) {
         if (!claim)
                 return -EINVAL;
-        return claim_simple_call(claim, "ClearHalt", "clearing the halt", "y", endpoint);
+        return claim_call(claim, ON_ENDED_FAIL, "ClearHalt", "clearing the halt", NULL, "y", endpoint);
 }
 
 int zcusb_claim_get_usage(struct zcusb_claim *claim, struct zcusb_usage *ret) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         struct zcusb_usage u = {};
         const struct {
@@ -482,13 +526,10 @@ int zcusb_claim_get_usage(struct zcusb_claim *claim, struct zcusb_usage *ret) {
 
         if (!claim || !ret)
                 return -EINVAL;
-        r = claim_check_alive(claim);
+        r = claim_call_at(claim, ON_ENDED_FAIL, claim->object, PROPERTIES_INTERFACE, "GetAll",
+                          "reading the claim's properties", &reply, "s", ZCUSB_CLAIM_INTERFACE);
         if (r < 0)
                 return r;
-        r = sd_bus_call_method(claim->ctx->bus, claim->daemon, claim->object, PROPERTIES_INTERFACE, "GetAll",
-                               &error, &reply, "s", ZCUSB_CLAIM_INTERFACE);
-        if (r < 0)
-                return ctx_bus_error(claim->ctx, r, &error, "reading the claim's properties");
 
         r = sd_bus_message_enter_container(reply, 'a', "{sv}");
         while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
@@ -564,24 +605,24 @@ static int interfaces_find_endpoint(sd_bus_message *m, uint8_t interface, uint8_
 }
 
 int zcusb_claim_get_endpoint(struct zcusb_claim *claim, uint8_t endpoint, struct zcusb_endpoint *ret) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *alt_reply = NULL, *reply = NULL;
         uint8_t alt = 0;
         int r;
 
         if (!claim || !ret)
                 return -EINVAL;
-        r = claim_check_alive(claim);
+        r = claim_call_at(claim, ON_ENDED_FAIL, claim->object, PROPERTIES_INTERFACE, "Get",
+                          "reading the claim's alternate setting", &alt_reply, "ss", ZCUSB_CLAIM_INTERFACE,
+                          "AltSetting");
         if (r < 0)
                 return r;
-        r = sd_bus_get_property_trivial(claim->ctx->bus, claim->daemon, claim->object, ZCUSB_CLAIM_INTERFACE,
-                                        "AltSetting", &error, 'y', &alt);
+        r = sd_bus_message_read(alt_reply, "v", "y", &alt);
         if (r < 0)
-                return ctx_bus_error(claim->ctx, r, &error, "reading the claim's alternate setting");
-        r = sd_bus_call_method(claim->ctx->bus, claim->daemon, claim->device, PROPERTIES_INTERFACE, "Get", &error,
-                               &reply, "ss", ZCUSB_DEVICE_INTERFACE, "Interfaces");
+                return ctx_malformed(claim->ctx, r, "reading the claim's alternate setting");
+        r = claim_call_at(claim, ON_ENDED_CALL, claim->device, PROPERTIES_INTERFACE, "Get",
+                          "reading the device's interfaces", &reply, "ss", ZCUSB_DEVICE_INTERFACE, "Interfaces");
         if (r < 0)
-                return ctx_bus_error(claim->ctx, r, &error, "reading the device's interfaces");
+                return r;
         r = interfaces_find_endpoint(reply, claim->interface, alt, endpoint, ret);
         if (r < 0)
                 return ctx_malformed(claim->ctx, r, "reading the device's interfaces");
@@ -629,7 +670,6 @@ static int buffer_map(int fd, uint64_t size, void **ret, const char **ret_why) {
 }
 
 int zcusb_buffer_alloc(struct zcusb_claim *claim, size_t size, struct zcusb_buffer **ret) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_close_ int fd = -EBADF;
         struct zcusb_buffer *b = NULL;
@@ -641,12 +681,9 @@ int zcusb_buffer_alloc(struct zcusb_claim *claim, size_t size, struct zcusb_buff
 
         if (!claim || !ret || size == 0)
                 return -EINVAL;
-        r = claim_check_alive(claim);
+        r = claim_call(claim, ON_ENDED_FAIL, "AllocBuffer", "allocating a buffer", &reply, "t", (uint64_t) size);
         if (r < 0)
                 return r;
-        r = claim_call(claim, "AllocBuffer", &error, &reply, "t", (uint64_t) size);
-        if (r < 0)
-                return ctx_bus_error(claim->ctx, r, &error, "allocating a buffer");
         r = sd_bus_message_read(reply, "uht", &id, &received_fd, &got_size);
         if (r < 0)
                 return ctx_malformed(claim->ctx, r, "allocating a buffer");
@@ -668,7 +705,7 @@ int zcusb_buffer_alloc(struct zcusb_claim *claim, size_t size, struct zcusb_buff
         }
         if (r < 0) {
                 /* Hand it back so it stops counting against our quota. */
-                (void) claim_call(claim, "FreeBuffer", NULL, NULL, "u", id);
+                (void) claim_call(claim, ON_ENDED_CALL, "FreeBuffer", NULL, NULL, "u", id);
                 return ctx_errorf(claim->ctx, r, "allocating a buffer: %s", why ?: zcusb_strerror(r));
         }
 
@@ -697,23 +734,15 @@ uint32_t zcusb_buffer_id(const struct zcusb_buffer *b) {
 }
 
 int zcusb_buffer_free(struct zcusb_buffer *b) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         struct zcusb_claim *claim;
-        int r = 0;
+        int r;
 
         if (!b)
                 return 0;
         claim = b->claim;
-        ctx_dispatch(claim->ctx);
-        /* An ended claim freed everything already. */
-        if (!claim->ended) {
-                r = claim_call(claim, "FreeBuffer", &error, NULL, "u", b->id);
-                if (r < 0) {
-                        r = ctx_bus_error(claim->ctx, r, &error, "freeing a buffer");
-                        if (r == -EBUSY)
-                                return r; /* a transfer still uses it: keep our mapping */
-                }
-        }
+        r = claim_call(claim, ON_ENDED_SKIP, "FreeBuffer", "freeing a buffer", NULL, "u", b->id);
+        if (r == -EBUSY)
+                return r; /* a transfer still uses it: keep our mapping */
         if (claim->control_buffer == b)
                 claim->control_buffer = NULL;
         TAILQ_REMOVE(&claim->buffers, b, link);
@@ -724,7 +753,6 @@ int zcusb_buffer_free(struct zcusb_buffer *b) {
 /* ---- queues (the D-Bus half; the ring itself is in ring.c) ---- */
 
 int zcusb_queue_open(struct zcusb_claim *claim, unsigned entries, struct zcusb_queue **ret) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_close_ int ring_fd = -EBADF, submit_fd = -EBADF, complete_fd = -EBADF;
         struct zcusb_queue *q = NULL;
@@ -737,12 +765,9 @@ int zcusb_queue_open(struct zcusb_claim *claim, unsigned entries, struct zcusb_q
         if (entries < ZCUSB_RING_MIN_ENTRIES || entries > ZCUSB_RING_MAX_ENTRIES || (entries & (entries - 1)))
                 return ctx_errorf(claim->ctx, -EINVAL, "queue entries must be a power of two in 1..%u, not %u",
                                   ZCUSB_RING_MAX_ENTRIES, entries);
-        r = claim_check_alive(claim);
+        r = claim_call(claim, ON_ENDED_FAIL, "OpenQueue", "opening a queue", &reply, "u", (uint32_t) entries);
         if (r < 0)
                 return r;
-        r = claim_call(claim, "OpenQueue", &error, &reply, "u", (uint32_t) entries);
-        if (r < 0)
-                return ctx_bus_error(claim->ctx, r, &error, "opening a queue");
         r = sd_bus_message_read(reply, "uhhh", &id, &received[0], &received[1], &received[2]);
         if (r < 0)
                 return ctx_malformed(claim->ctx, r, "opening a queue");
@@ -755,7 +780,7 @@ int zcusb_queue_open(struct zcusb_claim *claim, unsigned entries, struct zcusb_q
         if (r >= 0)
                 r = queue_attach(TAKE_FD(ring_fd), TAKE_FD(submit_fd), TAKE_FD(complete_fd), entries, &q, &why);
         if (r < 0) {
-                (void) claim_call(claim, "CloseQueue", NULL, NULL, "u", id);
+                (void) claim_call(claim, ON_ENDED_CALL, "CloseQueue", NULL, NULL, "u", id);
                 return ctx_errorf(claim->ctx, r, "opening a queue: %s", why ?: zcusb_strerror(r));
         }
 
@@ -767,9 +792,8 @@ int zcusb_queue_open(struct zcusb_claim *claim, unsigned entries, struct zcusb_q
 }
 
 int zcusb_queue_close(struct zcusb_queue *q) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         struct zcusb_claim *claim;
-        int r = 0;
+        int r;
 
         if (!q)
                 return 0;
@@ -778,14 +802,9 @@ int zcusb_queue_close(struct zcusb_queue *q) {
                 queue_free(q);
                 return 0;
         }
-        ctx_dispatch(claim->ctx);
-        if (!claim->ended) {
-                /* Synchronous: when it returns no transfer of the queue is in
-                 * flight, so unmapping cannot race zcusbd writing completions. */
-                r = claim_call(claim, "CloseQueue", &error, NULL, "u", q->id);
-                if (r < 0)
-                        r = ctx_bus_error(claim->ctx, r, &error, "closing a queue");
-        }
+        /* Synchronous: when it returns no transfer of the queue is in
+         * flight, so unmapping cannot race zcusbd writing completions. */
+        r = claim_call(claim, ON_ENDED_SKIP, "CloseQueue", "closing a queue", NULL, "u", q->id);
         if (claim->sync_queue == q)
                 claim->sync_queue = NULL;
         TAILQ_REMOVE(&claim->queues, q, link);

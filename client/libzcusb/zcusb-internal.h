@@ -13,6 +13,7 @@
 struct zcusb {
         sd_bus *bus;
         sd_bus_slot *ended_match; /* one match for every claim's Ended signal */
+        sd_bus_slot *owner_match; /* zcusbd leaving the bus: its claims end */
         char *last_error;         /* zcusb_last_error_message() */
         TAILQ_HEAD(, zcusb_claim) claims;
 };

@@ -105,9 +105,16 @@ const char *zcusb_claim_get_object_path(const struct zcusb_claim *claim);
 const char *zcusb_claim_get_device_path(const struct zcusb_claim *claim);
 uint8_t zcusb_claim_get_interface(const struct zcusb_claim *claim);
 
+/* The end reason of a claim whose zcusbd left the bus without ending it
+ * (crashed or was killed); the claim's calls then fail with -ECONNRESET. */
+#define ZCUSB_END_DAEMON_GONE "daemon-gone"
+
 /* 1 when zcusbd ended the claim (device removed, access revoked, daemon
- * shutdown; its queues are dead), with *ret_reason (may be NULL) set to the
- * reason of the Ended signal; 0 while it lives. Reads pending bus messages. */
+ * shutdown; its queues are dead) or left the bus, with *ret_reason (may be
+ * NULL) set to the reason of the Ended signal or ZCUSB_END_DAEMON_GONE; 0
+ * while it lives. Reads pending bus messages. A queue's completion eventfd
+ * cannot tell that zcusbd died: a client waiting on it should call this when
+ * a wait times out. */
 int zcusb_claim_is_ended(struct zcusb_claim *claim, const char **ret_reason);
 
 /* -EBUSY while transfers are in flight. */

@@ -17,33 +17,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.environ.get("ZCUSB_SOURCE_ROOT") or os.path.normpath(os.path.join(HERE, "..", ".."))
-
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <!-- Debian's system.conf default policy, then the project's own -->
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-  </policy>
-  <include>{policy}</include>
-</busconfig>
-"""
+sys.path.insert(1, os.path.join(HERE, "..", "common"))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import privatebus  # noqa: E402
 
 
 def skip(why):
@@ -147,6 +126,29 @@ def zcusbctl_tests(ctl, env, workdir):
     check(r.returncode == 6 and b"Stalled" in r.stderr, "control request the device stalls: exit 6")
 
 
+def daemon_gone_test(ctl, env, fake):
+    """zcusbd killed under a waiting zcusbctl: no Ended signal will come and the
+    completion eventfd stays quiet; the client must notice on the bus and exit 5."""
+    argv = [ctl, "read", "1:3", "-i", "0", "-e", "0x86", "--bytes", "1K"]  # 0x86 never completes
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.5)
+        check(p.poll() is None, "zcusbctl read on the silent endpoint 0x86 is waiting")
+        fake.kill()
+        fake.wait()
+        t0 = time.monotonic()
+        out, err = p.communicate(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    print(f"$ zcusbctl {' '.join(argv[1:])} (zcusbd SIGKILLed) -> exit {p.returncode} after {took:.1f} s; "
+          f"stderr {err.decode()!r}", flush=True)
+    check(p.returncode == 5 and b"zcusbd went away" in err and took < 3,
+          "zcusbd SIGKILLed under a waiting read: exit 5 within 3 s, saying zcusbd went away")
+
+
 def main():
     if len(sys.argv) != 3 or sys.argv[1] not in ("api", "zcusbctl"):
         print(__doc__, file=sys.stderr)
@@ -164,16 +166,10 @@ def main():
     workdir = tempfile.mkdtemp(prefix="libzcusb-test-")
     procs = []
     try:
-        socket = os.path.join(workdir, "system_bus_socket")
-        conf = os.path.join(workdir, "bus.conf")
-        with open(conf, "w") as f:
-            f.write(BUS_CONFIG.format(socket=socket, policy=os.path.join(ROOT, "dbus", "org.zcusb1.conf")))
         env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "DBUS_SESSION_BUS_ADDRESS")}
-        bus = subprocess.Popen(["dbus-daemon", "--nofork", f"--config-file={conf}", "--print-address"],
-                               stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+        bus, socket = privatebus.start_dbus_daemon(workdir, privatebus.project_policy_path(), env)
         procs.append(bus)
-        address = bus.stdout.readline().decode().strip()
-        if not address:
+        if not socket:
             raise Failure("dbus-daemon did not start")
         env["DBUS_SYSTEM_BUS_ADDRESS"] = f"unix:path={socket}"
 
@@ -190,6 +186,8 @@ def main():
         else:
             zcusbctl_tests(sys.argv[2], env, workdir)
         check(fake.poll() is None, "fake-zcusbd survived")
+        if sys.argv[1] == "zcusbctl":
+            daemon_gone_test(sys.argv[2], env, fake)
         return 0
     except Failure as e:
         print(f"FAIL: {e}", flush=True)
