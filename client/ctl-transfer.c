@@ -85,11 +85,17 @@ static const char *fix_for(int r) {
 int fail_lib(struct zcusb *ctx, int r, int fallback) {
         const char *message = zcusb_last_error_message(ctx), *fix = fix_for(r);
 
+        int len;
+
         if (isempty(message))
                 message = zcusb_strerror(r);
-        if (fix)
-                return fail(exit_code_for(r, fallback), "%s; %s", message, fix);
-        return fail(exit_code_for(r, fallback), "%s", message);
+        if (!fix)
+                return fail(exit_code_for(r, fallback), "%s", message);
+        /* zcusbd's sentences end in a full stop; the fix goes on after it. */
+        len = (int) strlen(message);
+        if (len > 0 && message[len - 1] == '.')
+                len--;
+        return fail(exit_code_for(r, fallback), "%.*s; %s", len, message, fix);
 }
 
 /* ---- options ---- */
