@@ -60,10 +60,13 @@ static bool queue_can_take(Queue *q) {
 
 static int queue_on_poll(sd_event_source *s, uint64_t usec, void *userdata);
 
-static void queue_arm_poll(Queue *q) {
+/* BLOCKED: entries wait on the ring that we could not take (no completion
+ * slot free, or the client's in-flight limit). The client rings no doorbell
+ * when it reaps, so nothing but this timer brings us back to take them. */
+static void queue_arm_poll(Queue *q, bool blocked) {
         int enabled = SD_EVENT_OFF;
 
-        if (q->in_flight == 0 || q->ring.broken) {
+        if ((q->in_flight == 0 && !blocked) || q->ring.broken) {
                 (void) sd_event_source_set_enabled(q->poll_source, SD_EVENT_OFF);
                 return;
         }
@@ -76,12 +79,18 @@ static void queue_arm_poll(Queue *q) {
 
 static void queue_process(Queue *q) {
         struct zcusb_sqe sqe;
+        bool blocked = false;
         int r;
 
         queue_flush_backlog(q);
         for (;;) {
-                if (!queue_can_take(q))
+                if (!queue_can_take(q)) {
+                        /* With nothing in flight no completion brings us
+                         * back: ask for a doorbell, and poll if entries
+                         * already wait (their client rang none). */
+                        blocked = q->in_flight == 0 && ring_set_need_wakeup(&q->ring, true);
                         break;
+                }
                 r = ring_fetch_sqe(&q->ring, &sqe);
                 if (r < 0) {
                         log_warning("Queue %u of %s: submission ring indices are corrupt; queue stopped.", q->id,
@@ -99,7 +108,7 @@ static void queue_process(Queue *q) {
                 queue_handle_entry(q, &sqe);
         }
         ring_publish(&q->ring);
-        queue_arm_poll(q);
+        queue_arm_poll(q, blocked);
 
         if (q->posted && ring_client_wants_wakeup(&q->ring)) {
                 if (eventfd_write(q->complete_fd, 1) < 0 && errno != EAGAIN)

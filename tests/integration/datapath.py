@@ -539,6 +539,30 @@ def wlength(setup):
     return int.from_bytes(setup[6:8], "little")
 
 
+@dtest("cq-full-resume")
+def t_cq_full_resume():
+    """A one-entry queue (two completion slots) driven by the doorbell rule: the
+    entry still on the ring when the completion ring fills is taken once the
+    client reaps, though a client rings no doorbell for reaping."""
+    with DataWorld() as dw:
+        emu = dw.emu
+        c = dw.client()
+        s = Session(c, dw.devices[1].object_path, buffer_size=64 * KIB, entries=1)
+        emu.hold(0x81)
+        s.submit(bulk_in(s, 512, user_data=1))
+        s.submit(bulk_in(s, 512, offset=512, user_data=2))
+        wait_queued(emu, 0x81, 2)
+        # both completion slots are spoken for: zcusbd may not take this one yet
+        s.submit(bulk_in(s, 512, offset=1024, user_data=3), expect_taken=False)
+        st = s.state()
+        h.check(st["sq_flags"] & zc.SQ_NEED_WAKEUP == 0, f"NEED_WAKEUP clear while in flight ({st})")
+        emu.release(0x81)
+        # reaping the first two frees the slots; the third must follow without a doorbell
+        got = s.wait(3, timeout=3)
+        h.check_eq(sorted((c_["user_data"], c_["status"]) for c_ in got), [(1, 0), (2, 0), (3, 0)],
+                   "all three complete, the one left on the ring after the client reaped")
+
+
 @dtest("control")
 def t_control():
     with DataWorld() as dw:
@@ -562,6 +586,14 @@ def t_control():
         # a short control IN: the device has 64 bytes, the request asks for 200
         got = s.run(control(s, sp(0xC0, 0x5C, 0, 0, 200), offset=8192, user_data=3))
         expect_status(got[3], 0, "vendor IN asking for more than the device has", actual=64)
+        # ... which fails with SHORT_NOT_OK, while a full one passes it (the setup packet
+        # in the URB's buffer does not count against the data stage)
+        got = s.run(control(s, sp(0xC0, 0x5C, 0, 0, 200), offset=8192, user_data=30,
+                            flags=zc.SQE_SHORT_NOT_OK))
+        expect_status(got[30], -errno.EREMOTEIO, "short vendor IN with SHORT_NOT_OK", actual=64)
+        got = s.run(control(s, sp(0xC0, 0x5C, 0, 0, 64), offset=8192, user_data=31,
+                            flags=zc.SQE_SHORT_NOT_OK))
+        expect_status(got[31], 0, "full vendor IN with SHORT_NOT_OK", actual=64)
         # standard GET_DESCRIPTOR(DEVICE)
         got = s.run(control(s, sp(0x80, 6, 0x0100, 0, 18), user_data=4))
         expect_status(got[4], 0, "GET_DESCRIPTOR(DEVICE)", actual=18)
