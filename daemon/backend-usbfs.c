@@ -123,8 +123,12 @@ static void usbfs_retire(BackendDevice *h, UsbfsUrb *u, int status, uint32_t act
                         t->iso_status[k] = (int32_t) u->urb.iso_frame_desc[k].status;
                 }
 
-        if (status == -EREMOTEIO || (status == 0 && t->plan.in && t->plan.opcode != ZCUSB_OP_ISO &&
-                                     actual < (uint32_t) u->urb.buffer_length))
+        /* A control URB's buffer starts with the setup packet; its
+         * actual_length counts the data stage only. */
+        uint32_t asked = (uint32_t) u->urb.buffer_length -
+                         (t->plan.opcode == ZCUSB_OP_CONTROL ? ZCUSB_CONTROL_SETUP_SIZE : 0);
+
+        if (status == -EREMOTEIO || (status == 0 && t->plan.in && t->plan.opcode != ZCUSB_OP_ISO && actual < asked))
                 ut->short_seen = true;
         else if (status == -ENOENT || status == -ECONNRESET) {
                 /* Killed: by our discard (transfer_done says why), or by the
@@ -151,9 +155,25 @@ static void usbfs_retire(BackendDevice *h, UsbfsUrb *u, int status, uint32_t act
         }
 }
 
+/* usbfs charges each URB against usbcore's usbfs_memory_mb (16 MiB by
+ * default, 0: no limit). An URB larger than that fails -ENOMEM however long
+ * we wait: an error for its transfer, not a reason to hold up the device. */
+static bool usbfs_urb_over_memory_limit(const struct usbdevfs_urb *urb) {
+        _cleanup_fclose_ FILE *f = fopen("/sys/module/usbcore/parameters/usbfs_memory_mb", "re");
+        unsigned long long mb;
+
+        if (!f || fscanf(f, "%llu", &mb) != 1 || mb == 0 || mb > UINT32_MAX)
+                return false;
+        /* (the kernel also charges its own URB bookkeeping: leave it a page) */
+        return (unsigned long long) urb->buffer_length + 4096 > mb * 1024 * 1024;
+}
+
 static int usbfs_submit_one(BackendDevice *h, UsbfsUrb *u) {
-        if (ioctl(h->fd, USBDEVFS_SUBMITURB, &u->urb) < 0)
-                return -errno;
+        if (ioctl(h->fd, USBDEVFS_SUBMITURB, &u->urb) < 0) {
+                int r = -errno;
+
+                return r == -ENOMEM && usbfs_urb_over_memory_limit(&u->urb) ? -EMSGSIZE : r;
+        }
         u->submitted = true;
         TAILQ_INSERT_TAIL(&h->submitted, u, link);
         return 0;

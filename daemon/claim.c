@@ -202,12 +202,19 @@ int claim_new(Client *client, Device *d, uint8_t interface, Claim **ret, sd_bus_
                 return sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT,
                                          "Device %s has no interface %u in its active configuration.",
                                          d->object_path, interface);
-        TAILQ_FOREACH(other, &d->claims, device_link)
-                if (other->interface_number == interface && other->end == CLAIM_ACTIVE)
+        /* An ended claim holds the interface until its transfers have
+         * drained: claiming it meanwhile would share it with them. */
+        TAILQ_FOREACH(other, &d->claims, device_link) {
+                if (other->interface_number != interface || other->interface_released)
+                        continue;
+                if (other->end != CLAIM_ACTIVE)
                         return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY,
-                                                 "Interface %u of %s is already claimed%s.", interface,
-                                                 d->object_path,
-                                                 other->client == client ? " by you" : " by another client");
+                                                 "Interface %u of %s is still being released by its last claim; "
+                                                 "retry in a moment.", interface, d->object_path);
+                return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY, "Interface %u of %s is already claimed%s.",
+                                         interface, d->object_path,
+                                         other->client == client ? " by you" : " by another client");
+        }
         if (isempty(d->devnode))
                 return sd_bus_error_setf(error, ZCUSB_ERROR_NO_SUCH_DEVICE,
                                          "Device %s has no device node.", d->object_path);
