@@ -69,17 +69,18 @@ int log_internal(int level, int error, const char *file, int line, const char *f
                 va_end(ap);
 
                 if (use_journal) {
-                        char line_s[32];
-                        snprintf(line_s, sizeof(line_s), "%d", line);
+                        /* The caller's location, not this function's (plain
+                         * sd_journal_send() would add log.c's as well). */
+                        char file_s[256], line_s[32];
+
+                        snprintf(file_s, sizeof(file_s), "CODE_FILE=%s", file);
+                        snprintf(line_s, sizeof(line_s), "CODE_LINE=%d", line);
                         if (error > 0)
-                                sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level,
-                                                "ERRNO=%d", error, "CODE_FILE=%s", file,
-                                                "CODE_LINE=%s", line_s, "CODE_FUNC=%s", func,
-                                                NULL);
+                                sd_journal_send_with_location(file_s, line_s, func, "MESSAGE=%s", msg,
+                                                              "PRIORITY=%d", level, "ERRNO=%d", error, NULL);
                         else
-                                sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level,
-                                                "CODE_FILE=%s", file, "CODE_LINE=%s", line_s,
-                                                "CODE_FUNC=%s", func, NULL);
+                                sd_journal_send_with_location(file_s, line_s, func, "MESSAGE=%s", msg,
+                                                              "PRIORITY=%d", level, NULL);
                 } else
                         fprintf(stderr, "zcusbd: %s\n", msg);
         }

@@ -111,6 +111,9 @@ static int property_get_backend(sd_bus *bus, const char *path, const char *inter
         Manager *m = userdata;
 
         (void) bus, (void) path, (void) interface, (void) property, (void) error;
+        /* zcusb.ko chosen at start but unloaded since: claims get usbfs. */
+        if (m->backend == &backend_zcusb && isempty(m->module_version))
+                return sd_bus_message_append(reply, "s", backend_usbfs.name);
         return sd_bus_message_append(reply, "s", m->backend->name);
 }
 

@@ -274,6 +274,41 @@ static bool is_usb_interface(sd_device *dev) {
         return sd_device_get_devtype(dev, &devtype) >= 0 && streq(devtype, "usb_interface");
 }
 
+static bool is_zcusb_module(sd_device *dev) {
+        const char *subsystem, *sysname;
+        return sd_device_get_subsystem(dev, &subsystem) >= 0 && streq(subsystem, "module") &&
+               sd_device_get_sysname(dev, &sysname) >= 0 && streq(sysname, "zcusb");
+}
+
+/* zcusb.ko was unloaded or loaded again under us: new claims fall back to
+ * usbfs or go back to the module (claim_attach), and Backend and
+ * ModuleVersion say which, so "status" does not go on naming a module that
+ * is gone. Only when zcusb.ko is the backend we chose at start. */
+static void manager_on_module_event(Manager *m, sd_device_action_t action) {
+        char *version;
+
+        if (m->backend != &backend_zcusb || (action != SD_DEVICE_ADD && action != SD_DEVICE_REMOVE))
+                return;
+        version = module_version();
+        if (!version)
+                version = strdup("");
+        if (!version)
+                return (void) log_oom();
+        if (streq(version, m->module_version)) {
+                free(version);
+                return;
+        }
+        free(m->module_version);
+        m->module_version = version;
+        if (isempty(version))
+                log_notice("zcusb.ko was unloaded; new claims use usbfs until it is loaded again.");
+        else
+                log_notice("zcusb.ko (ABI %s) is loaded again; new claims use it.", version);
+        if (m->bus)
+                (void) sd_bus_emit_properties_changed(m->bus, ZCUSB_MANAGER_PATH, ZCUSB_MANAGER_INTERFACE,
+                                                      "Backend", "ModuleVersion", NULL);
+}
+
 /* A device is gone: its claims end (in-flight transfers complete -ENODEV),
  * clients hear of it while the object still resolves, then it is freed. */
 static void manager_drop_device(Manager *m, Device *d) {
@@ -409,6 +444,8 @@ static int manager_on_uevent(sd_device_monitor *monitor, sd_device *dev, void *u
                 }
         } else if (is_usb_interface(dev))
                 (void) manager_process_interface(m, dev, action);
+        else if (is_zcusb_module(dev))
+                manager_on_module_event(m, action);
 
         return 0; /* one bad event must not stop the monitor */
 }
@@ -446,6 +483,8 @@ int manager_start_udev(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Cannot create udev monitor: %m");
         r = sd_device_monitor_filter_add_match_subsystem_devtype(m->monitor, "usb", NULL);
+        if (r >= 0)
+                r = sd_device_monitor_filter_add_match_subsystem_devtype(m->monitor, "module", NULL);
         if (r < 0)
                 return log_error_errno(r, "Cannot filter udev monitor: %m");
         r = sd_device_monitor_attach_event(m->monitor, m->event);

@@ -2,6 +2,8 @@
 #include <libkmod.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/utsname.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "module.h"
@@ -53,8 +55,19 @@ int module_ensure_loaded(bool load, char **reason) {
         r = kmod_module_probe_insert_module(mod, KMOD_PROBE_FAIL_ON_LOADED, NULL, NULL, NULL, NULL);
         if (r == -EEXIST)
                 return 1;
-        if (r == -ENOENT || r == -ENOSYS)
+        if (r == -ENOENT || r == -ENOSYS) {
+                struct utsname u;
+                char dir[sizeof("/lib/modules/") + sizeof(u.release)];
+
+                /* ProtectKernelModules= (the shipped unit) hides the tree:
+                 * "not installed" would send the admin the wrong way. */
+                if (uname(&u) >= 0 && snprintf(dir, sizeof(dir), "/lib/modules/%s", u.release) > 0 &&
+                    access(dir, F_OK) < 0)
+                        return set_reason(reason, "zcusb.ko is not loaded and zcusbd cannot load it itself "
+                                          "(no /lib/modules here: ProtectKernelModules=); zcusb-load.service "
+                                          "loads it before zcusbd starts: see systemctl status zcusb-load", 0);
                 return set_reason(reason, "zcusb.ko is not installed for this kernel (see kmod/README.md)", 0);
+        }
         if (r < 0)
                 return set_reason(reason, "loading zcusb.ko failed", r);
         log_info("Loaded zcusb.ko.");
