@@ -168,5 +168,16 @@ int zcusb_cancel(struct zcusb_client *c, u64 user_data);
 bool zcusb_busy(struct zcusb_client *c);
 void zcusb_kill_all(struct zcusb_client *c, bool disconnect);
 void zcusb_free_all(struct zcusb_client *c);
+void zcusb_fill_urb(struct zcusb_xfer *x, unsigned int i, unsigned int pipe,
+		    int interval);
+
+/* zcusb_sg.c */
+unsigned int zcusb_sg_limits(struct usb_device *udev, u32 len,
+			     bool *constrainedp);
+int zcusb_make_segs(struct zcusb_xfer *x, u32 mp, bool sg, bool constrained);
+int zcusb_build_urbs(struct zcusb_xfer *x, unsigned int pipe, int interval,
+		     u32 mp, unsigned int maxsegs);
+void zcusb_copy_seg(struct zcusb_xfer *x, const struct zcusb_seg *s, u32 len,
+		    bool to_pages);
 
 #endif /* ZCUSB_H */

@@ -268,9 +268,11 @@ static void zcusb_disconnect(struct usb_interface *intf)
 }
 
 /*
- * System sleep: like usbfs, leave URBs queued; the host controller resumes
- * them. (No reset_resume/pre_reset/post_reset: after a reset the core
- * unbinds and reprobes, which the opener sees as a disconnect.)
+ * System sleep: nothing to save. Like usbfs, the URBs in flight are not kept:
+ * the core flushes the endpoints after this (-ESHUTDOWN, which completion
+ * reports as -ENODEV, as for an unbind) and submissions fail until resume.
+ * (No reset_resume/pre_reset/post_reset: after a reset the core unbinds and
+ * reprobes, which the opener sees as a disconnect.)
  */
 static int zcusb_suspend(struct usb_interface *intf, pm_message_t msg)
 {

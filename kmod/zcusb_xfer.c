@@ -1,22 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * zcusb.ko: transfers. SUBMIT validates a request, finds its pages (pinned
- * now, or a registered range), cuts it into segments that either point at
- * the user pages (zero copy) or at kernel bounce buffers, groups the
- * segments into URBs and submits them. Completion handlers (atomic) move
- * the transfer from client->pending to client->completed when its last URB
- * is given back; REAP (process context) copies bounced IN data into the
- * user pages, reports the completion and frees the transfer.
- *
- * Segment rules (see zcusb_plan()):
- *  - an SG element boundary must fall on a multiple of wMaxPacketSize from
- *    the start of the transfer unless the bus has no_sg_constraint; without
- *    SG every URB is one element, so the same holds for URB boundaries;
- *  - IN: DMA never shares a cache line with memory the CPU may touch, so a
- *    head or tail that does not start/end on a line is bounced;
- *  - whatever cannot be arranged that way is bounced as a whole; more
- *    elements than bus->sg_tablesize are split over several URBs, cut on
- *    packet boundaries. Nothing fails for alignment reasons.
+ * now, or a registered range), has zcusb_sg.c cut it into segments (user
+ * pages or kernel bounce buffers) and group them into URBs, and submits
+ * them. Completion handlers (atomic) move the transfer from client->pending
+ * to client->completed when its last URB is given back; REAP (process
+ * context) copies bounced IN data into the user pages, reports the
+ * completion and frees the transfer. CANCEL unlinks, disconnect and
+ * release() kill.
  *
  * A transfer split into several URBs queues them all at once. Every URB but
  * the last of an IN transfer has URB_SHORT_NOT_OK, so the host controller
@@ -24,19 +15,11 @@
  * its completion handler then blocks and unlinks the later URBs before the
  * queue moves on (what usbfs does for bulk continuation).
  */
-#include <linux/cache.h>
-#include <linux/dma-mapping.h>
-#include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
 #include "zcusb.h"
-
-static u32 zcusb_line(void)
-{
-	return max_t(u32, L1_CACHE_BYTES, dma_get_cache_alignment());
-}
 
 void zcusb_client_init(struct zcusb_client *c, struct zcusb_intf *zi)
 {
@@ -93,108 +76,6 @@ static int zcusb_check_ctrl(struct zcusb_intf *zi,
 	default:
 		return standard ? -EPERM : 0;
 	}
-}
-
-/*
- * Decide how a transfer of @len bytes starting @pgoff bytes into its first
- * page can use the user pages directly: bytes [head, len - tail) go zero
- * copy, the head and tail through bounce buffers. Returns false when no
- * such split exists (or it would leave nothing to map): bounce it all.
- */
-static bool zcusb_plan(u32 len, u32 pgoff, bool in, u32 mp, bool constrained,
-		       u32 *headp, u32 *tailp)
-{
-	u32 line = in ? zcusb_line() : 1;
-	u32 step = constrained ? mp : 1;
-	u32 h, e;
-
-	if (!len || !mp)
-		return false;
-	if (constrained) {
-		/*
-		 * Page boundaries inside the mapped part are element
-		 * boundaries: they must be packet boundaries too, which
-		 * holds for every one of them iff pgoff is a multiple of mp.
-		 */
-		if (PAGE_SIZE % mp || pgoff % mp)
-			return false;
-		/* the head must be whole packets and end on a cache line */
-		for (h = 0; (pgoff + h) % line; h += step)
-			if (h >= PAGE_SIZE || h >= len)
-				return false;
-	} else {
-		h = (line - pgoff % line) % line;
-	}
-	if (h >= len)
-		return false;
-
-	if ((pgoff + len) % line == 0) {
-		e = len;
-	} else {
-		/* the tail starts on a packet boundary and a cache line */
-		e = rounddown(len, step);
-		while (e > h && (pgoff + e) % line)
-			e -= step;
-	}
-	if (e <= h)
-		return false;
-	*headp = h;
-	*tailp = len - e;
-	return true;
-}
-
-static int zcusb_add_bounce(struct zcusb_xfer *x, u32 pos, u32 len)
-{
-	struct zcusb_seg *s = &x->segs[x->nsegs];
-
-	s->kbuf = kmalloc(len, GFP_KERNEL);
-	if (!s->kbuf)
-		return -ENOMEM;
-	s->pos = pos;
-	s->len = len;
-	x->nsegs++;
-	return 0;
-}
-
-/* Copy a bounce segment from (to_pages false) or to the user's pages. */
-static void zcusb_copy_seg(struct zcusb_xfer *x, const struct zcusb_seg *s,
-			   u32 len, bool to_pages)
-{
-	u32 done = 0;
-
-	while (done < len) {
-		u32 abs = x->page_off + s->pos + done;
-		struct page *pg = x->pages[abs >> PAGE_SHIFT];
-		u32 off = offset_in_page(abs);
-		u32 n = min_t(u32, len - done, PAGE_SIZE - off);
-		void *va = kmap_local_page(pg);
-
-		if (to_pages) {
-			memcpy(va + off, s->kbuf + done, n);
-			flush_dcache_page(pg);
-		} else {
-			memcpy(s->kbuf + done, va + off, n);
-		}
-		kunmap_local(va);
-		done += n;
-	}
-}
-
-/* How many segments from @s make the next URB; 0 if no valid cut exists. */
-static unsigned int zcusb_group(const struct zcusb_xfer *x, unsigned int s,
-				unsigned int maxsegs, u32 mp)
-{
-	unsigned int n = min(x->nsegs - s, maxsegs);
-
-	if (s + n == x->nsegs)
-		return n;
-	for (; n; n--) {
-		const struct zcusb_seg *l = &x->segs[s + n - 1];
-
-		if ((l->pos + l->len) % mp == 0)
-			return n;
-	}
-	return 0;
 }
 
 /* Free a transfer no URB of which is in flight (process context). */
@@ -361,123 +242,9 @@ static int zcusb_check_submit(struct zcusb_client *c,
 	return 0;
 }
 
-/* Cut the transfer into segments: zero copy where zcusb_plan() allows. */
-static int zcusb_make_segs(struct zcusb_xfer *x, u32 mp, bool sg,
-			   bool constrained)
-{
-	u32 len = x->length, head = 0, tail = 0, chunk, pos;
-	bool zc = false;
-	size_t nsegs;
-	int ret;
-
-	if (!len)
-		return 0;
-	if (x->type != ZCUSB_TYPE_CONTROL && !READ_ONCE(zcusb_disable_zerocopy) &&
-	    (sg || !IS_ENABLED(CONFIG_HIGHMEM)))
-		zc = zcusb_plan(len, x->page_off, x->in, mp, constrained,
-				&head, &tail);
-
-	if (zc) {
-		u32 first = (x->page_off + head) >> PAGE_SHIFT;
-		u32 last = (x->page_off + len - tail - 1) >> PAGE_SHIFT;
-
-		nsegs = (last - first + 1) + !!head + !!tail;
-		chunk = 0;
-	} else {
-		/*
-		 * Bounce it all: control in one buffer (one URB), the rest
-		 * in chunks of whole packets, so that any chunk boundary is
-		 * a valid element and URB boundary.
-		 */
-		if (x->type == ZCUSB_TYPE_CONTROL)
-			chunk = len;
-		else if (ZCUSB_BOUNCE_CHUNK % mp)
-			chunk = max(rounddown(ZCUSB_BOUNCE_CHUNK, mp), mp);
-		else
-			chunk = ZCUSB_BOUNCE_CHUNK;
-		nsegs = DIV_ROUND_UP(len, chunk);
-	}
-
-	ret = zcusb_kmem_charge(x->c, nsegs * sizeof(*x->segs) +
-				(zc ? head + tail : len));
-	if (ret)
-		return ret;
-	x->kmem += nsegs * sizeof(*x->segs) + (zc ? head + tail : len);
-	x->segs = kvcalloc(nsegs, sizeof(*x->segs), GFP_KERNEL);
-	if (!x->segs)
-		return -ENOMEM;
-
-	if (!zc) {
-		for (pos = 0; pos < len; pos += chunk) {
-			ret = zcusb_add_bounce(x, pos, min(chunk, len - pos));
-			if (ret)
-				return ret;
-		}
-		goto fill;
-	}
-
-	if (head) {
-		ret = zcusb_add_bounce(x, 0, head);
-		if (ret)
-			return ret;
-	}
-	for (pos = head; pos < len - tail;) {
-		struct zcusb_seg *s = &x->segs[x->nsegs++];
-		u32 abs = x->page_off + pos;
-
-		s->pos = pos;
-		s->page = x->pages[abs >> PAGE_SHIFT];
-		s->off = offset_in_page(abs);
-		s->len = min_t(u32, PAGE_SIZE - s->off, len - tail - pos);
-		pos += s->len;
-	}
-	if (tail) {
-		ret = zcusb_add_bounce(x, len - tail, tail);
-		if (ret)
-			return ret;
-	}
-	x->zc_bytes = len - head - tail;
-
-fill:
-	if (!x->in) {
-		unsigned int i;
-
-		for (i = 0; i < x->nsegs; i++)
-			if (x->segs[i].kbuf)
-				zcusb_copy_seg(x, &x->segs[i], x->segs[i].len,
-					       false);
-	}
-	return 0;
-}
-
-static int zcusb_alloc_urbs(struct zcusb_xfer *x, unsigned int n)
-{
-	unsigned int i;
-	size_t bytes = n * (sizeof(struct urb) + sizeof(*x->urbs) +
-			    sizeof(*x->uctx));
-	int ret;
-
-	ret = zcusb_kmem_charge(x->c, bytes);
-	if (ret)
-		return ret;
-	x->kmem += bytes;
-	x->urbs = kcalloc(n, sizeof(*x->urbs), GFP_KERNEL);
-	x->uctx = kcalloc(n, sizeof(*x->uctx), GFP_KERNEL);
-	if (!x->urbs || !x->uctx)
-		return -ENOMEM;
-	x->nurbs = n;
-	for (i = 0; i < n; i++) {
-		x->urbs[i] = usb_alloc_urb(0, GFP_KERNEL);
-		if (!x->urbs[i])
-			return -ENOMEM;
-		x->uctx[i].x = x;
-		x->uctx[i].idx = i;
-	}
-	return 0;
-}
-
-static void zcusb_fill_urb(struct zcusb_xfer *x, unsigned int i,
-			   unsigned int pipe, int interval)
+/* Endpoint, completion and flags of URB @i (its data: zcusb_build_urbs()). */
+void zcusb_fill_urb(struct zcusb_xfer *x, unsigned int i, unsigned int pipe,
+		    int interval)
 {
 	struct urb *u = x->urbs[i];
 	bool last = i + 1 == x->nurbs;
@@ -494,78 +261,6 @@ static void zcusb_fill_urb(struct zcusb_xfer *x, unsigned int i,
 	} else if (last && (x->flags & ZCUSB_SUBMIT_ZERO_PACKET)) {
 		u->transfer_flags |= URB_ZERO_PACKET;
 	}
-}
-
-/* Group the segments into URBs. */
-static int zcusb_build_urbs(struct zcusb_xfer *x, unsigned int pipe,
-			    int interval, u32 mp, unsigned int maxsegs)
-{
-	bool sg = maxsegs > 0;
-	unsigned int n, s, i, k;
-	struct scatterlist *sgl, *next;
-	int ret;
-
-	if (!x->nsegs || !sg) {
-		/* one URB per segment (no SG), or one empty URB */
-		ret = zcusb_alloc_urbs(x, max(x->nsegs, 1u));
-		if (ret)
-			return ret;
-		for (i = 0; i < x->nsegs; i++) {
-			struct zcusb_seg *sp = &x->segs[i];
-			struct urb *u = x->urbs[i];
-
-			u->transfer_buffer = sp->kbuf ? sp->kbuf :
-				page_address(sp->page) + sp->off;
-			u->transfer_buffer_length = sp->len;
-		}
-		for (i = 0; i < x->nurbs; i++)
-			zcusb_fill_urb(x, i, pipe, interval);
-		return 0;
-	}
-
-	for (n = 0, s = 0; s < x->nsegs; n++, s += k) {
-		k = zcusb_group(x, s, maxsegs, mp);
-		/* cannot happen: see "constrained" in zcusb_submit() */
-		if (WARN_ON_ONCE(!k))
-			return -EINVAL;
-	}
-	ret = zcusb_alloc_urbs(x, n);
-	if (ret)
-		return ret;
-	ret = zcusb_kmem_charge(x->c, x->nsegs * sizeof(*sgl));
-	if (ret)
-		return ret;
-	x->kmem += x->nsegs * sizeof(*sgl);
-	ret = sg_alloc_table(&x->sgt, x->nsegs, GFP_KERNEL);
-	if (ret)
-		return ret;
-	x->have_sgt = true;
-
-	next = x->sgt.sgl;
-	for (i = 0, s = 0; i < n; i++, s += k) {
-		struct urb *u = x->urbs[i];
-		unsigned int j;
-		u32 bytes = 0;
-
-		k = zcusb_group(x, s, maxsegs, mp);
-		u->sg = next;
-		u->num_sgs = k;
-		for (j = 0; j < k; j++) {
-			struct zcusb_seg *sp = &x->segs[s + j];
-
-			sgl = next;
-			if (sp->kbuf)
-				sg_set_buf(sgl, sp->kbuf, sp->len);
-			else
-				sg_set_page(sgl, sp->page, sp->len, sp->off);
-			bytes += sp->len;
-			next = sg_next(sgl);
-		}
-		sg_mark_end(sgl);
-		u->transfer_buffer_length = bytes;
-		zcusb_fill_urb(x, i, pipe, interval);
-	}
-	return 0;
 }
 
 static int zcusb_map_submit_err(int ret)
@@ -621,8 +316,10 @@ int zcusb_submit(struct zcusb_client *c, const struct zcusb_submit *s)
 			x->page_off = offset_in_page(s->addr);
 			npages = DIV_ROUND_UP(x->page_off + x->length,
 					      PAGE_SIZE);
+			/* LONGTERM: an IN may wait for data for hours */
 			ret = zcusb_pin(c, s->addr & PAGE_MASK, npages,
-					in ? FOLL_WRITE : 0, &x->pages);
+					(in ? FOLL_WRITE : 0) | FOLL_LONGTERM,
+					&x->pages);
 			if (ret)
 				goto fail;
 			x->npages = npages;
@@ -640,11 +337,6 @@ int zcusb_submit(struct zcusb_client *c, const struct zcusb_submit *s)
 		constrained = true;
 	} else {
 		u8 epnum = usb_endpoint_num(&ep->desc);
-		int lim = READ_ONCE(zcusb_max_sg_entries);
-
-		tablesize = udev->bus->sg_tablesize;
-		if (lim >= 0 && (unsigned int)lim < tablesize)
-			tablesize = lim;
 
 		mp = usb_endpoint_maxp(&ep->desc);
 		if (x->type == ZCUSB_TYPE_BULK) {
@@ -657,14 +349,8 @@ int zcusb_submit(struct zcusb_client *c, const struct zcusb_submit *s)
 			if (udev->speed >= USB_SPEED_HIGH)
 				interval = 1 << min(15, max(interval, 1) - 1);
 		}
+		tablesize = zcusb_sg_limits(udev, x->length, &constrained);
 		sg = tablesize > 0;
-		/*
-		 * Without the constraint, element boundaries may fall inside
-		 * a packet, so all elements must fit one URB; when they might
-		 * not, keep to packet boundaries so URBs can be cut anywhere.
-		 */
-		constrained = !sg || !udev->bus->no_sg_constraint ||
-			      x->length / PAGE_SIZE + 3 > tablesize;
 	}
 
 	ret = zcusb_make_segs(x, mp, sg, constrained);
