@@ -58,10 +58,21 @@ if grep -E 'warning:|error:' "$B/build.log"; then
 	die "module build has warnings (above)"
 fi
 
-# --- the test program
+# --- the test program (its sources: zcusb-kmod-test.h says which holds what)
 TEST=$WORK/zcusb-kmod-test
-if [ ! -x "$TEST" ] || [ "$HERE/zcusb-kmod-test.c" -nt "$TEST" ] || [ "$KMOD/zcusb_abi.h" -nt "$TEST" ]; then
-	gcc -static -O2 -Wall -Wextra -Werror -o "$TEST.tmp" "$HERE/zcusb-kmod-test.c" ||
+TEST_SRCS=()
+for f in zcusb-kmod-test harness data limits faults xhci; do
+	TEST_SRCS+=("$HERE/$f.c")
+done
+stale=0
+[ -x "$TEST" ] || stale=1
+for f in "${TEST_SRCS[@]}" "$HERE/zcusb-kmod-test.h" "$KMOD/zcusb_abi.h"; do
+	if [ "$f" -nt "$TEST" ]; then
+		stale=1
+	fi
+done
+if [ $stale = 1 ]; then
+	gcc -static -O2 -Wall -Wextra -Werror -o "$TEST.tmp" "${TEST_SRCS[@]}" ||
 		die "building zcusb-kmod-test failed"
 	mv -f "$TEST.tmp" "$TEST"
 fi
