@@ -44,6 +44,7 @@ typedef struct ZcusbInterface {
         uint8_t number;
         char *name; /* "1-1:1.0" */
         int fd;
+        bool autobound; /* bound to zcusb.ko at plug (ZCUSB_AUTOBIND): stays bound */
         sd_event_source *io;
         TAILQ_HEAD(, Registration) registrations;
         TAILQ_HEAD(, InFlight) in_flight;
@@ -294,6 +295,7 @@ static int zcusb_claim_interface(BackendDevice *h, uint8_t interface, bool may_d
                                  char **ret_driver) {
         _cleanup_free_ char *name = NULL, *driver = NULL, *node = NULL;
         struct zcusb_version v = {};
+        bool autobound = false;
         ZcusbInterface *i;
         int fd, r;
 
@@ -310,8 +312,10 @@ static int zcusb_claim_interface(BackendDevice *h, uint8_t interface, bool may_d
                 *ret_driver = TAKE_PTR(driver);
                 return -EBUSY;
         }
-        if (driver && streq(driver, "zcusb"))
+        if (driver && streq(driver, "zcusb")) {
                 driver = mfree_str(driver); /* auto-bound at plug time (ZCUSB_AUTOBIND) */
+                autobound = true;
+        }
 
         r = bind_interface(h, name, driver);
         if (r < 0) {
@@ -342,7 +346,9 @@ static int zcusb_claim_interface(BackendDevice *h, uint8_t interface, bool may_d
                 unbind_interface(name, driver);
                 return -ENOMEM;
         }
-        *i = (ZcusbInterface) { .device = h, .number = interface, .name = TAKE_PTR(name), .fd = fd };
+        *i = (ZcusbInterface) {
+                .device = h, .number = interface, .name = TAKE_PTR(name), .fd = fd, .autobound = autobound,
+        };
         TAILQ_INIT(&i->registrations);
         TAILQ_INIT(&i->in_flight);
         r = sd_event_add_io(h->manager->event, &i->io, fd, EPOLLIN, interface_on_io, i);
@@ -360,13 +366,17 @@ static int zcusb_claim_interface(BackendDevice *h, uint8_t interface, bool may_d
 static void zcusb_release_interface(BackendDevice *h, uint8_t interface, const char *reattach_driver) {
         ZcusbInterface *i = find_interface(h, interface);
         _cleanup_free_ char *name = NULL;
+        bool keep_bound;
 
         if (!i)
                 return;
         name = strdup(i->name);
+        /* An interface the admin's udev rule gave to zcusb.ko stays there,
+         * ready for the next claim, as it was before this one. */
+        keep_bound = i->autobound;
         TAILQ_REMOVE(&h->interfaces, i, link);
         interface_free(i);
-        if (name && !h->gone)
+        if (name && !h->gone && !keep_bound)
                 unbind_interface(name, reattach_driver);
 }
 

@@ -53,7 +53,7 @@ step "zcin streams from the SourceSink (zcusbctl read, 8 x 1 MiB in flight), the
 spawn_as /tmp/victim.out /tmp/victim.err zcin zcusbctl read "$ss" --interface 0 --endpoint 0x81 \
 	--bytes 1024G --transfer-size 1M --queue-depth 8 --timeout 0
 victim=$SPAWNED
-wait_for 30 "the victim's claim of $ss (zcusbd journal)" journal_has "of $ss claimed by"
+wait_until 30 "the victim's claim of $ss (zcusbd journal)" journal_has "of $ss claimed by"
 sleep 2
 kill -0 "$victim" 2>/dev/null || fail "the victim stopped streaming by itself: $(cat /tmp/victim.err)"
 victim_claim=""
@@ -120,7 +120,7 @@ holding() { # done waiting: the holder holds, or it is gone
 	while read -r l; do [[ $l == *holding* ]] && return 0; done </tmp/holder.out
 	return 1
 }
-wait_for 30 "the holder's allocation of $hold bytes" holding
+wait_until 30 "the holder's allocation of $hold bytes" holding
 kill -0 "$holder" 2>/dev/null || fail "the holder exited: $(cat /tmp/holder.err)"
 sed 's/^/   holder: /' /tmp/holder.out
 set +e

@@ -3,8 +3,9 @@
 # (exit 0, unit inactive with Result=success, not failed), the client ends at once reporting the
 # shutdown (-ESHUTDOWN: "zcusbd is shutting down"/"zcusbd stopped"; exit 6, a transfer failed, per
 # client/CLI.md) rather than waiting for its timeout, and zcusbd logs nothing at err or worse.
-# zcusbd is started again at the end and serves a read.
-# timeout: 150
+# zcusbd is started again at the end and serves a read. Then zcusbd is SIGKILLed under a
+# streaming client: the client exits 5 at once (zcusbd went away), systemd restarts zcusbd.
+# timeout: 200
 set -euo pipefail
 # shellcheck source=tests/vm/guest/lib.sh
 . "$ZCUSB_VM_GUEST/lib.sh"
@@ -31,7 +32,7 @@ step "zcin streams from the SourceSink with --timeout 600000 (10 min per transfe
 spawn_as /tmp/reader.out /tmp/reader.err zcin zcusbctl read "$ss" --interface 0 --endpoint 0x81 \
 	--bytes 1024G --timeout 600000
 reader=$SPAWNED
-wait_for 30 "zcin's claim of $ss (zcusbd journal)" journal_has "of $ss claimed by"
+wait_until 30 "zcin's claim of $ss (zcusbd journal)" journal_has "of $ss claimed by"
 sleep 2
 kill -0 "$reader" 2>/dev/null || fail "the reader stopped by itself: $(cat /tmp/reader.err)"
 
@@ -55,14 +56,8 @@ journal_since | sed 's/^/   journal: /'
 [ "$failed" != failed ] || fail "zcusbd.service is in the failed state"
 
 step "the client reports the shutdown"
-for _ in $(seq 1 50); do kill -0 "$reader" 2>/dev/null || break; sleep 0.2; done
-if kill -0 "$reader" 2>/dev/null; then
-	fail "the streaming zcusbctl still runs 10 s after zcusbd stopped (waiting for its 600 s timeout?)"
-fi
-set +e
-wait "$reader"
-rc=$?
-set -e
+wait_exit "$reader" 10 "zcusbctl read after zcusbd stopped (waiting for its 600 s timeout?)"
+rc=$EXIT_STATUS
 reader=""
 note "exit $rc"
 note "stdout: $(cat /tmp/reader.out)"
@@ -90,17 +85,13 @@ journal_mark
 spawn_as /tmp/reader2.out /tmp/reader2.err zcin zcusbctl read "$ss" --interface 0 --endpoint 0x81 \
 	--bytes 1024G --timeout 600000
 reader=$SPAWNED
-wait_for 30 "zcin's second claim of $ss (zcusbd journal)" journal_has "of $ss claimed by"
+wait_until 30 "zcin's second claim of $ss (zcusbd journal)" journal_has "of $ss claimed by"
 run kill -STOP "$reader"
 run systemctl stop zcusbd.service || fail "systemctl stop zcusbd.service with a stopped client exited $?"
 [ "$(systemctl is-active zcusbd.service || true)" = inactive ] || fail "zcusbd.service not inactive after stop"
 run kill -CONT "$reader"
-for _ in $(seq 1 50); do kill -0 "$reader" 2>/dev/null || break; sleep 0.2; done
-kill -0 "$reader" 2>/dev/null && fail "the resumed zcusbctl still runs 10 s after it was continued"
-set +e
-wait "$reader"
-rc=$?
-set -e
+wait_exit "$reader" 10 "the resumed zcusbctl read"
+rc=$EXIT_STATUS
 reader=""
 note "exit $rc; stderr: $(cat /tmp/reader2.err)"
 sleep 1
@@ -114,6 +105,31 @@ note "zcusbd stayed inactive"
 
 step "zcusbd starts again and serves"
 ensure_zcusbd
+run_as zcin zcusbctl --json read "$ss" --interface 0 --endpoint 0x81 --bytes 1M >/tmp/read.json 2>/tmp/read.err ||
+	fail "zcusbctl read after the restart failed: $(cat /tmp/read.err)"
+cat /tmp/read.json
+
+step "zcusbd SIGKILLed under a streaming client: the client exits 5 at once, systemd restarts zcusbd"
+spawn_as /tmp/reader3.out /tmp/reader3.err zcin zcusbctl read "$ss" --interface 0 --endpoint 0x81 \
+	--bytes 1024G --timeout 600000
+reader=$SPAWNED
+journal_mark
+wait_until 30 "zcin's claim of $ss (zcusbd journal)" journal_has "of $ss claimed by"
+pid=$(systemctl show -P MainPID zcusbd.service)
+run kill -KILL "$pid"
+wait_exit "$reader" 5 "zcusbctl read after zcusbd was SIGKILLed"
+rc=$EXIT_STATUS
+reader=""
+note "exit $rc $EXIT_AFTER s after the kill; stderr: $(cat /tmp/reader3.err)"
+[ $rc = 5 ] || fail "the client exited $rc after zcusbd was killed, expected 5 (zcusbd unreachable)"
+grep -q 'zcusbd went away' /tmp/reader3.err || fail "the client does not say zcusbd went away"
+restarted() {
+	local now
+	now=$(systemctl show -P MainPID zcusbd.service)
+	[ "$now" != 0 ] && [ "$now" != "$pid" ] && [ "$(systemctl is-active zcusbd.service)" = active ]
+}
+wait_until 30 "systemd to restart zcusbd (Restart=on-failure)" restarted
+note "zcusbd restarted: pid $pid -> $(systemctl show -P MainPID zcusbd.service)"
 run_as zcin zcusbctl --json read "$ss" --interface 0 --endpoint 0x81 --bytes 1M >/tmp/read.json 2>/tmp/read.err ||
 	fail "zcusbctl read after the restart failed: $(cat /tmp/read.err)"
 cat /tmp/read.json

@@ -102,12 +102,8 @@ reader=$SPAWNED
 sleep 2
 kill -0 "$reader" 2>/dev/null || fail "the streaming read stopped by itself: $(cat /tmp/disc.err)"
 ffs_cmd disconnect
-for _ in $(seq 1 100); do kill -0 "$reader" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$reader" 2>/dev/null && fail "zcusbctl read still running 10 s after the gadget disconnected"
-set +e
-wait "$reader"
-RC=$?
-set -e
+wait_exit "$reader" 10 "zcusbctl read after the gadget disconnected"
+RC=$EXIT_STATUS
 reader=""
 note "exit $RC; stderr: $(cat /tmp/disc.err)"
 [ $RC = 3 ] || fail "the read from the disconnected gadget exited $RC, expected 3 (no such device)"

@@ -8,7 +8,8 @@
 # stream ends the client with "no device", zcusbd logs it; rmmod is refused while a claim is open
 # and works after it ends (zcusbd keeps no /dev/zcusb node open between claims: no need to stop
 # it), a claim then falls back to usbfs until the module is back; 200+ claim/release cycles leave
-# nothing pinned or allowed; ZCUSB_AUTOBIND=1 binds the interface at plug and a claim uses it.
+# nothing pinned or allowed; ZCUSB_AUTOBIND=1 binds the interface at plug, a claim uses it and
+# it stays bound to zcusb for the next one.
 # The kernel logs no WARN/BUG/Oops.
 # timeout: 480
 set -euo pipefail
@@ -207,15 +208,21 @@ kill -TERM "$HOLD_PID"
 wait "$HOLD_PID" || fail "zcusb-sizes hold did not release cleanly on SIGTERM: $(cat "$HOLD_OUT")"
 run systemctl is-active zcusbd.service
 wait_until 10 "zcusbd to close /dev/zcusb (module refcount 0)" grep -q '^zcusb [0-9]* 0 ' /proc/modules
-run rmmod zcusb || fail "rmmod zcusb failed after the claim ended"
 journal_mark
+run rmmod zcusb || fail "rmmod zcusb failed after the claim ended"
 run_as zcin "$sizes" --expect-backend usbfs verify 4096 65536 ||
 	fail "with zcusb.ko removed under a running zcusbd, a claim did not fall back to usbfs (above)"
 journal_wait 10 'falling back to usbfs|cannot open'
+journal_wait 10 'zcusb.ko was unloaded'
 grep -E 'zcusb|usbfs' /tmp/journal-since.txt | sed 's/^/   journal: /'
-note "Manager.Backend now: $(busctl --system get-property org.zcusb1 /org/zcusb1 org.zcusb1.Manager Backend)"
+manager_backend() { busctl --system get-property org.zcusb1 /org/zcusb1 org.zcusb1.Manager Backend; }
+backend_is() { [ "$(manager_backend)" = "s \"$1\"" ]; }
+wait_until 10 "Manager.Backend to read usbfs after rmmod" backend_is usbfs
+note "Manager.Backend after rmmod: $(manager_backend)"
 run modprobe zcusb
 run_as zcin "$sizes" --expect-backend zcusb.ko verify 4096 || fail "after modprobe zcusb the claim is not on zcusb.ko again"
+wait_until 10 "Manager.Backend to read zcusb.ko after modprobe" backend_is zcusb.ko
+note "Manager.Backend after modprobe: $(manager_backend)"
 
 step "claim/release cycles through zcusbd (at least 200, and 30 s)"
 run_as zcin "$sizes" --expect-backend zcusb.ko cycles 200 30 | tee /tmp/cycles.out ||
@@ -241,7 +248,11 @@ note "$intf -> $(readlink "/sys/bus/usb/devices/$intf/driver")"
 [ -c "/dev/zcusb/$intf" ] || fail "no /dev/zcusb/$intf after autobind"
 data_grant 0525:a4a1
 run_as zcin "$sizes" --expect-backend zcusb.ko verify 512 65536 1M || fail "a claim of the auto-bound interface failed (above)"
-note "after the claim ended $intf is bound to '$(intf_driver "$intf")'"
+[ "$(intf_driver "$intf")" = zcusb ] ||
+	fail "after the claim ended, the auto-bound $intf is bound to '$(intf_driver "$intf")', expected zcusb (it stays)"
+[ -c "/dev/zcusb/$intf" ] || fail "/dev/zcusb/$intf gone after the claim of the auto-bound interface ended"
+run_as zcin "$sizes" --expect-backend zcusb.ko verify 4096 || fail "a second claim of the auto-bound interface failed (above)"
+note "after two claims $intf is still bound to zcusb"
 rm -f "$AUTOBIND_RULE"
 run udevadm control --reload
 gadget_unplug lb || fail "gadget_unplug lb failed"

@@ -79,6 +79,8 @@ if kmod_loaded; then fail "zcusb.ko got loaded although zcusb-load.service is ma
 status_is usbfs ""
 journal_wait 10 'Not using the zcusb.ko backend'
 grep 'zcusb.ko' /tmp/journal-since.txt | sed 's/^/   journal: /'
+grep -q 'Not using the zcusb.ko backend.*zcusb-load' /tmp/journal-since.txt ||
+	fail "zcusbd's reason does not point at zcusb-load.service (it cannot load modules itself)"
 run_as zcin "$sizes" --expect-backend usbfs verify 4096 1M || fail "verify over usbfs failed (above)"
 run systemctl unmask zcusb-load.service
 

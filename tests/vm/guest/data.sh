@@ -7,7 +7,7 @@
 #   run_as USER CMD...        CMD as USER with its groups (setpriv), like a login of USER would
 #   spawn_as OUT ERR USER CMD...  the same in the background, stdout/stderr to files; SPAWNED is
 #                             the PID of CMD itself (setpriv execs it), so signals reach CMD
-#   wait_for SECS WHAT CMD... poll CMD until it succeeds, for SECS seconds of uptime (wait_until
+#   wait_until SECS WHAT CMD... poll CMD until it succeeds, for SECS seconds of uptime (wait_until
 #                             counts polls, which overruns when each poll costs seconds under TCG)
 #   journal_has REGEX         a zcusbd journal line since journal_mark matches (journal_mark sets
 #                             JOURNAL_CURSOR; journal_since prints those lines, -o short-monotonic)
@@ -57,31 +57,20 @@ spawn_as() {
 	SPAWNED=$!
 }
 
-wait_for() {
-	local secs=$1 what=$2 up _ end
-	shift 2
-	read -r up _ </proc/uptime
-	end=$((${up%.*} + secs))
-	while :; do
-		"$@" >/dev/null 2>&1 && return 0
-		read -r up _ </proc/uptime
-		[ "${up%.*}" -lt "$end" ] || fail "timed out after ${secs} s waiting for: $what"
-		sleep 0.2
+# wait_exit PID SECONDS WHAT: wait until the background child PID ends; fail if WHAT still
+# runs after SECONDS. Sets EXIT_STATUS (its exit status) and EXIT_AFTER (seconds waited).
+wait_exit() {
+	local pid=$1 secs=$2 what=$3 t0 t1 _ i
+	read -r t0 _ </proc/uptime
+	for ((i = 0; i < secs * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
 	done
-}
-
-JOURNAL_CURSOR=""
-journal_mark() {
-	JOURNAL_CURSOR=$(journalctl -u zcusbd.service -n 0 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
-}
-# shellcheck disable=SC2120 # the cases pass journalctl options
-journal_since() {
-	journalctl -u zcusbd.service ${JOURNAL_CURSOR:+--after-cursor="$JOURNAL_CURSOR"} --no-pager -q -o short-monotonic "$@"
-}
-journal_has() {
-	local out
-	out=$(journal_since -o cat)
-	[[ $out =~ $1 ]]
+	read -r t1 _ </proc/uptime
+	! kill -0 "$pid" 2>/dev/null || fail "$what: still running ${secs} s later"
+	EXIT_STATUS=0
+	wait "$pid" || EXIT_STATUS=$?
+	EXIT_AFTER=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 }
 
 # Device sysfs dirs by VID:PID (all matches).

@@ -121,26 +121,3 @@ intf_driver() {
 	echo "${l##*/}"
 }
 
-# journal_mark: remember the journal's end; journal_since: zcusbd's messages after it;
-# journal_wait SECONDS REGEX: until one of them matches (journald may lag behind the event).
-JOURNAL_MARK=""
-journal_mark() {
-	JOURNAL_MARK=$(journalctl -q -n 0 --show-cursor 2>/dev/null | sed -n 's/^-- cursor: //p')
-}
-# (journalctl 252 with a match AND --after-cursor drops the first matching entry after the
-# cursor when the cursor's own entry does not match: filter the unfiltered output instead.)
-journal_since() {
-	journalctl -q --no-pager -o short-monotonic ${JOURNAL_MARK:+--after-cursor="$JOURNAL_MARK"} |
-		sed -n 's/^\[[ 0-9.]*\] [^ ]* zcusbd\[[0-9]*\]: //p'
-}
-journal_wait() {
-	local secs=$1 re=$2 end=$((SECONDS + $1))
-	while :; do
-		journal_since >/tmp/journal-since.txt 2>&1 || true
-		grep -Eq -- "$re" /tmp/journal-since.txt && return 0
-		[ $SECONDS -lt $end ] || break
-		sleep 0.25
-	done
-	sed 's/^/   journal: /' /tmp/journal-since.txt
-	fail "zcusbd did not log /$re/ within ${secs}s (its messages since the mark above)"
-}

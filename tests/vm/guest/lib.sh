@@ -22,15 +22,19 @@ run() {
 	"$@"
 }
 
-# wait_until SECONDS DESCRIPTION CMD...: poll CMD every 0.2 s until it succeeds.
+# wait_until SECONDS DESCRIPTION CMD...: run CMD every 0.2 s until it succeeds; fail once
+# SECONDS of guest uptime have passed (a slow CMD under TCG does not stretch the limit).
 wait_until() {
-	local secs=$1 what=$2 i
+	local secs=$1 what=$2 up _ end
 	shift 2
-	for ((i = 0; i < secs * 5; i++)); do
+	read -r up _ </proc/uptime
+	end=$((${up%.*} + secs))
+	while :; do
 		"$@" >/dev/null 2>&1 && return 0
+		read -r up _ </proc/uptime
+		[ "${up%.*}" -lt "$end" ] || fail "timed out after ${secs} s waiting for: $what"
 		sleep 0.2
 	done
-	fail "timed out after ${secs}s waiting for: $what"
 }
 
 # The project's pieces, each with a precise cause when absent.
@@ -61,6 +65,35 @@ j = json.load(sys.stdin)
 r = eval(sys.argv[1])
 print(json.dumps(r) if isinstance(r, (list, dict)) else r)
 ' "$1"
+}
+
+# zcusbd's journal around a step. journal_mark: remember the journal's end; journal_since
+# [JOURNALCTL-OPTION...]: the lines of zcusbd.service logged after it (short-monotonic);
+# journal_has REGEX: one of them matches; journal_wait SECONDS REGEX: until one matches
+# (journald may lag behind the event), the lines left in /tmp/journal-since.txt.
+# (journalctl 252 with a unit match AND --after-cursor drops the first matching entry after
+# the cursor when the cursor's own entry does not match: filter the unfiltered output instead.)
+JOURNAL_MARK=""
+journal_mark() {
+	JOURNAL_MARK=$(journalctl -q -n 0 --show-cursor 2>/dev/null | sed -n 's/^-- cursor: //p')
+}
+journal_since() {
+	journalctl -q --no-pager -o short-monotonic ${JOURNAL_MARK:+--after-cursor="$JOURNAL_MARK"} "$@" |
+		grep -E '^\[[ 0-9.]+\] [^ ]+ (zcusbd\[[0-9]+\]: |systemd\[1\]: zcusbd\.service)' || true
+}
+journal_has() {
+	[[ $(journal_since) =~ $1 ]]
+}
+journal_wait() {
+	local secs=$1 re=$2 end=$((SECONDS + $1))
+	while :; do
+		journal_since >/tmp/journal-since.txt 2>&1 || true
+		grep -Eq -- "$re" /tmp/journal-since.txt && return 0
+		[ $SECONDS -lt $end ] || break
+		sleep 0.25
+	done
+	sed 's/^/   journal: /' /tmp/journal-since.txt
+	fail "zcusbd did not log /$re/ within ${secs}s (its lines since the mark above)"
 }
 
 # Show a journal excerpt for a unit of this boot (for failure context).
