@@ -91,8 +91,33 @@ int queue_attach(int ring_fd, int submit_fd, int complete_fd, uint32_t want_sq_e
 /* Unmap and close; does not talk to the daemon. NULL is a no-op. */
 void queue_free(struct zcusb_queue *q);
 
-/* ---- libzcusb.c: shared with sync.c ---- */
+/* ---- libzcusb.c: shared with buffer.c and sync.c ---- */
 
 _printf_(3, 4) int ctx_errorf(struct zcusb *ctx, int r, const char *fmt, ...);
+/* Record "WHAT: malformed reply from zcusbd"; returns -EBADMSG. */
+int ctx_malformed(struct zcusb *ctx, int r, const char *what);
 /* Fails with the claim's end reason as an errno when the claim has ended. */
 int claim_check_alive(struct zcusb_claim *claim);
+
+/* What claim_call_at() does when zcusbd has ended the claim. */
+typedef enum OnEnded {
+        ON_ENDED_CALL, /* call all the same (Release(); calls right after one that checked) */
+        ON_ENDED_FAIL, /* no call: claim_check_alive()'s error (requests) */
+        ON_ENDED_SKIP, /* no call, 0: the end freed zcusbd's side already (freeing, closing) */
+} OnEnded;
+
+/* Every call about a claim: METHOD of INTERFACE at PATH (the claim's object, or its device's)
+ * on the zcusbd that granted the claim, by that instance's unique name (claim->daemon), never
+ * ZCUSB_BUS_NAME: once it has exited the call fails rather than activating a new zcusbd. A
+ * failure returns the errno and, with WHAT, records "WHAT: zcusbd's sentence"; WHAT NULL is for
+ * clean-ups whose failure does not matter. */
+int claim_call_at(struct zcusb_claim *claim, OnEnded on_ended, const char *path, const char *interface,
+                  const char *method, const char *what, sd_bus_message **reply, const char *types, ...);
+/* The claim's own methods: claim_call(claim, on_ended, method, what, reply, types, ...). */
+#define claim_call(claim, on_ended, ...) \
+        claim_call_at(claim, on_ended, (claim)->object, ZCUSB_CLAIM_INTERFACE, __VA_ARGS__)
+
+/* ---- buffer.c ---- */
+
+/* Unmap and free; does not talk to the daemon. */
+void buffer_unmap_free(struct zcusb_buffer *b);
