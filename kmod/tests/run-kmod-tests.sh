@@ -20,6 +20,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KMOD=$(cd "$HERE/.." && pwd)
 REPO=$(cd "$KMOD/.." && pwd)
+# shellcheck source=tests/vm/stage-modules.sh
+. "$REPO/tests/vm/stage-modules.sh"
 CACHE=${ZCUSB_VM_CACHE:-/var/cache/zcusb-test}
 WORK=$CACHE/kmod-test
 QEMU=${ZCUSB_VM_QEMU:-qemu-system-x86_64}
@@ -85,27 +87,9 @@ cp "$(command -v busybox)" "$stage/bin/busybox"
 install -m 0755 "$HERE/guest-init.sh" "$stage/init"
 cp "$TEST" "$stage/bin/zcusb-kmod-test"
 cp "$B/zcusb.ko" "$stage/lib/modules/zcusb.ko"
-root=${ZCUSB_MODDIR%/lib/modules/*}
-declare -A seen=()
-: >"$stage/etc/zcusb-modules"
-for m in xhci_pci dummy_hcd configfs libcomposite usb_f_ss_lb; do
-	deps=$(modprobe -d "$root" -S "$ZCUSB_KVER" --show-depends "$m") ||
-		die "modprobe --show-depends $m failed"
-	while read -r kind path _; do
-		[ "$kind" = insmod ] || continue
-		name=$(basename "$path")
-		[ -z "${seen[$name]:-}" ] || continue
-		seen[$name]=1
-		case $path in
-		*.ko) cp "$path" "$stage/lib/modules/$name" ;;
-		*.ko.xz) xz -dc "$path" >"$stage/lib/modules/${name%.xz}" && name=${name%.xz} ;;
-		*) die "unexpected module file $path" ;;
-		esac
-		args=""
-		[ "$name" = dummy_hcd.ko ] && args="num=2"
-		echo "$name $args" >>"$stage/etc/zcusb-modules"
-	done <<<"$deps"
-done
+stage_modules "$stage" xhci_pci dummy_hcd configfs libcomposite usb_f_ss_lb
+# two dummy UDCs: the Loopback and the SourceSink each get one
+sed -i 's/^dummy_hcd\.ko .*$/dummy_hcd.ko num=2/' "$stage/etc/zcusb-modules"
 (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null) \
 	>"$WORK/initramfs.cpio" || die "busybox cpio failed"
 rm -rf "$stage"

@@ -18,6 +18,8 @@ die() {
 [ $# -eq 1 ] || die "usage: $0 OUTPUT.cpio"
 OUT=$1
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/vm/stage-modules.sh
+. "$HERE/stage-modules.sh"
 
 if [ -z "${ZCUSB_KVER:-}" ] || [ -z "${ZCUSB_MODDIR:-}" ]; then
 	eval "$("$HERE/fetch-kernel.sh")"
@@ -32,7 +34,7 @@ command -v modprobe >/dev/null || die "modprobe not found: apt-get install kmod"
 
 MODULES=(virtio_pci 9pnet_virtio 9p overlay)
 key=$( {
-	cat "$0" "$HERE/init"
+	cat "$0" "$HERE/init" "$HERE/stage-modules.sh"
 	echo "$ZCUSB_KVER $ZCUSB_MODDIR ${MODULES[*]}"
 	cksum <"$BUSYBOX"
 } | sha256sum | cut -d' ' -f1)
@@ -47,26 +49,7 @@ cp "$BUSYBOX" "$stage/bin/busybox"
 install -m 0755 "$HERE/init" "$stage/init"
 
 # modprobe --show-depends prints "insmod PATH [ARGS]" in load order ("builtin X" for built-ins).
-root=${ZCUSB_MODDIR%/lib/modules/*}
-declare -A seen=()
-: >"$stage/etc/zcusb-modules"
-for m in "${MODULES[@]}"; do
-	deps=$(modprobe -d "$root" -S "$ZCUSB_KVER" --show-depends "$m") ||
-		die "modprobe --show-depends $m failed for $ZCUSB_KVER in $root (did fetch-kernel.sh run depmod?)"
-	while read -r kind path args; do
-		[ "$kind" = insmod ] || continue
-		name=$(basename "$path")
-		[ -z "${seen[$name]:-}" ] || continue
-		seen[$name]=1
-		case $path in
-		*.ko) cp "$path" "$stage/lib/modules/$name" ;;
-		*.ko.xz) xz -dc "$path" >"$stage/lib/modules/${name%.xz}" && name=${name%.xz} ;;
-		*.ko.zst) zstd -qdc "$path" >"$stage/lib/modules/${name%.zst}" && name=${name%.zst} ;;
-		*) die "unexpected module file $path" ;;
-		esac
-		echo "$name $args" >>"$stage/etc/zcusb-modules"
-	done <<<"$deps"
-done
+stage_modules "$stage" "${MODULES[@]}"
 
 tmp=$OUT.tmp.$$
 (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null) >"$tmp" ||

@@ -169,7 +169,7 @@ make_sys_tree() {
 fingerprint() { # DIR
 	{
 		echo "kernel $ZCUSB_KVER"
-		sha256sum "$HERE/init" "$HERE/run-vm.sh" "$HERE/build-initramfs.sh" | cut -d' ' -f1
+		sha256sum "$HERE/init" "$HERE/run-vm.sh" "$HERE/build-initramfs.sh" "$HERE/stage-modules.sh" | cut -d' ' -f1
 		cd "$1"
 		find root sys guest cases bin kmod -printf '%p %y %m %l\n' | LC_ALL=C sort
 		find root sys guest cases bin kmod -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum

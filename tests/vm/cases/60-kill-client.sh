@@ -50,10 +50,8 @@ note "BytesPerClient $per_client, BytesPerUser $per_user"
 # holds 8 MiB plus its ring.
 victim_bytes=$((8 << 20))
 step "zcin streams from the SourceSink (zcusbctl read, 8 x 1 MiB in flight), then SIGKILL"
-spawn_as /tmp/victim.out /tmp/victim.err zcin zcusbctl read "$ss" --interface 0 --endpoint 0x81 \
-	--bytes 1024G --transfer-size 1M --queue-depth 8 --timeout 0
+stream_start /tmp/victim.out /tmp/victim.err "$ss" --transfer-size 1M --queue-depth 8 --timeout 0
 victim=$SPAWNED
-wait_until 30 "the victim's claim of $ss (zcusbd journal)" journal_has "of $ss claimed by"
 sleep 2
 kill -0 "$victim" 2>/dev/null || fail "the victim stopped streaming by itself: $(cat /tmp/victim.err)"
 victim_claim=""

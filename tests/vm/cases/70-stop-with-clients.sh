@@ -29,10 +29,8 @@ data_users
 data_grant 0525:a4a0
 
 step "zcin streams from the SourceSink with --timeout 600000 (10 min per transfer)"
-spawn_as /tmp/reader.out /tmp/reader.err zcin zcusbctl read "$ss" --interface 0 --endpoint 0x81 \
-	--bytes 1024G --timeout 600000
+stream_start /tmp/reader.out /tmp/reader.err "$ss" --timeout 600000
 reader=$SPAWNED
-wait_until 30 "zcin's claim of $ss (zcusbd journal)" journal_has "of $ss claimed by"
 sleep 2
 kill -0 "$reader" 2>/dev/null || fail "the reader stopped by itself: $(cat /tmp/reader.err)"
 
@@ -82,10 +80,8 @@ step "a client that reacts only after zcusbd has exited does not bus-activate it
 # well-known name while a stop job ran, systemd would cancel the stop: exit 1).
 ensure_zcusbd
 journal_mark
-spawn_as /tmp/reader2.out /tmp/reader2.err zcin zcusbctl read "$ss" --interface 0 --endpoint 0x81 \
-	--bytes 1024G --timeout 600000
+stream_start /tmp/reader2.out /tmp/reader2.err "$ss" --timeout 600000
 reader=$SPAWNED
-wait_until 30 "zcin's second claim of $ss (zcusbd journal)" journal_has "of $ss claimed by"
 run kill -STOP "$reader"
 run systemctl stop zcusbd.service || fail "systemctl stop zcusbd.service with a stopped client exited $?"
 [ "$(systemctl is-active zcusbd.service || true)" = inactive ] || fail "zcusbd.service not inactive after stop"
@@ -110,11 +106,9 @@ run_as zcin zcusbctl --json read "$ss" --interface 0 --endpoint 0x81 --bytes 1M 
 cat /tmp/read.json
 
 step "zcusbd SIGKILLed under a streaming client: the client exits 5 at once, systemd restarts zcusbd"
-spawn_as /tmp/reader3.out /tmp/reader3.err zcin zcusbctl read "$ss" --interface 0 --endpoint 0x81 \
-	--bytes 1024G --timeout 600000
-reader=$SPAWNED
 journal_mark
-wait_until 30 "zcin's claim of $ss (zcusbd journal)" journal_has "of $ss claimed by"
+stream_start /tmp/reader3.out /tmp/reader3.err "$ss" --timeout 600000
+reader=$SPAWNED
 pid=$(systemctl show -P MainPID zcusbd.service)
 run kill -KILL "$pid"
 wait_exit "$reader" 5 "zcusbctl read after zcusbd was SIGKILLed"

@@ -45,11 +45,6 @@ cleanup() {
 trap cleanup EXIT
 kmsg_mark
 
-lb_intf() { # the Loopback's interface name (its port changes with replugs)
-	local d
-	d=$(gadget_sysfs lb) || fail "Loopback gadget not plugged"
-	echo "${d##*/}:1.0"
-}
 # run_as, but the process IS the command (its PID is $!: signals reach it, not a subshell).
 run_as_bg() { # USER CMD...
 	local u=$1

@@ -36,11 +36,6 @@ cleanup() {
 trap cleanup EXIT
 kmsg_mark
 
-lb_intf() {
-	local d
-	d=$(gadget_sysfs lb) || fail "Loopback gadget not plugged"
-	echo "${d##*/}:1.0"
-}
 status_is() { # BACKEND MODULE_VERSION
 	zcusbctl status --json >/tmp/status.json || fail "zcusbctl status --json exited $?"
 	cat /tmp/status.json

@@ -57,6 +57,16 @@ spawn_as() {
 	SPAWNED=$!
 }
 
+# stream_start OUT ERR DEVICE [ZCUSBCTL-READ-OPTION...]: zcin streams for ever from DEVICE's
+# interface 0, bulk IN 0x81 (zcusbctl read, stdout to OUT, stderr to ERR) in the background;
+# returns once zcusbd has logged the claim since the last journal_mark. Sets SPAWNED.
+stream_start() {
+	local out=$1 err=$2 dev=$3
+	shift 3
+	spawn_as "$out" "$err" zcin zcusbctl read "$dev" --interface 0 --endpoint 0x81 --bytes 1024G "$@"
+	wait_until 30 "zcin's claim of $dev (zcusbd journal)" journal_has "of $dev claimed by"
+}
+
 # wait_exit PID SECONDS WHAT: wait until the background child PID ends; fail if WHAT still
 # runs after SECONDS. Sets EXIT_STATUS (its exit status) and EXIT_AFTER (seconds waited).
 wait_exit() {

@@ -20,6 +20,7 @@
 #                           answers on the bus
 #   kmsg_mark / kmsg_check  kernel log lines since the mark: fail on WARN/BUG/Oops/Call Trace
 #   intf_driver INTF        the driver bound to an interface (1-1:1.0), "" if none
+#   lb_intf                 the Loopback gadget's interface (its port changes with replugs)
 
 KMOD_STAGE=${ZCUSB_VM_GUEST%/guest}/kmod
 KMOD_DRV=/sys/bus/usb/drivers/zcusb
@@ -119,5 +120,11 @@ intf_driver() {
 	local l
 	l=$(readlink "/sys/bus/usb/devices/$1/driver" 2>/dev/null) || { echo ""; return 0; }
 	echo "${l##*/}"
+}
+
+lb_intf() {
+	local d
+	d=$(gadget_sysfs lb) || fail "Loopback gadget not plugged"
+	echo "${d##*/}:1.0"
 }
 
