@@ -7,7 +7,7 @@
 
 #include "zcusb-ring.h"
 
-/* zcusbd's side of a queue's shared memory (client/include/zcusb-ring.h).
+/* zcusbd's side of a queue's shared memory (include/zcusb/zcusb-ring.h).
  * Everything the client can write is read once, with acquire ordering, and
  * checked; the daemon's own indices live here, not in shared memory. */
 

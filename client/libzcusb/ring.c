@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The client's side of a queue (client/include/zcusb-ring.h): producer of the
+ * The client's side of a queue (include/zcusb/zcusb-ring.h): producer of the
  * submission ring, consumer of the completion ring. Nothing here talks D-Bus
  * or touches the context, which is what lets distinct queues run on distinct
  * threads (see zcusb.h) and lets the unit tests play zcusbd by hand.

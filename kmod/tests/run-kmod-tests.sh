@@ -50,7 +50,7 @@ T0=$(date +%s.%N)
 # --- build the module (outside the clone; cp -p keeps mtimes so make stays incremental)
 B=$WORK/build-$ZCUSB_KVER
 mkdir -p "$B"
-cp -p "$KMOD"/*.c "$KMOD"/*.h "$KMOD/Kbuild" "$KMOD/Makefile" "$B/"
+cp -p "$KMOD"/*.c "$KMOD"/*.h "$KMOD/../include/zcusb/zcusb_abi.h" "$KMOD/Kbuild" "$KMOD/Makefile" "$B/"
 if ! make -C "$B" KDIR="$ZCUSB_KHEADERS" KMAKEFILE="$ZCUSB_KHEADERS_COMMON/Makefile" \
 	W=1 >"$B/build.log" 2>&1; then
 	cat "$B/build.log"
@@ -68,7 +68,7 @@ for f in zcusb-kmod-test harness data limits faults xhci; do
 done
 stale=0
 [ -x "$TEST" ] || stale=1
-for f in "${TEST_SRCS[@]}" "$HERE/zcusb-kmod-test.h" "$KMOD/zcusb_abi.h"; do
+for f in "${TEST_SRCS[@]}" "$HERE/zcusb-kmod-test.h" "$KMOD/../include/zcusb/zcusb_abi.h"; do
 	if [ "$f" -nt "$TEST" ]; then
 		stale=1
 	fi

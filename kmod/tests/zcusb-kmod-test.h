@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../zcusb_abi.h"
+#include "../../include/zcusb/zcusb_abi.h"
 
 #define DRV "/sys/bus/usb/drivers/zcusb"
 #define MiB (1024u * 1024u)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Prints, as JSON, the binary facts the Python side of the tier-2 tests hard-codes:
- * the queue ABI of client/include/zcusb-ring.h (sizes and offsets) and the usbfs
+ * the queue ABI of include/zcusb/zcusb-ring.h (sizes and offsets) and the usbfs
  * ioctl numbers and struct layouts of <linux/usbdevice_fs.h> that usbfs_emu.py
  * decodes. zcusbclient.py and usbfs_emu.py compare their constants with this at
  * start-up, so a header change cannot silently desynchronise the tests.

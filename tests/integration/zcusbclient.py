@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A pure-Python client of zcusbd: the D-Bus API (dbus/API.md) and the queue ABI
-(client/include/zcusb-ring.h), for the tier-2 tests.
+(include/zcusb/zcusb-ring.h), for the tier-2 tests.
 
 Three layers:
 - Client / ClaimHandle / Buffer / Queue: the library. Buffers and rings are the

@@ -3,7 +3,7 @@
 """A stand-in for zcusbd that serves org.zcusb1 with no USB at all, so that
 libzcusb's D-Bus layer and zcusbctl's transfer commands can be tested end to
 end: real memfd buffers, real rings and eventfds, the daemon's side of the
-ring protocol (client/include/zcusb-ring.h) in Python.
+ring protocol (include/zcusb/zcusb-ring.h) in Python.
 
 One device, /org/zcusb1/device/usb1_3 (0525:a4a0, serial SN1), interface 0:
   0x81 bulk IN        fills the counter pattern (byte N of the stream = N % 256)
