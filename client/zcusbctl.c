@@ -423,6 +423,7 @@ static int on_device_removed(sd_bus_message *m, void *userdata, sd_bus_error *re
 }
 
 static int cmd_monitor(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         Monitor mon = { .bus = bus };
         int r, code;
@@ -438,9 +439,15 @@ static int cmd_monitor(sd_bus *bus, int argc, char **argv) {
                                         "DeviceRemoved", on_device_removed, &mon);
         if (r < 0)
                 return fail(EXIT_FAIL, "cannot subscribe to device signals: %s", strerror(-r));
+        /* zcusbd sends device signals only to subscribers, each only about
+         * the devices it may see. This also starts zcusbd by D-Bus
+         * activation when it is not running. */
+        r = sd_bus_call_method(bus, ZCUSB_BUS_NAME, ZCUSB_MANAGER_PATH, ZCUSB_MANAGER_INTERFACE, "Subscribe", &error,
+                               NULL, "");
+        if (r < 0)
+                return fail_bus(r, &error, "subscribing to device events");
 
-        /* Subscribed first, then listed: no device falls in between. This also
-         * starts zcusbd by D-Bus activation when it is not running. */
+        /* Subscribed first, then listed: no device falls in between. */
         code = list_objects(bus, &mon.known);
         if (code != EXIT_OK)
                 return code;

@@ -516,6 +516,18 @@ static int usbfs_submit(BackendDevice *h, Transfer *t) {
         return 0;
 }
 
+static uint64_t usbfs_transfer_memory(const TransferPlan *p) {
+        /* As usbfs_submit() splits, assuming the kernel allows splitting. */
+        uint64_t n = 1;
+        uint32_t chunk = USBFS_CHUNK_MAX / (p->max_packet_size ?: 1) * (p->max_packet_size ?: 1);
+        uint64_t iso = p->opcode == ZCUSB_OP_ISO ? p->iso_packets : 0;
+
+        if (p->opcode == ZCUSB_OP_BULK && p->data_length > USBFS_CHUNK_MAX && chunk > 0)
+                n = (p->data_length + chunk - 1) / chunk;
+        return sizeof(UsbfsTransfer) + n * (sizeof(UsbfsUrb *) + sizeof(UsbfsUrb)) +
+               iso * sizeof(struct usbdevfs_iso_packet_desc);
+}
+
 static void usbfs_cancel(BackendDevice *h, Transfer *t) {
         UsbfsTransfer *ut = t->backend_data;
 
@@ -553,4 +565,5 @@ const BackendOps backend_usbfs = {
         .clear_halt = usbfs_clear_halt,
         .submit = usbfs_submit,
         .cancel = usbfs_cancel,
+        .transfer_memory = usbfs_transfer_memory,
 };

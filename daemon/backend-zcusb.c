@@ -17,7 +17,6 @@
 
 #include "backend.h"
 #include "buffer.h"
-#include "claim.h"
 #include "device.h"
 #include "log.h"
 #include "manager.h"
@@ -445,7 +444,7 @@ static void zcusb_forget_buffer(BackendDevice *h, uint8_t interface, const Buffe
 }
 
 static int zcusb_submit(BackendDevice *h, Transfer *t) {
-        ZcusbInterface *i = find_interface(h, t->claim->interface_number);
+        ZcusbInterface *i = find_interface(h, t->interface_number);
         struct zcusb_submit s = {
                 .user_data = (uint64_t) (uintptr_t) t,
                 .endpoint = t->plan.endpoint,
@@ -499,13 +498,18 @@ static int zcusb_submit(BackendDevice *h, Transfer *t) {
 }
 
 static void zcusb_cancel(BackendDevice *h, Transfer *t) {
-        ZcusbInterface *i = find_interface(h, t->claim->interface_number);
+        ZcusbInterface *i = find_interface(h, t->interface_number);
         uint64_t user_data = (uint64_t) (uintptr_t) t;
 
         if (!i)
                 return;
         if (ioctl(i->fd, ZCUSB_IOC_CANCEL, &user_data) < 0 && errno != ENOENT)
                 log_debug_errno(errno, "zcusb %s: cancel failed: %m", i->name);
+}
+
+static uint64_t zcusb_transfer_memory(const TransferPlan *plan) {
+        (void) plan;
+        return sizeof(InFlight); /* the module holds the URBs, charged to it */
 }
 
 const BackendOps backend_zcusb = {
@@ -523,4 +527,5 @@ const BackendOps backend_zcusb = {
         .submit = zcusb_submit,
         .cancel = zcusb_cancel,
         .forget_buffer = zcusb_forget_buffer,
+        .transfer_memory = zcusb_transfer_memory,
 };

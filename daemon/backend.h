@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "forward.h"
+#include "transfer-check.h"
 
 /* The data path runs over one of two backends (DESIGN.md "Backends"): the
  * zcusb.ko module (zero copy) or mainline usbfs (one kernel copy). Each is an
@@ -46,6 +47,10 @@ typedef struct BackendOps {
         int (*submit)(BackendDevice *h, Transfer *t);
         /* Ask a transfer to end early; transfer_done() follows. */
         void (*cancel)(BackendDevice *h, Transfer *t);
+
+        /* Upper bound of the memory submit() allocates for a transfer of
+         * PLAN (URBs and their bookkeeping): charged to the claim. May be NULL. */
+        uint64_t (*transfer_memory)(const TransferPlan *plan);
 
         /* A buffer is being freed (no transfer uses it): drop what the
          * backend holds for it, e.g. pinned pages. May be NULL. */

@@ -2,8 +2,15 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 
+#include "backend.h"
 #include "buffer.h"
+#include "claim.h"
+#include "log.h"
 #include "util.h"
+#include "zcusb-dbus.h"
+
+/* Buffers larger than this are refused outright, whatever the quota. */
+#define BUFFER_SIZE_MAX (UINT64_C(1) << 40)
 
 uint64_t buffer_round_size(uint64_t size) {
         uint64_t page = (uint64_t) sysconf(_SC_PAGESIZE);
@@ -34,35 +41,59 @@ int memfd_new_sealed(const char *name, size_t size, int *ret_fd, void **ret_map)
         return 0;
 }
 
-int buffer_new(Claim *c, uint32_t id, uint64_t size, Buffer **ret) {
+int buffer_new(Claim *c, uint64_t size, Buffer **ret, int *ret_fd, sd_bus_error *error) {
         _cleanup_close_ int fd = -EBADF;
+        uint64_t rounded = buffer_round_size(size);
         Buffer *b;
         void *map;
         int r;
 
-        if (size == 0 || size > (uint64_t) SIZE_MAX)
-                return -EINVAL;
-        r = memfd_new_sealed("zcusb-buffer", (size_t) size, &fd, &map);
+        if (size == 0 || rounded == 0 || rounded > BUFFER_SIZE_MAX || rounded > (uint64_t) SIZE_MAX)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT,
+                                         "Buffer size %llu is not between 1 byte and 1 TiB.",
+                                         (unsigned long long) size);
+
+        r = claim_take_count(c, QUOTA_BUFFERS, error);
         if (r < 0)
                 return r;
-
-        b = calloc(1, sizeof(*b));
-        if (!b) {
-                munmap(map, (size_t) size);
-                return -ENOMEM;
+        r = claim_charge(c, rounded, error);
+        if (r < 0) {
+                claim_put_count(c, QUOTA_BUFFERS);
+                return r;
         }
-        *b = (Buffer) { .claim = c, .id = id, .fd = TAKE_FD(fd), .map = map, .size = size };
+        b = calloc(1, sizeof(*b));
+        r = b ? memfd_new_sealed("zcusb-buffer", (size_t) rounded, &fd, &map) : -ENOMEM;
+        if (r < 0) {
+                free(b);
+                claim_uncharge(c, rounded);
+                claim_put_count(c, QUOTA_BUFFERS);
+                log_warning_errno(r, "Cannot allocate a %llu-byte buffer: %m", (unsigned long long) rounded);
+                return sd_bus_error_setf(error, ZCUSB_ERROR_FAILED, "zcusbd cannot allocate a %llu-byte buffer: %s.",
+                                         (unsigned long long) rounded, strerror(-r));
+        }
+        *b = (Buffer) { .claim = c, .id = c->next_buffer_id++, .map = map, .size = rounded };
+        TAILQ_INSERT_TAIL(&c->buffers, b, link);
+        c->n_buffers++;
         *ret = b;
+        *ret_fd = TAKE_FD(fd);
         return 0;
 }
 
 Buffer *buffer_free(Buffer *b) {
+        Claim *c;
+
         if (!b)
                 return NULL;
-        if (b->map)
-                munmap(b->map, (size_t) b->size);
-        if (b->fd >= 0)
-                close(b->fd);
+        c = b->claim;
+        if (b->users > 0)
+                log_error("Buffer %u of %s freed with %u transfers on it: bug.", b->id, c->object_path, b->users);
+        TAILQ_REMOVE(&c->buffers, b, link);
+        c->n_buffers--;
+        if (c->handle && c->backend->forget_buffer)
+                c->backend->forget_buffer(c->handle, c->interface_number, b);
+        munmap(b->map, (size_t) b->size);
+        claim_uncharge(c, b->size);
+        claim_put_count(c, QUOTA_BUFFERS);
         free(b);
         return NULL;
 }

@@ -4,15 +4,20 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <systemd/sd-bus.h>
 
 #include "forward.h"
 
 /* A sealed memfd shared with the client: the client maps it, zcusbd maps it
- * too and points transfers into it. Charged to the claim's client. */
+ * too and points transfers into it. zcusbd keeps only the mapping; the fd
+ * exists to be handed to the client once.
+ *
+ * buffer_new() takes the claim's BuffersPerClient= count, charges the size,
+ * creates the memfd and links the buffer into its claim; buffer_free()
+ * undoes all of it (and tells the backend to drop what it holds for it). */
 struct Buffer {
         Claim *claim;
         uint32_t id;
-        int fd;
         uint8_t *map;
         uint64_t size;  /* whole pages */
         unsigned users; /* transfers in flight on it */
@@ -23,9 +28,15 @@ struct Buffer {
  * mapped shared and writable: what buffers and queue rings live in. */
 int memfd_new_sealed(const char *name, size_t size, int *ret_fd, void **ret_map);
 
-/* Create a buffer of at least SIZE bytes. The caller charges and uncharges. */
-int buffer_new(Claim *c, uint32_t id, uint64_t size, Buffer **ret);
+/* A buffer of at least SIZE bytes for claim C; *ret_fd (the caller's to
+ * close) is what the client maps. Named bus errors go to *error. */
+int buffer_new(Claim *c, uint64_t size, Buffer **ret, int *ret_fd, sd_bus_error *error);
+/* Only for a buffer no transfer uses (users == 0). */
 Buffer *buffer_free(Buffer *b);
+
+static inline void buffer_freep(Buffer **b) {
+        buffer_free(*b);
+}
 
 /* Round SIZE up to whole pages; 0 if it would overflow. */
 uint64_t buffer_round_size(uint64_t size);

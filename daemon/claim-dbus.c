@@ -3,10 +3,10 @@
 
 #include "buffer.h"
 #include "claim.h"
-#include "client.h"
 #include "device.h"
 #include "log.h"
 #include "manager.h"
+#include "peer.h"
 #include "queue.h"
 #include "transfer.h"
 #include "usb-descriptors.h"
@@ -29,7 +29,7 @@ int claim_object_find(sd_bus *bus, const char *path, const char *interface, void
                 return -ENOENT;
         }
         if (message && sd_bus_message_get_sender(message) &&
-            !streq(sd_bus_message_get_sender(message), c->client->name)) {
+            !streq(sd_bus_message_get_sender(message), c->peer->name)) {
                 sd_bus_error_setf(error, ZCUSB_ERROR_ACCESS_DENIED, "Claim %s belongs to another client.", path);
                 return -EACCES;
         }
@@ -52,7 +52,7 @@ int claim_node_enumerator(sd_bus *bus, const char *path, void *userdata, char **
         if (!l)
                 return -ENOMEM;
         TAILQ_FOREACH(c, &m->claims, manager_link) {
-                if (c->client->disconnected || (sender && !streq(sender, c->client->name)))
+                if (c->peer->disconnected || (sender && !streq(sender, c->peer->name)))
                         continue;
                 l[n] = strdup(c->object_path);
                 if (!l[n++])
@@ -73,10 +73,10 @@ static int claim_check_active(Claim *c, sd_bus_error *error) {
 }
 
 static int method_alloc_buffer(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        _cleanup_free_ char *why = NULL;
+        _cleanup_(buffer_freep) Buffer *b = NULL;
+        _cleanup_close_ int fd = -EBADF;
         Claim *c = userdata;
-        uint64_t size, rounded;
-        Buffer *b;
+        uint64_t size;
         int r;
 
         r = sd_bus_message_read(message, "t", &size);
@@ -85,38 +85,14 @@ static int method_alloc_buffer(sd_bus_message *message, void *userdata, sd_bus_e
         r = claim_check_active(c, error);
         if (r < 0)
                 return r;
-        rounded = buffer_round_size(size);
-        if (size == 0 || rounded == 0 || rounded > (UINT64_C(1) << 40))
-                return sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT,
-                                         "Buffer size %llu is not between 1 byte and 1 TiB.", (unsigned long long) size);
-
-        r = quota_take(&c->manager->config, &c->client->account, QUOTA_BUFFERS, &why);
-        if (r == -EDQUOT)
-                return sd_bus_error_setf(error, ZCUSB_ERROR_QUOTA_EXCEEDED, "%s.", why);
+        r = buffer_new(c, size, &b, &fd, error);
         if (r < 0)
                 return r;
-        r = claim_charge(c, rounded, error);
-        if (r < 0) {
-                quota_put(&c->client->account, QUOTA_BUFFERS);
+        r = sd_bus_reply_method_return(message, "uht", b->id, fd, b->size);
+        if (r < 0)
                 return r;
-        }
-        r = buffer_new(c, c->next_buffer_id, rounded, &b);
-        if (r < 0) {
-                claim_uncharge(c, rounded);
-                quota_put(&c->client->account, QUOTA_BUFFERS);
-                return log_warning_errno(r, "Cannot allocate a %llu-byte buffer: %m", (unsigned long long) rounded);
-        }
-        r = sd_bus_reply_method_return(message, "uht", b->id, b->fd, b->size);
-        if (r < 0) {
-                buffer_free(b);
-                claim_uncharge(c, rounded);
-                quota_put(&c->client->account, QUOTA_BUFFERS);
-                return r;
-        }
-        c->next_buffer_id++;
-        c->n_buffers++;
-        TAILQ_INSERT_TAIL(&c->buffers, b, link);
-        return 1;
+        TAKE_PTR(b);
+        return 1; /* zcusbd keeps the mapping; the fd went to the client */
 }
 
 static int method_free_buffer(sd_bus_message *message, void *userdata, sd_bus_error *error) {
@@ -134,15 +110,15 @@ static int method_free_buffer(sd_bus_message *message, void *userdata, sd_bus_er
         if (b->users > 0)
                 return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY, "Buffer %u is used by %u transfers in flight.", id,
                                          b->users);
-        claim_drop_buffer(c, b);
+        buffer_free(b);
         return sd_bus_reply_method_return(message, "");
 }
 
 static int method_open_queue(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        _cleanup_free_ char *why = NULL;
+        _cleanup_(queue_freep) Queue *q = NULL;
+        _cleanup_close_ int fd = -EBADF;
         Claim *c = userdata;
         uint32_t entries;
-        Queue *q;
         int r;
 
         r = sd_bus_message_read(message, "u", &entries);
@@ -151,43 +127,18 @@ static int method_open_queue(sd_bus_message *message, void *userdata, sd_bus_err
         r = claim_check_active(c, error);
         if (r < 0)
                 return r;
-        if (entries < ZCUSB_RING_MIN_ENTRIES || entries > ZCUSB_RING_MAX_ENTRIES || (entries & (entries - 1)))
-                return sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT,
-                                         "Queue entries must be a power of two from %u to %u, not %u.",
-                                         ZCUSB_RING_MIN_ENTRIES, ZCUSB_RING_MAX_ENTRIES, entries);
-
-        r = quota_take(&c->manager->config, &c->client->account, QUOTA_QUEUES, &why);
-        if (r == -EDQUOT)
-                return sd_bus_error_setf(error, ZCUSB_ERROR_QUOTA_EXCEEDED, "%s.", why);
+        r = queue_new(c, entries, &q, &fd, error);
         if (r < 0)
                 return r;
-        r = claim_charge(c, ring_size(entries), error);
-        if (r < 0) {
-                quota_put(&c->client->account, QUOTA_QUEUES);
+        r = sd_bus_reply_method_return(message, "uhhh", q->id, fd, q->submit_fd, q->complete_fd);
+        if (r < 0)
                 return r;
-        }
-        r = queue_new(c, c->next_queue_id, entries, &q);
-        if (r < 0) {
-                claim_uncharge(c, ring_size(entries));
-                quota_put(&c->client->account, QUOTA_QUEUES);
-                return log_warning_errno(r, "Cannot create a queue: %m");
-        }
-        r = sd_bus_reply_method_return(message, "uhhh", q->id, q->fd, q->submit_fd, q->complete_fd);
-        if (r < 0) {
-                queue_free(q);
-                claim_uncharge(c, ring_size(entries));
-                quota_put(&c->client->account, QUOTA_QUEUES);
-                return r;
-        }
-        c->next_queue_id++;
-        c->n_queues++;
-        TAILQ_INSERT_TAIL(&c->queues, q, link);
+        TAKE_PTR(q);
         return 1;
 }
 
 static int method_close_queue(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         Claim *c = userdata;
-        Transfer *t, *next;
         uint32_t id;
         Queue *q;
         int r;
@@ -198,20 +149,11 @@ static int method_close_queue(sd_bus_message *message, void *userdata, sd_bus_er
         q = claim_find_queue(c, id);
         if (!q)
                 return sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT, "No queue %u in this claim.", id);
-        if (q->in_flight > 0) {
-                /* Cancel, and let the client close again once they are back. */
-                TAILQ_FOREACH_SAFE(t, &c->in_flight, link, next)
-                        if (t->queue == q)
-                                transfer_cancel(t, -ECANCELED);
-                if (q->in_flight > 0)
-                        return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY,
-                                                 "Queue %u had %u transfers in flight; they are being cancelled, "
-                                                 "close it again after their completions.", id, q->in_flight);
-        }
-        TAILQ_REMOVE(&c->queues, q, link);
-        c->n_queues--;
-        claim_uncharge(c, q->size);
-        quota_put(&c->client->account, QUOTA_QUEUES);
+        /* Cancel, and let the client close again once they are back. */
+        if (queue_cancel_all(q) > 0)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY,
+                                         "Queue %u had %u transfers in flight; they are being cancelled, "
+                                         "close it again after their completions.", id, q->in_flight);
         queue_free(q);
         return sd_bus_reply_method_return(message, "");
 }
@@ -238,8 +180,11 @@ static int method_set_alt_setting(sd_bus_message *message, void *userdata, sd_bu
         if (c->n_in_flight > 0)
                 return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY, "%u transfers are in flight.", c->n_in_flight);
         r = c->backend->set_alt_setting(c->handle, c->interface_number, alt);
+        if (r == -ENODEV)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_NO_SUCH_DEVICE, "The device is gone.");
         if (r < 0)
-                return sd_bus_error_set_errnof(error, -r, "Cannot select alternate setting %u: %s.", alt, strerror(-r));
+                return sd_bus_error_setf(error, ZCUSB_ERROR_FAILED, "Cannot select alternate setting %u: %s.", alt,
+                                         strerror(-r));
         c->alt_setting = alt;
         return sd_bus_reply_method_return(message, "");
 }
@@ -260,9 +205,11 @@ static int method_clear_halt(sd_bus_message *message, void *userdata, sd_bus_err
                                          "Endpoint 0x%02x is not in the claimed interface's current alternate setting.",
                                          endpoint);
         r = c->backend->clear_halt(c->handle, endpoint);
+        if (r == -ENODEV)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_NO_SUCH_DEVICE, "The device is gone.");
         if (r < 0)
-                return sd_bus_error_set_errnof(error, -r, "Cannot clear the halt of endpoint 0x%02x: %s.", endpoint,
-                                               strerror(-r));
+                return sd_bus_error_setf(error, ZCUSB_ERROR_FAILED, "Cannot clear the halt of endpoint 0x%02x: %s.",
+                                         endpoint, strerror(-r));
         return sd_bus_reply_method_return(message, "");
 }
 
@@ -273,7 +220,7 @@ static int method_release(sd_bus_message *message, void *userdata, sd_bus_error 
         if (c->release_reply)
                 return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY, "Claim %s is already being released.",
                                          c->object_path);
-        /* Replied to from claim_free(), once everything is undone. */
+        /* Replied to from claim_free() (the GC pass), once everything is undone. */
         c->release_reply = sd_bus_message_ref(message);
         claim_stop(c, CLAIM_END_RELEASED, true);
         return 1;
@@ -292,17 +239,17 @@ void claim_emit_ended(Claim *c) {
         sd_bus *bus = c->manager->bus;
         int r;
 
-        if (!bus || c->client->disconnected)
+        if (!bus || c->peer->disconnected)
                 return;
         r = sd_bus_message_new_signal(bus, &m, c->object_path, ZCUSB_CLAIM_INTERFACE, "Ended");
         if (r >= 0)
-                r = sd_bus_message_set_destination(m, c->client->name);
+                r = sd_bus_message_set_destination(m, c->peer->name);
         if (r >= 0)
                 r = sd_bus_message_append(m, "s", claim_end_to_string(c->end));
         if (r >= 0)
                 r = sd_bus_send(bus, m, NULL);
         if (r < 0)
-                log_debug_errno(r, "Cannot send Ended to %s: %m", c->client->name);
+                log_debug_errno(r, "Cannot send Ended to %s: %m", c->peer->name);
 }
 
 static int property_get_device(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -330,7 +277,7 @@ static int property_get_used(sd_bus *bus, const char *path, const char *interfac
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Claim *c = userdata;
         (void) bus, (void) path, (void) interface, (void) property, (void) error;
-        return sd_bus_message_append(reply, "t", c->client->account.bytes);
+        return sd_bus_message_append(reply, "t", c->peer->account.bytes);
 }
 
 const sd_bus_vtable claim_vtable[] = {

@@ -3,10 +3,10 @@
 
 #include "buffer.h"
 #include "claim.h"
-#include "client.h"
 #include "device.h"
 #include "log.h"
 #include "manager.h"
+#include "peer.h"
 #include "queue.h"
 #include "transfer.h"
 #include "util.h"
@@ -54,9 +54,11 @@ int claim_charge(Claim *c, uint64_t bytes, sd_bus_error *error) {
         _cleanup_free_ char *why = NULL;
         int r;
 
-        r = quota_charge_bytes(&c->manager->ledger, &c->manager->config, &c->client->account, bytes, &why);
-        if (r == -EDQUOT)
-                return sd_bus_error_setf(error, ZCUSB_ERROR_QUOTA_EXCEEDED, "%s.", why ?: "Quota exceeded");
+        r = quota_charge_bytes(&c->manager->ledger, &c->manager->config, &c->peer->account, bytes, &why);
+        if (r == -EDQUOT) {
+                (void) sd_bus_error_setf(error, ZCUSB_ERROR_QUOTA_EXCEEDED, "%s.", why ?: "Quota exceeded");
+                return -EDQUOT;
+        }
         if (r < 0)
                 return r;
         c->charged_bytes += bytes;
@@ -64,21 +66,25 @@ int claim_charge(Claim *c, uint64_t bytes, sd_bus_error *error) {
 }
 
 void claim_uncharge(Claim *c, uint64_t bytes) {
-        quota_uncharge_bytes(&c->manager->ledger, &c->client->account, bytes);
+        quota_uncharge_bytes(&c->manager->ledger, &c->peer->account, bytes);
         c->charged_bytes -= bytes <= c->charged_bytes ? bytes : c->charged_bytes;
 }
 
-void claim_drop_buffer(Claim *c, Buffer *b) {
-        TAILQ_REMOVE(&c->buffers, b, link);
-        c->n_buffers--;
-        if (c->handle && c->backend->forget_buffer)
-                c->backend->forget_buffer(c->handle, c->interface_number, b);
-        claim_uncharge(c, b->size);
-        quota_put(&c->client->account, QUOTA_BUFFERS);
-        buffer_free(b);
+int claim_take_count(Claim *c, QuotaCount kind, sd_bus_error *error) {
+        _cleanup_free_ char *why = NULL;
+        int r;
+
+        r = quota_take(&c->manager->config, &c->peer->account, kind, &why);
+        if (r == -EDQUOT)
+                (void) sd_bus_error_setf(error, ZCUSB_ERROR_QUOTA_EXCEEDED, "%s.", why ?: "Quota exceeded");
+        return r;
 }
 
-static Claim *claim_free(Claim *c) {
+void claim_put_count(Claim *c, QuotaCount kind) {
+        quota_put(&c->peer->account, kind);
+}
+
+Claim *claim_free(Claim *c) {
         Buffer *b;
         Queue *q;
 
@@ -90,19 +96,20 @@ static Claim *claim_free(Claim *c) {
                 return NULL;
         }
 
-        while ((q = TAILQ_FIRST(&c->queues))) {
-                TAILQ_REMOVE(&c->queues, q, link);
-                claim_uncharge(c, q->size);
-                quota_put(&c->client->account, QUOTA_QUEUES);
+        while ((q = TAILQ_FIRST(&c->queues)))
                 queue_free(q);
-        }
         while ((b = TAILQ_FIRST(&c->buffers)))
-                claim_drop_buffer(c, b);
-        quota_put(&c->client->account, QUOTA_CLAIMS);
+                buffer_free(b);
+        if (c->charged_bytes != 0)
+                log_error("%s: %llu bytes still charged after freeing its objects: accounting bug.",
+                          c->object_path, (unsigned long long) c->charged_bytes);
+        quota_put(&c->peer->account, QUOTA_CLAIMS);
 
+        if (c->in_gc_queue)
+                TAILQ_REMOVE(&c->manager->claim_gc_queue, c, gc_link);
         if (c->device)
                 TAILQ_REMOVE(&c->device->claims, c, device_link);
-        TAILQ_REMOVE(&c->client->claims, c, client_link);
+        TAILQ_REMOVE(&c->peer->claims, c, peer_link);
         TAILQ_REMOVE(&c->manager->claims, c, manager_link);
         if (c->handle)
                 c->backend->unref(c->handle);
@@ -111,7 +118,6 @@ static Claim *claim_free(Claim *c) {
                 device_close_handles(c->device);
 
         claim_reply_release(c);
-        sd_event_source_disable_unref(c->finish_source);
         free(c->detached_driver);
         free(c->object_path);
         free(c);
@@ -181,15 +187,9 @@ static int claim_attach(Manager *m, Device *d, uint8_t interface, bool may_detac
         return r;
 }
 
-static int claim_new_object(Claim *c) {
-        if (asprintf(&c->object_path, "%s/c%" PRIu64, ZCUSB_CLAIM_PATH_PREFIX, c->id) < 0)
-                return -ENOMEM;
-        return 0;
-}
-
-int claim_new(Client *client, Device *d, uint8_t interface, Claim **ret, sd_bus_error *error) {
-        Manager *m = client->manager;
-        _cleanup_free_ char *why = NULL, *driver = NULL, *detached = NULL;
+int claim_new(Peer *peer, Device *d, uint8_t interface, Claim **ret, sd_bus_error *error) {
+        Manager *m = peer->manager;
+        _cleanup_free_ char *why = NULL, *driver = NULL, *detached = NULL, *object_path = NULL;
         const BackendOps *backend = NULL;
         PolicyProps policy;
         Claim *c, *other;
@@ -213,13 +213,13 @@ int claim_new(Client *client, Device *d, uint8_t interface, Claim **ret, sd_bus_
                                                  "retry in a moment.", interface, d->object_path);
                 return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY, "Interface %u of %s is already claimed%s.",
                                          interface, d->object_path,
-                                         other->client == client ? " by you" : " by another client");
+                                         other->peer == peer ? " by you" : " by another client");
         }
         if (isempty(d->devnode))
                 return sd_bus_error_setf(error, ZCUSB_ERROR_NO_SUCH_DEVICE,
                                          "Device %s has no device node.", d->object_path);
 
-        r = quota_take(&m->config, &client->account, QUOTA_CLAIMS, &why);
+        r = quota_take(&m->config, &peer->account, QUOTA_CLAIMS, &why);
         if (r == -EDQUOT)
                 return sd_bus_error_setf(error, ZCUSB_ERROR_QUOTA_EXCEEDED, "%s.", why);
         if (r < 0)
@@ -228,7 +228,7 @@ int claim_new(Client *client, Device *d, uint8_t interface, Claim **ret, sd_bus_
         policy = device_interface_policy(d, interface);
         r = claim_attach(m, d, interface, parse_boolean(policy.detach) > 0, &backend, &detached, &driver);
         if (r < 0) {
-                quota_put(&client->account, QUOTA_CLAIMS);
+                quota_put(&peer->account, QUOTA_CLAIMS);
                 if (TAILQ_EMPTY(&d->claims))
                         device_close_handles(d);
                 if (r == -EBUSY && driver)
@@ -249,20 +249,22 @@ int claim_new(Client *client, Device *d, uint8_t interface, Claim **ret, sd_bus_
         }
 
         c = calloc(1, sizeof(*c));
-        if (!c) {
+        if (!c || asprintf(&object_path, "%s/c%" PRIu64, ZCUSB_CLAIM_PATH_PREFIX, m->next_claim_id + 1) < 0) {
+                free(c);
                 backend->release_interface(d->handles[backend->kind], interface, detached);
-                quota_put(&client->account, QUOTA_CLAIMS);
+                quota_put(&peer->account, QUOTA_CLAIMS);
                 if (TAILQ_EMPTY(&d->claims))
                         device_close_handles(d);
                 return -ENOMEM;
         }
         *c = (Claim) {
                 .manager = m,
-                .client = client,
+                .peer = peer,
                 .device = d,
                 .backend = backend,
                 .handle = backend->ref(d->handles[backend->kind]),
                 .id = ++m->next_claim_id,
+                .object_path = TAKE_PTR(object_path),
                 .interface_number = interface,
                 .detached_driver = TAKE_PTR(detached),
                 .next_buffer_id = 1,
@@ -272,16 +274,11 @@ int claim_new(Client *client, Device *d, uint8_t interface, Claim **ret, sd_bus_
         TAILQ_INIT(&c->queues);
         TAILQ_INIT(&c->in_flight);
         TAILQ_INSERT_TAIL(&d->claims, c, device_link);
-        TAILQ_INSERT_TAIL(&client->claims, c, client_link);
+        TAILQ_INSERT_TAIL(&peer->claims, c, peer_link);
         TAILQ_INSERT_TAIL(&m->claims, c, manager_link);
 
-        r = claim_new_object(c);
-        if (r < 0) {
-                claim_stop(c, CLAIM_END_RELEASED, true);
-                return r;
-        }
         log_info("%s: interface %u of %s claimed by %s (uid %u) over %s%s%s.", c->object_path, interface,
-                 d->object_path, client->name, (unsigned) client->account.uid, backend->name,
+                 d->object_path, peer->name, (unsigned) peer->account.uid, backend->name,
                  c->detached_driver ? ", detached " : "", strempty(c->detached_driver));
         /* No InterfacesAdded: a claim is its owner's business; the owner has
          * the path from the reply and Ended comes to it alone. */
@@ -298,42 +295,31 @@ static void claim_release_interface(Claim *c) {
                 c->backend->release_interface(c->handle, c->interface_number, c->detached_driver);
 }
 
-/* Runs outside the completion path, so nothing up the stack still holds
- * pointers into what it frees. */
-static int claim_finish(sd_event_source *s, void *userdata) {
-        Claim *c = userdata;
-        Manager *m = c->manager;
-        Client *client = c->client;
+static bool claim_drained(const Claim *c) {
+        return c->end != CLAIM_ACTIVE && TAILQ_EMPTY(&c->in_flight);
+}
 
-        (void) s;
-        if (!TAILQ_EMPTY(&c->in_flight))
-                return 0; /* the last transfer_done() schedules us again */
-
+void claim_finish(Claim *c) {
+        if (!claim_drained(c))
+                return; /* the last transfer_done() queues us again */
         claim_release_interface(c);
         if (!c->ended_signalled) {
                 c->ended_signalled = true;
                 log_info("%s: ended (%s).", c->object_path, claim_end_to_string(c->end));
                 claim_emit_ended(c);
         }
-        if (c->free_when_drained) {
-                claim_free(c);
-                client_maybe_free(client);
-                manager_claim_gone(m);
-        }
-        return 0;
 }
 
-static void claim_schedule_finish(Claim *c) {
-        int r;
+bool claim_may_gc(const Claim *c) {
+        return claim_drained(c) && c->interface_released && c->free_when_drained;
+}
 
-        if (!c->finish_source) {
-                r = sd_event_add_defer(c->manager->event, &c->finish_source, claim_finish, c);
-                if (r < 0) {
-                        log_error_errno(r, "Cannot schedule the end of %s: %m", c->object_path);
-                        return;
-                }
-        }
-        (void) sd_event_source_set_enabled(c->finish_source, SD_EVENT_ONESHOT);
+void claim_add_to_gc_queue(Claim *c) {
+        if (c->in_gc_queue)
+                return;
+        TAILQ_INSERT_TAIL(&c->manager->claim_gc_queue, c, gc_link);
+        c->in_gc_queue = true;
+        manager_schedule_gc(c->manager);
 }
 
 void claim_stop(Claim *c, ClaimEnd why, bool free_when_drained) {
@@ -344,7 +330,7 @@ void claim_stop(Claim *c, ClaimEnd why, bool free_when_drained) {
                 c->end = why;
                 c->end_status = claim_end_status(why);
                 TAILQ_FOREACH(q, &c->queues, link)
-                        ring_set_dead(&q->ring, c->end_status);
+                        queue_stop(q, c->end_status);
                 /* Cancelling may complete transfers right here (ones not yet
                  * at the kernel): walk with a saved next pointer. */
                 TAILQ_FOREACH_SAFE(t, &c->in_flight, link, next)
@@ -353,10 +339,10 @@ void claim_stop(Claim *c, ClaimEnd why, bool free_when_drained) {
                         queue_kick(q); /* post what is already there; fail what comes */
         }
         c->free_when_drained = c->free_when_drained || free_when_drained;
-        claim_schedule_finish(c);
+        claim_add_to_gc_queue(c);
 }
 
 void claim_transfer_finished(Claim *c) {
-        if (c->end != CLAIM_ACTIVE && TAILQ_EMPTY(&c->in_flight))
-                claim_schedule_finish(c);
+        if (claim_drained(c))
+                claim_add_to_gc_queue(c);
 }

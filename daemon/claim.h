@@ -9,6 +9,7 @@
 
 #include "backend.h"
 #include "forward.h"
+#include "quota.h"
 
 typedef enum ClaimEnd {
         CLAIM_ACTIVE,
@@ -18,10 +19,18 @@ typedef enum ClaimEnd {
         CLAIM_END_SHUTDOWN,       /* zcusbd is stopping */
 } ClaimEnd;
 
-/* One claimed interface, owned by one client (bus connection). */
+/* One claimed interface, owned by one peer (bus connection).
+ *
+ * Life cycle: claim_new() claims the interface, links the claim into its
+ * device, peer and manager and takes its ClaimsPerClient= count;
+ * claim_free() undoes all of it. In between, claim_stop() ends it:
+ * in-flight transfers are cancelled with end_status, and the manager's GC
+ * pass (manager_gc) releases the interface and sends Ended once nothing is
+ * in flight (claim_finish), and frees the claim once claim_may_gc() says so
+ * (released, or its peer gone). Nothing frees a claim from deeper down. */
 struct Claim {
         Manager *manager;
-        Client *client;
+        Peer *peer;
         Device *device;           /* NULL once the device is gone */
         const BackendOps *backend;
         BackendDevice *handle;
@@ -37,45 +46,53 @@ struct Claim {
         TAILQ_HEAD(, Transfer) in_flight;
         uint32_t n_buffers, n_queues, n_in_flight;
         uint32_t next_buffer_id, next_queue_id;
-        uint64_t charged_bytes;   /* this claim's part of its client's usage */
+        uint64_t charged_bytes;   /* this claim's part of its peer's usage */
 
         uint64_t submitted, completed, failed, bytes_in, bytes_out;
 
-        /* Ending: in-flight transfers are cancelled with end_status; once
-         * none is left the interface is released and Ended is signalled; the
-         * object itself goes when released or its client leaves. */
         ClaimEnd end;
         int end_status;
-        bool free_when_drained;
+        bool free_when_drained;   /* released, or its peer gone: free once drained */
         bool interface_released;
         bool ended_signalled;
-        sd_event_source *finish_source;
+        bool in_gc_queue;
         sd_bus_message *release_reply;
 
-        TAILQ_ENTRY(Claim) client_link;
+        TAILQ_ENTRY(Claim) peer_link;
         TAILQ_ENTRY(Claim) device_link;
         TAILQ_ENTRY(Claim) manager_link;
+        TAILQ_ENTRY(Claim) gc_link;
 };
 
-/* Claims INTERFACE of D for C. Bus errors (AccessDenied, Busy, ...) go to
- * *error with a sentence for the caller. */
-int claim_new(Client *c, Device *d, uint8_t interface, Claim **ret, sd_bus_error *error);
+/* Claims INTERFACE of D for peer P. Bus errors (AccessDenied, Busy, ...) go
+ * to *error with a sentence for the caller; then nothing is left behind. */
+int claim_new(Peer *p, Device *d, uint8_t interface, Claim **ret, sd_bus_error *error);
+/* Unlink, uncharge and free; only the GC pass calls it. */
+Claim *claim_free(Claim *c);
 
 /* Begin ending the claim (idempotent; a later call can only add
- * free_when_drained). */
+ * free_when_drained). Never frees. */
 void claim_stop(Claim *c, ClaimEnd why, bool free_when_drained);
 
-/* A transfer of this claim ended: finish an ending claim once drained. */
+void claim_add_to_gc_queue(Claim *c);
+/* Once an ended claim has nothing in flight: release the interface and send
+ * Ended (each once). For the GC pass. */
+void claim_finish(Claim *c);
+bool claim_may_gc(const Claim *c);
+
+/* A transfer of this claim ended: an ending claim may now be drained. */
 void claim_transfer_finished(Claim *c);
 
 Buffer *claim_find_buffer(Claim *c, uint32_t id);
-/* Unlink, uncharge and free a buffer no transfer uses. */
-void claim_drop_buffer(Claim *c, Buffer *b);
 Queue *claim_find_queue(Claim *c, uint32_t id);
 
-/* Charge/uncharge bytes to the claim's client (and uid, and everyone). */
+/* Charge/uncharge bytes to the claim's peer (and uid, and everyone):
+ * -EDQUOT with a QuotaExceeded sentence in *error. */
 int claim_charge(Claim *c, uint64_t bytes, sd_bus_error *error);
 void claim_uncharge(Claim *c, uint64_t bytes);
+/* Take/put one of the claim's peer's counted objects (QUOTA_BUFFERS, ...). */
+int claim_take_count(Claim *c, QuotaCount kind, sd_bus_error *error);
+void claim_put_count(Claim *c, QuotaCount kind);
 
 const char *claim_end_to_string(ClaimEnd e);
 int claim_end_status(ClaimEnd e);

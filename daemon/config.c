@@ -25,6 +25,8 @@ void config_init(Config *c) {
                 .buffers_per_client = 64,
                 .queues_per_client = 8,
                 .in_flight_per_client = 512,
+                .clients_per_user = 64,
+                .clients_global = 1024,
         };
 }
 
@@ -129,6 +131,8 @@ static const KeyInfo keys[] = {
         { "Quota",  "BuffersPerClient",  parse_count_field, offsetof(Config, buffers_per_client) },
         { "Quota",  "QueuesPerClient",   parse_count_field, offsetof(Config, queues_per_client) },
         { "Quota",  "InFlightPerClient", parse_count_field, offsetof(Config, in_flight_per_client) },
+        { "Quota",  "ClientsPerUser",    parse_count_field, offsetof(Config, clients_per_user) },
+        { "Quota",  "ClientsGlobal",     parse_count_field, offsetof(Config, clients_global) },
 };
 
 static bool section_known(const char *section) {

@@ -23,6 +23,10 @@ typedef struct Config {
         uint32_t buffers_per_client;
         uint32_t queues_per_client;
         uint32_t in_flight_per_client;
+        /* Bus connections zcusbd keeps state for (claims, subscriptions):
+         * per uid and in all. root is never refused for being one too many. */
+        uint32_t clients_per_user;
+        uint32_t clients_global;
 } Config;
 
 void config_init(Config *c);

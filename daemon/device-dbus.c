@@ -6,8 +6,9 @@
 #include "util.h"
 #include "zcusb-dbus.h"
 
-/* Resolve PATH for the message being handled, if any. Signals we emit
- * ourselves (InterfacesAdded) have no current message and see everything. */
+/* Resolve PATH for the message being handled, if any. (Device signals are
+ * built without a lookup, for peers already known to see the device:
+ * manager-dbus.c.) */
 static int device_lookup(Manager *m, sd_bus *bus, const char *path, Device **ret, sd_bus_error *error) {
         sd_bus_message *message = sd_bus_get_current_message(bus);
         const Caller *caller;
@@ -186,14 +187,3 @@ const sd_bus_vtable device_vtable[] = {
 
         SD_BUS_VTABLE_END
 };
-
-int device_emit_interfaces_changed(Device *d, bool config_changed) {
-        sd_bus *bus = d->manager->bus;
-
-        if (!bus)
-                return 0;
-        if (config_changed)
-                return sd_bus_emit_properties_changed(bus, d->object_path, ZCUSB_DEVICE_INTERFACE,
-                                                      "Interfaces", "ActiveConfiguration", NULL);
-        return sd_bus_emit_properties_changed(bus, d->object_path, ZCUSB_DEVICE_INTERFACE, "Interfaces", NULL);
-}

@@ -4,7 +4,7 @@
 /* The daemon's object types, for headers that only pass pointers around. */
 typedef struct Manager Manager;
 typedef struct Device Device;
-typedef struct Client Client;
+typedef struct Peer Peer;
 typedef struct Claim Claim;
 typedef struct Buffer Buffer;
 typedef struct Queue Queue;

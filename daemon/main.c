@@ -96,10 +96,11 @@ static void print_config(const Config *c) {
         printf("[Daemon]\nBackend=%s\nLoadModule=%s\n\n", backend_choice_to_string(c->backend),
                c->load_module ? "yes" : "no");
         printf("[Quota]\nBytesPerClient=%s\nBytesPerUser=%s\nBytesGlobal=%s\n"
-               "ClaimsPerClient=%u\nBuffersPerClient=%u\nQueuesPerClient=%u\nInFlightPerClient=%u\n",
+               "ClaimsPerClient=%u\nBuffersPerClient=%u\nQueuesPerClient=%u\nInFlightPerClient=%u\n"
+               "ClientsPerUser=%u\nClientsGlobal=%u\n",
                format_size(a, sizeof(a), c->bytes_per_client), format_size(b, sizeof(b), c->bytes_per_user),
                format_size(g, sizeof(g), c->bytes_global), c->claims_per_client, c->buffers_per_client,
-               c->queues_per_client, c->in_flight_per_client);
+               c->queues_per_client, c->in_flight_per_client, c->clients_per_user, c->clients_global);
 }
 
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {

@@ -2,9 +2,10 @@
 #include <stddef.h>
 
 #include "claim.h"
-#include "client.h"
 #include "log.h"
+#include "bus-unicast.h"
 #include "manager.h"
+#include "peer.h"
 #include "util.h"
 #include "zcusb-dbus.h"
 
@@ -71,7 +72,7 @@ static int method_claim_interface(sd_bus_message *message, void *userdata, sd_bu
         const Caller *caller;
         const char *path;
         uint8_t interface;
-        Client *client;
+        Peer *peer;
         Claim *claim;
         Device *d;
         int r;
@@ -95,15 +96,44 @@ static int method_claim_interface(sd_bus_message *message, void *userdata, sd_bu
                 return sd_bus_error_setf(error, ZCUSB_ERROR_ACCESS_DENIED,
                                          "You may not claim interface %u of %s.", interface, path);
 
-        r = manager_acquire_client(m, message, caller, &client);
+        /* A peer that ends up without the claim is collected by the next
+         * GC pass: a refused claim leaves nothing behind. */
+        r = manager_acquire_peer(m, message, caller, &peer, error);
+        if (r < 0 || sd_bus_error_is_set(error))
+                return r;
+        r = claim_new(peer, d, interface, &claim, error);
+        if (r < 0 || sd_bus_error_is_set(error))
+                return r;
+        return sd_bus_reply_method_return(message, "o", claim->object_path);
+}
+
+static int method_subscribe(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const Caller *caller;
+        Peer *peer;
+        int r;
+
+        r = manager_get_caller(m, message, &caller);
         if (r < 0)
                 return r;
-        r = claim_new(client, d, interface, &claim, error);
-        if (r < 0 || sd_bus_error_is_set(error)) {
-                client_maybe_free(client);
+        r = manager_acquire_peer(m, message, caller, &peer, error);
+        if (r < 0 || sd_bus_error_is_set(error))
                 return r;
+        peer->subscribed = true;
+        return sd_bus_reply_method_return(message, "");
+}
+
+static int method_unsubscribe(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        Peer *peer;
+
+        (void) error;
+        peer = manager_find_peer(m, sd_bus_message_get_sender(message) ?: "");
+        if (peer) {
+                peer->subscribed = false;
+                peer_add_to_gc_queue(peer);
         }
-        return sd_bus_reply_method_return(message, "o", claim->object_path);
+        return sd_bus_reply_method_return(message, "");
 }
 
 static int property_get_backend(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -162,32 +192,81 @@ const sd_bus_vtable manager_vtable[] = {
                                 method_claim_interface,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
 
+        SD_BUS_METHOD_WITH_ARGS("Subscribe",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_NO_RESULT,
+                                method_subscribe,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Unsubscribe",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_NO_RESULT,
+                                method_unsubscribe,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+
+        /* Unicast, to subscribed peers that may see the device. */
         SD_BUS_SIGNAL_WITH_ARGS("DeviceAdded", SD_BUS_ARGS("o", device), 0),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceRemoved", SD_BUS_ARGS("o", device), 0),
 
         SD_BUS_VTABLE_END
 };
 
-int manager_emit_device_added(Manager *m, Device *d) {
-        int r;
-
-        if (!m->bus)
-                return 0;
-        r = sd_bus_emit_object_added(m->bus, d->object_path);
-        if (r < 0)
-                log_debug_errno(r, "Cannot emit InterfacesAdded for %s: %m", d->object_path);
-        return sd_bus_emit_signal(m->bus, ZCUSB_MANAGER_PATH, ZCUSB_MANAGER_INTERFACE, "DeviceAdded", "o",
-                                  d->object_path);
+static bool peer_hears_of(const Peer *p, const Device *d) {
+        return p->subscribed && !p->disconnected && device_visible_to(d, &p->caller);
 }
 
-int manager_emit_device_removed(Manager *m, Device *d) {
+void manager_emit_device_added(Manager *m, Device *d) {
+        Peer *p;
         int r;
 
         if (!m->bus)
-                return 0;
-        r = sd_bus_emit_object_removed(m->bus, d->object_path);
-        if (r < 0)
-                log_debug_errno(r, "Cannot emit InterfacesRemoved for %s: %m", d->object_path);
-        return sd_bus_emit_signal(m->bus, ZCUSB_MANAGER_PATH, ZCUSB_MANAGER_INTERFACE, "DeviceRemoved", "o",
-                                  d->object_path);
+                return;
+        TAILQ_FOREACH(p, &m->peers, link) {
+                if (!peer_hears_of(p, d))
+                        continue;
+                r = bus_unicast_interfaces_added(m->bus, p->name, ZCUSB_MANAGER_PATH, d->object_path,
+                                                 ZCUSB_DEVICE_INTERFACE, device_vtable, d);
+                if (r >= 0)
+                        r = bus_unicast_signal_o(m->bus, p->name, ZCUSB_MANAGER_PATH, ZCUSB_MANAGER_INTERFACE,
+                                                 "DeviceAdded", d->object_path);
+                if (r < 0)
+                        log_debug_errno(r, "Cannot tell %s of %s: %m", p->name, d->object_path);
+        }
+}
+
+void manager_emit_device_removed(Manager *m, Device *d) {
+        Peer *p;
+        int r;
+
+        if (!m->bus)
+                return;
+        TAILQ_FOREACH(p, &m->peers, link) {
+                if (!peer_hears_of(p, d))
+                        continue;
+                r = bus_unicast_interfaces_removed(m->bus, p->name, ZCUSB_MANAGER_PATH, d->object_path,
+                                                   ZCUSB_DEVICE_INTERFACE);
+                if (r >= 0)
+                        r = bus_unicast_signal_o(m->bus, p->name, ZCUSB_MANAGER_PATH, ZCUSB_MANAGER_INTERFACE,
+                                                 "DeviceRemoved", d->object_path);
+                if (r < 0)
+                        log_debug_errno(r, "Cannot tell %s of %s: %m", p->name, d->object_path);
+        }
+}
+
+void device_emit_interfaces_changed(Device *d, bool config_changed) {
+        static char *const interfaces_only[] = { (char *) "Interfaces", NULL };
+        static char *const with_config[] = { (char *) "Interfaces", (char *) "ActiveConfiguration", NULL };
+        Manager *m = d->manager;
+        Peer *p;
+        int r;
+
+        if (!m->bus)
+                return;
+        TAILQ_FOREACH(p, &m->peers, link) {
+                if (!peer_hears_of(p, d))
+                        continue;
+                r = bus_unicast_properties_changed(m->bus, p->name, d->object_path, ZCUSB_DEVICE_INTERFACE,
+                                                   device_vtable, d, config_changed ? with_config : interfaces_only);
+                if (r < 0)
+                        log_debug_errno(r, "Cannot tell %s of %s: %m", p->name, d->object_path);
+        }
 }

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include "claim.h"
-#include "client.h"
 #include "log.h"
 #include "manager.h"
 #include "module.h"
+#include "peer.h"
 #include "util.h"
 #include "zcusb-dbus.h"
+
+static int manager_on_gc(sd_event_source *s, void *userdata);
 
 int manager_new(const Config *config, Manager **ret) {
         _cleanup_(manager_freep) Manager *m = NULL;
@@ -17,13 +19,21 @@ int manager_new(const Config *config, Manager **ret) {
         if (!m)
                 return -ENOMEM;
         TAILQ_INIT(&m->devices);
-        TAILQ_INIT(&m->clients);
+        TAILQ_INIT(&m->peers);
         TAILQ_INIT(&m->claims);
+        TAILQ_INIT(&m->claim_gc_queue);
+        TAILQ_INIT(&m->peer_gc_queue);
         m->config = *config;
 
         r = sd_event_default(&m->event);
         if (r < 0)
                 return r;
+        r = sd_event_add_defer(m->event, &m->gc_source, manager_on_gc, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(m->gc_source, SD_EVENT_OFF);
+        /* After the bus and the rings: collect what a whole iteration let go. */
+        (void) sd_event_source_set_priority(m->gc_source, SD_EVENT_PRIORITY_IDLE);
 
         m->backend = backend_select(&m->config, &reason);
         if (reason)
@@ -47,23 +57,23 @@ Manager *manager_free(Manager *m) {
         if (!TAILQ_EMPTY(&m->claims))
                 log_warning("Exiting with claims still draining.");
         else {
-                /* Connected clients without claims: their bus tracking
-                 * holds references on the bus, so they go first. */
-                Client *c;
-                while ((c = TAILQ_FIRST(&m->clients)))
-                        client_free(c);
+                Peer *p;
+                while ((p = TAILQ_FIRST(&m->peers)))
+                        peer_free(p);
         }
         while ((d = TAILQ_FIRST(&m->devices))) {
                 TAILQ_REMOVE(&m->devices, d, link);
                 device_free(d);
         }
         sd_device_monitor_unref(m->monitor);
+        sd_bus_slot_unref(m->peer_gone_slot);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
         free(m->caller_cache.sender);
         caller_done(&m->caller_cache.caller);
         free(m->module_version);
         sd_event_source_disable_unref(m->shutdown_timer);
+        sd_event_source_disable_unref(m->gc_source);
         quota_ledger_done(&m->ledger);
         free(m);
         return NULL;
@@ -78,11 +88,72 @@ Claim *manager_find_claim_by_path(Manager *m, const char *object_path) {
         return NULL;
 }
 
-void manager_claim_gone(Manager *m) {
+void manager_schedule_gc(Manager *m) {
+        (void) sd_event_source_set_enabled(m->gc_source, SD_EVENT_ONESHOT);
+}
+
+/* The one place claims and peers are freed (logind's manager_gc). A claim
+ * is finished (interface released, Ended sent) once drained, freed once
+ * released or orphaned; its peer is looked at after it. */
+static int manager_on_gc(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        Claim *c;
+        Peer *p;
+
+        (void) s;
+        while ((c = TAILQ_FIRST(&m->claim_gc_queue))) {
+                TAILQ_REMOVE(&m->claim_gc_queue, c, gc_link);
+                c->in_gc_queue = false;
+                claim_finish(c);
+                if (claim_may_gc(c)) {
+                        p = c->peer;
+                        claim_free(c);
+                        peer_add_to_gc_queue(p);
+                }
+        }
+        while ((p = TAILQ_FIRST(&m->peer_gc_queue))) {
+                TAILQ_REMOVE(&m->peer_gc_queue, p, gc_link);
+                p->in_gc_queue = false;
+                if (peer_may_gc(p))
+                        peer_free(p);
+        }
         if (m->shutting_down && TAILQ_EMPTY(&m->claims)) {
                 log_info("All claims ended.");
                 (void) sd_event_exit(m->event, 0);
         }
+        return 0;
+}
+
+/* A peer's connection is gone: its claims end, its signals stop. */
+static void manager_peer_gone(Manager *m, Peer *p) {
+        Claim *c, *next;
+
+        (void) m;
+        log_debug("Client %s went away; ending its claims.", p->name);
+        p->disconnected = true;
+        p->subscribed = false;
+        TAILQ_FOREACH_SAFE(c, &p->claims, peer_link, next)
+                claim_stop(c, CLAIM_END_RELEASED, true);
+        peer_add_to_gc_queue(p);
+}
+
+/* One match for every peer (no match rule per peer: see peer.h). The bus
+ * driver's NameOwnerChanged for a unique name with no new owner is the
+ * connection's end, and it comes after every message that connection sent. */
+static int manager_on_name_owner_changed(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        const char *name, *old_owner, *new_owner;
+        Manager *m = userdata;
+        Peer *p;
+
+        (void) error;
+        if (sd_bus_message_read(message, "sss", &name, &old_owner, &new_owner) < 0)
+                return 0;
+        if (name[0] != ':' || !isempty(new_owner))
+                return 0;
+        p = manager_find_peer(m, name);
+        if (p)
+                manager_peer_gone(m, p);
+        return 0;
 }
 
 static int manager_on_shutdown_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -104,7 +175,8 @@ void manager_shutdown(Manager *m) {
                 return;
         }
         log_info("Ending %s claims before exit.", "all");
-        /* Transfers complete -ESHUTDOWN; each claim is freed once drained. */
+        /* Transfers complete -ESHUTDOWN; the GC pass frees each claim once
+         * drained and exits after the last. */
         TAILQ_FOREACH_SAFE(c, &m->claims, manager_link, next)
                 claim_stop(c, CLAIM_END_SHUTDOWN, true);
         /* A device that never gives its URBs back must not keep us alive. */
@@ -118,9 +190,9 @@ static void manager_recheck_claims(Device *d) {
         Claim *c, *next;
 
         TAILQ_FOREACH_SAFE(c, &d->claims, device_link, next) {
-                if (c->end != CLAIM_ACTIVE || device_may_claim_interface(d, &c->client->caller, c->interface_number))
+                if (c->end != CLAIM_ACTIVE || device_may_claim_interface(d, &c->peer->caller, c->interface_number))
                         continue;
-                log_notice("%s: access revoked for uid %u.", c->object_path, (unsigned) c->client->caller.uid);
+                log_notice("%s: access revoked for uid %u.", c->object_path, (unsigned) c->peer->caller.uid);
                 claim_stop(c, CLAIM_END_REVOKED, false);
         }
 }
@@ -326,7 +398,7 @@ static void manager_drop_device(Manager *m, Device *d) {
                         ops->unref(d->handles[k]);
                         d->handles[k] = NULL;
                 }
-        (void) manager_emit_device_removed(m, d);
+        manager_emit_device_removed(m, d);
         TAILQ_REMOVE(&m->devices, d, link);
         m->n_devices--;
         device_free(d);
@@ -352,7 +424,8 @@ static int manager_add_device(Manager *m, sd_device *dev, sd_device_action_t act
                  * properties: they must not read as a revocation. */
                 if (action == SD_DEVICE_CHANGE)
                         manager_recheck_claims(d);
-                return device_emit_interfaces_changed(d, config_changed);
+                device_emit_interfaces_changed(d, config_changed);
+                return 0;
         }
 
         r = device_new(m, dev, &d);
@@ -368,7 +441,8 @@ static int manager_add_device(Manager *m, sd_device *dev, sd_device_action_t act
         m->n_devices++;
         log_info("Device %s %04x:%04x \"%s\" at %s.", d->sysname, d->vendor_id, d->product_id,
                  d->product, d->object_path);
-        return manager_emit_device_added(m, d);
+        manager_emit_device_added(m, d);
+        return 0;
 }
 
 static void manager_remove_device(Manager *m, const char *syspath) {
@@ -419,9 +493,9 @@ static int manager_process_interface(Manager *m, sd_device *dev, sd_device_actio
                 if (action == SD_DEVICE_CHANGE)
                         manager_recheck_claims(d);
         }
-        if (!changed)
-                return 0;
-        return device_emit_interfaces_changed(d, false);
+        if (changed)
+                device_emit_interfaces_changed(d, false);
+        return 0;
 }
 
 static int manager_on_uevent(sd_device_monitor *monitor, sd_device *dev, void *userdata) {
@@ -547,6 +621,10 @@ int manager_connect_bus(Manager *m, const char *address) {
         r = sd_bus_add_object_manager(m->bus, NULL, ZCUSB_MANAGER_PATH);
         if (r < 0)
                 return log_error_errno(r, "Cannot add object manager: %m");
+        r = sd_bus_match_signal(m->bus, &m->peer_gone_slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                "org.freedesktop.DBus", "NameOwnerChanged", manager_on_name_owner_changed, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot follow bus connections (NameOwnerChanged): %m");
 
         r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)

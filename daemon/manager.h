@@ -25,10 +25,18 @@ typedef struct Manager {
         TAILQ_HEAD(, Device) devices;
         size_t n_devices;
 
-        TAILQ_HEAD(, Client) clients;
+        TAILQ_HEAD(, Peer) peers;
+        size_t n_peers;
         TAILQ_HEAD(, Claim) claims;
         uint64_t next_claim_id;
         QuotaLedger ledger;
+
+        /* Objects that may be collectable: one deferred pass (manager_gc)
+         * finishes and frees them, so nothing is freed deep in a call chain. */
+        TAILQ_HEAD(, Claim) claim_gc_queue;
+        TAILQ_HEAD(, Peer) peer_gc_queue;
+        sd_event_source *gc_source;
+        sd_bus_slot *peer_gone_slot; /* the one NameOwnerChanged match */
 
         bool shutting_down;
         sd_event_source *shutdown_timer;
@@ -61,19 +69,20 @@ Device *manager_find_device_by_address(Manager *m, uint16_t bus, uint16_t addres
 Device *manager_find_device_by_path(Manager *m, const char *object_path);
 
 /* End every claim (in-flight transfers complete -ESHUTDOWN), then exit the
- * event loop with 0. */
+ * event loop with 0 once the GC pass freed the last. */
 void manager_shutdown(Manager *m);
-/* A claim went away: exit if shutting down and it was the last. */
-void manager_claim_gone(Manager *m);
+/* Run the GC pass soon (objects were added to a GC queue). */
+void manager_schedule_gc(Manager *m);
 Claim *manager_find_claim_by_path(Manager *m, const char *object_path);
 
 /* The identity of the sender of MESSAGE, from its bus credentials only. */
 int manager_get_caller(Manager *m, sd_bus_message *message, const Caller **ret);
 
-/* manager-dbus.c */
+/* manager-dbus.c. Device signals go only to subscribed peers that may see
+ * the device, one unicast each. */
 extern const sd_bus_vtable manager_vtable[];
-int manager_emit_device_added(Manager *m, Device *d);
-int manager_emit_device_removed(Manager *m, Device *d);
+void manager_emit_device_added(Manager *m, Device *d);
+void manager_emit_device_removed(Manager *m, Device *d);
 
 /* device-dbus.c */
 extern const sd_bus_vtable device_vtable[];
@@ -81,6 +90,6 @@ int device_object_find(sd_bus *bus, const char *path, const char *interface, voi
                        void **found, sd_bus_error *error);
 int device_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes,
                            sd_bus_error *error);
-int device_emit_interfaces_changed(Device *d, bool config_changed);
+void device_emit_interfaces_changed(Device *d, bool config_changed);
 
 /* Manager.ClaimInterface lives in manager-dbus.c; the claim objects in claim-dbus.c. */

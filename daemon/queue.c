@@ -4,12 +4,13 @@
 
 #include "buffer.h"
 #include "claim.h"
-#include "client.h"
 #include "log.h"
 #include "manager.h"
+#include "peer.h"
 #include "queue.h"
 #include "transfer.h"
 #include "util.h"
+#include "zcusb-dbus.h"
 
 static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe);
 
@@ -18,6 +19,21 @@ static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe);
  * completes (a quiet IN endpoint, no timeout) must not hold up what comes
  * after it, a CANCEL of it included: look at the ring this often anyway. */
 #define QUEUE_POLL_USEC (4 * 1000)
+/* ... and a queue blocked with nothing in flight at most every 4 ms << 8 (1 s). */
+#define QUEUE_POLL_BACKOFF_MAX_SHIFT 8u
+
+/* The client broke the ring protocol (indices beyond the ring): the queue is
+ * no longer served. Said once in the log, and its doorbell is no longer
+ * watched, so a client ringing it in a loop costs zcusbd nothing. */
+static void queue_break(Queue *q, const char *why) {
+        ring_mark_broken(&q->ring);
+        (void) sd_event_source_set_enabled(q->submit_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(q->poll_source, SD_EVENT_OFF);
+        if (q->broken_logged)
+                return;
+        q->broken_logged = true;
+        log_warning("Queue %u of %s: %s; queue stopped.", q->id, q->claim->object_path, why);
+}
 
 static void queue_flush_backlog(Queue *q) {
         uint32_t n = 0;
@@ -43,16 +59,15 @@ void queue_complete(Queue *q, uint64_t user_data, int status, uint32_t actual) {
         if (q->n_backlog < q->ring.cq_entries)
                 q->backlog[q->n_backlog++] = cqe;
         else
-                log_warning("Queue %u of %s: completion for %llu lost, the client corrupted its ring.", q->id,
-                            q->claim->object_path, (unsigned long long) user_data);
+                queue_break(q, "completions lost, the client moved cq_head wrongly");
 }
 
 /* Room to take one more entry: its completion must be sure to fit. */
 static bool queue_can_take(Queue *q) {
-        Client *client = q->claim->client;
+        Peer *peer = q->claim->peer;
         const Config *config = &q->claim->manager->config;
 
-        if (client->account.counts[QUOTA_IN_FLIGHT] >= config->in_flight_per_client &&
+        if (peer->account.counts[QUOTA_IN_FLIGHT] >= config->in_flight_per_client &&
             q->claim->end == CLAIM_ACTIVE)
                 return false; /* backpressure: resumes when a transfer ends */
         return ring_cq_space(&q->ring) > q->in_flight + q->n_backlog;
@@ -65,15 +80,27 @@ static int queue_on_poll(sd_event_source *s, uint64_t usec, void *userdata);
  * when it reaps, so nothing but this timer brings us back to take them. */
 static void queue_arm_poll(Queue *q, bool blocked) {
         int enabled = SD_EVENT_OFF;
+        uint64_t period;
 
         if ((q->in_flight == 0 && !blocked) || q->ring.broken) {
+                q->blocked_polls = 0;
                 (void) sd_event_source_set_enabled(q->poll_source, SD_EVENT_OFF);
                 return;
         }
         /* Already pending: one wakeup per period, however busy the queue. */
         if (sd_event_source_get_enabled(q->poll_source, &enabled) >= 0 && enabled != SD_EVENT_OFF)
                 return;
-        (void) sd_event_source_set_time_relative(q->poll_source, QUEUE_POLL_USEC);
+        /* Blocked with nothing in flight is a client that does not reap (or
+         * a cq_head that makes no sense): look less and less often, so such
+         * a queue costs an idle zcusbd next to nothing, yet resumes when the
+         * client puts its ring right. */
+        period = QUEUE_POLL_USEC;
+        if (q->in_flight == 0) {
+                period <<= q->blocked_polls < QUEUE_POLL_BACKOFF_MAX_SHIFT ? q->blocked_polls : QUEUE_POLL_BACKOFF_MAX_SHIFT;
+                q->blocked_polls++;
+        } else
+                q->blocked_polls = 0;
+        (void) sd_event_source_set_time_relative(q->poll_source, period);
         (void) sd_event_source_set_enabled(q->poll_source, SD_EVENT_ONESHOT);
 }
 
@@ -83,7 +110,11 @@ static void queue_process(Queue *q) {
         int r;
 
         queue_flush_backlog(q);
+        /* A broken ring takes nothing more; completions of what it had
+         * started are still posted (as far as they fit) and rung. */
         for (;;) {
+                if (q->ring.broken)
+                        break;
                 if (!queue_can_take(q)) {
                         /* With nothing in flight no completion brings us
                          * back: ask for a doorbell, and poll if entries
@@ -93,8 +124,7 @@ static void queue_process(Queue *q) {
                 }
                 r = ring_fetch_sqe(&q->ring, &sqe);
                 if (r < 0) {
-                        log_warning("Queue %u of %s: submission ring indices are corrupt; queue stopped.", q->id,
-                                    q->claim->object_path);
+                        queue_break(q, "submission ring indices are corrupt (sq_tail beyond the ring)");
                         break;
                 }
                 if (r == 0) {
@@ -108,7 +138,8 @@ static void queue_process(Queue *q) {
                 queue_handle_entry(q, &sqe);
         }
         ring_publish(&q->ring);
-        queue_arm_poll(q, blocked);
+        if (!q->ring.broken)
+                queue_arm_poll(q, blocked);
 
         if (q->posted && ring_client_wants_wakeup(&q->ring)) {
                 if (eventfd_write(q->complete_fd, 1) < 0 && errno != EAGAIN)
@@ -219,39 +250,57 @@ fail:
         queue_complete(q, sqe->user_data, r, 0);
 }
 
-int queue_new(Claim *c, uint32_t id, uint32_t entries, Queue **ret) {
+int queue_new(Claim *c, uint32_t entries, Queue **ret, int *ret_fd, sd_bus_error *error) {
+        _cleanup_(queue_freep) Queue *q = NULL;
         _cleanup_close_ int fd = -EBADF;
-        Queue *q;
         size_t size;
         void *map;
         int r;
 
         if (entries < ZCUSB_RING_MIN_ENTRIES || entries > ZCUSB_RING_MAX_ENTRIES || (entries & (entries - 1)))
-                return -EINVAL;
+                return sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT,
+                                         "Queue entries must be a power of two from %u to %u, not %u.",
+                                         ZCUSB_RING_MIN_ENTRIES, ZCUSB_RING_MAX_ENTRIES, entries);
         size = ring_size(entries);
+
+        r = claim_take_count(c, QUOTA_QUEUES, error);
+        if (r < 0)
+                return r;
+        r = claim_charge(c, size, error);
+        if (r < 0) {
+                claim_put_count(c, QUOTA_QUEUES);
+                return r;
+        }
+        q = calloc(1, sizeof(*q));
+        if (!q) {
+                claim_uncharge(c, size);
+                claim_put_count(c, QUOTA_QUEUES);
+                return -ENOMEM;
+        }
+        /* Linked and charged from here: queue_free() undoes both. */
+        *q = (Queue) {
+                .claim = c, .id = c->next_queue_id++, .size = size,
+                .submit_fd = -EBADF, .complete_fd = -EBADF,
+        };
+        TAILQ_INSERT_TAIL(&c->queues, q, link);
+        c->n_queues++;
 
         r = memfd_new_sealed("zcusb-queue", size, &fd, &map);
         if (r < 0)
-                return r;
-
-        q = calloc(1, sizeof(*q));
-        if (!q) {
-                munmap(map, size);
-                return -ENOMEM;
-        }
-        *q = (Queue) {
-                .claim = c, .id = id, .fd = TAKE_FD(fd), .map = map, .size = size,
-                .submit_fd = -EBADF, .complete_fd = -EBADF,
-        };
+                goto fail;
+        q->map = map;
         ring_init(&q->ring, map, entries);
 
         q->backlog = calloc(q->ring.cq_entries, sizeof(*q->backlog));
+        if (!q->backlog) {
+                r = -ENOMEM;
+                goto fail;
+        }
         q->submit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         q->complete_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (!q->backlog || q->submit_fd < 0 || q->complete_fd < 0) {
-                r = q->backlog ? -errno : -ENOMEM;
-                queue_free(q);
-                return r;
+        if (q->submit_fd < 0 || q->complete_fd < 0) {
+                r = -errno;
+                goto fail;
         }
         r = sd_event_add_io(c->manager->event, &q->submit_source, q->submit_fd, EPOLLIN, queue_on_submit, q);
         if (r >= 0)
@@ -263,17 +312,28 @@ int queue_new(Claim *c, uint32_t id, uint32_t entries, Queue **ret) {
                                                QUEUE_POLL_USEC / 4, queue_on_poll, q);
         if (r >= 0)
                 r = sd_event_source_set_enabled(q->poll_source, SD_EVENT_OFF);
-        if (r < 0) {
-                queue_free(q);
-                return r;
-        }
-        *ret = q;
+        if (r < 0)
+                goto fail;
+        *ret_fd = TAKE_FD(fd);
+        *ret = TAKE_PTR(q);
         return 0;
+
+fail:
+        log_warning_errno(r, "Cannot create a queue: %m");
+        return sd_bus_error_setf(error, ZCUSB_ERROR_FAILED, "zcusbd cannot create a queue: %s.", strerror(-r));
 }
 
 Queue *queue_free(Queue *q) {
+        Claim *c;
+
         if (!q)
                 return NULL;
+        c = q->claim;
+        if (q->in_flight > 0)
+                log_error("Queue %u of %s freed with %u transfers in flight: bug.", q->id, c->object_path,
+                          q->in_flight);
+        TAILQ_REMOVE(&c->queues, q, link);
+        c->n_queues--;
         sd_event_source_disable_unref(q->submit_source);
         sd_event_source_disable_unref(q->defer_source);
         sd_event_source_disable_unref(q->poll_source);
@@ -283,9 +343,22 @@ Queue *queue_free(Queue *q) {
                 close(q->complete_fd);
         if (q->map)
                 munmap(q->map, q->size);
-        if (q->fd >= 0)
-                close(q->fd);
         free(q->backlog);
+        claim_uncharge(c, q->size);
+        claim_put_count(c, QUOTA_QUEUES);
         free(q);
         return NULL;
+}
+
+unsigned queue_cancel_all(Queue *q) {
+        Transfer *t, *next;
+
+        TAILQ_FOREACH_SAFE(t, &q->claim->in_flight, link, next)
+                if (t->queue == q)
+                        transfer_cancel(t, -ECANCELED);
+        return q->in_flight;
+}
+
+void queue_stop(Queue *q, int end_status) {
+        ring_set_dead(&q->ring, end_status);
 }

@@ -4,16 +4,23 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "forward.h"
 #include "ring.h"
 
-/* A submission/completion ring pair in a memfd, with its two eventfds. */
+/* A submission/completion ring pair in a memfd, with its two eventfds.
+ * zcusbd keeps the mapping and the eventfds; the memfd is handed to the
+ * client once.
+ *
+ * queue_new() takes the claim's QueuesPerClient= count, charges the ring's
+ * size and links the queue into its claim; queue_free() undoes all of it.
+ * queue_stop() says the claim ended (ZCUSB_SQ_DEAD); a ring the client
+ * corrupted is dropped from the loop with one log line (queue_break). */
 struct Queue {
         Claim *claim;
         uint32_t id;
-        int fd;
         uint8_t *map;
         size_t size;
         Ring ring;
@@ -28,12 +35,27 @@ struct Queue {
         struct zcusb_cqe *backlog;     /* completions the ring had no room for */
         uint32_t n_backlog;
         bool posted;                   /* completions posted since the last doorbell */
+        bool broken_logged;
+        unsigned blocked_polls;        /* polls in a row while blocked with nothing in flight */
 
         TAILQ_ENTRY(Queue) link;
 };
 
-int queue_new(Claim *c, uint32_t id, uint32_t entries, Queue **ret);
+/* *ret_fd (the caller's to close) is the ring memfd the client maps. Named
+ * bus errors go to *error. */
+int queue_new(Claim *c, uint32_t entries, Queue **ret, int *ret_fd, sd_bus_error *error);
+/* Only for a queue with nothing in flight. */
 Queue *queue_free(Queue *q);
+
+static inline void queue_freep(Queue **q) {
+        queue_free(*q);
+}
+
+/* Cancel every transfer in flight from Q; returns how many are left. */
+unsigned queue_cancel_all(Queue *q);
+
+/* The claim ended with END_STATUS: say so in the ring (ZCUSB_SQ_DEAD). */
+void queue_stop(Queue *q, int end_status);
 
 /* Schedule a rescan of the submission ring and a doorbell for completions. */
 void queue_kick(Queue *q);

@@ -120,3 +120,8 @@ bool ring_set_need_wakeup(Ring *r, bool need) {
 bool ring_client_wants_wakeup(const Ring *r) {
         return !(load_acquire(&r->header->cq_flags.value) & ZCUSB_CQ_NO_WAKEUP);
 }
+
+void ring_mark_broken(Ring *r) {
+        r->broken = true;
+        ring_set_flag(r, ZCUSB_SQ_BROKEN);
+}

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "buffer.h"
 #include "claim.h"
-#include "client.h"
 #include "log.h"
 #include "manager.h"
+#include "peer.h"
 #include "queue.h"
 #include "transfer.h"
 #include "util.h"
@@ -41,6 +41,18 @@ static int transfer_on_timeout(sd_event_source *s, uint64_t usec, void *userdata
         return 0;
 }
 
+/* The one place a transfer leaves its lists and gives back its charges. */
+static void transfer_unlink(Transfer *t) {
+        Claim *c = t->claim;
+
+        TAILQ_REMOVE(&c->in_flight, t, link);
+        c->n_in_flight--;
+        t->queue->in_flight--;
+        t->buffer->users--;
+        quota_put(&c->peer->account, QUOTA_IN_FLIGHT);
+        claim_uncharge(c, t->charged);
+}
+
 static Transfer *transfer_free(Transfer *t) {
         sd_event_source_disable_unref(t->timer);
         free(t->bounce);
@@ -48,25 +60,52 @@ static Transfer *transfer_free(Transfer *t) {
         return NULL;
 }
 
+/* What zcusbd itself holds for a transfer (its state, iso results, the
+ * control bounce, the backend's URBs): charged to the claim like buffers, so
+ * the byte quotas bound everything a client can make zcusbd hold. */
+static uint64_t transfer_memory(const Claim *c, const TransferPlan *plan, size_t self) {
+        uint64_t bytes = self;
+
+        if (plan->opcode == ZCUSB_OP_CONTROL)
+                bytes += ZCUSB_CONTROL_SETUP_SIZE + plan->data_length;
+        if (c->backend->transfer_memory)
+                bytes += c->backend->transfer_memory(plan);
+        return bytes;
+}
+
 int transfer_start(Queue *q, const struct zcusb_sqe *sqe, const TransferPlan *plan, Buffer *buffer) {
         Claim *c = q->claim;
         Manager *m = c->manager;
         uint8_t *region = buffer->map + plan->offset;
+        uint32_t n_iso = plan->opcode == ZCUSB_OP_ISO ? plan->iso_packets : 0;
+        size_t self = sizeof(Transfer) + n_iso * (sizeof(uint32_t) + sizeof(int32_t));
+        uint64_t charge = transfer_memory(c, plan, self);
         Transfer *t;
         int r;
 
-        t = calloc(1, sizeof(*t));
-        if (!t)
+        r = claim_charge(c, charge, NULL);
+        if (r < 0)
+                return r;
+        t = calloc(1, self);
+        if (!t) {
+                claim_uncharge(c, charge);
                 return -ENOMEM;
+        }
         *t = (Transfer) {
                 .queue = q,
                 .claim = c,
                 .buffer = buffer,
                 .plan = *plan,
                 .user_data = sqe->user_data,
+                .interface_number = c->interface_number,
                 .flags = sqe->flags,
                 .timeout_ms = sqe->timeout_ms,
+                .charged = charge,
         };
+        if (n_iso > 0) {
+                t->iso_actual = (uint32_t *) (t + 1);
+                t->iso_status = (int32_t *) (t->iso_actual + n_iso);
+        }
 
         if (plan->opcode == ZCUSB_OP_CONTROL) {
                 /* Private copy: the request that was checked is the one sent. */
@@ -74,6 +113,7 @@ int transfer_start(Queue *q, const struct zcusb_sqe *sqe, const TransferPlan *pl
                 t->bounce = malloc(t->data_length);
                 if (!t->bounce) {
                         transfer_free(t);
+                        claim_uncharge(c, charge);
                         return -ENOMEM;
                 }
                 memcpy(t->bounce, plan->setup, ZCUSB_CONTROL_SETUP_SIZE);
@@ -91,6 +131,7 @@ int transfer_start(Queue *q, const struct zcusb_sqe *sqe, const TransferPlan *pl
                                                (uint64_t) t->timeout_ms * 1000, 1000, transfer_on_timeout, t);
                 if (r < 0) {
                         transfer_free(t);
+                        claim_uncharge(c, charge);
                         return r;
                 }
         }
@@ -101,15 +142,11 @@ int transfer_start(Queue *q, const struct zcusb_sqe *sqe, const TransferPlan *pl
         c->n_in_flight++;
         q->in_flight++;
         buffer->users++;
-        c->client->account.counts[QUOTA_IN_FLIGHT]++;
+        c->peer->account.counts[QUOTA_IN_FLIGHT]++;
 
         r = c->backend->submit(c->handle, t);
         if (r < 0) {
-                TAILQ_REMOVE(&c->in_flight, t, link);
-                c->n_in_flight--;
-                q->in_flight--;
-                buffer->users--;
-                quota_put(&c->client->account, QUOTA_IN_FLIGHT);
+                transfer_unlink(t);
                 transfer_free(t);
                 return r;
         }
@@ -137,7 +174,7 @@ static void transfer_write_iso_results(Transfer *t) {
 void transfer_done(Transfer *t, int urb_status, uint32_t actual) {
         Claim *c = t->claim;
         Queue *q = t->queue;
-        Client *client = c->client;
+        Peer *peer = c->peer;
         const Config *config = &c->manager->config;
         int status;
 
@@ -167,12 +204,8 @@ void transfer_done(Transfer *t, int urb_status, uint32_t actual) {
                 c->failed++;
         queue_complete(q, t->user_data, status, actual);
 
-        TAILQ_REMOVE(&c->in_flight, t, link);
-        c->n_in_flight--;
-        q->in_flight--;
-        t->buffer->users--;
-        bool was_throttled = client->account.counts[QUOTA_IN_FLIGHT] >= config->in_flight_per_client;
-        quota_put(&client->account, QUOTA_IN_FLIGHT);
+        bool was_throttled = peer->account.counts[QUOTA_IN_FLIGHT] >= config->in_flight_per_client;
+        transfer_unlink(t);
         transfer_free(t);
 
         queue_kick(q);
@@ -180,7 +213,7 @@ void transfer_done(Transfer *t, int urb_status, uint32_t actual) {
                 Claim *other;
                 Queue *oq;
 
-                TAILQ_FOREACH(other, &client->claims, client_link)
+                TAILQ_FOREACH(other, &peer->claims, peer_link)
                         TAILQ_FOREACH(oq, &other->queues, link)
                                 queue_kick(oq);
         }

@@ -9,13 +9,18 @@
 #include "transfer-check.h"
 
 /* One submission in flight: from the moment its entry left the ring until its
- * completion is posted. Lives on its claim's in-flight list, and nowhere else. */
+ * completion is posted. Lives on its claim's in-flight list, and nowhere else.
+ *
+ * transfer_start() links it (claim's in-flight list, the queue's, buffer's
+ * and peer's in-flight counts) and charges zcusbd's own memory for it to the
+ * claim's quota; transfer_done() undoes exactly that, once. */
 struct Transfer {
         Queue *queue;
         Claim *claim;
         Buffer *buffer;           /* referenced while in flight: FreeBuffer says Busy */
         TransferPlan plan;
         uint64_t user_data;
+        uint8_t interface_number; /* the claim's: what a per-interface backend needs */
         uint16_t flags;           /* ZCUSB_SQE_* */
         uint32_t timeout_ms;
 
@@ -27,9 +32,13 @@ struct Transfer {
         uint32_t data_length;
         uint8_t *bounce;
 
-        /* Iso results, filled by the backend, written back at completion. */
-        uint32_t iso_actual[ZCUSB_ISO_MAX_PACKETS];
-        int32_t iso_status[ZCUSB_ISO_MAX_PACKETS];
+        /* Iso results (plan.iso_packets of each, allocated with the
+         * transfer; NULL for other types), filled by the backend, written
+         * back at completion. */
+        uint32_t *iso_actual;
+        int32_t *iso_status;
+
+        uint64_t charged;         /* zcusbd's memory for it, charged to the claim */
 
         sd_event_source *timer;
         int cancel_status;        /* why it is being cancelled, 0 while not */

@@ -691,6 +691,8 @@ class SignalLog:
             self._matches.append(conn.add_signal_receiver(
                 self._on, signal_name=member, dbus_interface=iface, bus_name=BUS_NAME,
                 path_keyword="path", member_keyword="member"))
+        # Device signals are unicast to subscribed peers that may see the device.
+        conn.call_blocking(BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "Subscribe", "", [])
 
     def _on(self, *args, path=None, member=None):
         ev = (member, str(path), tuple(_py(a) for a in args))

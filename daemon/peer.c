@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "log.h"
+#include "manager.h"
+#include "peer.h"
+#include "util.h"
+#include "zcusb-dbus.h"
+
+Peer *manager_find_peer(Manager *m, const char *name) {
+        Peer *p;
+
+        TAILQ_FOREACH(p, &m->peers, link)
+                if (!p->disconnected && streq(p->name, name))
+                        return p;
+        return NULL;
+}
+
+static size_t manager_count_peers_of(Manager *m, uid_t uid) {
+        size_t n = 0;
+        Peer *p;
+
+        TAILQ_FOREACH(p, &m->peers, link)
+                n += !p->disconnected && p->caller.uid == uid;
+        return n;
+}
+
+static int caller_copy(const Caller *from, Caller *to) {
+        *to = (Caller) { .uid = from->uid };
+        if (from->n_gids == 0)
+                return 0;
+        to->gids = calloc(from->n_gids, sizeof(gid_t));
+        if (!to->gids)
+                return -ENOMEM;
+        memcpy(to->gids, from->gids, from->n_gids * sizeof(gid_t));
+        to->n_gids = from->n_gids;
+        return 0;
+}
+
+/* Links the peer and counts it against ClientsPerUser=/ClientsGlobal=. */
+static int peer_new(Manager *m, const char *name, const Caller *caller, Peer **ret, sd_bus_error *error) {
+        const Config *config = &m->config;
+        Peer *p;
+        int r;
+
+        if (!policy_caller_is_root(caller)) {
+                size_t of_user = manager_count_peers_of(m, caller->uid);
+
+                if (m->n_peers >= config->clients_global)
+                        return sd_bus_error_setf(error, ZCUSB_ERROR_QUOTA_EXCEEDED,
+                                                 "zcusbd serves %zu clients already (ClientsGlobal=%u); "
+                                                 "try again later.", m->n_peers, config->clients_global);
+                if (of_user >= config->clients_per_user)
+                        return sd_bus_error_setf(error, ZCUSB_ERROR_QUOTA_EXCEEDED,
+                                                 "uid %u has %zu connections with claims or subscriptions "
+                                                 "already (ClientsPerUser=%u); close some.",
+                                                 (unsigned) caller->uid, of_user, config->clients_per_user);
+        }
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->manager = m;
+        p->account.uid = caller->uid;
+        TAILQ_INIT(&p->claims);
+        p->name = strdup(name);
+        r = p->name ? caller_copy(caller, &p->caller) : -ENOMEM;
+        if (r < 0) {
+                free(p->name);
+                free(p);
+                return r;
+        }
+        TAILQ_INSERT_TAIL(&m->peers, p, link);
+        m->n_peers++;
+        *ret = p;
+        return 0;
+}
+
+Peer *peer_free(Peer *p) {
+        if (!p)
+                return NULL;
+        if (!TAILQ_EMPTY(&p->claims))
+                log_error("Peer %s freed with claims: bug.", p->name);
+        if (p->account.bytes != 0)
+                log_error("Peer %s leaves %llu bytes charged: accounting bug.", p->name,
+                          (unsigned long long) p->account.bytes);
+        if (p->in_gc_queue)
+                TAILQ_REMOVE(&p->manager->peer_gc_queue, p, gc_link);
+        TAILQ_REMOVE(&p->manager->peers, p, link);
+        p->manager->n_peers--;
+        caller_done(&p->caller);
+        free(p->name);
+        free(p);
+        return NULL;
+}
+
+bool peer_may_gc(const Peer *p) {
+        return TAILQ_EMPTY(&p->claims) && (p->disconnected || !p->subscribed);
+}
+
+void peer_add_to_gc_queue(Peer *p) {
+        if (p->in_gc_queue)
+                return;
+        TAILQ_INSERT_TAIL(&p->manager->peer_gc_queue, p, gc_link);
+        p->in_gc_queue = true;
+        manager_schedule_gc(p->manager);
+}
+
+int manager_acquire_peer(Manager *m, sd_bus_message *message, const Caller *caller, Peer **ret,
+                         sd_bus_error *error) {
+        const char *sender = sd_bus_message_get_sender(message);
+        Peer *p;
+        int r;
+
+        if (!sender)
+                return -EBADMSG;
+        p = manager_find_peer(m, sender);
+        if (!p) {
+                r = peer_new(m, sender, caller, &p, error);
+                if (r < 0 || sd_bus_error_is_set(error))
+                        return r;
+                /* Collected at once unless the caller gives it something to hold. */
+                peer_add_to_gc_queue(p);
+        }
+        *ret = p;
+        return 0;
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/queue.h>
+#include <systemd/sd-bus.h>
+
+#include "forward.h"
+#include "policy.h"
+#include "quota.h"
+
+/* A bus connection zcusbd keeps state for: one that holds claims or asked
+ * for device signals (Subscribe). What the user-facing text calls a
+ * "client". Bounded per uid and in all (ClientsPerUser=, ClientsGlobal=).
+ *
+ * No per-peer bus match: one NameOwnerChanged match of the manager tells
+ * every peer's departure, so no number of peers can exhaust the bus
+ * daemon's match rules on zcusbd's connection. */
+struct Peer {
+        Manager *manager;
+        char *name;           /* unique bus name */
+        Caller caller;        /* identity at first contact; a connection's credentials never change */
+        QuotaAccount account;
+        bool subscribed;      /* gets device signals, unicast (those it may see) */
+        bool disconnected;
+        bool in_gc_queue;
+        TAILQ_HEAD(, Claim) claims;
+        TAILQ_ENTRY(Peer) link;
+        TAILQ_ENTRY(Peer) gc_link;
+};
+
+/* The peer for MESSAGE's sender: the existing one, or a new one when the
+ * limits allow (else a QuotaExceeded bus error in *error). A new peer that
+ * ends up holding nothing is collected by the manager's next GC pass. */
+int manager_acquire_peer(Manager *m, sd_bus_message *message, const Caller *caller, Peer **ret,
+                         sd_bus_error *error);
+Peer *manager_find_peer(Manager *m, const char *name);
+
+/* Unlink and free. Only the GC pass calls it, once peer_may_gc() says so. */
+Peer *peer_free(Peer *p);
+bool peer_may_gc(const Peer *p);
+void peer_add_to_gc_queue(Peer *p);
