@@ -14,13 +14,20 @@ Peer *manager_find_peer(Manager *m, const char *name) {
         return NULL;
 }
 
-static size_t manager_count_peers_of(Manager *m, uid_t uid) {
-        size_t n = 0;
+/* Connected peers, in all and of UID. Peers that left wait for the GC pass
+ * but hold no place; root's are exempt from the limits and hold none either. */
+static void manager_count_peers(Manager *m, uid_t uid, size_t *ret_all, size_t *ret_of_uid) {
+        size_t all = 0, of_uid = 0;
         Peer *p;
 
-        TAILQ_FOREACH(p, &m->peers, link)
-                n += !p->disconnected && p->caller.uid == uid;
-        return n;
+        TAILQ_FOREACH(p, &m->peers, link) {
+                if (p->disconnected || policy_caller_is_root(&p->caller))
+                        continue;
+                all++;
+                of_uid += p->caller.uid == uid;
+        }
+        *ret_all = all;
+        *ret_of_uid = of_uid;
 }
 
 static int caller_copy(const Caller *from, Caller *to) {
@@ -42,12 +49,13 @@ static int peer_new(Manager *m, const char *name, const Caller *caller, Peer **r
         int r;
 
         if (!policy_caller_is_root(caller)) {
-                size_t of_user = manager_count_peers_of(m, caller->uid);
+                size_t all, of_user;
 
-                if (m->n_peers >= config->clients_global)
+                manager_count_peers(m, caller->uid, &all, &of_user);
+                if (all >= config->clients_global)
                         return sd_bus_error_setf(error, ZCUSB_ERROR_QUOTA_EXCEEDED,
                                                  "zcusbd serves %zu clients already (ClientsGlobal=%u); "
-                                                 "try again later.", m->n_peers, config->clients_global);
+                                                 "try again later.", all, config->clients_global);
                 if (of_user >= config->clients_per_user)
                         return sd_bus_error_setf(error, ZCUSB_ERROR_QUOTA_EXCEEDED,
                                                  "uid %u has %zu connections with claims or subscriptions "

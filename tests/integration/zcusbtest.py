@@ -76,6 +76,7 @@ BUS_NAME = "org.zcusb1"
 MANAGER_PATH = "/org/zcusb1"
 MANAGER_IFACE = "org.zcusb1.Manager"
 DEVICE_IFACE = "org.zcusb1.Device"
+CLAIM_IFACE = "org.zcusb1.Claim"
 PROPS_IFACE = "org.freedesktop.DBus.Properties"
 OM_IFACE = "org.freedesktop.DBus.ObjectManager"
 NOBODY = 65534
@@ -1070,6 +1071,135 @@ def t_hotplug():
             check(b.p.poll() is None, f"{b.argv} exited early")
             check_eq(b.stop(signal.SIGINT), 0, f"{b.argv} exit code after SIGINT")
         w.bg.clear()
+        sigs.close()
+
+
+# A bus peer in a child process (as another uid): it holds N connections,
+# makes the calls it is told, prints each answer and every signal it receives
+# as a JSON line, and stays connected until it is stopped.
+_PEER_SCRIPT = r"""
+import dbus, dbus.mainloop.glib, json, sys
+from gi.repository import GLib
+a = json.loads(sys.argv[1])
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+conns = [dbus.bus.BusConnection(a["address"]) for _ in range(a["connections"])]
+def out(*v):
+    print(json.dumps(v), flush=True)
+def on_signal(*args, **kw):
+    out("signal", kw["member"], str(kw["path"]), json.dumps([str(x) for x in args])[:2000])
+for i, c in enumerate(conns):
+    if a.get("listen"):
+        # what any peer may add: every signal from org.zcusb1
+        c.add_signal_receiver(on_signal, sender_keyword="sender", path_keyword="path",
+                              member_keyword="member", bus_name="org.zcusb1")
+    for path, iface, method, sig, args in a["calls"]:
+        try:
+            c.call_blocking("org.zcusb1", path, iface, method, sig, args)
+            out("ok", i, method)
+        except dbus.DBusException as e:
+            out("error", i, method, e.get_dbus_name())
+out("ready")
+GLib.MainLoop().run()
+"""
+
+
+def bus_peer(w, user, connections=1, calls=(), listen=False):
+    """Start _PEER_SCRIPT as USER (an as_user() prefix, None = root) and wait
+    for its calls to be answered. Returns the Background; .answers() parses."""
+    params = json.dumps({"address": w.bus.address, "connections": connections, "listen": listen,
+                         "calls": [list(c) for c in calls]})
+    b = Background((user or []) + [sys.executable, "-c", _PEER_SCRIPT, params], env=w.bus.env())
+    w.bg.append(b)
+    wait_until(lambda: b.p.poll() is not None or '["ready"]' in b.lines, 30, f"bus peer {user} to be ready")
+    check(b.p.poll() is None, f"bus peer {user} exited early ({b.p.returncode})")
+    return b
+
+
+def peer_events(b, kind):
+    return [json.loads(l) for l in b.lines if l.startswith(f'["{kind}"')]
+
+
+@test("client-limits")
+def t_client_limits():
+    """zcusbd bounds the peers it keeps state for itself (ClientsPerUser=,
+    ClientsGlobal=; root exempt), a refused claim leaves nothing behind, and
+    zcusbd's bus connection holds the same few match rules however many peers
+    come: no number of peers can make the bus daemon drop zcusbd."""
+    gz = fixtures.gadget_zero(ZCUSB_ENABLE="1", ZCUSB_ALLOW_USERS="nobody,daemon")
+    config = TEST_CONFIG + "[Quota]\nClientsPerUser=3\nClientsGlobal=5\n"
+    sub = (MANAGER_PATH, MANAGER_IFACE, "Subscribe", "", [])
+    # refused by claim_new(), after the caller became a peer: no interface 9
+    claim = (MANAGER_PATH, MANAGER_IFACE, "ClaimInterface", "oy", [gz.object_path, 9])
+    with World([gz], config_text=config) as w:
+        rules_before = w.bus.match_rules_of(w.daemon.p.pid)
+        refused = bus_peer(w, as_user(), connections=12, calls=[claim])
+        check_eq(sorted({e[3] for e in peer_events(refused, "error")}), ["org.zcusb1.Error.InvalidArgument"],
+                 "12 refused claims of one uid: InvalidArgument each, never a limit")
+        check_eq(len(peer_events(refused, "error")), 12, "answers to 12 refused claims")
+        # ... and they left nothing: the uid still has all three of its places
+        ok = bus_peer(w, as_user(), connections=4, calls=[sub])
+        check_eq([e[1] for e in peer_events(ok, "ok")], [0, 1, 2], "the uid's first three subscriptions")
+        check_eq([(e[1], e[3]) for e in peer_events(ok, "error")], [(3, "org.zcusb1.Error.QuotaExceeded")],
+                 "its fourth connection (ClientsPerUser=3)")
+        other = bus_peer(w, as_user(1, 1), connections=3, calls=[sub])
+        check_eq([e[1] for e in peer_events(other, "ok")], [0, 1], "another uid's first two (5 in all)")
+        check_eq([(e[1], e[3]) for e in peer_events(other, "error")], [(2, "org.zcusb1.Error.QuotaExceeded")],
+                 "beyond ClientsGlobal=5")
+        root = bus_peer(w, None, connections=8, calls=[sub])
+        check_eq(len(peer_events(root, "ok")), 8, "root is never refused for being one peer too many")
+        if rules_before is not None:
+            check_eq(w.bus.match_rules_of(w.daemon.p.pid), rules_before,
+                     "zcusbd's match rules on the bus after 30 peers")
+        # a peer that leaves makes room
+        ok.stop()
+        w.bg.remove(ok)
+        again = bus_peer(w, as_user(), connections=3, calls=[sub])
+        check_eq(len(peer_events(again, "ok")), 3, "the uid's places after its peers left")
+        check(w.daemon.p.poll() is None, "zcusbd still runs")
+
+
+@test("signal-scope")
+def t_signal_scope():
+    """Device signals reach only subscribed peers that may see the device; a
+    peer of another uid learns nothing of devices it may not see, whether it
+    subscribed or only added a match rule."""
+    seen = fixtures.gadget_zero(ZCUSB_ENABLE="1", ZCUSB_ALLOW_USERS="nobody")
+    with World([seen]) as w:
+        sub = (MANAGER_PATH, MANAGER_IFACE, "Subscribe", "", [])
+        nobody = bus_peer(w, as_user(), calls=[sub], listen=True)
+        stranger = bus_peer(w, as_user(1, 1), calls=[sub], listen=True)
+        eavesdropper = bus_peer(w, as_user(2, 2), listen=True)  # a match rule, no Subscribe
+        sigs = SignalLog(w.bus.conn)  # root: subscribed, sees everything
+
+        hidden = fixtures.loopback_two_configs(devnum=5, port="3")  # no ZCUSB_* properties
+        shown = fixtures.gadget_zero(devnum=6, port="4", ZCUSB_ENABLE="1", ZCUSB_ALLOW_USERS="nobody")
+        for d in (hidden, shown):
+            w.tb.plug(d)
+            wait_until(lambda: sigs.find("DeviceAdded", MANAGER_PATH, lambda e: e[2] == (d.object_path,)), 5,
+                       f"root's DeviceAdded for {d.object_path}")
+        wait_until(lambda: any(e[1] == "DeviceAdded" and shown.object_path in e[3]
+                               for e in peer_events(nobody, "signal")), 5, "nobody's DeviceAdded for its device")
+        for d in (hidden, shown):
+            w.tb.set_uevent_prop(d.sys_syspath, "ZCUSB_SERIAL_NOTE", "x")
+            w.tb.uevent(d.sys_syspath, "change")
+        for d in (hidden, shown):
+            w.tb.unplug(d)
+            wait_until(lambda: sigs.find("DeviceRemoved", MANAGER_PATH, lambda e: e[2] == (d.object_path,)), 5,
+                       f"root's DeviceRemoved for {d.object_path}")
+        wait_until(lambda: any(e[1] == "DeviceRemoved" and shown.object_path in e[3]
+                               for e in peer_events(nobody, "signal")), 5, "nobody's DeviceRemoved")
+        sleep_iterating(0.3)
+        told = peer_events(nobody, "signal")
+        check(not [e for e in told if hidden.object_path in e[2] + e[3]],
+              f"nobody was told of a device it may not see: {told}")
+        check({e[1] for e in told} >= {"DeviceAdded", "InterfacesAdded", "DeviceRemoved", "InterfacesRemoved"},
+              f"nobody's signals about its own device: {sorted({e[1] for e in told})}")
+        added = next(e for e in told if e[1] == "InterfacesAdded")
+        check_in("VendorId", added[3], "InterfacesAdded carries the device's properties")
+        check_eq(peer_events(stranger, "signal"), [], "signals to a subscribed uid that may see nothing")
+        check_eq(peer_events(eavesdropper, "signal"), [], "signals to a peer that only added a match rule")
+        check(sigs.find("InterfacesAdded", MANAGER_PATH, lambda e: e[2][0] == hidden.object_path),
+              "root (subscribed) hears of every device")
         sigs.close()
 
 
