@@ -1,21 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <linux/usb/ch9.h>
 #include <string.h>
 
 #include "transfer-check.h"
-
-#define USB_DIR_IN            0x80
-#define USB_TYPE_MASK         0x60
-#define USB_TYPE_STANDARD     0x00
-#define USB_RECIP_MASK        0x1f
-#define USB_RECIP_DEVICE      0x00
-#define USB_RECIP_INTERFACE   0x01
-#define USB_RECIP_ENDPOINT    0x02
-
-#define USB_REQ_SET_ADDRESS       0x05
-#define USB_REQ_SET_DESCRIPTOR    0x07
-#define USB_REQ_SET_CONFIGURATION 0x09
-#define USB_REQ_SET_INTERFACE     0x0b
 
 /* Bulk/interrupt/iso transfers are bounded by their buffer; this is only the
  * ceiling of what one submission may name. */
@@ -147,8 +135,84 @@ int transfer_check_entry(const struct zcusb_sqe *sqe, const TransferContext *ctx
         return 0;
 }
 
+/* Standard requests a claim may send, by recipient: reads only, of state
+ * that is the claim's or harmless to share. */
+static bool standard_request_allowed(uint8_t recipient, uint8_t request) {
+        switch (recipient) {
+        case USB_RECIP_DEVICE:
+                return request == USB_REQ_GET_STATUS || request == USB_REQ_GET_DESCRIPTOR ||
+                       request == USB_REQ_GET_CONFIGURATION;
+        case USB_RECIP_INTERFACE:
+                /* GET_DESCRIPTOR here reads class descriptors, e.g. a HID report descriptor. */
+                return request == USB_REQ_GET_STATUS || request == USB_REQ_GET_INTERFACE ||
+                       request == USB_REQ_GET_DESCRIPTOR;
+        case USB_RECIP_ENDPOINT:
+                return request == USB_REQ_GET_STATUS || request == USB_REQ_SYNCH_FRAME;
+        default:
+                return false;
+        }
+}
+
+/* The control request allow-list (dbus/API.md, "Control requests"). zcusbd
+ * shares one usbfs handle and endpoint 0 among all claims of a device, so a
+ * request passes only when it is known to stay within this claim; anything
+ * else (SET/CLEAR_FEATURE such as TEST_MODE, hub port and reserved
+ * recipients, configuration and address changes, request codes this list
+ * does not know) is refused and never reaches the device. */
+static int check_control_request(const TransferContext *ctx, uint8_t request_type, uint8_t request, uint16_t value,
+                                 uint16_t index, const char **why) {
+        uint8_t type = request_type & USB_TYPE_MASK, recipient = request_type & USB_RECIP_MASK;
+
+        if (type == USB_TYPE_RESERVED)
+                return fail(why, "request type 3 is reserved", -EPERM);
+
+        switch (recipient) {
+        case USB_RECIP_DEVICE:
+                /* Device-wide class requests are those of hubs and the like. */
+                if (type == USB_TYPE_CLASS)
+                        return fail(why, "class requests may go to the claimed interface or its endpoints, "
+                                         "not to the device", -EPERM);
+                break;
+        case USB_RECIP_INTERFACE:
+                /* The high byte is free: UVC puts an entity id there. */
+                if ((index & 0xff) != ctx->interface_number)
+                        return fail(why, "the request is addressed to an interface this claim does not hold",
+                                    -EPERM);
+                break;
+        case USB_RECIP_ENDPOINT:
+                /* The high byte is reserved (USB 2.0 9.3.4): refused rather than
+                 * left to the device's reading. */
+                if (index > 0xff || !find_endpoint(ctx, (uint8_t) index))
+                        return fail(why, "the request is addressed to an endpoint that is not in the claimed "
+                                         "interface's current alternate setting", -EPERM);
+                break;
+        case USB_RECIP_OTHER:
+                return fail(why, "requests to recipient 'other' (hub ports) are refused", -EPERM);
+        default:
+                return fail(why, "the request names a reserved recipient", -EPERM);
+        }
+
+        /* Class and vendor requests within the claim are the device's own business. */
+        if (type != USB_TYPE_STANDARD)
+                return 0;
+
+        if (recipient == USB_RECIP_INTERFACE && request == USB_REQ_SET_INTERFACE)
+                return fail(why, "SET_INTERFACE is refused: use Claim.SetAltSetting, zcusbd must know the "
+                                 "alternate setting", -EPERM);
+        if (recipient == USB_RECIP_ENDPOINT && request == USB_REQ_CLEAR_FEATURE && value == USB_ENDPOINT_HALT)
+                return fail(why, "CLEAR_FEATURE(ENDPOINT_HALT) is refused: use Claim.ClearHalt, which also "
+                                 "resets the host's side of the endpoint", -EPERM);
+        if (!(request_type & USB_DIR_IN) || !standard_request_allowed(recipient, request))
+                return fail(why, "standard requests allowed are device-to-host GET_STATUS, GET_DESCRIPTOR and "
+                                 "GET_CONFIGURATION to the device, GET_STATUS, GET_INTERFACE and GET_DESCRIPTOR "
+                                 "to the claimed interface, GET_STATUS and SYNCH_FRAME to its endpoints",
+                            -EPERM);
+        return 0;
+}
+
 static int check_setup(TransferPlan *plan, const TransferContext *ctx, const char **why) {
         uint8_t type = plan->setup[0], request = plan->setup[1];
+        uint16_t value = (uint16_t) (plan->setup[2] | plan->setup[3] << 8);
         uint16_t index = (uint16_t) (plan->setup[4] | plan->setup[5] << 8);
         uint16_t length = (uint16_t) (plan->setup[6] | plan->setup[7] << 8);
 
@@ -158,29 +222,7 @@ static int check_setup(TransferPlan *plan, const TransferContext *ctx, const cha
         if (plan->short_not_ok && !plan->in)
                 return fail(why, "SHORT_NOT_OK applies to IN transfers only", -EINVAL);
 
-        if ((type & USB_TYPE_MASK) == USB_TYPE_STANDARD &&
-            (request == USB_REQ_SET_ADDRESS || request == USB_REQ_SET_CONFIGURATION ||
-             request == USB_REQ_SET_DESCRIPTOR || request == USB_REQ_SET_INTERFACE))
-                return fail(why, "this standard request changes the device for everyone; "
-                                 "use Claim.SetAltSetting for alternate settings", -EPERM);
-
-        /* Requests aimed at an interface or endpoint must stay within the claim:
-         * zcusbd shares one usbfs handle among all claims of a device. */
-        switch (type & USB_RECIP_MASK) {
-        case USB_RECIP_INTERFACE:
-                if ((index & 0xff) != ctx->interface_number)
-                        return fail(why, "the request is addressed to an interface this claim does not hold",
-                                    -EPERM);
-                break;
-        case USB_RECIP_ENDPOINT:
-                if (index > 0xff || !find_endpoint(ctx, (uint8_t) index))
-                        return fail(why, "the request is addressed to an endpoint this claim does not hold",
-                                    -EPERM);
-                break;
-        default:
-                break;
-        }
-        return 0;
+        return check_control_request(ctx, type, request, value, index, why);
 }
 
 int transfer_check_payload(TransferPlan *plan, const TransferContext *ctx, const uint8_t *region,

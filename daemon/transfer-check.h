@@ -39,7 +39,9 @@ typedef struct TransferPlan {
  *                            offset/length bounds, endpoint and direction;
  *   transfer_check_payload() the control setup packet or the iso packet
  *                            lengths, copied ONCE out of REGION (the client's
- *                            bytes at plan->offset) into the plan, then checked.
+ *                            bytes at plan->offset) into the plan, then checked
+ *                            (setup packets against the allow-list of
+ *                            dbus/API.md, "Control requests": -EPERM).
  * Both return 0 or the negative errno the completion carries, with *why set. */
 int transfer_check_entry(const struct zcusb_sqe *sqe, const TransferContext *ctx, TransferPlan *plan,
                          const char **why);

@@ -631,8 +631,8 @@ def t_control():
         # requests that stay inside the claim do reach the device
         got = s.run(control(s, sp(0x41, 0x01, 0, 0, 0), user_data=20))
         expect_status(got[20], -errno.EPIPE, "vendor request to interface 0 (reaches the device, which stalls)")
-        got = s.run(control(s, sp(0x02, 1, 0, 0x81, 0), user_data=21))
-        expect_status(got[21], -errno.EPIPE, "CLEAR_FEATURE(HALT) of 0x81 (reaches the device)")
+        got = s.run(control(s, sp(0x82, 0, 0, 0x81, 2), user_data=21))
+        expect_status(got[21], -errno.EPIPE, "GET_STATUS(endpoint 0x81) (reaches the device, which stalls)")
         h.check_eq(emu.count("SUBMITURB", type="control"), controls + 2, "control URBs that reached the device")
         # the setup the device saw is the one that was checked: rewriting the buffer
         # after submission changes nothing (zcusbd keeps a private copy)
