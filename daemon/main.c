@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sysexits.h>
 #include <systemd/sd-daemon.h>
 
@@ -113,6 +114,27 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         return 0;
 }
 
+/* zcusbd holds two eventfds per queue and a device fd per claim: size the
+ * soft fd limit from the configured quotas (up to the hard limit, which
+ * systemd sets high), so that clients within their quotas never make it
+ * run out of descriptors. Beyond it, answers are named errors. */
+static void raise_fd_limit(const Config *c) {
+        uint64_t want = (uint64_t) c->clients_global * ((uint64_t) c->queues_per_client * 2 + c->claims_per_client) +
+                        1024; /* the bus, udev, devices, the log: slack */
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+                return;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || want < rl.rlim_max ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_warning_errno(errno, "Cannot raise the file descriptor limit to %llu: %m",
+                                  (unsigned long long) rl.rlim_cur);
+        else if (rl.rlim_cur < want)
+                log_warning("File descriptor limit %llu is below the %llu the quotas may need (raise "
+                            "LimitNOFILE= or lower ClientsGlobal=).", (unsigned long long) rl.rlim_cur,
+                            (unsigned long long) want);
+}
+
 static int run(int argc, char *argv[]) {
         _cleanup_(manager_freep) Manager *m = NULL;
         _cleanup_free_ char *config_error = NULL;
@@ -138,6 +160,7 @@ static int run(int argc, char *argv[]) {
                 return 0;
         }
 
+        raise_fd_limit(&config);
         r = manager_new(&config, &m);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up: %m"), 1;
