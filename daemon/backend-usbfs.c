@@ -4,9 +4,12 @@
  * daemon's mappings of the client's memfds, so the only copy is the kernel's
  * own (usbfs copies between user memory and its kernel buffers).
  *
- * Every URB is on exactly one list of its device handle: "pending" (not yet
+ * Each claimed interface opens the device node for itself (usbfs claims are
+ * per open file), so one claim's URBs never wait behind another's.
+ *
+ * Every URB is on exactly one list of its interface: "pending" (not yet
  * accepted by the kernel: usbfs ran out of its memory budget, or an earlier
- * URB of the same device waits) or "submitted" (the kernel has it; only
+ * URB of this interface waits) or "submitted" (the kernel has it; only
  * reaping takes it back). A transfer ends when all its URBs have retired.
  */
 #include <fcntl.h>
@@ -16,10 +19,7 @@
 #include <systemd/sd-event.h>
 
 #include "backend.h"
-#include "device.h"
 #include "log.h"
-#include "manager.h"
-#include "transfer.h"
 #include "util.h"
 
 /* Big enough to keep a SuperSpeed bulk endpoint busy, small enough that a
@@ -28,32 +28,37 @@
 
 typedef struct UsbfsUrb UsbfsUrb;
 
+struct UsbfsUrb {
+        struct UsbfsTransfer *owner;
+        unsigned index;
+        bool submitted;
+        bool retired;
+        bool allocated;          /* not the transfer's inline URB */
+        TAILQ_ENTRY(UsbfsUrb) link;
+        struct usbdevfs_urb urb; /* last: iso_frame_desc[] follows */
+};
+
+/* The backend's part of a transfer (BackendTransfer.priv, allocated with it).
+ * A transfer of one URB without iso packets, the common case, uses the
+ * inline one: no allocation per transfer. */
 typedef struct UsbfsTransfer {
-        Transfer *transfer;
+        BackendTransfer *transfer;
         unsigned n_urbs, n_retired;
         uint32_t actual;
         int status;      /* first failure, 0 if none */
         bool short_seen; /* an IN chunk ended short: the rest carries nothing */
         bool stopping;   /* cancelled or failed: retire the rest */
         UsbfsUrb **urbs;
+        UsbfsUrb *inline_urbs[1];
+        UsbfsUrb inline_urb; /* last: it ends in a flexible array */
 } UsbfsTransfer;
-
-struct UsbfsUrb {
-        UsbfsTransfer *owner;
-        unsigned index;
-        bool submitted;
-        bool retired;
-        TAILQ_ENTRY(UsbfsUrb) link;
-        struct usbdevfs_urb urb; /* last: iso_frame_desc[] follows */
-};
 
 TAILQ_HEAD(UrbList, UsbfsUrb);
 
-struct BackendDevice {
-        Manager *manager;
-        unsigned n_ref;
+struct BackendInterface {
         int fd;
         char *devnode;
+        uint8_t number;
         uint32_t caps;
         bool gone;
         sd_event_source *io;
@@ -62,11 +67,13 @@ struct BackendDevice {
         struct UrbList pending;
 };
 
+typedef BackendInterface UsbfsInterface;
+
 /* usbfs_memory_mb is shared by every usbfs user of the machine: URBs it
  * refused wait, and are tried again after a completion or this long. */
 #define USBFS_RETRY_USEC (5 * 1000)
 
-static void usbfs_update_io(BackendDevice *h) {
+static void usbfs_update_io(UsbfsInterface *h) {
         int enabled = SD_EVENT_OFF;
 
         /* usbfs signals completions with POLLOUT. Watch only while the kernel
@@ -83,16 +90,20 @@ static void usbfs_update_io(BackendDevice *h) {
         (void) sd_event_source_set_enabled(h->retry, SD_EVENT_ONESHOT);
 }
 
-static void usbfs_transfer_free(UsbfsTransfer *ut) {
+/* Free what submit allocated beyond the transfer's own block. */
+static void usbfs_transfer_release(UsbfsTransfer *ut) {
         for (unsigned i = 0; i < ut->n_urbs; i++)
-                free(ut->urbs[i]);
-        free(ut->urbs);
-        free(ut);
+                if (ut->urbs[i] && ut->urbs[i]->allocated)
+                        free(ut->urbs[i]);
+        if (ut->urbs != ut->inline_urbs)
+                free(ut->urbs);
+        ut->urbs = NULL;
+        ut->n_urbs = 0;
 }
 
 /* All URBs retired: report once and free. */
 static void usbfs_transfer_maybe_done(UsbfsTransfer *ut) {
-        Transfer *t = ut->transfer;
+        BackendTransfer *t = ut->transfer;
         int status;
 
         if (ut->n_retired < ut->n_urbs)
@@ -100,15 +111,13 @@ static void usbfs_transfer_maybe_done(UsbfsTransfer *ut) {
         status = ut->status;
         if (status == 0 && ut->short_seen && (t->flags & ZCUSB_SQE_SHORT_NOT_OK))
                 status = -EREMOTEIO;
-        t->backend_data = NULL;
-        uint32_t actual = ut->actual;
-        usbfs_transfer_free(ut);
-        transfer_done(t, status, actual);
+        usbfs_transfer_release(ut);
+        backend_transfer_done(t, status, ut->actual); /* frees t and ut */
 }
 
-static void usbfs_retire(BackendDevice *h, UsbfsUrb *u, int status, uint32_t actual) {
+static void usbfs_retire(UsbfsInterface *h, UsbfsUrb *u, int status, uint32_t actual) {
         UsbfsTransfer *ut = u->owner;
-        Transfer *t = ut->transfer;
+        BackendTransfer *t = ut->transfer;
 
         if (u->retired)
                 return;
@@ -168,7 +177,7 @@ static bool usbfs_urb_over_memory_limit(const struct usbdevfs_urb *urb) {
         return (unsigned long long) urb->buffer_length + 4096 > mb * 1024 * 1024;
 }
 
-static int usbfs_submit_one(BackendDevice *h, UsbfsUrb *u) {
+static int usbfs_submit_one(UsbfsInterface *h, UsbfsUrb *u) {
         if (ioctl(h->fd, USBDEVFS_SUBMITURB, &u->urb) < 0) {
                 int r = -errno;
 
@@ -180,7 +189,7 @@ static int usbfs_submit_one(BackendDevice *h, UsbfsUrb *u) {
 }
 
 /* Hand waiting URBs to the kernel, in order, until it says no. */
-static void usbfs_submit_pending(BackendDevice *h) {
+static void usbfs_submit_pending(UsbfsInterface *h) {
         UsbfsUrb *u;
         int r;
 
@@ -205,7 +214,7 @@ static void usbfs_submit_pending(BackendDevice *h) {
         usbfs_update_io(h);
 }
 
-static void usbfs_reaped(BackendDevice *h, struct usbdevfs_urb *urb) {
+static void usbfs_reaped(UsbfsInterface *h, struct usbdevfs_urb *urb) {
         UsbfsUrb *u = (UsbfsUrb *) ((uint8_t *) urb - offsetof(UsbfsUrb, urb));
         UsbfsTransfer *ut = u->owner;
 
@@ -214,7 +223,7 @@ static void usbfs_reaped(BackendDevice *h, struct usbdevfs_urb *urb) {
 }
 
 /* Everything the kernel will never give back: complete it with -ENODEV. */
-static void usbfs_fail_all(BackendDevice *h) {
+static void usbfs_fail_all(UsbfsInterface *h) {
         UsbfsUrb *u;
 
         while ((u = TAILQ_FIRST(&h->submitted)) || (u = TAILQ_FIRST(&h->pending))) {
@@ -227,7 +236,7 @@ static void usbfs_fail_all(BackendDevice *h) {
         usbfs_update_io(h);
 }
 
-static void usbfs_reap(BackendDevice *h) {
+static void usbfs_reap(UsbfsInterface *h) {
         for (;;) {
                 struct usbdevfs_urb *urb = NULL;
 
@@ -256,7 +265,7 @@ static int usbfs_on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static int usbfs_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        BackendDevice *h = userdata;
+        UsbfsInterface *h = userdata;
 
         (void) s, (void) fd;
         usbfs_reap(h);
@@ -273,55 +282,7 @@ static int usbfs_probe(const Config *c, char **reason) {
         return 1; /* part of every kernel with USB host support */
 }
 
-static int usbfs_open(Manager *m, Device *d, BackendDevice **ret) {
-        _cleanup_close_ int fd = -EBADF;
-        BackendDevice *h;
-        int r;
-
-        fd = open(d->devnode, O_RDWR | O_CLOEXEC | O_NONBLOCK);
-        if (fd < 0)
-                return -errno;
-        h = calloc(1, sizeof(*h));
-        if (!h)
-                return -ENOMEM;
-        *h = (BackendDevice) { .manager = m, .n_ref = 1, .fd = -EBADF };
-        TAILQ_INIT(&h->submitted);
-        TAILQ_INIT(&h->pending);
-        h->devnode = strdup(d->devnode);
-        if (!h->devnode) {
-                free(h);
-                return -ENOMEM;
-        }
-        if (ioctl(fd, USBDEVFS_GET_CAPABILITIES, &h->caps) < 0)
-                h->caps = 0; /* old kernel: no splitting, one URB per transfer */
-        r = sd_event_add_io(m->event, &h->io, fd, EPOLLOUT, usbfs_on_io, h);
-        if (r >= 0)
-                r = sd_event_add_time_relative(m->event, &h->retry, CLOCK_MONOTONIC, USBFS_RETRY_USEC, 1000,
-                                               usbfs_on_retry, h);
-        if (r < 0) {
-                sd_event_source_disable_unref(h->io);
-                free(h->devnode);
-                free(h);
-                return r;
-        }
-        (void) sd_event_source_set_enabled(h->io, SD_EVENT_OFF);
-        (void) sd_event_source_set_enabled(h->retry, SD_EVENT_OFF);
-        /* The bus (control plane) goes first when both are ready. */
-        (void) sd_event_source_set_priority(h->io, SD_EVENT_PRIORITY_NORMAL + 1);
-        h->fd = TAKE_FD(fd);
-        log_debug("%s: opened, usbfs capabilities 0x%x.", h->devnode, h->caps);
-        *ret = h;
-        return 0;
-}
-
-static BackendDevice *usbfs_ref(BackendDevice *h) {
-        h->n_ref++;
-        return h;
-}
-
-static void usbfs_unref(BackendDevice *h) {
-        if (!h || --h->n_ref > 0)
-                return;
+static void usbfs_interface_free(UsbfsInterface *h) {
         /* Claims end only when drained, so nothing can be in flight here. */
         if (!TAILQ_EMPTY(&h->submitted) || !TAILQ_EMPTY(&h->pending))
                 log_error("%s: closed with URBs in flight: bug.", h->devnode);
@@ -333,23 +294,13 @@ static void usbfs_unref(BackendDevice *h) {
         free(h);
 }
 
-static void usbfs_disconnect(BackendDevice *h) {
-        if (h->gone)
-                return;
-        usbfs_reap(h); /* USBDEVFS_CAP_REAP_AFTER_DISCONNECT: take back what we can */
-        h->gone = true;
-        usbfs_fail_all(h);
-}
+static int usbfs_claim(UsbfsInterface *h, bool may_detach, char **ret_detached, char **ret_driver) {
+        struct usbdevfs_getdriver gd = { .interface = h->number };
+        unsigned ifno = h->number;
 
-static int usbfs_claim_interface(BackendDevice *h, uint8_t interface, bool may_detach, char **ret_detached,
-                                 char **ret_driver) {
-        struct usbdevfs_getdriver gd = { .interface = interface };
-        unsigned ifno = interface;
-
-        *ret_detached = *ret_driver = NULL;
         if (ioctl(h->fd, USBDEVFS_GETDRIVER, &gd) >= 0 && !streq(gd.driver, "usbfs")) {
                 struct usbdevfs_disconnect_claim dc = {
-                        .interface = interface,
+                        .interface = h->number,
                         .flags = USBDEVFS_DISCONNECT_CLAIM_EXCEPT_DRIVER,
                         .driver = "usbfs",
                 };
@@ -363,7 +314,7 @@ static int usbfs_claim_interface(BackendDevice *h, uint8_t interface, bool may_d
                 if (ioctl(h->fd, USBDEVFS_DISCONNECT_CLAIM, &dc) < 0)
                         return -errno;
                 *ret_detached = strdup(gd.driver);
-                log_info("%s: detached kernel driver '%s' from interface %u.", h->devnode, gd.driver, interface);
+                log_info("%s: detached kernel driver '%s' from interface %u.", h->devnode, gd.driver, h->number);
                 return 0;
         }
         if (ioctl(h->fd, USBDEVFS_CLAIMINTERFACE, &ifno) < 0)
@@ -371,30 +322,90 @@ static int usbfs_claim_interface(BackendDevice *h, uint8_t interface, bool may_d
         return 0;
 }
 
-static void usbfs_release_interface(BackendDevice *h, uint8_t interface, const char *reattach_driver) {
-        unsigned ifno = interface;
+static int usbfs_open_interface(sd_event *event, const BackendDeviceInfo *device, uint8_t interface, bool may_detach,
+                                BackendInterface **ret, char **ret_detached, char **ret_driver) {
+        UsbfsInterface *h;
+        int r;
 
-        if (h->gone)
-                return;
-        if (ioctl(h->fd, USBDEVFS_RELEASEINTERFACE, &ifno) < 0 && errno != ENODEV)
-                log_warning_errno(errno, "%s: cannot release interface %u: %m", h->devnode, interface);
-        if (reattach_driver) {
-                struct usbdevfs_ioctl cmd = { .ifno = interface, .ioctl_code = USBDEVFS_CONNECT };
-                if (ioctl(h->fd, USBDEVFS_IOCTL, &cmd) < 0 && errno != ENODEV)
-                        log_warning_errno(errno, "%s: cannot re-attach '%s' to interface %u: %m", h->devnode,
-                                          reattach_driver, interface);
+        *ret_detached = *ret_driver = NULL;
+        h = calloc(1, sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        *h = (UsbfsInterface) { .fd = -EBADF, .number = interface };
+        TAILQ_INIT(&h->submitted);
+        TAILQ_INIT(&h->pending);
+        h->devnode = strdup(device->devnode);
+        if (!h->devnode) {
+                usbfs_interface_free(h);
+                return -ENOMEM;
         }
+        h->fd = open(device->devnode, O_RDWR | O_CLOEXEC | O_NONBLOCK);
+        if (h->fd < 0) {
+                r = errno == ENOENT ? -ENODEV : -errno;
+                usbfs_interface_free(h);
+                return r;
+        }
+        if (ioctl(h->fd, USBDEVFS_GET_CAPABILITIES, &h->caps) < 0)
+                h->caps = 0; /* old kernel: no splitting, one URB per transfer */
+        r = sd_event_add_io(event, &h->io, h->fd, EPOLLOUT, usbfs_on_io, h);
+        if (r >= 0)
+                r = sd_event_add_time_relative(event, &h->retry, CLOCK_MONOTONIC, USBFS_RETRY_USEC, 1000,
+                                               usbfs_on_retry, h);
+        if (r < 0) {
+                usbfs_interface_free(h);
+                return r;
+        }
+        (void) sd_event_source_set_enabled(h->io, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(h->retry, SD_EVENT_OFF);
+        /* The bus (control plane) goes first when both are ready. */
+        (void) sd_event_source_set_priority(h->io, SD_EVENT_PRIORITY_NORMAL + 1);
+        log_debug("%s: opened for interface %u, usbfs capabilities 0x%x.", h->devnode, interface, h->caps);
+
+        r = usbfs_claim(h, may_detach, ret_detached, ret_driver);
+        if (r < 0) {
+                usbfs_interface_free(h);
+                return r;
+        }
+        *ret = h;
+        return 0;
 }
 
-static int usbfs_set_alt_setting(BackendDevice *h, uint8_t interface, uint8_t alt_setting) {
-        struct usbdevfs_setinterface si = { .interface = interface, .altsetting = alt_setting };
+static void usbfs_close_interface(UsbfsInterface *h, const char *reattach_driver) {
+        unsigned ifno;
+
+        if (!h)
+                return;
+        ifno = h->number;
+        if (!h->gone) {
+                if (ioctl(h->fd, USBDEVFS_RELEASEINTERFACE, &ifno) < 0 && errno != ENODEV)
+                        log_warning_errno(errno, "%s: cannot release interface %u: %m", h->devnode, h->number);
+                if (reattach_driver) {
+                        struct usbdevfs_ioctl cmd = { .ifno = h->number, .ioctl_code = USBDEVFS_CONNECT };
+                        if (ioctl(h->fd, USBDEVFS_IOCTL, &cmd) < 0 && errno != ENODEV)
+                                log_warning_errno(errno, "%s: cannot re-attach '%s' to interface %u: %m",
+                                                  h->devnode, reattach_driver, h->number);
+                }
+        }
+        usbfs_interface_free(h);
+}
+
+static void usbfs_disconnect(UsbfsInterface *h) {
+        if (h->gone)
+                return;
+        usbfs_reap(h); /* USBDEVFS_CAP_REAP_AFTER_DISCONNECT: take back what we can */
+        h->gone = true;
+        usbfs_fail_all(h);
+}
+
+static int usbfs_set_alt_setting(UsbfsInterface *h, uint8_t alt_setting) {
+        struct usbdevfs_setinterface si = { .interface = h->number, .altsetting = alt_setting };
 
         if (ioctl(h->fd, USBDEVFS_SETINTERFACE, &si) < 0)
                 return -errno;
         return 0;
 }
 
-static int usbfs_clear_halt(BackendDevice *h, uint8_t endpoint) {
+static int usbfs_clear_halt(UsbfsInterface *h, uint8_t endpoint) {
         unsigned ep = endpoint;
 
         if (ioctl(h->fd, USBDEVFS_CLEAR_HALT, &ep) < 0)
@@ -402,20 +413,27 @@ static int usbfs_clear_halt(BackendDevice *h, uint8_t endpoint) {
         return 0;
 }
 
-static UsbfsUrb *usbfs_urb_new(UsbfsTransfer *ut, unsigned index, unsigned iso_packets) {
-        UsbfsUrb *u = calloc(1, sizeof(UsbfsUrb) + iso_packets * sizeof(struct usbdevfs_iso_packet_desc));
+/* URB INDEX of UT: the inline one for a lone URB without iso packets. */
+static UsbfsUrb *usbfs_urb_get(UsbfsTransfer *ut, unsigned index, unsigned iso_packets) {
+        UsbfsUrb *u;
 
-        if (!u)
-                return NULL;
+        if (ut->n_urbs == 1 && iso_packets == 0)
+                u = &ut->inline_urb;
+        else {
+                u = calloc(1, sizeof(UsbfsUrb) + iso_packets * sizeof(struct usbdevfs_iso_packet_desc));
+                if (!u)
+                        return NULL;
+                u->allocated = true;
+        }
         u->owner = ut;
         u->index = index;
         u->urb.usercontext = u;
         return u;
 }
 
-static int usbfs_submit(BackendDevice *h, Transfer *t) {
+static int usbfs_submit(UsbfsInterface *h, BackendTransfer *t) {
         const TransferPlan *p = &t->plan;
-        UsbfsTransfer *ut;
+        UsbfsTransfer *ut = t->priv;
         uint32_t chunk = t->data_length, n = 1;
         bool split_ok = h->caps & USBDEVFS_CAP_BULK_CONTINUATION;
         int r;
@@ -430,24 +448,25 @@ static int usbfs_submit(BackendDevice *h, Transfer *t) {
                 n = (t->data_length + chunk - 1) / chunk;
         }
 
-        ut = calloc(1, sizeof(*ut));
-        if (!ut)
-                return -ENOMEM;
         ut->transfer = t;
-        ut->urbs = calloc(n, sizeof(UsbfsUrb *));
-        if (!ut->urbs) {
-                free(ut);
-                return -ENOMEM;
-        }
         ut->n_urbs = n;
+        if (n == 1)
+                ut->urbs = ut->inline_urbs;
+        else {
+                ut->urbs = calloc(n, sizeof(UsbfsUrb *));
+                if (!ut->urbs) {
+                        ut->n_urbs = 0;
+                        return -ENOMEM;
+                }
+        }
 
         for (uint32_t i = 0; i < n; i++) {
-                UsbfsUrb *u = usbfs_urb_new(ut, i, p->opcode == ZCUSB_OP_ISO ? p->iso_packets : 0);
+                UsbfsUrb *u = usbfs_urb_get(ut, i, p->opcode == ZCUSB_OP_ISO ? p->iso_packets : 0);
                 struct usbdevfs_urb *urb;
                 bool last = i == n - 1;
 
                 if (!u) {
-                        usbfs_transfer_free(ut);
+                        usbfs_transfer_release(ut);
                         return -ENOMEM;
                 }
                 ut->urbs[i] = u;
@@ -486,7 +505,6 @@ static int usbfs_submit(BackendDevice *h, Transfer *t) {
                         urb->flags |= USBDEVFS_URB_ZERO_PACKET;
         }
 
-        t->backend_data = ut;
         /* The first URB decides whether the transfer starts at all. */
         for (uint32_t i = 0; i < n; i++) {
                 UsbfsUrb *u = ut->urbs[i];
@@ -497,15 +515,13 @@ static int usbfs_submit(BackendDevice *h, Transfer *t) {
                 }
                 if (r < 0) {
                         if (i == 0) {
-                                t->backend_data = NULL;
-                                usbfs_transfer_free(ut);
+                                usbfs_transfer_release(ut);
                                 return r;
                         }
                         /* A later chunk failed: end with what ran. */
                         TAILQ_INSERT_TAIL(&h->pending, u, link);
-                        for (uint32_t k = i; k < n; k++)
-                                if (ut->urbs[k]->retired == false && !ut->urbs[k]->submitted && k > i)
-                                        TAILQ_INSERT_TAIL(&h->pending, ut->urbs[k], link);
+                        for (uint32_t k = i + 1; k < n; k++)
+                                TAILQ_INSERT_TAIL(&h->pending, ut->urbs[k], link);
                         usbfs_retire(h, u, r, 0);
                         usbfs_update_io(h);
                         usbfs_transfer_maybe_done(ut);
@@ -516,22 +532,10 @@ static int usbfs_submit(BackendDevice *h, Transfer *t) {
         return 0;
 }
 
-static uint64_t usbfs_transfer_memory(const TransferPlan *p) {
-        /* As usbfs_submit() splits, assuming the kernel allows splitting. */
-        uint64_t n = 1;
-        uint32_t chunk = USBFS_CHUNK_MAX / (p->max_packet_size ?: 1) * (p->max_packet_size ?: 1);
-        uint64_t iso = p->opcode == ZCUSB_OP_ISO ? p->iso_packets : 0;
+static void usbfs_cancel(UsbfsInterface *h, BackendTransfer *t) {
+        UsbfsTransfer *ut = t->priv;
 
-        if (p->opcode == ZCUSB_OP_BULK && p->data_length > USBFS_CHUNK_MAX && chunk > 0)
-                n = (p->data_length + chunk - 1) / chunk;
-        return sizeof(UsbfsTransfer) + n * (sizeof(UsbfsUrb *) + sizeof(UsbfsUrb)) +
-               iso * sizeof(struct usbdevfs_iso_packet_desc);
-}
-
-static void usbfs_cancel(BackendDevice *h, Transfer *t) {
-        UsbfsTransfer *ut = t->backend_data;
-
-        if (!ut)
+        if (ut->n_urbs == 0)
                 return;
         ut->stopping = true;
         for (unsigned i = 0; i < ut->n_urbs; i++) {
@@ -551,16 +555,29 @@ static void usbfs_cancel(BackendDevice *h, Transfer *t) {
         usbfs_transfer_maybe_done(ut); /* when nothing was at the kernel */
 }
 
+static uint64_t usbfs_transfer_memory(const TransferPlan *p) {
+        /* Beyond the inline URB: split bulk transfers (assuming the kernel
+         * allows splitting) and iso descriptors. */
+        uint16_t mps = p->max_packet_size ?: 1;
+        uint32_t chunk = USBFS_CHUNK_MAX / mps * mps;
+        uint64_t n = 1;
+
+        if (p->opcode == ZCUSB_OP_BULK && p->data_length > USBFS_CHUNK_MAX && chunk > 0)
+                n = (p->data_length + chunk - 1) / chunk;
+        if (n == 1 && p->opcode != ZCUSB_OP_ISO)
+                return 0;
+        return n * (sizeof(UsbfsUrb *) + sizeof(UsbfsUrb)) +
+               (p->opcode == ZCUSB_OP_ISO ? p->iso_packets : 0) * sizeof(struct usbdevfs_iso_packet_desc);
+}
+
 const BackendOps backend_usbfs = {
         .name = "usbfs",
         .kind = BACKEND_USBFS,
+        .transfer_priv_size = sizeof(UsbfsTransfer),
         .probe = usbfs_probe,
-        .open = usbfs_open,
-        .ref = usbfs_ref,
-        .unref = usbfs_unref,
+        .open_interface = usbfs_open_interface,
+        .close_interface = usbfs_close_interface,
         .disconnect = usbfs_disconnect,
-        .claim_interface = usbfs_claim_interface,
-        .release_interface = usbfs_release_interface,
         .set_alt_setting = usbfs_set_alt_setting,
         .clear_halt = usbfs_clear_halt,
         .submit = usbfs_submit,

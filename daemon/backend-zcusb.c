@@ -13,52 +13,42 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/queue.h>
 #include <systemd/sd-event.h>
 
 #include "backend.h"
-#include "buffer.h"
-#include "device.h"
 #include "log.h"
-#include "manager.h"
 #include "module.h"
-#include "transfer.h"
 #include "util.h"
 #include "zcusb_abi.h"
 
 #define ZCUSB_DRIVER_DIR "/sys/bus/usb/drivers/zcusb"
 
 typedef struct Registration {
-        const Buffer *buffer;
+        const BackendBuffer *buffer;
         uint32_t id;
         TAILQ_ENTRY(Registration) link;
 } Registration;
 
-typedef struct InFlight {
-        Transfer *transfer;
-        TAILQ_ENTRY(InFlight) link;
-} InFlight;
+/* The backend's part of a transfer (BackendTransfer.priv): its address is
+ * the user_data the module echoes back, so a completion finds it at once. */
+typedef struct ZcusbTransfer {
+        BackendTransfer *transfer;
+        TAILQ_ENTRY(ZcusbTransfer) link;
+} ZcusbTransfer;
 
-typedef struct ZcusbInterface {
-        BackendDevice *device;
+struct BackendInterface {
         uint8_t number;
         char *name; /* "1-1:1.0" */
         int fd;
         bool autobound; /* bound to zcusb.ko at plug (ZCUSB_AUTOBIND): stays bound */
+        bool gone;
         sd_event_source *io;
         TAILQ_HEAD(, Registration) registrations;
-        TAILQ_HEAD(, InFlight) in_flight;
-        TAILQ_ENTRY(ZcusbInterface) link;
-} ZcusbInterface;
-
-struct BackendDevice {
-        Manager *manager;
-        unsigned n_ref;
-        char *sysname;
-        uint16_t vendor_id, product_id;
-        uint8_t configuration;
-        bool gone;
-        TAILQ_HEAD(, ZcusbInterface) interfaces;
+        TAILQ_HEAD(, ZcusbTransfer) in_flight;
 };
+
+typedef BackendInterface ZcusbInterface;
 
 static int zcusb_probe(const Config *c, char **reason) {
         return module_ensure_loaded(c->load_module, reason);
@@ -98,48 +88,27 @@ static int driver_file_write(const char *driver, const char *file, const char *v
         return write_sysfs(path, value);
 }
 
-static ZcusbInterface *find_interface(BackendDevice *h, uint8_t number) {
-        ZcusbInterface *i;
-
-        TAILQ_FOREACH(i, &h->interfaces, link)
-                if (i->number == number)
-                        return i;
-        return NULL;
-}
-
 static void interface_update_io(ZcusbInterface *i) {
         (void) sd_event_source_set_enabled(i->io, TAILQ_EMPTY(&i->in_flight) ? SD_EVENT_OFF : SD_EVENT_ON);
 }
 
-static InFlight *interface_take(ZcusbInterface *i, uint64_t user_data) {
-        InFlight *f;
-
-        TAILQ_FOREACH(f, &i->in_flight, link)
-                if ((uint64_t) (uintptr_t) f->transfer == user_data) {
-                        TAILQ_REMOVE(&i->in_flight, f, link);
-                        return f;
-                }
-        return NULL;
+static void interface_complete(ZcusbInterface *i, ZcusbTransfer *zt, int status, uint32_t actual) {
+        TAILQ_REMOVE(&i->in_flight, zt, link);
+        backend_transfer_done(zt->transfer, status, actual); /* frees zt */
 }
 
 /* Nothing more will come back: complete what is left with -ENODEV. */
 static void interface_fail_all(ZcusbInterface *i) {
-        InFlight *f;
+        ZcusbTransfer *zt;
 
-        while ((f = TAILQ_FIRST(&i->in_flight))) {
-                Transfer *t = f->transfer;
-
-                TAILQ_REMOVE(&i->in_flight, f, link);
-                free(f);
-                transfer_done(t, -ENODEV, 0);
-        }
+        while ((zt = TAILQ_FIRST(&i->in_flight)))
+                interface_complete(i, zt, -ENODEV, 0);
         interface_update_io(i);
 }
 
 static void interface_reap(ZcusbInterface *i) {
         for (;;) {
                 struct zcusb_completion c = {};
-                InFlight *f;
 
                 if (TAILQ_EMPTY(&i->in_flight))
                         break;
@@ -147,22 +116,16 @@ static void interface_reap(ZcusbInterface *i) {
                         if (errno == EAGAIN)
                                 break;
                         if (errno == ENODEV) {
-                                i->device->gone = true;
+                                i->gone = true;
                                 interface_fail_all(i);
                                 return;
                         }
                         log_warning_errno(errno, "zcusb %s: reaping failed: %m", i->name);
                         break;
                 }
-                /* user_data is our own pointer: accept only one we gave. */
-                f = interface_take(i, c.user_data);
-                if (!f) {
-                        log_error("zcusb %s: completion for an unknown transfer: module bug.", i->name);
-                        continue;
-                }
-                Transfer *t = f->transfer;
-                free(f);
-                transfer_done(t, c.status, c.actual_length);
+                /* user_data is the ZcusbTransfer we submitted: the module
+                 * returns each exactly once. */
+                interface_complete(i, (ZcusbTransfer *) (uintptr_t) c.user_data, c.status, c.actual_length);
         }
         interface_update_io(i);
 }
@@ -173,7 +136,7 @@ static int interface_on_io(sd_event_source *s, int fd, uint32_t revents, void *u
         (void) s, (void) fd;
         interface_reap(i);
         if (revents & (EPOLLERR | EPOLLHUP)) {
-                i->device->gone = true;
+                i->gone = true;
                 interface_fail_all(i);
         }
         return 0;
@@ -195,59 +158,6 @@ static void interface_free(ZcusbInterface *i) {
         free(i);
 }
 
-static int zcusb_open(Manager *m, Device *d, BackendDevice **ret) {
-        BackendDevice *h;
-
-        if (access(ZCUSB_DRIVER_DIR, F_OK) < 0)
-                return -ENOENT;
-        h = calloc(1, sizeof(*h));
-        if (!h)
-                return -ENOMEM;
-        *h = (BackendDevice) {
-                .manager = m,
-                .n_ref = 1,
-                .vendor_id = d->vendor_id,
-                .product_id = d->product_id,
-                .configuration = d->active_configuration,
-        };
-        TAILQ_INIT(&h->interfaces);
-        h->sysname = strdup(d->sysname);
-        if (!h->sysname) {
-                free(h);
-                return -ENOMEM;
-        }
-        *ret = h;
-        return 0;
-}
-
-static BackendDevice *zcusb_ref(BackendDevice *h) {
-        h->n_ref++;
-        return h;
-}
-
-static void zcusb_unref(BackendDevice *h) {
-        ZcusbInterface *i;
-
-        if (!h || --h->n_ref > 0)
-                return;
-        while ((i = TAILQ_FIRST(&h->interfaces))) {
-                TAILQ_REMOVE(&h->interfaces, i, link);
-                interface_free(i);
-        }
-        free(h->sysname);
-        free(h);
-}
-
-static void zcusb_disconnect(BackendDevice *h) {
-        ZcusbInterface *i;
-
-        TAILQ_FOREACH(i, &h->interfaces, link) {
-                interface_reap(i);
-                interface_fail_all(i);
-        }
-        h->gone = true;
-}
-
 /* Undo a bind: the interface leaves zcusb.ko (and its allow list) and, when
  * we detached a driver, goes back to it. */
 static void unbind_interface(const char *name, const char *reattach_driver) {
@@ -264,11 +174,11 @@ static void unbind_interface(const char *name, const char *reattach_driver) {
         }
 }
 
-static int bind_interface(BackendDevice *h, const char *name, const char *current_driver) {
+static int bind_interface(const BackendDeviceInfo *device, const char *name, const char *current_driver) {
         _cleanup_free_ char *allow = NULL, *id = NULL, *now = NULL;
         int r;
 
-        if (asprintf(&allow, "+%s", name) < 0 || asprintf(&id, "%04x %04x", h->vendor_id, h->product_id) < 0)
+        if (asprintf(&allow, "+%s", name) < 0 || asprintf(&id, "%04x %04x", device->vendor_id, device->product_id) < 0)
                 return -ENOMEM;
         r = driver_file_write("zcusb", "allow", allow);
         if (r < 0)
@@ -290,8 +200,8 @@ static int bind_interface(BackendDevice *h, const char *name, const char *curren
         return 0;
 }
 
-static int zcusb_claim_interface(BackendDevice *h, uint8_t interface, bool may_detach, char **ret_detached,
-                                 char **ret_driver) {
+static int zcusb_open_interface(sd_event *event, const BackendDeviceInfo *device, uint8_t interface, bool may_detach,
+                                BackendInterface **ret, char **ret_detached, char **ret_driver) {
         _cleanup_free_ char *name = NULL, *driver = NULL, *node = NULL;
         struct zcusb_version v = {};
         bool autobound = false;
@@ -299,9 +209,9 @@ static int zcusb_claim_interface(BackendDevice *h, uint8_t interface, bool may_d
         int fd, r;
 
         *ret_detached = *ret_driver = NULL;
-        if (h->gone)
-                return -ENODEV;
-        if (asprintf(&name, "%s:%u.%u", h->sysname, h->configuration, interface) < 0)
+        if (access(ZCUSB_DRIVER_DIR, F_OK) < 0)
+                return -ENOENT;
+        if (asprintf(&name, "%s:%u.%u", device->sysname, device->configuration, interface) < 0)
                 return -ENOMEM;
 
         driver = interface_driver(name);
@@ -316,7 +226,7 @@ static int zcusb_claim_interface(BackendDevice *h, uint8_t interface, bool may_d
                 autobound = true;
         }
 
-        r = bind_interface(h, name, driver);
+        r = bind_interface(device, name, driver);
         if (r < 0) {
                 unbind_interface(name, driver);
                 return r;
@@ -345,63 +255,59 @@ static int zcusb_claim_interface(BackendDevice *h, uint8_t interface, bool may_d
                 unbind_interface(name, driver);
                 return -ENOMEM;
         }
-        *i = (ZcusbInterface) {
-                .device = h, .number = interface, .name = TAKE_PTR(name), .fd = fd, .autobound = autobound,
-        };
+        *i = (ZcusbInterface) { .number = interface, .name = TAKE_PTR(name), .fd = fd, .autobound = autobound };
         TAILQ_INIT(&i->registrations);
         TAILQ_INIT(&i->in_flight);
-        r = sd_event_add_io(h->manager->event, &i->io, fd, EPOLLIN, interface_on_io, i);
+        r = sd_event_add_io(event, &i->io, fd, EPOLLIN, interface_on_io, i);
         if (r < 0) {
                 unbind_interface(i->name, driver);
                 interface_free(i);
                 return r;
         }
         interface_update_io(i);
-        TAILQ_INSERT_TAIL(&h->interfaces, i, link);
         *ret_detached = TAKE_PTR(driver);
+        *ret = i;
         return 0;
 }
 
-static void zcusb_release_interface(BackendDevice *h, uint8_t interface, const char *reattach_driver) {
-        ZcusbInterface *i = find_interface(h, interface);
+static void zcusb_close_interface(ZcusbInterface *i, const char *reattach_driver) {
         _cleanup_free_ char *name = NULL;
-        bool keep_bound;
+        bool unbind;
 
         if (!i)
                 return;
         name = strdup(i->name);
         /* An interface the admin's udev rule gave to zcusb.ko stays there,
          * ready for the next claim, as it was before this one. */
-        keep_bound = i->autobound;
-        TAILQ_REMOVE(&h->interfaces, i, link);
+        unbind = !i->gone && !i->autobound;
         interface_free(i);
-        if (name && !h->gone && !keep_bound)
+        if (name && unbind)
                 unbind_interface(name, reattach_driver);
 }
 
-static int zcusb_set_alt_setting(BackendDevice *h, uint8_t interface, uint8_t alt_setting) {
-        ZcusbInterface *i = find_interface(h, interface);
+static void zcusb_disconnect(ZcusbInterface *i) {
+        interface_reap(i);
+        interface_fail_all(i);
+        i->gone = true;
+}
+
+static int zcusb_set_alt_setting(ZcusbInterface *i, uint8_t alt_setting) {
         struct zcusb_alt a = { .alt_setting = alt_setting };
 
-        if (!i)
-                return -ENODEV;
         if (ioctl(i->fd, ZCUSB_IOC_SET_ALT, &a) < 0)
                 return -errno;
         return 0;
 }
 
-static int zcusb_clear_halt(BackendDevice *h, uint8_t endpoint) {
-        ZcusbInterface *i;
+static int zcusb_clear_halt(ZcusbInterface *i, uint8_t endpoint) {
         uint32_t ep = endpoint;
 
-        /* The endpoint belongs to whichever claimed interface has it. */
-        TAILQ_FOREACH(i, &h->interfaces, link)
-                if (ioctl(i->fd, ZCUSB_IOC_CLEAR_HALT, &ep) >= 0)
-                        return 0;
-        return -EINVAL;
+        if (ioctl(i->fd, ZCUSB_IOC_CLEAR_HALT, &ep) < 0)
+                return -errno;
+        return 0;
 }
 
-static int interface_register(ZcusbInterface *i, const Buffer *b, uint32_t *ret) {
+static int interface_register(ZcusbInterface *i, const BackendBuffer *b, uint32_t *ret) {
         struct zcusb_register reg = { .addr = (uint64_t) (uintptr_t) b->map, .length = b->size };
         Registration *r;
 
@@ -424,12 +330,9 @@ static int interface_register(ZcusbInterface *i, const Buffer *b, uint32_t *ret)
         return 0;
 }
 
-static void zcusb_forget_buffer(BackendDevice *h, uint8_t interface, const Buffer *b) {
-        ZcusbInterface *i = find_interface(h, interface);
+static void zcusb_forget_buffer(ZcusbInterface *i, const BackendBuffer *b) {
         Registration *r;
 
-        if (!i)
-                return;
         TAILQ_FOREACH(r, &i->registrations, link)
                 if (r->buffer == b) {
                         /* Only called once every transfer on b was reaped,
@@ -443,18 +346,15 @@ static void zcusb_forget_buffer(BackendDevice *h, uint8_t interface, const Buffe
                 }
 }
 
-static int zcusb_submit(BackendDevice *h, Transfer *t) {
-        ZcusbInterface *i = find_interface(h, t->interface_number);
+static int zcusb_submit(ZcusbInterface *i, BackendTransfer *t) {
+        ZcusbTransfer *zt = t->priv;
         struct zcusb_submit s = {
-                .user_data = (uint64_t) (uintptr_t) t,
+                .user_data = (uint64_t) (uintptr_t) zt,
                 .endpoint = t->plan.endpoint,
         };
-        InFlight *f;
         int r;
 
-        if (h->gone)
-                return -ENODEV;
-        if (!i)
+        if (i->gone)
                 return -ENODEV;
 
         switch (t->plan.opcode) {
@@ -471,8 +371,8 @@ static int zcusb_submit(BackendDevice *h, Transfer *t) {
                 /* The module copies control data; hand it our private copy. */
                 s.type = ZCUSB_TYPE_CONTROL;
                 s.endpoint = 0;
-                memcpy(s.setup, t->bounce, sizeof(s.setup));
-                s.addr = (uint64_t) (uintptr_t) (t->bounce + ZCUSB_CONTROL_SETUP_SIZE);
+                memcpy(s.setup, t->data, sizeof(s.setup));
+                s.addr = (uint64_t) (uintptr_t) (t->data + ZCUSB_CONTROL_SETUP_SIZE);
                 s.length = t->data_length - ZCUSB_CONTROL_SETUP_SIZE;
                 break;
         default:
@@ -483,49 +383,32 @@ static int zcusb_submit(BackendDevice *h, Transfer *t) {
         if (t->flags & ZCUSB_SQE_ZERO_PACKET)
                 s.flags |= ZCUSB_SUBMIT_ZERO_PACKET;
 
-        f = calloc(1, sizeof(*f));
-        if (!f)
-                return -ENOMEM;
-        if (ioctl(i->fd, ZCUSB_IOC_SUBMIT, &s) < 0) {
-                r = -errno;
-                free(f);
-                return r;
-        }
-        f->transfer = t;
-        TAILQ_INSERT_TAIL(&i->in_flight, f, link);
+        if (ioctl(i->fd, ZCUSB_IOC_SUBMIT, &s) < 0)
+                return -errno;
+        zt->transfer = t;
+        TAILQ_INSERT_TAIL(&i->in_flight, zt, link);
         interface_update_io(i);
         return 0;
 }
 
-static void zcusb_cancel(BackendDevice *h, Transfer *t) {
-        ZcusbInterface *i = find_interface(h, t->interface_number);
-        uint64_t user_data = (uint64_t) (uintptr_t) t;
+static void zcusb_cancel(ZcusbInterface *i, BackendTransfer *t) {
+        uint64_t user_data = (uint64_t) (uintptr_t) t->priv;
 
-        if (!i)
-                return;
         if (ioctl(i->fd, ZCUSB_IOC_CANCEL, &user_data) < 0 && errno != ENOENT)
                 log_debug_errno(errno, "zcusb %s: cancel failed: %m", i->name);
-}
-
-static uint64_t zcusb_transfer_memory(const TransferPlan *plan) {
-        (void) plan;
-        return sizeof(InFlight); /* the module holds the URBs, charged to it */
 }
 
 const BackendOps backend_zcusb = {
         .name = "zcusb.ko",
         .kind = BACKEND_ZCUSB,
+        .transfer_priv_size = sizeof(ZcusbTransfer), /* the module holds the URBs, charged to it */
         .probe = zcusb_probe,
-        .open = zcusb_open,
-        .ref = zcusb_ref,
-        .unref = zcusb_unref,
+        .open_interface = zcusb_open_interface,
+        .close_interface = zcusb_close_interface,
         .disconnect = zcusb_disconnect,
-        .claim_interface = zcusb_claim_interface,
-        .release_interface = zcusb_release_interface,
         .set_alt_setting = zcusb_set_alt_setting,
         .clear_halt = zcusb_clear_halt,
         .submit = zcusb_submit,
         .cancel = zcusb_cancel,
         .forget_buffer = zcusb_forget_buffer,
-        .transfer_memory = zcusb_transfer_memory,
 };

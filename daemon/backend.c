@@ -1,10 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "backend.h"
 
-const BackendOps *backend_from_kind(BackendKind kind) {
-        return kind == BACKEND_ZCUSB ? &backend_zcusb : &backend_usbfs;
-}
-
 const BackendOps *backend_select(const Config *c, char **reason) {
         if (c->backend == BACKEND_CHOICE_USBFS)
                 return &backend_usbfs;

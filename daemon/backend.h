@@ -2,16 +2,24 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "config.h"
-#include "forward.h"
 #include "transfer-check.h"
 
-/* The data path runs over one of two backends (DESIGN.md "Backends"): the
- * zcusb.ko module (zero copy) or mainline usbfs (one kernel copy). Each is an
- * ops table; a device is opened through one at its first claim, and claims,
- * queues and transfers only ever call through the table. */
+/* The data path runs over one of two backends (docs/architecture.md,
+ * "Backends"): the zcusb.ko module (zero copy) or mainline usbfs (one kernel
+ * copy). Each is an ops table, as libusb's usbi_os_backend is. A claim opens
+ * its interface through one; the core only ever calls through the table.
+ *
+ * The boundary goes one way: a backend sees what this header defines and
+ * nothing of the daemon's objects (claims, queues, peers, the manager). It
+ * works per claimed interface; its per-transfer state is allocated by the
+ * core together with the transfer (transfer_priv_size), so submitting
+ * allocates nothing in the common case, and a completion finds its transfer
+ * without a search. */
 
 typedef enum BackendKind {
         BACKEND_USBFS,
@@ -19,48 +27,84 @@ typedef enum BackendKind {
         _BACKEND_KIND_MAX,
 } BackendKind;
 
+/* What a backend needs to know of the device an interface belongs to. */
+typedef struct BackendDeviceInfo {
+        const char *devnode;   /* /dev/bus/usb/BBB/DDD */
+        const char *sysname;   /* kernel name, e.g. "1-1.2" */
+        uint16_t vendor_id, product_id;
+        uint8_t configuration; /* active */
+} BackendDeviceInfo;
+
+/* A client buffer as a backend sees it: zcusbd's mapping of the memfd. */
+typedef struct BackendBuffer {
+        uint8_t *map;
+        uint64_t size;
+        uint32_t id; /* the client's id, for messages */
+} BackendBuffer;
+
+/* One transfer as a backend sees it; the core's Transfer embeds it. */
+typedef struct BackendTransfer {
+        TransferPlan plan;            /* checked, private copies */
+        const BackendBuffer *buffer;
+        /* bulk, interrupt, iso: points into buffer->map (zero copy); control:
+         * a private copy of setup + data, so the client cannot change a
+         * request after it was checked. */
+        uint8_t *data;
+        uint32_t data_length;
+        uint16_t flags;               /* ZCUSB_SQE_* */
+        uint32_t *iso_actual;         /* iso: plan.iso_packets results, filled by the backend */
+        int32_t *iso_status;
+        void *priv;                   /* ops->transfer_priv_size bytes, zeroed */
+} BackendTransfer;
+
+/* The core's side of the boundary: a backend reports the end of every
+ * transfer it accepted, exactly once. URB_STATUS is the kernel's; ACTUAL the
+ * bytes moved (control: data stage only). The transfer (and its priv) is
+ * gone when this returns. */
+void backend_transfer_done(BackendTransfer *t, int urb_status, uint32_t actual);
+
+/* One claimed interface, as its backend holds it. */
+typedef struct BackendInterface BackendInterface;
+
 typedef struct BackendOps {
         const char *name; /* as reported on the bus: "usbfs", "zcusb.ko" */
         BackendKind kind;
+        size_t transfer_priv_size;
 
         /* > 0 usable, 0 not usable (why in *reason, may be NULL), < 0 error. */
         int (*probe)(const Config *c, char **reason);
 
-        /* One handle per device, shared by its claims (refcounted). */
-        int (*open)(Manager *m, Device *d, BackendDevice **ret);
-        BackendDevice *(*ref)(BackendDevice *h);
-        void (*unref)(BackendDevice *h);
+        /* Claim INTERFACE of the device. A bound kernel driver is detached
+         * only when may_detach (then *ret_detached names it, to re-attach on
+         * close); otherwise -EBUSY with *ret_driver naming it. */
+        int (*open_interface)(sd_event *event, const BackendDeviceInfo *device, uint8_t interface, bool may_detach,
+                              BackendInterface **ret, char **ret_detached, char **ret_driver);
+        /* Nothing in flight: release the interface (unless the device is
+         * gone), re-attach REATTACH_DRIVER, free. */
+        void (*close_interface)(BackendInterface *bi, const char *reattach_driver);
         /* The device is gone: complete everything in flight with -ENODEV. */
-        void (*disconnect)(BackendDevice *h);
+        void (*disconnect)(BackendInterface *bi);
 
-        /* Claim an interface. A bound kernel driver is detached only when
-         * may_detach (then *ret_detached names it, to re-attach on release);
-         * otherwise -EBUSY with *ret_driver naming it. */
-        int (*claim_interface)(BackendDevice *h, uint8_t interface, bool may_detach, char **ret_detached,
-                               char **ret_driver);
-        void (*release_interface)(BackendDevice *h, uint8_t interface, const char *reattach_driver);
-        int (*set_alt_setting)(BackendDevice *h, uint8_t interface, uint8_t alt_setting);
-        int (*clear_halt)(BackendDevice *h, uint8_t endpoint);
+        int (*set_alt_setting)(BackendInterface *bi, uint8_t alt_setting);
+        int (*clear_halt)(BackendInterface *bi, uint8_t endpoint);
 
-        /* Start a transfer; transfer_done() reports its end exactly once,
-         * unless submit fails, which ends nothing. */
-        int (*submit)(BackendDevice *h, Transfer *t);
-        /* Ask a transfer to end early; transfer_done() follows. */
-        void (*cancel)(BackendDevice *h, Transfer *t);
-
-        /* Upper bound of the memory submit() allocates for a transfer of
-         * PLAN (URBs and their bookkeeping): charged to the claim. May be NULL. */
-        uint64_t (*transfer_memory)(const TransferPlan *plan);
+        /* Start a transfer; backend_transfer_done() reports its end, unless
+         * submit fails, which ends nothing. */
+        int (*submit)(BackendInterface *bi, BackendTransfer *t);
+        /* Ask a transfer to end early; backend_transfer_done() follows. */
+        void (*cancel)(BackendInterface *bi, BackendTransfer *t);
 
         /* A buffer is being freed (no transfer uses it): drop what the
          * backend holds for it, e.g. pinned pages. May be NULL. */
-        void (*forget_buffer)(BackendDevice *h, uint8_t interface, const Buffer *b);
+        void (*forget_buffer)(BackendInterface *bi, const BackendBuffer *b);
+        /* Upper bound of what submit() allocates beyond transfer_priv_size
+         * for a transfer of PLAN (split URBs, iso descriptors): charged to
+         * the claim with the transfer. May be NULL. */
+        uint64_t (*transfer_memory)(const TransferPlan *plan);
 } BackendOps;
 
 extern const BackendOps backend_usbfs;
 extern const BackendOps backend_zcusb;
-
-const BackendOps *backend_from_kind(BackendKind kind);
 
 /* The backend new claims prefer under C (Backend=, LoadModule=). Never NULL:
  * usbfs is always there. *reason says why zcusb.ko was passed over. */

@@ -71,7 +71,10 @@ int buffer_new(Claim *c, uint64_t size, Buffer **ret, int *ret_fd, sd_bus_error 
                 return sd_bus_error_setf(error, ZCUSB_ERROR_FAILED, "zcusbd cannot allocate a %llu-byte buffer: %s.",
                                          (unsigned long long) rounded, strerror(-r));
         }
-        *b = (Buffer) { .claim = c, .id = c->next_buffer_id++, .map = map, .size = rounded };
+        *b = (Buffer) {
+                .backend = { .map = map, .size = rounded, .id = c->next_buffer_id++ },
+                .claim = c,
+        };
         TAILQ_INSERT_TAIL(&c->buffers, b, link);
         c->n_buffers++;
         *ret = b;
@@ -86,13 +89,14 @@ Buffer *buffer_free(Buffer *b) {
                 return NULL;
         c = b->claim;
         if (b->users > 0)
-                log_error("Buffer %u of %s freed with %u transfers on it: bug.", b->id, c->object_path, b->users);
+                log_error("Buffer %u of %s freed with %u transfers on it: bug.", b->backend.id, c->object_path,
+                          b->users);
         TAILQ_REMOVE(&c->buffers, b, link);
         c->n_buffers--;
-        if (c->handle && c->backend->forget_buffer)
-                c->backend->forget_buffer(c->handle, c->interface_number, b);
-        munmap(b->map, (size_t) b->size);
-        claim_uncharge(c, b->size);
+        if (c->backend_interface && c->backend->forget_buffer)
+                c->backend->forget_buffer(c->backend_interface, &b->backend);
+        munmap(b->backend.map, (size_t) b->backend.size);
+        claim_uncharge(c, b->backend.size);
         claim_put_count(c, QUOTA_BUFFERS);
         free(b);
         return NULL;

@@ -6,6 +6,7 @@
 #include <sys/queue.h>
 #include <systemd/sd-bus.h>
 
+#include "backend.h"
 #include "forward.h"
 
 /* A sealed memfd shared with the client: the client maps it, zcusbd maps it
@@ -16,11 +17,9 @@
  * creates the memfd and links the buffer into its claim; buffer_free()
  * undoes all of it (and tells the backend to drop what it holds for it). */
 struct Buffer {
+        BackendBuffer backend; /* map, size (whole pages), id: what backends see */
         Claim *claim;
-        uint32_t id;
-        uint8_t *map;
-        uint64_t size;  /* whole pages */
-        unsigned users; /* transfers in flight on it */
+        unsigned users;        /* transfers in flight on it */
         TAILQ_ENTRY(Buffer) link;
 };
 

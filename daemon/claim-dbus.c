@@ -88,7 +88,7 @@ static int method_alloc_buffer(sd_bus_message *message, void *userdata, sd_bus_e
         r = buffer_new(c, size, &b, &fd, error);
         if (r < 0)
                 return r;
-        r = sd_bus_reply_method_return(message, "uht", b->id, fd, b->size);
+        r = sd_bus_reply_method_return(message, "uht", b->backend.id, fd, b->backend.size);
         if (r < 0)
                 return r;
         TAKE_PTR(b);
@@ -179,7 +179,7 @@ static int method_set_alt_setting(sd_bus_message *message, void *userdata, sd_bu
                                          c->interface_number, alt);
         if (c->n_in_flight > 0)
                 return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY, "%u transfers are in flight.", c->n_in_flight);
-        r = c->backend->set_alt_setting(c->handle, c->interface_number, alt);
+        r = c->backend->set_alt_setting(c->backend_interface, alt);
         if (r == -ENODEV)
                 return sd_bus_error_setf(error, ZCUSB_ERROR_NO_SUCH_DEVICE, "The device is gone.");
         if (r < 0)
@@ -204,7 +204,7 @@ static int method_clear_halt(sd_bus_message *message, void *userdata, sd_bus_err
                 return sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT,
                                          "Endpoint 0x%02x is not in the claimed interface's current alternate setting.",
                                          endpoint);
-        r = c->backend->clear_halt(c->handle, endpoint);
+        r = c->backend->clear_halt(c->backend_interface, endpoint);
         if (r == -ENODEV)
                 return sd_bus_error_setf(error, ZCUSB_ERROR_NO_SUCH_DEVICE, "The device is gone.");
         if (r < 0)

@@ -36,7 +36,7 @@ Buffer *claim_find_buffer(Claim *c, uint32_t id) {
         Buffer *b;
 
         TAILQ_FOREACH(b, &c->buffers, link)
-                if (b->id == id)
+                if (b->backend.id == id)
                         return b;
         return NULL;
 }
@@ -111,25 +111,15 @@ Claim *claim_free(Claim *c) {
                 TAILQ_REMOVE(&c->device->claims, c, device_link);
         TAILQ_REMOVE(&c->peer->claims, c, peer_link);
         TAILQ_REMOVE(&c->manager->claims, c, manager_link);
-        if (c->handle)
-                c->backend->unref(c->handle);
-        /* The device's own references go with its last claim. */
-        if (c->device && TAILQ_EMPTY(&c->device->claims))
-                device_close_handles(c->device);
+        /* Only a claim that never finished still holds its interface. */
+        if (c->backend_interface)
+                c->backend->close_interface(c->backend_interface, c->detached_driver);
 
         claim_reply_release(c);
         free(c->detached_driver);
         free(c->object_path);
         free(c);
         return NULL;
-}
-
-void device_close_handles(Device *d) {
-        for (size_t k = 0; k < ELEMENTSOF(d->handles); k++)
-                if (d->handles[k]) {
-                        backend_from_kind((BackendKind) k)->unref(d->handles[k]);
-                        d->handles[k] = NULL;
-                }
 }
 
 static bool interface_has_iso(const Device *d, uint8_t interface) {
@@ -149,9 +139,16 @@ static bool interface_has_iso(const Device *d, uint8_t interface) {
  * isochronous endpoints, which only usbfs carries). A kernel driver that
  * policy does not let us detach is an answer, not a failure: no fallback. */
 static int claim_attach(Manager *m, Device *d, uint8_t interface, bool may_detach, const BackendOps **ret_backend,
-                        char **ret_detached, char **ret_driver) {
+                        BackendInterface **ret_interface, char **ret_detached, char **ret_driver) {
         const BackendOps *candidates[2] = { m->backend, &backend_usbfs };
         size_t n = m->backend == &backend_usbfs || m->config.backend == BACKEND_CHOICE_MODULE ? 1 : 2;
+        const BackendDeviceInfo info = {
+                .devnode = d->devnode,
+                .sysname = d->sysname,
+                .vendor_id = d->vendor_id,
+                .product_id = d->product_id,
+                .configuration = d->active_configuration,
+        };
         int r = -ENODEV;
 
         if (n == 2 && interface_has_iso(d, interface)) {
@@ -162,18 +159,11 @@ static int claim_attach(Manager *m, Device *d, uint8_t interface, bool may_detac
         for (size_t i = 0; i < n; i++) {
                 const BackendOps *ops = candidates[i];
 
-                if (!d->handles[ops->kind]) {
-                        r = ops->open(m, d, &d->handles[ops->kind]);
-                        if (r < 0) {
-                                log_warning_errno(r, "%s: cannot open %s for %s: %m", ops->name, d->sysname,
-                                                  d->object_path);
-                                continue;
-                        }
-                }
                 free(*ret_detached);
                 free(*ret_driver);
                 *ret_detached = *ret_driver = NULL;
-                r = ops->claim_interface(d->handles[ops->kind], interface, may_detach, ret_detached, ret_driver);
+                r = ops->open_interface(m->event, &info, interface, may_detach, ret_interface, ret_detached,
+                                        ret_driver);
                 if (r >= 0) {
                         *ret_backend = ops;
                         return 0;
@@ -191,6 +181,7 @@ int claim_new(Peer *peer, Device *d, uint8_t interface, Claim **ret, sd_bus_erro
         Manager *m = peer->manager;
         _cleanup_free_ char *why = NULL, *driver = NULL, *detached = NULL, *object_path = NULL;
         const BackendOps *backend = NULL;
+        BackendInterface *bi = NULL;
         PolicyProps policy;
         Claim *c, *other;
         bool known = false;
@@ -226,11 +217,9 @@ int claim_new(Peer *peer, Device *d, uint8_t interface, Claim **ret, sd_bus_erro
                 return r;
 
         policy = device_interface_policy(d, interface);
-        r = claim_attach(m, d, interface, parse_boolean(policy.detach) > 0, &backend, &detached, &driver);
+        r = claim_attach(m, d, interface, parse_boolean(policy.detach) > 0, &backend, &bi, &detached, &driver);
         if (r < 0) {
                 quota_put(&peer->account, QUOTA_CLAIMS);
-                if (TAILQ_EMPTY(&d->claims))
-                        device_close_handles(d);
                 if (r == -EBUSY && driver)
                         return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY,
                                                  "Interface %u is bound to the kernel driver '%s' and the device's "
@@ -251,10 +240,8 @@ int claim_new(Peer *peer, Device *d, uint8_t interface, Claim **ret, sd_bus_erro
         c = calloc(1, sizeof(*c));
         if (!c || asprintf(&object_path, "%s/c%" PRIu64, ZCUSB_CLAIM_PATH_PREFIX, m->next_claim_id + 1) < 0) {
                 free(c);
-                backend->release_interface(d->handles[backend->kind], interface, detached);
+                backend->close_interface(bi, detached);
                 quota_put(&peer->account, QUOTA_CLAIMS);
-                if (TAILQ_EMPTY(&d->claims))
-                        device_close_handles(d);
                 return -ENOMEM;
         }
         *c = (Claim) {
@@ -262,7 +249,7 @@ int claim_new(Peer *peer, Device *d, uint8_t interface, Claim **ret, sd_bus_erro
                 .peer = peer,
                 .device = d,
                 .backend = backend,
-                .handle = backend->ref(d->handles[backend->kind]),
+                .backend_interface = bi,
                 .id = ++m->next_claim_id,
                 .object_path = TAKE_PTR(object_path),
                 .interface_number = interface,
@@ -290,9 +277,19 @@ static void claim_release_interface(Claim *c) {
         if (c->interface_released)
                 return;
         c->interface_released = true;
-        /* A vanished device has nothing left to release. */
-        if (c->device && c->handle)
-                c->backend->release_interface(c->handle, c->interface_number, c->detached_driver);
+        /* The backend knows when the device is gone: then it releases nothing. */
+        c->backend->close_interface(TAKE_PTR(c->backend_interface), c->detached_driver);
+}
+
+void claim_device_removed(Claim *c) {
+        claim_stop(c, CLAIM_END_DEVICE_REMOVED, false);
+        /* Whatever the kernel will not give back completes -ENODEV now. */
+        if (c->backend_interface)
+                c->backend->disconnect(c->backend_interface);
+        if (c->device) {
+                TAILQ_REMOVE(&c->device->claims, c, device_link);
+                c->device = NULL;
+        }
 }
 
 static bool claim_drained(const Claim *c) {
@@ -301,7 +298,7 @@ static bool claim_drained(const Claim *c) {
 
 void claim_finish(Claim *c) {
         if (!claim_drained(c))
-                return; /* the last transfer_done() queues us again */
+                return; /* the last transfer's end queues us again */
         claim_release_interface(c);
         if (!c->ended_signalled) {
                 c->ended_signalled = true;

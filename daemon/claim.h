@@ -33,7 +33,7 @@ struct Claim {
         Peer *peer;
         Device *device;           /* NULL once the device is gone */
         const BackendOps *backend;
-        BackendDevice *handle;
+        BackendInterface *backend_interface; /* NULL once released */
 
         uint64_t id;
         char *object_path;
@@ -79,6 +79,9 @@ void claim_add_to_gc_queue(Claim *c);
  * Ended (each once). For the GC pass. */
 void claim_finish(Claim *c);
 bool claim_may_gc(const Claim *c);
+
+/* The device is gone: end the claim (-ENODEV for everything in flight). */
+void claim_device_removed(Claim *c);
 
 /* A transfer of this claim ended: an ending claim may now be drained. */
 void claim_transfer_finished(Claim *c);

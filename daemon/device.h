@@ -52,7 +52,6 @@ struct Device {
         size_t n_interfaces;
 
         char *devnode;            /* /dev/bus/usb/BBB/DDD, "" if none */
-        BackendDevice *handles[2]; /* per BackendKind, open while claimed */
         TAILQ_HEAD(, Claim) claims;
 };
 
@@ -79,8 +78,6 @@ size_t device_interface_numbers(const Device *d, uint8_t numbers[static 256]);
 
 int device_object_path(uint16_t bus, uint16_t address, char **ret);
 
-/* Drop the device's backend handles (when its last claim went). */
-void device_close_handles(Device *d);
 
 static inline void device_freep(Device **d) {
         device_free(*d);

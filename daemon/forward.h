@@ -9,4 +9,4 @@ typedef struct Claim Claim;
 typedef struct Buffer Buffer;
 typedef struct Queue Queue;
 typedef struct Transfer Transfer;
-typedef struct BackendDevice BackendDevice;
+

@@ -386,18 +386,8 @@ static void manager_on_module_event(Manager *m, sd_device_action_t action) {
 static void manager_drop_device(Manager *m, Device *d) {
         Claim *c, *next;
 
-        TAILQ_FOREACH_SAFE(c, &d->claims, device_link, next) {
-                claim_stop(c, CLAIM_END_DEVICE_REMOVED, false);
-                TAILQ_REMOVE(&d->claims, c, device_link);
-                c->device = NULL;
-        }
-        for (size_t k = 0; k < ELEMENTSOF(d->handles); k++)
-                if (d->handles[k]) {
-                        const BackendOps *ops = backend_from_kind((BackendKind) k);
-                        ops->disconnect(d->handles[k]);
-                        ops->unref(d->handles[k]);
-                        d->handles[k] = NULL;
-                }
+        TAILQ_FOREACH_SAFE(c, &d->claims, device_link, next)
+                claim_device_removed(c);
         manager_emit_device_removed(m, d);
         TAILQ_REMOVE(&m->devices, d, link);
         m->n_devices--;

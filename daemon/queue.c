@@ -178,7 +178,7 @@ static int queue_buffer_size(void *userdata, uint32_t id, uint64_t *ret) {
 
         if (!b)
                 return -ENOENT;
-        *ret = b->size;
+        *ret = b->backend.size;
         return 0;
 }
 
@@ -233,7 +233,7 @@ static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe) {
         }
 
         buffer = claim_find_buffer(c, sqe->buffer_id);
-        r = transfer_check_payload(&plan, &ctx, buffer->map + plan.offset, &why);
+        r = transfer_check_payload(&plan, &ctx, buffer->backend.map + plan.offset, &why);
         if (r < 0)
                 goto fail;
         r = transfer_start(q, sqe, &plan, buffer);

@@ -153,9 +153,9 @@ static bool standard_request_allowed(uint8_t recipient, uint8_t request) {
         }
 }
 
-/* The control request allow-list (dbus/API.md, "Control requests"). zcusbd
- * shares one usbfs handle and endpoint 0 among all claims of a device, so a
- * request passes only when it is known to stay within this claim; anything
+/* The control request allow-list (dbus/API.md, "Control requests"). Every
+ * claim of a device shares its endpoint 0, so a request passes only when it
+ * is known to stay within this claim; anything
  * else (SET/CLEAR_FEATURE such as TEST_MODE, hub port and reserved
  * recipients, configuration and address changes, request codes this list
  * does not know) is refused and never reaches the device. */

@@ -41,7 +41,28 @@ static int transfer_on_timeout(sd_event_source *s, uint64_t usec, void *userdata
         return 0;
 }
 
-/* The one place a transfer leaves its lists and gives back its charges. */
+static Transfer *transfer_from_backend(BackendTransfer *bt) {
+        return (Transfer *) ((uint8_t *) bt - offsetof(Transfer, backend));
+}
+
+#define TRANSFER_ALIGN 16u
+
+static size_t align_up(size_t n) {
+        return (n + TRANSFER_ALIGN - 1) & ~(size_t) (TRANSFER_ALIGN - 1);
+}
+
+/* On the lists and counted: the one place a transfer joins them ... */
+static void transfer_link(Transfer *t) {
+        Claim *c = t->claim;
+
+        TAILQ_INSERT_TAIL(&c->in_flight, t, link);
+        c->n_in_flight++;
+        t->queue->in_flight++;
+        t->buffer->users++;
+        c->peer->account.counts[QUOTA_IN_FLIGHT]++;
+}
+
+/* ... and the one place it leaves them and gives back its charges. */
 static void transfer_unlink(Transfer *t) {
         Claim *c = t->claim;
 
@@ -55,101 +76,102 @@ static void transfer_unlink(Transfer *t) {
 
 static Transfer *transfer_free(Transfer *t) {
         sd_event_source_disable_unref(t->timer);
-        free(t->bounce);
         free(t);
         return NULL;
 }
 
-/* What zcusbd itself holds for a transfer (its state, iso results, the
- * control bounce, the backend's URBs): charged to the claim like buffers, so
- * the byte quotas bound everything a client can make zcusbd hold. */
-static uint64_t transfer_memory(const Claim *c, const TransferPlan *plan, size_t self) {
-        uint64_t bytes = self;
-
-        if (plan->opcode == ZCUSB_OP_CONTROL)
-                bytes += ZCUSB_CONTROL_SETUP_SIZE + plan->data_length;
-        if (c->backend->transfer_memory)
-                bytes += c->backend->transfer_memory(plan);
-        return bytes;
+static void transfer_freep(Transfer **t) {
+        if (*t)
+                transfer_free(*t);
 }
 
-int transfer_start(Queue *q, const struct zcusb_sqe *sqe, const TransferPlan *plan, Buffer *buffer) {
-        Claim *c = q->claim;
-        Manager *m = c->manager;
-        uint8_t *region = buffer->map + plan->offset;
+/* One allocation: the Transfer, the backend's private part, the control
+ * bounce and the iso results. What zcusbd holds for it beyond that (split
+ * URBs) the backend estimates; all of it is charged to the claim like
+ * buffers, so the byte quotas bound everything a client can make zcusbd
+ * hold. */
+static int transfer_new(Claim *c, const TransferPlan *plan, Transfer **ret) {
+        const BackendOps *ops = c->backend;
         uint32_t n_iso = plan->opcode == ZCUSB_OP_ISO ? plan->iso_packets : 0;
-        size_t self = sizeof(Transfer) + n_iso * (sizeof(uint32_t) + sizeof(int32_t));
-        uint64_t charge = transfer_memory(c, plan, self);
+        size_t bounce = plan->opcode == ZCUSB_OP_CONTROL ? ZCUSB_CONTROL_SETUP_SIZE + plan->data_length : 0;
+        size_t priv_at = align_up(sizeof(Transfer));
+        size_t bounce_at = priv_at + align_up(ops->transfer_priv_size);
+        size_t iso_at = bounce_at + align_up(bounce);
+        size_t size = iso_at + n_iso * (sizeof(uint32_t) + sizeof(int32_t));
+        uint64_t charge = size + (ops->transfer_memory ? ops->transfer_memory(plan) : 0);
+        uint8_t *block;
         Transfer *t;
         int r;
 
         r = claim_charge(c, charge, NULL);
         if (r < 0)
                 return r;
-        t = calloc(1, self);
-        if (!t) {
+        block = calloc(1, size);
+        if (!block) {
                 claim_uncharge(c, charge);
                 return -ENOMEM;
         }
-        *t = (Transfer) {
-                .queue = q,
-                .claim = c,
-                .buffer = buffer,
-                .plan = *plan,
-                .user_data = sqe->user_data,
-                .interface_number = c->interface_number,
-                .flags = sqe->flags,
-                .timeout_ms = sqe->timeout_ms,
-                .charged = charge,
-        };
+        t = (Transfer *) block;
+        t->charged = charge;
+        t->backend.priv = ops->transfer_priv_size > 0 ? block + priv_at : NULL;
+        if (bounce > 0)
+                t->backend.data = block + bounce_at;
         if (n_iso > 0) {
-                t->iso_actual = (uint32_t *) (t + 1);
-                t->iso_status = (int32_t *) (t->iso_actual + n_iso);
+                t->backend.iso_actual = (uint32_t *) (block + iso_at);
+                t->backend.iso_status = (int32_t *) (t->backend.iso_actual + n_iso);
         }
+        *ret = t;
+        return 0;
+}
+
+int transfer_start(Queue *q, const struct zcusb_sqe *sqe, const TransferPlan *plan, Buffer *buffer) {
+        _cleanup_(transfer_freep) Transfer *t = NULL;
+        Claim *c = q->claim;
+        uint8_t *region = buffer->backend.map + plan->offset;
+        int r;
+
+        r = transfer_new(c, plan, &t);
+        if (r < 0)
+                return r;
+        t->backend.plan = *plan;
+        t->backend.buffer = &buffer->backend;
+        t->backend.flags = sqe->flags;
+        t->queue = q;
+        t->claim = c;
+        t->buffer = buffer;
+        t->user_data = sqe->user_data;
+        t->timeout_ms = sqe->timeout_ms;
 
         if (plan->opcode == ZCUSB_OP_CONTROL) {
                 /* Private copy: the request that was checked is the one sent. */
-                t->data_length = ZCUSB_CONTROL_SETUP_SIZE + plan->data_length;
-                t->bounce = malloc(t->data_length);
-                if (!t->bounce) {
-                        transfer_free(t);
-                        claim_uncharge(c, charge);
-                        return -ENOMEM;
-                }
-                memcpy(t->bounce, plan->setup, ZCUSB_CONTROL_SETUP_SIZE);
+                t->backend.data_length = ZCUSB_CONTROL_SETUP_SIZE + plan->data_length;
+                memcpy(t->backend.data, plan->setup, ZCUSB_CONTROL_SETUP_SIZE);
                 if (!plan->in)
-                        memcpy(t->bounce + ZCUSB_CONTROL_SETUP_SIZE, region + ZCUSB_CONTROL_SETUP_SIZE,
+                        memcpy(t->backend.data + ZCUSB_CONTROL_SETUP_SIZE, region + ZCUSB_CONTROL_SETUP_SIZE,
                                plan->data_length);
-                t->data = t->bounce;
         } else {
-                t->data = region + plan->data_offset;
-                t->data_length = plan->data_length;
+                t->backend.data = region + plan->data_offset;
+                t->backend.data_length = plan->data_length;
         }
 
         if (t->timeout_ms > 0) {
-                r = sd_event_add_time_relative(m->event, &t->timer, CLOCK_MONOTONIC,
+                r = sd_event_add_time_relative(c->manager->event, &t->timer, CLOCK_MONOTONIC,
                                                (uint64_t) t->timeout_ms * 1000, 1000, transfer_on_timeout, t);
                 if (r < 0) {
-                        transfer_free(t);
-                        claim_uncharge(c, charge);
+                        claim_uncharge(c, t->charged);
                         return r;
                 }
         }
 
-        /* On the lists before the backend sees it: a backend may complete
+        /* Linked before the backend sees it: a backend may complete it
          * synchronously. */
-        TAILQ_INSERT_TAIL(&c->in_flight, t, link);
-        c->n_in_flight++;
-        q->in_flight++;
-        buffer->users++;
-        c->peer->account.counts[QUOTA_IN_FLIGHT]++;
-
-        r = c->backend->submit(c->handle, t);
+        transfer_link(t);
+        r = c->backend->submit(c->backend_interface, &t->backend);
         if (r < 0) {
                 transfer_unlink(t);
-                transfer_free(t);
                 return r;
         }
+        TAKE_PTR(t);
         return 0;
 }
 
@@ -158,20 +180,23 @@ void transfer_cancel(Transfer *t, int status) {
                 return; /* already on its way out */
         t->cancel_status = status;
         t->timer = sd_event_source_disable_unref(t->timer);
-        t->claim->backend->cancel(t->claim->handle, t);
+        t->claim->backend->cancel(t->claim->backend_interface, &t->backend);
 }
 
 /* Per-packet results go back into the client's descriptors: writes only. */
 static void transfer_write_iso_results(Transfer *t) {
-        struct zcusb_iso_packet *p = (struct zcusb_iso_packet *) (t->buffer->map + t->plan.offset);
+        const TransferPlan *plan = &t->backend.plan;
+        struct zcusb_iso_packet *p = (struct zcusb_iso_packet *) (t->buffer->backend.map + plan->offset);
 
-        for (uint32_t i = 0; i < t->plan.iso_packets; i++) {
-                p[i].actual_length = t->iso_actual[i];
-                p[i].status = transfer_status_from_urb(t->iso_status[i]);
+        for (uint32_t i = 0; i < plan->iso_packets; i++) {
+                p[i].actual_length = t->backend.iso_actual[i];
+                p[i].status = transfer_status_from_urb(t->backend.iso_status[i]);
         }
 }
 
-void transfer_done(Transfer *t, int urb_status, uint32_t actual) {
+void backend_transfer_done(BackendTransfer *bt, int urb_status, uint32_t actual) {
+        Transfer *t = transfer_from_backend(bt);
+        const TransferPlan *plan = &bt->plan;
         Claim *c = t->claim;
         Queue *q = t->queue;
         Peer *peer = c->peer;
@@ -180,23 +205,23 @@ void transfer_done(Transfer *t, int urb_status, uint32_t actual) {
 
         if (t->cancel_status && (urb_status == -ENOENT || urb_status == -ECONNRESET || urb_status == -ECANCELED))
                 status = t->cancel_status; /* we killed it: say why */
-        else if (urb_status == -EREMOTEIO && !(t->flags & ZCUSB_SQE_SHORT_NOT_OK))
+        else if (urb_status == -EREMOTEIO && !(bt->flags & ZCUSB_SQE_SHORT_NOT_OK))
                 status = 0; /* short, and the client accepts short */
         else
                 status = transfer_status_from_urb(urb_status);
 
-        if (actual > t->plan.data_length)
-                actual = t->plan.data_length; /* never claim more than the region */
+        if (actual > plan->data_length)
+                actual = plan->data_length; /* never claim more than the region */
 
-        if (t->plan.opcode == ZCUSB_OP_CONTROL && t->plan.in && actual > 0)
-                memcpy(t->buffer->map + t->plan.offset + ZCUSB_CONTROL_SETUP_SIZE,
-                       t->bounce + ZCUSB_CONTROL_SETUP_SIZE, actual);
-        if (t->plan.opcode == ZCUSB_OP_ISO)
+        if (plan->opcode == ZCUSB_OP_CONTROL && plan->in && actual > 0)
+                memcpy(t->buffer->backend.map + plan->offset + ZCUSB_CONTROL_SETUP_SIZE,
+                       bt->data + ZCUSB_CONTROL_SETUP_SIZE, actual);
+        if (plan->opcode == ZCUSB_OP_ISO)
                 transfer_write_iso_results(t);
 
         if (status == 0) {
                 c->completed++;
-                if (t->plan.in)
+                if (plan->in)
                         c->bytes_in += actual;
                 else
                         c->bytes_out += actual;
