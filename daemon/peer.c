@@ -42,8 +42,7 @@ static int caller_copy(const Caller *from, Caller *to) {
         return 0;
 }
 
-/* Links the peer and counts it against ClientsPerUser=/ClientsGlobal=. */
-static int peer_new(Manager *m, const char *name, const Caller *caller, Peer **ret, sd_bus_error *error) {
+int peer_new(Manager *m, const char *name, const Caller *caller, Peer **ret, sd_bus_error *error) {
         const Config *config = &m->config;
         Peer *p;
         int r;

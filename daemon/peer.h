@@ -36,6 +36,9 @@ int manager_acquire_peer(Manager *m, sd_bus_message *message, const Caller *call
                          sd_bus_error *error);
 Peer *manager_find_peer(Manager *m, const char *name);
 
+/* Link a new peer NAME with CALLER's identity, counted against
+ * ClientsPerUser=/ClientsGlobal= (else QuotaExceeded in *error). */
+int peer_new(Manager *m, const char *name, const Caller *caller, Peer **ret, sd_bus_error *error);
 /* Unlink and free. Only the GC pass calls it, once peer_may_gc() says so. */
 Peer *peer_free(Peer *p);
 bool peer_may_gc(const Peer *p);
