@@ -9,17 +9,12 @@
 #include "util.h"
 #include "zcusb-dbus.h"
 
-static int method_list_devices(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+static int list_devices_as(sd_bus_message *message, Manager *m, const Caller *caller, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        Manager *m = userdata;
-        const Caller *caller;
         Device *d;
         int r;
 
         (void) error;
-        r = manager_get_caller(m, message, &caller);
-        if (r < 0)
-                return r;
 
         r = sd_bus_message_new_method_return(message, &reply);
         if (r < 0)
@@ -42,17 +37,16 @@ static int method_list_devices(sd_bus_message *message, void *userdata, sd_bus_e
         return sd_bus_send(NULL, reply, NULL);
 }
 
-static int method_get_device(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        const Caller *caller;
+static int method_list_devices(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return caller_call(userdata, message, list_devices_as, error);
+}
+
+static int get_device_as(sd_bus_message *message, Manager *m, const Caller *caller, sd_bus_error *error) {
         uint16_t bus, address;
         Device *d;
         int r;
 
         r = sd_bus_message_read(message, "qq", &bus, &address);
-        if (r < 0)
-                return r;
-        r = manager_get_caller(m, message, &caller);
         if (r < 0)
                 return r;
 
@@ -67,9 +61,11 @@ static int method_get_device(sd_bus_message *message, void *userdata, sd_bus_err
         return sd_bus_reply_method_return(message, "o", d->object_path);
 }
 
-static int method_claim_interface(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        const Caller *caller;
+static int method_get_device(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return caller_call(userdata, message, get_device_as, error);
+}
+
+static int claim_interface_as(sd_bus_message *message, Manager *m, const Caller *caller, sd_bus_error *error) {
         const char *path;
         uint8_t interface;
         Peer *peer;
@@ -82,9 +78,6 @@ static int method_claim_interface(sd_bus_message *message, void *userdata, sd_bu
                 return r;
         if (m->shutting_down)
                 return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY, "zcusbd is stopping.");
-        r = manager_get_caller(m, message, &caller);
-        if (r < 0)
-                return r;
 
         d = manager_find_device_by_path(m, path);
         if (!d)
@@ -107,20 +100,23 @@ static int method_claim_interface(sd_bus_message *message, void *userdata, sd_bu
         return sd_bus_reply_method_return(message, "o", claim->object_path);
 }
 
-static int method_subscribe(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        const Caller *caller;
+static int method_claim_interface(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return caller_call(userdata, message, claim_interface_as, error);
+}
+
+static int subscribe_as(sd_bus_message *message, Manager *m, const Caller *caller, sd_bus_error *error) {
         Peer *peer;
         int r;
 
-        r = manager_get_caller(m, message, &caller);
-        if (r < 0)
-                return r;
         r = manager_acquire_peer(m, message, caller, &peer, error);
         if (r < 0 || sd_bus_error_is_set(error))
                 return r;
         peer->subscribed = true;
         return sd_bus_reply_method_return(message, "");
+}
+
+static int method_subscribe(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return caller_call(userdata, message, subscribe_as, error);
 }
 
 static int method_unsubscribe(sd_bus_message *message, void *userdata, sd_bus_error *error) {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include "bus-caller.h"
 #include "claim.h"
 #include "log.h"
 #include "manager.h"
@@ -23,6 +24,7 @@ int manager_new(const Config *config, Manager **ret) {
         TAILQ_INIT(&m->claims);
         TAILQ_INIT(&m->claim_gc_queue);
         TAILQ_INIT(&m->peer_gc_queue);
+        caller_cache_init(&m->callers);
         m->config = *config;
 
         r = sd_event_default(&m->event);
@@ -67,10 +69,9 @@ Manager *manager_free(Manager *m) {
         }
         sd_device_monitor_unref(m->monitor);
         sd_bus_slot_unref(m->peer_gone_slot);
+        caller_cache_done(&m->callers);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
-        free(m->caller_cache.sender);
-        caller_done(&m->caller_cache.caller);
         free(m->module_version);
         sd_event_source_disable_unref(m->shutdown_timer);
         sd_event_source_disable_unref(m->gc_source);
@@ -150,6 +151,7 @@ static int manager_on_name_owner_changed(sd_bus_message *message, void *userdata
                 return 0;
         if (name[0] != ':' || !isempty(new_owner))
                 return 0;
+        caller_cache_forget(&m->callers, name);
         p = manager_find_peer(m, name);
         if (p)
                 manager_peer_gone(m, p);
@@ -222,116 +224,6 @@ Device *manager_find_device_by_path(Manager *m, const char *object_path) {
                 if (streq(d->object_path, object_path))
                         return d;
         return NULL;
-}
-
-/* ---- credentials ---- */
-
-/* libsystemd asks the bus driver for the uid only; the groups of the process
- * that opened the connection (SO_PEERGROUPS, as dbus-daemon and dbus-broker
- * report them in UnixGroupIDs) we ask for ourselves. The group database is
- * never consulted: a sandboxed process that dropped a group must not get it
- * back. No UnixGroupIDs means no group grants. */
-static int caller_groups_from_bus(sd_bus *bus, const char *sender, gid_t **ret, size_t *ret_n) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int r;
-
-        *ret = NULL;
-        *ret_n = 0;
-        r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                               "GetConnectionCredentials", &error, &reply, "s", sender);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-                const char *key;
-
-                r = sd_bus_message_read(reply, "s", &key);
-                if (r < 0)
-                        return r;
-                if (streq(key, "UnixGroupIDs")) {
-                        const void *gids;
-                        size_t size;
-
-                        r = sd_bus_message_enter_container(reply, 'v', "au");
-                        if (r < 0)
-                                return r;
-                        r = sd_bus_message_read_array(reply, 'u', &gids, &size);
-                        if (r < 0)
-                                return r;
-                        free(*ret);
-                        *ret = NULL;
-                        *ret_n = size / sizeof(uint32_t);
-                        if (*ret_n > 0) {
-                                *ret = calloc(*ret_n, sizeof(gid_t));
-                                if (!*ret)
-                                        return -ENOMEM;
-                                for (size_t i = 0; i < *ret_n; i++)
-                                        (*ret)[i] = ((const uint32_t *) gids)[i];
-                        }
-                        r = sd_bus_message_exit_container(reply);
-                } else
-                        r = sd_bus_message_skip(reply, "v");
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(reply);
-                if (r < 0)
-                        return r;
-        }
-        return r;
-}
-
-int manager_get_caller(Manager *m, sd_bus_message *message, const Caller **ret) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        const char *sender = sd_bus_message_get_sender(message);
-        uint64_t cookie = 0;
-        const gid_t *gids = NULL;
-        Caller c = {};
-        gid_t gid;
-        int r, n;
-
-        (void) sd_bus_message_get_cookie(message, &cookie);
-        if (sender && streq_ptr(sender, m->caller_cache.sender) && cookie == m->caller_cache.cookie) {
-                *ret = &m->caller_cache.caller;
-                return 0;
-        }
-
-        r = sd_bus_query_sender_creds(message,
-                                      SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS,
-                                      &creds);
-        if (r < 0)
-                return r;
-        r = sd_bus_creds_get_euid(creds, &c.uid);
-        if (r < 0)
-                return r;
-
-        n = sd_bus_creds_get_supplementary_gids(creds, &gids);
-        if (n >= 0) {
-                bool have_egid = sd_bus_creds_get_egid(creds, &gid) >= 0;
-
-                c.gids = calloc((size_t) n + 1, sizeof(gid_t));
-                if (!c.gids)
-                        return -ENOMEM;
-                if (n > 0)
-                        memcpy(c.gids, gids, (size_t) n * sizeof(gid_t));
-                c.n_gids = (size_t) n;
-                if (have_egid)
-                        c.gids[c.n_gids++] = gid;
-        } else if (sender) {
-                r = caller_groups_from_bus(m->bus, sender, &c.gids, &c.n_gids);
-                if (r < 0)
-                        log_debug_errno(r, "No groups for %s from the bus; no group grants apply: %m", sender);
-        }
-
-        free(m->caller_cache.sender);
-        caller_done(&m->caller_cache.caller);
-        m->caller_cache.sender = sender ? strdup(sender) : NULL;
-        m->caller_cache.cookie = cookie;
-        m->caller_cache.caller = c;
-        *ret = &m->caller_cache.caller;
-        return 0;
 }
 
 /* ---- udev ---- */

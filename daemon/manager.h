@@ -8,6 +8,7 @@
 #include <systemd/sd-event.h>
 
 #include "backend.h"
+#include "bus-caller.h"
 #include "config.h"
 #include "device.h"
 #include "policy.h"
@@ -41,13 +42,7 @@ typedef struct Manager {
         bool shutting_down;
         sd_event_source *shutdown_timer;
 
-        /* Credentials of the message being handled: one bus request can ask
-         * for many objects (GetManagedObjects), the driver is asked once. */
-        struct {
-                char *sender;
-                uint64_t cookie;
-                Caller caller;
-        } caller_cache;
+        CallerCache callers; /* who is calling: bus-caller.c */
 } Manager;
 
 int manager_new(const Config *config, Manager **ret);
@@ -75,8 +70,6 @@ void manager_shutdown(Manager *m);
 void manager_schedule_gc(Manager *m);
 Claim *manager_find_claim_by_path(Manager *m, const char *object_path);
 
-/* The identity of the sender of MESSAGE, from its bus credentials only. */
-int manager_get_caller(Manager *m, sd_bus_message *message, const Caller **ret);
 
 /* manager-dbus.c. Device signals go only to subscribed peers that may see
  * the device, one unicast each. */
