@@ -6,7 +6,7 @@
 
 #include "config.h"
 
-/* Memory and object accounting (DESIGN.md "Quotas and policy"). Pure logic:
+/* Memory and object accounting (docs/architecture.md, "Objects and their life cycles"). Pure logic:
  * callers charge before they allocate and uncharge after they free. */
 
 typedef enum QuotaCount {

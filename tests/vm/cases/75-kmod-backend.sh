@@ -180,7 +180,7 @@ sed 's/^/   stdout: /' /tmp/stream.out
 sed 's/^/   stderr: /' /tmp/stream.err
 [ $rc = 3 ] || fail "the streaming client exited $rc after the unplug, expected 3 (no device)"
 if grep -q '^first failure' /tmp/stream.out; then
-	# DESIGN.md: "A vanished device completes every in-flight transfer with -ENODEV". The HCD
+	# README: "An unplugged device completes every transfer with -ENODEV". The HCD
 	# fails the URBs (-EPROTO) before the hub runs the driver's disconnect(); zcusb.ko turns
 	# that into -ENODEV only for completions not yet reaped, and zcusbd reaps at once.
 	note "NOTE: the transfer in flight at the unplug ended with $(sed -n 's/^first failure: \(.*\); trying on$/\1/p' /tmp/stream.out), not -ENODEV; -ENODEV came $(sed -n 's/^then: .* after //p' /tmp/stream.out) later"
