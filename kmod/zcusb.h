@@ -7,20 +7,20 @@
  *   struct zcusb_intf    one per bound interface; kref'd by the binding
  *                        (probe .. disconnect) and by the opener (open ..
  *                        release). Freed by the last kref_put.
- *   struct zcusb_client  one per open file (open is exclusive); owned by
+ *   struct zcusb_opener  one per open file (open is exclusive); owned by
  *                        the file, freed by release() after every URB has
  *                        been killed and every transfer freed.
- *   struct zcusb_region  a registered range; owned by client->regions
+ *   struct zcusb_region  a registered range; owned by opener->regions
  *                        (xarray). Transfers over it hold region->users;
  *                        UNREGISTER refuses (-EBUSY) while users > 0.
- *   struct zcusb_xfer    one SUBMIT; owned by exactly one list of its client
- *                        under client->lock: ->pending from submission until
+ *   struct zcusb_xfer    one SUBMIT; owned by exactly one list of its opener
+ *                        under opener->lock: ->pending from submission until
  *                        the last of its URBs is given back, then
  *                        ->completed until REAP or release() takes it off
  *                        and frees it (process context, intf->lock held).
  *
  * Locking: intf->lock (mutex) serialises every ioctl, open, release and
- * disconnect of one interface; client->lock (spinlock, irqsave) protects
+ * disconnect of one interface; opener->lock (spinlock, irqsave) protects
  * the two transfer lists and the per-transfer completion state, which URB
  * completion handlers (atomic context) update.
  */
@@ -63,7 +63,7 @@ struct zcusb_stats {
 };
 extern struct zcusb_stats zcusb_stats;
 
-struct zcusb_client;
+struct zcusb_opener;
 
 struct zcusb_intf {
 	struct kref kref;
@@ -73,11 +73,11 @@ struct zcusb_intf {
 	struct device *dev;		/* class device, NULL once destroyed */
 	int minor;
 	bool disconnected;		/* under lock */
-	struct zcusb_client *client;	/* the opener, under lock */
+	struct zcusb_opener *opener;	/* the opener, under lock */
 	char name[32];			/* dev_name of the interface */
 };
 
-struct zcusb_client {
+struct zcusb_opener {
 	struct zcusb_intf *zi;		/* kref held while open */
 	spinlock_t lock;
 	struct list_head pending;	/* xfers with URBs in flight */
@@ -116,8 +116,8 @@ struct zcusb_urbctx {
 };
 
 struct zcusb_xfer {
-	struct list_head node;		/* client->pending or ->completed */
-	struct zcusb_client *c;
+	struct list_head node;		/* opener->pending or ->completed */
+	struct zcusb_opener *c;
 	u64 user_data;
 	u32 length;
 	u16 flags;			/* ZCUSB_SUBMIT_* */
@@ -150,24 +150,24 @@ struct zcusb_xfer {
 };
 
 /* zcusb_pin.c */
-int zcusb_pin(struct zcusb_client *c, unsigned long addr, unsigned long npages,
+int zcusb_pin(struct zcusb_opener *c, unsigned long addr, unsigned long npages,
 	      unsigned int gup_flags, struct page ***pagesp);
-void zcusb_unpin(struct zcusb_client *c, struct page **pages,
+void zcusb_unpin(struct zcusb_opener *c, struct page **pages,
 		 unsigned long npages, bool dirty);
-int zcusb_register(struct zcusb_client *c, struct zcusb_register *reg);
-int zcusb_unregister(struct zcusb_client *c, u32 id);
-void zcusb_unregister_all(struct zcusb_client *c);
-int zcusb_kmem_charge(struct zcusb_client *c, size_t bytes);
-void zcusb_kmem_uncharge(struct zcusb_client *c, size_t bytes);
+int zcusb_register(struct zcusb_opener *c, struct zcusb_register *reg);
+int zcusb_unregister(struct zcusb_opener *c, u32 id);
+void zcusb_unregister_all(struct zcusb_opener *c);
+int zcusb_kmem_charge(struct zcusb_opener *c, size_t bytes);
+void zcusb_kmem_uncharge(struct zcusb_opener *c, size_t bytes);
 
 /* zcusb_xfer.c */
-void zcusb_client_init(struct zcusb_client *c, struct zcusb_intf *zi);
-int zcusb_submit(struct zcusb_client *c, const struct zcusb_submit *s);
-int zcusb_reap(struct zcusb_client *c, struct zcusb_completion __user *uc);
-int zcusb_cancel(struct zcusb_client *c, u64 user_data);
-bool zcusb_busy(struct zcusb_client *c);
-void zcusb_kill_all(struct zcusb_client *c, bool disconnect);
-void zcusb_free_all(struct zcusb_client *c);
+void zcusb_opener_init(struct zcusb_opener *c, struct zcusb_intf *zi);
+int zcusb_submit(struct zcusb_opener *c, const struct zcusb_submit *s);
+int zcusb_reap(struct zcusb_opener *c, struct zcusb_completion __user *uc);
+int zcusb_cancel(struct zcusb_opener *c, u64 user_data);
+bool zcusb_busy(struct zcusb_opener *c);
+void zcusb_kill_all(struct zcusb_opener *c, bool disconnect);
+void zcusb_free_all(struct zcusb_opener *c);
 void zcusb_fill_urb(struct zcusb_xfer *x, unsigned int i, unsigned int pipe,
 		    int interval);
 

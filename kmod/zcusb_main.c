@@ -259,8 +259,8 @@ static void zcusb_disconnect(struct usb_interface *intf)
 	zi->disconnected = true;
 	zi->dev = NULL;
 	/* every transfer completes with -ENODEV; the opener keeps its file */
-	if (zi->client)
-		zcusb_kill_all(zi->client, true);
+	if (zi->opener)
+		zcusb_kill_all(zi->opener, true);
 	mutex_unlock(&zi->lock);
 
 	usb_set_intfdata(intf, NULL);
@@ -288,7 +288,7 @@ static int zcusb_resume(struct usb_interface *intf)
 
 static int zcusb_open(struct inode *inode, struct file *file)
 {
-	struct zcusb_client *c;
+	struct zcusb_opener *c;
 	struct zcusb_intf *zi;
 	int ret;
 
@@ -305,17 +305,17 @@ static int zcusb_open(struct inode *inode, struct file *file)
 		ret = -ENOMEM;
 		goto put;
 	}
-	zcusb_client_init(c, zi);
+	zcusb_opener_init(c, zi);
 
 	ret = mutex_lock_interruptible(&zi->lock);
 	if (ret)
 		goto free;
 	if (zi->disconnected)
 		ret = -ENODEV;
-	else if (zi->client)
+	else if (zi->opener)
 		ret = -EBUSY;	/* one opener per interface */
 	else
-		zi->client = c;
+		zi->opener = c;
 	mutex_unlock(&zi->lock);
 	if (ret)
 		goto free;
@@ -332,7 +332,7 @@ put:
 
 static int zcusb_release(struct inode *inode, struct file *file)
 {
-	struct zcusb_client *c = file->private_data;
+	struct zcusb_opener *c = file->private_data;
 	struct zcusb_intf *zi = c->zi;
 
 	mutex_lock(&zi->lock);
@@ -341,7 +341,7 @@ static int zcusb_release(struct inode *inode, struct file *file)
 	zcusb_free_all(c);
 	zcusb_unregister_all(c);
 	WARN_ON(c->pinned_pages || c->kmem);
-	zi->client = NULL;
+	zi->opener = NULL;
 	mutex_unlock(&zi->lock);
 
 	kfree(c);
@@ -351,7 +351,7 @@ static int zcusb_release(struct inode *inode, struct file *file)
 
 static __poll_t zcusb_poll(struct file *file, poll_table *wait)
 {
-	struct zcusb_client *c = file->private_data;
+	struct zcusb_opener *c = file->private_data;
 	__poll_t mask = 0;
 
 	poll_wait(file, &c->wait, wait);
@@ -376,7 +376,7 @@ static int zcusb_ioc_version(void __user *arg)
 	return copy_to_user(arg, &v, sizeof(v)) ? -EFAULT : 0;
 }
 
-static int zcusb_ioc_register(struct zcusb_client *c, void __user *arg)
+static int zcusb_ioc_register(struct zcusb_opener *c, void __user *arg)
 {
 	struct zcusb_register reg;
 	int ret;
@@ -393,7 +393,7 @@ static int zcusb_ioc_register(struct zcusb_client *c, void __user *arg)
 	return 0;
 }
 
-static int zcusb_ioc_set_alt(struct zcusb_client *c,
+static int zcusb_ioc_set_alt(struct zcusb_opener *c,
 			     const struct zcusb_alt *alt)
 {
 	struct zcusb_intf *zi = c->zi;
@@ -407,7 +407,7 @@ static int zcusb_ioc_set_alt(struct zcusb_client *c,
 				 alt->alt_setting);
 }
 
-static int zcusb_ioc_clear_halt(struct zcusb_client *c, u32 ep)
+static int zcusb_ioc_clear_halt(struct zcusb_opener *c, u32 ep)
 {
 	struct zcusb_intf *zi = c->zi;
 	struct usb_host_interface *alt = zi->intf->cur_altsetting;
@@ -429,7 +429,7 @@ static int zcusb_ioc_clear_halt(struct zcusb_client *c, u32 ep)
 
 static long zcusb_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
-	struct zcusb_client *c = file->private_data;
+	struct zcusb_opener *c = file->private_data;
 	struct zcusb_intf *zi = c->zi;
 	void __user *p = (void __user *)arg;
 	union {

@@ -2,8 +2,8 @@
 /*
  * zcusb.ko: pinning user pages and charging them to the opener.
  *
- * Every pinned page is charged to the client that pinned it, bounded by
- * the module parameter max_pinned_mb; kernel memory a client makes the
+ * Every pinned page is charged to the opener that pinned it, bounded by
+ * the module parameter max_pinned_mb; kernel memory an opener makes the
  * module hold (bounce buffers, URBs, SG tables) is charged likewise against
  * max_bounce_mb. Both charges are taken before the memory and given back
  * by the path that frees it, so release() ends with both at zero.
@@ -23,7 +23,7 @@ static unsigned long zcusb_pin_limit(void)
 	return (unsigned long)READ_ONCE(zcusb_max_pinned_mb) << (20 - PAGE_SHIFT);
 }
 
-int zcusb_pin(struct zcusb_client *c, unsigned long addr, unsigned long npages,
+int zcusb_pin(struct zcusb_opener *c, unsigned long addr, unsigned long npages,
 	      unsigned int gup_flags, struct page ***pagesp)
 {
 	unsigned long limit = zcusb_pin_limit();
@@ -69,7 +69,7 @@ fail:
 	return ret;
 }
 
-void zcusb_unpin(struct zcusb_client *c, struct page **pages,
+void zcusb_unpin(struct zcusb_opener *c, struct page **pages,
 		 unsigned long npages, bool dirty)
 {
 	unpin_user_pages_dirty_lock(pages, npages, dirty);
@@ -78,7 +78,7 @@ void zcusb_unpin(struct zcusb_client *c, struct page **pages,
 	atomic64_sub(npages, &zcusb_stats.pinned_pages);
 }
 
-int zcusb_register(struct zcusb_client *c, struct zcusb_register *reg)
+int zcusb_register(struct zcusb_opener *c, struct zcusb_register *reg)
 {
 	struct zcusb_region *r;
 	u32 id;
@@ -127,14 +127,14 @@ free:
 	return ret;
 }
 
-static void zcusb_region_free(struct zcusb_client *c, struct zcusb_region *r)
+static void zcusb_region_free(struct zcusb_opener *c, struct zcusb_region *r)
 {
 	/* devices may have written into the pages: always mark them dirty */
 	zcusb_unpin(c, r->pages, r->npages, true);
 	kfree(r);
 }
 
-int zcusb_unregister(struct zcusb_client *c, u32 id)
+int zcusb_unregister(struct zcusb_opener *c, u32 id)
 {
 	struct zcusb_region *r = xa_load(&c->regions, id);
 
@@ -148,7 +148,7 @@ int zcusb_unregister(struct zcusb_client *c, u32 id)
 }
 
 /* release(): every transfer is freed already, so no region is in use. */
-void zcusb_unregister_all(struct zcusb_client *c)
+void zcusb_unregister_all(struct zcusb_opener *c)
 {
 	struct zcusb_region *r;
 	unsigned long id;
@@ -161,7 +161,7 @@ void zcusb_unregister_all(struct zcusb_client *c)
 	xa_destroy(&c->regions);
 }
 
-int zcusb_kmem_charge(struct zcusb_client *c, size_t bytes)
+int zcusb_kmem_charge(struct zcusb_opener *c, size_t bytes)
 {
 	size_t limit = (size_t)READ_ONCE(zcusb_max_bounce_mb) << 20;
 
@@ -171,7 +171,7 @@ int zcusb_kmem_charge(struct zcusb_client *c, size_t bytes)
 	return 0;
 }
 
-void zcusb_kmem_uncharge(struct zcusb_client *c, size_t bytes)
+void zcusb_kmem_uncharge(struct zcusb_opener *c, size_t bytes)
 {
 	WARN_ON(bytes > c->kmem);
 	c->kmem -= bytes;

@@ -3,8 +3,8 @@
  * zcusb.ko: transfers. SUBMIT validates a request, finds its pages (pinned
  * now, or a registered range), has zcusb_sg.c cut it into segments (user
  * pages or kernel bounce buffers) and group them into URBs, and submits
- * them. Completion handlers (atomic) move the transfer from client->pending
- * to client->completed when its last URB is given back; REAP (process
+ * them. Completion handlers (atomic) move the transfer from opener->pending
+ * to opener->completed when its last URB is given back; REAP (process
  * context) copies bounced IN data into the user pages, reports the
  * completion and frees the transfer. CANCEL unlinks, disconnect and
  * release() kill.
@@ -21,7 +21,7 @@
 
 #include "zcusb.h"
 
-void zcusb_client_init(struct zcusb_client *c, struct zcusb_intf *zi)
+void zcusb_opener_init(struct zcusb_opener *c, struct zcusb_intf *zi)
 {
 	c->zi = zi;
 	spin_lock_init(&c->lock);
@@ -81,7 +81,7 @@ static int zcusb_check_ctrl(struct zcusb_intf *zi,
 /* Free a transfer no URB of which is in flight (process context). */
 static void zcusb_xfer_free(struct zcusb_xfer *x)
 {
-	struct zcusb_client *c = x->c;
+	struct zcusb_opener *c = x->c;
 	unsigned int i;
 
 	if (x->urbs) {
@@ -106,7 +106,7 @@ static void zcusb_xfer_free(struct zcusb_xfer *x)
 	kfree(x);
 }
 
-static int zcusb_map_status(struct zcusb_client *c, struct zcusb_xfer *x,
+static int zcusb_map_status(struct zcusb_opener *c, struct zcusb_xfer *x,
 			    int st)
 {
 	if (!st)
@@ -135,7 +135,7 @@ static void zcusb_urb_complete(struct urb *urb)
 {
 	struct zcusb_urbctx *ctx = urb->context;
 	struct zcusb_xfer *x = ctx->x;
-	struct zcusb_client *c = x->c;
+	struct zcusb_opener *c = x->c;
 	bool later = ctx->idx + 1 < x->nurbs;
 	bool unlink = false, done;
 	unsigned long flags;
@@ -169,7 +169,7 @@ static void zcusb_urb_complete(struct urb *urb)
 		wake_up(&c->wait);
 }
 
-static int zcusb_check_submit(struct zcusb_client *c,
+static int zcusb_check_submit(struct zcusb_opener *c,
 			      const struct zcusb_submit *s,
 			      struct usb_host_endpoint **epp,
 			      struct zcusb_region **regionp, bool *inp)
@@ -272,7 +272,7 @@ static int zcusb_map_submit_err(int ret)
 }
 
 /* Called with zi->lock held; the interface is not disconnected. */
-int zcusb_submit(struct zcusb_client *c, const struct zcusb_submit *s)
+int zcusb_submit(struct zcusb_opener *c, const struct zcusb_submit *s)
 {
 	struct usb_device *udev = c->zi->udev;
 	struct usb_host_endpoint *ep;
@@ -410,7 +410,7 @@ fail:
 }
 
 /* Take the oldest completion; called with zi->lock held. */
-int zcusb_reap(struct zcusb_client *c, struct zcusb_completion __user *uc)
+int zcusb_reap(struct zcusb_opener *c, struct zcusb_completion __user *uc)
 {
 	struct zcusb_completion comp = {};
 	struct zcusb_xfer *x;
@@ -450,7 +450,7 @@ int zcusb_reap(struct zcusb_client *c, struct zcusb_completion __user *uc)
 }
 
 /* Unlink the URBs of the oldest pending transfer with @user_data. */
-int zcusb_cancel(struct zcusb_client *c, u64 user_data)
+int zcusb_cancel(struct zcusb_opener *c, u64 user_data)
 {
 	struct zcusb_xfer *x, *found = NULL;
 
@@ -474,7 +474,7 @@ int zcusb_cancel(struct zcusb_client *c, u64 user_data)
 	return 0;
 }
 
-bool zcusb_busy(struct zcusb_client *c)
+bool zcusb_busy(struct zcusb_opener *c)
 {
 	bool busy;
 
@@ -496,7 +496,7 @@ static bool zcusb_gone_status(int st)
  * On disconnect, transfers that failed because the device vanished before
  * disconnect() ran (-EPROTO and the like) report -ENODEV as well.
  */
-void zcusb_kill_all(struct zcusb_client *c, bool disconnect)
+void zcusb_kill_all(struct zcusb_opener *c, bool disconnect)
 {
 	struct zcusb_xfer *x;
 
@@ -517,7 +517,7 @@ void zcusb_kill_all(struct zcusb_client *c, bool disconnect)
 }
 
 /* release(): after zcusb_kill_all() every transfer is on ->completed. */
-void zcusb_free_all(struct zcusb_client *c)
+void zcusb_free_all(struct zcusb_opener *c)
 {
 	struct zcusb_xfer *x, *tmp;
 	LIST_HEAD(list);
