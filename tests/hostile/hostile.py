@@ -401,6 +401,7 @@ class HostileWorld:
         finally:
             if emulator_class:
                 usbfs_emu.UsbfsEmulator = real
+        self._cap_daemon_dump()
         try:
             self.pid = self.dw.w.daemon.p.pid
             self.probe_device = next(d for d in self.devices if d.devnum == 3)
@@ -413,6 +414,19 @@ class HostileWorld:
         except BaseException:
             self.dw.__exit__(None, None, None)
             raise
+
+    def _cap_daemon_dump(self, head=60, tail=60):
+        """zcusbd's output is logged when it stops; a flooding zcusbd writes tens of
+        thousands of lines: show the start and the end, and how much is left out."""
+        d = self.dw.w.daemon
+
+        def dump():
+            lines = d.stderr().rstrip().split("\n")
+            if len(lines) > head + tail:
+                lines = lines[:head] + [f"... {len(lines) - head - tail} lines left out ..."] + lines[-tail:]
+            log(f"zcusbd (pid {d.p.pid}, exit {d.p.returncode}) output:\n" +
+                "".join("    | " + line + "\n" for line in lines))
+        d.dump = dump
 
     def __enter__(self):
         return self
