@@ -262,9 +262,11 @@ class Row:
 
 
 def short_name(name):
-    for p in ("org.zcusb1.Error.", "org.freedesktop.DBus.Error."):
-        if name.startswith(p):
-            return name[len(p):]
+    """org.zcusb1.Error.Busy -> Busy, org.freedesktop.DBus.Error.InvalidArgs -> DBus.InvalidArgs."""
+    if name.startswith("org.zcusb1.Error."):
+        return name[len("org.zcusb1.Error."):]
+    if name.startswith("org.freedesktop.DBus.Error."):
+        return "DBus." + name[len("org.freedesktop.DBus.Error."):]
     return name
 
 
@@ -678,9 +680,21 @@ def s_bus_args(row):
             names = collections.Counter(r[0] for r in res)
             row.tried.append(f"{len(calls)} calls as {who.split()[0]}")
             row.outcomes.update(names)
+            before = len(row.problems)
             row.judge_names(names, f"calls as {who}")
+            if "org.freedesktop.DBus.Error.FileNotFound" in names and len(row.problems) > before:
+                if not any(e.startswith("a call on a path") for e in row.expects):
+                    row.expects.append(
+                        "a call on a path that names no object (e.g. one below /org/zcusb1/device/) answers a "
+                        "named error (org.zcusb1.Error.NoSuchDevice / InvalidArgument, or DBus.UnknownObject), "
+                        "not FileNotFound (ENOENT from an object find callback that set no error)")
             shown = set()
             for (path, iface, method, sig, args), (name, msg) in zip(calls, res):
+                # our bus policy lets everyone call org.zcusb1: this one is zcusbd's (an EACCES)
+                if name == "org.freedesktop.DBus.Error.AccessDenied" and not any(
+                        "DBus.Error.AccessDenied" in n for n in row.notes):
+                    row.note(f"as {who.split()[0]}: {iface}.{method}({sig}) on {path} -> {name}: {msg} "
+                             "(allowed, but it is zcusbd's EACCES, not the bus's policy)")
                 if name != "not-sent" and classify(name) in ("unnamed", "hang", "gone") and \
                         (name, iface, method) not in shown and len(shown) < 4:
                     shown.add((name, iface, method))
