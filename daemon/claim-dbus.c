@@ -2,6 +2,7 @@
 #include <stddef.h>
 
 #include "buffer.h"
+#include "bus-object.h"
 #include "claim.h"
 #include "device.h"
 #include "log.h"
@@ -23,8 +24,12 @@ int claim_object_find(sd_bus *bus, const char *path, const char *interface, void
         (void) interface;
         if (streq(path, ZCUSB_CLAIM_PATH_PREFIX))
                 return 0;
+        if (strchr(path + strlen(ZCUSB_CLAIM_PATH_PREFIX) + 1, '/'))
+                return 0; /* nothing lives below a claim */
         c = manager_find_claim_by_path(m, path);
         if (!c) {
+                if (!bus_message_calls_interface(message, ZCUSB_CLAIM_INTERFACE))
+                        return 0;
                 sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT, "No claim %s.", path);
                 return -ENOENT;
         }
@@ -89,8 +94,9 @@ static int method_alloc_buffer(sd_bus_message *message, void *userdata, sd_bus_e
         if (r < 0)
                 return r;
         r = sd_bus_reply_method_return(message, "uht", b->backend.id, fd, b->backend.size);
-        if (r < 0)
-                return r;
+        if (r < 0) /* e.g. EMFILE: the fd is duplicated into the reply */
+                return sd_bus_error_setf(error, ZCUSB_ERROR_FAILED, "zcusbd cannot hand over the buffer: %s.",
+                                         strerror(-r));
         TAKE_PTR(b);
         return 1; /* zcusbd keeps the mapping; the fd went to the client */
 }
@@ -132,7 +138,8 @@ static int method_open_queue(sd_bus_message *message, void *userdata, sd_bus_err
                 return r;
         r = sd_bus_reply_method_return(message, "uhhh", q->id, fd, q->submit_fd, q->complete_fd);
         if (r < 0)
-                return r;
+                return sd_bus_error_setf(error, ZCUSB_ERROR_FAILED, "zcusbd cannot hand over the queue: %s.",
+                                         strerror(-r));
         TAKE_PTR(q);
         return 1;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stddef.h>
 
+#include "bus-object.h"
 #include "log.h"
 #include "manager.h"
 #include "util.h"
@@ -17,6 +18,8 @@ static int device_lookup(Manager *m, sd_bus *bus, const char *path, Device **ret
 
         d = manager_find_device_by_path(m, path);
         if (!d) {
+                if (!bus_message_calls_interface(message, ZCUSB_DEVICE_INTERFACE))
+                        return 0;
                 sd_bus_error_setf(error, ZCUSB_ERROR_NO_SUCH_DEVICE, "No USB device at %s.", path);
                 return -ENOENT;
         }
@@ -43,6 +46,10 @@ int device_object_find(sd_bus *bus, const char *path, const char *interface, voi
         /* The prefix itself is no device, just the parent of all of them
          * (asked for by GetManagedObjects and introspection). */
         if (streq(path, ZCUSB_DEVICE_PATH_PREFIX))
+                return 0;
+        /* Nothing lives deeper than /org/zcusb1/device/NAME: the bus's
+         * UnknownObject, not an error of ours, for anything below. */
+        if (strchr(path + strlen(ZCUSB_DEVICE_PATH_PREFIX) + 1, '/'))
                 return 0;
         r = device_lookup(userdata, bus, path, &d, error);
         if (r <= 0)
