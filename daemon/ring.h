@@ -35,7 +35,8 @@ int ring_fetch_sqe(Ring *r, struct zcusb_sqe *out);
  * sense (more consumed than posted) reads as no space. */
 uint32_t ring_cq_space(const Ring *r);
 
-/* Post one completion; -ENOSPC when the ring is full. */
+/* Post one completion; -ENOSPC when the ring is full. Publishes sq_head
+ * first, so the entries taken so far are seen free before it. */
 int ring_post_cqe(Ring *r, const struct zcusb_cqe *cqe);
 
 /* Store the private sq_head and cq_tail for the client to see. */
