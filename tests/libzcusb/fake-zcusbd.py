@@ -102,6 +102,7 @@ class Queue:
         self.fd = os.memfd_create("fake-ring", os.MFD_CLOEXEC)
         os.ftruncate(self.fd, self.size)
         self.map = mmap.mmap(self.fd, self.size)
+        self.index = memoryview(self.map)[:HEADER_SIZE].cast("I")
         struct.pack_into("<10I", self.map, 0, RING_MAGIC, 1, HEADER_SIZE, entries, self.cq_entries, SQE.size,
                          CQE.size, self.sq_offset, self.cq_offset, self.size)
         self.set_flags(SQ_NEED_WAKEUP)
@@ -112,11 +113,14 @@ class Queue:
         self.watch = GLib.io_add_watch(self.submit_fd, GLib.IO_IN, self.on_submit)
         self.dead = False
 
+    # Through a memoryview of 32-bit items: each access is one 4-byte load or
+    # store. struct.pack_into() zeroes its bytes before it writes them, so a
+    # client could see an index go to 0 and back, and "<I" also tears.
     def u32(self, off):
-        return struct.unpack_from("<I", self.map, off)[0]
+        return self.index[off // 4]
 
     def set_u32(self, off, v):
-        struct.pack_into("<I", self.map, off, v & 0xffffffff)
+        self.index[off // 4] = v & 0xffffffff
 
     def set_flags(self, flags):
         self.set_u32(SQ_FLAGS, flags)
@@ -168,6 +172,9 @@ class Queue:
         off = self.cq_offset + (self.cq_tail % self.cq_entries) * CQE.size
         CQE.pack_into(self.map, off, user_data, status, actual, 0)
         self.cq_tail = (self.cq_tail + 1) & 0xffffffff
+        # zcusb-ring.h: the entries taken so far show as taken before a
+        # completion that may be theirs (zcusbd's ring_post_cqe()).
+        self.set_u32(SQ_HEAD, self.sq_head)
         self.set_u32(CQ_TAIL, self.cq_tail)
         st = self.claim.daemon.stats
         st["completed"] += 1
@@ -280,6 +287,7 @@ class Queue:
     def close(self):
         self.cancel_all(-errno.ECANCELED)
         GLib.source_remove(self.watch)
+        self.index.release()
         self.map.close()
         for fd in (self.fd, self.submit_fd, self.complete_fd):
             os.close(fd)
