@@ -310,6 +310,27 @@ static void test_sync(struct zcusb_claim *claim) {
         check(zcusb_buffer_free(buf) == 0);
 }
 
+/* A consumer that breaks zcusb-ring.h's ordering (the fake does on request:
+ * sq_head lags the completions by some 20 ms) leaves the one-entry queue of
+ * the synchronous helpers full after each transfer: they wait for the slot,
+ * never report a full ring. */
+static void test_sync_backpressure(struct zcusb_claim *claim) {
+        struct zcusb_buffer *buf = NULL;
+        uint8_t data[18];
+        uint32_t actual = 0;
+
+        check(zcusb_buffer_alloc(claim, 4096, &buf) == 0);
+        fake_call("SetRingOrder", "s", "completion-first");
+        for (unsigned i = 0; i < 4; i++) {
+                check_err(zcusb_bulk_transfer(claim, 0x81, buf, 0, 512, 1000, &actual), 0, "");
+                check(actual == 512);
+                check_err(zcusb_control_transfer(claim, 0x80, 6, 0x0100, 0, data, sizeof(data), 1000, &actual), 0, "");
+                check(actual == 18 && data[0] == 18);
+        }
+        fake_call("SetRingOrder", "s", "in-order");
+        check(zcusb_buffer_free(buf) == 0);
+}
+
 /* zcusbd ends the claim (unplug): everything reports it, release still works. */
 static void test_ended(void) {
         struct zcusb_claim *claim = NULL;
@@ -378,6 +399,8 @@ int main(void) {
         printf("ok - test_sync\n");
         test_queue_reap_frees_slot(claim);
         printf("ok - test_queue_reap_frees_slot\n");
+        test_sync_backpressure(claim);
+        printf("ok - test_sync_backpressure\n");
         check(zcusb_claim_release(claim) == 0);
 
         RUN(test_ended);
