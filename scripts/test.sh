@@ -1,7 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Install what the tests need and run every tier:
-#   build-test/ (gcc, -Werror, ASan+UBSan): unit, fuzz corpus, integration (umockdev)
+#   build-test/ (gcc, -Werror, ASan+UBSan): unit, fuzz corpus, integration (umockdev), libzcusb
+#   build-plain/ (gcc, -Werror, no sanitizer): libzcusb and integration again, at
+#     full speed, where timing bugs the slower ASan build hides show up
 #   build-clang/ (clang, -Werror): compile only
 #   build-vm/ (gcc, -Werror): the QEMU real-kernel tier (meson test --suite vm)
 # Ends with one line "N passed, N failed[, N skipped]" summed from meson's results.
@@ -37,11 +39,16 @@ setup build-test -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -
 meson compile -C build-test >/dev/null
 meson test -C build-test --print-errorlogs --no-suite vm || status=1
 
+echo "==> gcc plain build: libzcusb, integration"
+setup build-plain -Dwerror=true -Dvm_tests=disabled
+meson compile -C build-plain >/dev/null
+meson test -C build-plain --print-errorlogs --suite libzcusb --suite integration || status=1
+
 echo "==> clang build"
 CC=clang setup build-clang -Dwerror=true -Dvm_tests=disabled
 meson compile -C build-clang >/dev/null
 
-runs=(build-test)
+runs=(build-test build-plain)
 if [ "${ZCUSB_SKIP_VM:-0}" != 1 ]; then
         echo "==> QEMU real-kernel tier"
         # --prefix=/usr: the guest's systemd, udev and dbus look there.
