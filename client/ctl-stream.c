@@ -10,6 +10,9 @@
 #include "zcusbctl.h"
 
 #define PROGRESS_INTERVAL_MS 500
+/* zcusbd rings no doorbell when it takes entries: while the ring is full,
+ * look again this often. */
+#define RING_FULL_POLL_MS 1
 
 static double now_seconds(void) {
         struct timespec ts;
@@ -38,6 +41,8 @@ typedef struct Stream {
         Slot *slots;
 
         uint64_t next_seq, oldest_seq; /* in flight: [oldest_seq, next_seq) */
+        struct zcusb_sqe staged;       /* transfer next_seq, its slot filled, when the ring was full */
+        bool has_staged;
         uint64_t total;                /* p->total, until the input turns out shorter */
         uint64_t produced;             /* write: bytes taken from the source */
         uint64_t in_flight_bytes;      /* read: bytes asked for and not yet retired */
@@ -112,56 +117,78 @@ static void fill_pattern(Stream *s, uint8_t *p, uint32_t n) {
         }
 }
 
+/* Fill the slot of transfer next_seq and stage its entry, unless nothing is
+ * left to move. Returns EXIT_OK, or an exit code after reporting. */
+static int stream_stage(Stream *s) {
+        const StreamParams *p = s->p;
+        uint8_t *region = slot_region(s, s->next_seq);
+        uint64_t left;
+        uint32_t length;
+
+        if (p->in) {
+                /* Short reads leave bytes owed: ask for them again. */
+                left = s->total - s->moved - s->in_flight_bytes;
+                if (left == 0)
+                        return EXIT_OK;
+                length = (uint32_t) (left < p->transfer_size ? left : p->transfer_size);
+        } else {
+                left = s->total - s->produced;
+                if (left == 0)
+                        return EXIT_OK;
+                length = (uint32_t) (left < p->transfer_size ? left : p->transfer_size);
+                if (p->fd >= 0) {
+                        ssize_t got = read_full(p->fd, region, length);
+                        if (got < 0)
+                                return fail(EXIT_FAIL, "reading %s: %s", p->fd_name, strerror((int) -got));
+                        if (got == 0) {
+                                s->total = s->produced; /* end of input */
+                                return EXIT_OK;
+                        }
+                        length = (uint32_t) got;
+                } else if (p->pattern != PATTERN_ZEROS) /* a fresh memfd is zeros already */
+                        fill_pattern(s, region, length);
+        }
+
+        zcusb_prep_transfer(&s->staged, (enum zcusb_opcode) p->opcode, p->endpoint, zcusb_buffer_id(s->buffer),
+                            (uint64_t) (region - s->data), length, p->timeout_ms, s->next_seq);
+        s->has_staged = true;
+        return EXIT_OK;
+}
+
 /* Keep every slot busy while there is data to move. */
 static int stream_fill(Stream *s, struct zcusb *ctx) {
         const StreamParams *p = s->p;
 
         while (s->error == 0 && s->next_seq - s->oldest_seq < p->queue_depth) {
-                uint8_t *region = slot_region(s, s->next_seq);
-                struct zcusb_sqe sqe;
-                uint64_t left;
-                uint32_t length;
                 int r;
 
-                if (p->in) {
-                        /* Short reads leave bytes owed: ask for them again. */
-                        left = s->total - s->moved - s->in_flight_bytes;
-                        if (left == 0)
-                                break;
-                        length = (uint32_t) (left < p->transfer_size ? left : p->transfer_size);
-                } else {
-                        left = s->total - s->produced;
-                        if (left == 0)
-                                break;
-                        length = (uint32_t) (left < p->transfer_size ? left : p->transfer_size);
-                        if (p->fd >= 0) {
-                                ssize_t got = read_full(p->fd, region, length);
-                                if (got < 0)
-                                        return fail(EXIT_FAIL, "reading %s: %s", p->fd_name, strerror((int) -got));
-                                if (got == 0) {
-                                        s->total = s->produced; /* end of input */
-                                        break;
-                                }
-                                length = (uint32_t) got;
-                        } else if (p->pattern != PATTERN_ZEROS) /* a fresh memfd is zeros already */
-                                fill_pattern(s, region, length);
+                if (!s->has_staged) {
+                        r = stream_stage(s);
+                        if (r != EXIT_OK)
+                                return r;
+                        if (!s->has_staged)
+                                break; /* nothing left to move */
                 }
 
-                zcusb_prep_transfer(&sqe, (enum zcusb_opcode) p->opcode, p->endpoint,
-                                    zcusb_buffer_id(s->buffer), (uint64_t) (region - s->data), length,
-                                    p->timeout_ms, s->next_seq);
-                /* Never -EAGAIN: the ring has at least queue-depth slots and at
-                 * most queue-depth transfers are ours at any time. */
-                r = zcusb_queue_submit(s->queue, &sqe);
+                /* A full ring is backpressure: keep the filled slot and submit
+                 * it once zcusbd took an entry (stream_loop() looks again).
+                 * zcusbd keeps zcusb-ring.h's ordering, so this does not
+                 * happen with it: the ring has at least queue-depth slots, at
+                 * most queue-depth transfers are ours, and a reaped one's slot
+                 * is free. A consumer that frees slots late is still served. */
+                r = zcusb_queue_submit(s->queue, &s->staged);
+                if (r == -EAGAIN)
+                        break;
                 if (r < 0)
                         return fail_lib(ctx, r, EXIT_TRANSFER);
+                s->has_staged = false;
 
-                s->slots[s->next_seq % p->queue_depth] = (Slot) { .length = length };
+                s->slots[s->next_seq % p->queue_depth] = (Slot) { .length = s->staged.length };
                 s->next_seq++;
                 if (p->in)
-                        s->in_flight_bytes += length;
+                        s->in_flight_bytes += s->staged.length;
                 else
-                        s->produced += length;
+                        s->produced += s->staged.length;
         }
         return EXIT_OK;
 }
@@ -249,10 +276,10 @@ static int stream_loop(Stream *s, struct zcusb *ctx) {
                 r = stream_fill(s, ctx);
                 if (r != EXIT_OK)
                         return r;
-                if (s->error != 0 || s->oldest_seq == s->next_seq)
+                if (s->error != 0 || (s->oldest_seq == s->next_seq && !s->has_staged))
                         return EXIT_OK; /* failed (Release cancels the rest), or all done */
 
-                r = zcusb_queue_wait(s->queue, PROGRESS_INTERVAL_MS);
+                r = zcusb_queue_wait(s->queue, s->has_staged ? RING_FULL_POLL_MS : PROGRESS_INTERVAL_MS);
                 if (r == -EINTR)
                         continue;
                 if (r < 0) {

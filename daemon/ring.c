@@ -87,6 +87,11 @@ int ring_post_cqe(Ring *r, const struct zcusb_cqe *cqe) {
                 return -ENOSPC;
         memcpy(&r->cq[r->cq_tail & (r->cq_entries - 1)], cqe, sizeof(*cqe));
         r->cq_tail++;
+        /* The ordering zcusb-ring.h promises: every entry taken so far shows
+         * as taken before a completion that may be its own, so a client that
+         * reaps it and resubmits at once finds the slot free. Here, not in
+         * ring_publish(): this is the one place completions are posted. */
+        store_release(&r->header->sq_head.value, r->sq_head);
         store_release(&r->header->cq_tail.value, r->cq_tail);
         return 0;
 }

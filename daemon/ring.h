@@ -38,7 +38,8 @@ uint32_t ring_cq_space(const Ring *r);
 /* Serve the ring no more: ZCUSB_SQ_BROKEN. */
 void ring_mark_broken(Ring *r);
 
-/* Post one completion; -ENOSPC when the ring is full. */
+/* Post one completion; -ENOSPC when the ring is full. Publishes sq_head
+ * first, so the entries taken so far are seen free before it. */
 int ring_post_cqe(Ring *r, const struct zcusb_cqe *cqe);
 
 /* Store the private sq_head and cq_tail for the client to see. */

@@ -156,6 +156,10 @@ int main(int argc, char *argv[]) {
                         owed = want - got - outstanding;
                         if (owed == 0)
                                 continue;
+                        /* No -EAGAIN (ring full) here: this slot's transfer was
+                         * reaped, and zcusbd frees an entry's ring slot before it
+                         * posts the completion (zcusb-ring.h). A program with
+                         * more transfers than ring entries would wait and retry. */
                         r = submit(queue, buffer, opcode, (uint8_t) endpoint, slot, transfer_size,
                                    owed < transfer_size ? (unsigned) owed : transfer_size);
                         if (r < 0) {

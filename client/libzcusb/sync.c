@@ -12,6 +12,9 @@
 /* zcusbd enforces a transfer's own timeout; ours only guards against a zcusbd
  * that never answers, so it allows some slack on top. */
 #define SYNC_GUARD_SLACK_MS 2000u
+/* zcusbd rings no doorbell when it takes an entry: while the ring is full,
+ * look again this often. */
+#define SYNC_RING_FULL_POLL_NS (1000 * 1000)
 
 static uint64_t now_ms(void) {
         struct timespec ts;
@@ -33,6 +36,23 @@ static const char *opcode_name(uint8_t opcode) {
         }
 }
 
+/* Submit, waiting while the ring is full. The queue's last transfer was
+ * reaped, so a zcusbd that keeps zcusb-ring.h's ordering has freed its slot
+ * already; a consumer that publishes sq_head after the completion frees it a
+ * moment later. Backpressure, then, not an error: -ETIMEDOUT only when the
+ * slot stays taken for the guard's slack. */
+static int sync_submit(struct zcusb_queue *q, const struct zcusb_sqe *sqe) {
+        uint64_t deadline = now_ms() + SYNC_GUARD_SLACK_MS;
+        int r;
+
+        while ((r = zcusb_queue_submit(q, sqe)) == -EAGAIN) {
+                if (now_ms() >= deadline)
+                        return -ETIMEDOUT;
+                (void) nanosleep(&(struct timespec) { .tv_nsec = SYNC_RING_FULL_POLL_NS }, NULL);
+        }
+        return r;
+}
+
 /* Submit SQE on the claim's synchronous queue and wait for its completion. */
 static int sync_run(struct zcusb_claim *claim, struct zcusb_sqe *sqe, uint32_t *ret_actual) {
         struct zcusb *ctx = claim->ctx;
@@ -52,7 +72,13 @@ static int sync_run(struct zcusb_claim *claim, struct zcusb_sqe *sqe, uint32_t *
         q = claim->sync_queue;
 
         sqe->user_data = ++claim->sync_sequence;
-        r = zcusb_queue_submit(q, sqe);
+        r = sync_submit(q, sqe);
+        if (r == -ETIMEDOUT) {
+                /* The next call opens a fresh queue. */
+                (void) zcusb_queue_close(q);
+                return ctx_errorf(ctx, r, "zcusbd did not take the %s transfer within %u ms", opcode_name(sqe->opcode),
+                                  SYNC_GUARD_SLACK_MS);
+        }
         if (r < 0)
                 return ctx_errorf(ctx, r, "submitting a %s transfer: %s", opcode_name(sqe->opcode),
                                   zcusb_strerror(r));

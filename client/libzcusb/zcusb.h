@@ -181,8 +181,12 @@ int zcusb_queue_open(struct zcusb_claim *claim, unsigned entries, struct zcusb_q
  * zcusb_buffer_free() the handle is freed whatever this returns. */
 int zcusb_queue_close(struct zcusb_queue *queue);
 
-/* Submit one transfer. Returns 0, -EAGAIN when the submission ring is full
- * (reap completions, then retry), -ENODEV when the claim ended (device gone,
+/* Submit one transfer. Returns 0; -EAGAIN when the submission ring is full,
+ * which is backpressure, not a failure: nothing was queued, wait for and reap
+ * a completion (zcusb_queue_wait(), zcusb_queue_reap()), then submit again.
+ * zcusbd frees a transfer's slot before it posts the completion (zcusb-ring.h),
+ * so a caller that keeps at most ENTRIES transfers between submitting and
+ * reaping them never gets -EAGAIN. -ENODEV when the claim ended (device gone,
  * released, revoked), -EPROTO when zcusbd marked the ring broken. */
 int zcusb_queue_submit(struct zcusb_queue *queue, const struct zcusb_sqe *sqe);
 /* Submit up to N transfers in order with one index update and at most one
@@ -244,7 +248,8 @@ static inline void zcusb_fill_control_setup(void *dst, uint8_t request_type, uin
  * Each runs one transfer on a small queue the claim opens the first time it
  * needs one, and waits for it. TIMEOUT_MS 0 waits forever. Returns 0 or the
  * transfer's status (-ETIMEDOUT, -EPIPE stall, -ENODEV, ...); *ACTUAL (may be
- * NULL) gets the bytes moved, also when the transfer failed part way. */
+ * NULL) gets the bytes moved, also when the transfer failed part way. A full
+ * submission ring is waited out, never returned. */
 
 /* LENGTH bytes at OFFSET of BUFFER; the direction is ENDPOINT's bit 7. */
 int zcusb_bulk_transfer(struct zcusb_claim *claim, uint8_t endpoint, struct zcusb_buffer *buffer, uint64_t offset,

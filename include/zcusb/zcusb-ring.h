@@ -18,6 +18,16 @@
  *   cq_head  client   (store-release after reading the entry)
  * Full: tail - head == entries. Empty: tail == head.
  *
+ * Ordering, as in io_uring: zcusbd publishes an sq_head that covers a
+ * submission before the cq_tail that covers its completion. A client that has
+ * reaped a completion may therefore count that transfer's submission slot
+ * free, and one that keeps at most sq_entries transfers between submitting and
+ * reaping them never finds the submission ring full. Whatever plays zcusbd's
+ * side (zcusbd, its test doubles, a future in-kernel consumer) keeps this
+ * order. A full ring otherwise means entries zcusbd has not taken yet (their
+ * completions would not fit, or the client is at its in-flight limit):
+ * backpressure, not an error.
+ *
  * Doorbells, so that a busy queue costs no syscall per transfer:
  * - zcusbd sets ZCUSB_SQ_NEED_WAKEUP in sq_flags when it will not look at the
  *   ring again by itself (no transfer of this queue in flight). The client,

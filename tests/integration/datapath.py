@@ -305,13 +305,23 @@ def signals(c, wait=0.0, want=None, timeout=5):
 
 
 def claim_gone(dw, path):
-    """The claim object no longer answers (as seen by root)."""
+    """Asked by root: True when zcusbd has no claim at path (it says "No claim
+    PATH."; UnknownObject would say the same), False while the claim exists
+    (root gets AccessDenied from another connection's claim). Any other answer
+    fails the test: it is neither."""
     try:
         dw.w.bus.conn.call_blocking("org.zcusb1", path, "org.freedesktop.DBus.Properties", "GetAll", "s",
                                     [CLAIM_IFACE], timeout=5)
     except h.dbus.DBusException as e:
-        return e.get_dbus_name()
-    return None
+        name, message = e.get_dbus_name(), e.get_dbus_message() or ""
+        if (name == "org.zcusb1.Error.InvalidArgument" and f"No claim {path}" in message) or \
+                name == "org.freedesktop.DBus.Error.UnknownObject":
+            return True
+        if name == "org.zcusb1.Error.AccessDenied":
+            return False
+        raise h.TestFailure(f"GetAll on {path} as root: {name}: {message}, neither 'no such claim' nor "
+                            "'not yours'")
+    return False
 
 
 def two_gadgets(allow=ALLOWED, **props2):
@@ -427,7 +437,7 @@ def t_claim():
                    "on Release: RELEASEINTERFACE, then USBDEVFS_IOCTL(CONNECT) to re-attach the driver")
         h.check_eq(emu_detach.drivers.get(0), "usbtest", "usbtest bound again after the release")
         signals(a, want=(r["path"], "released"))
-        h.check(claim_gone(dw, r["path"]) is not None, "released claim object still answers")
+        h.check(claim_gone(dw, r["path"]), "released claim object still answers")
 
         # Release of the first claim: the interface is free again for the other user
         mark = emu.mark()
@@ -1129,6 +1139,7 @@ def t_kill_client():
             emu.hold(0x81)
             s.submit(*[bulk_in(s, 64 * KIB, offset=k * 64 * KIB, user_data=k) for k in range(8)])
             seqs = sorted(u.seq for u in wait_queued(emu, 0x81, 8))
+            h.check(not claim_gone(dw, s.path), f"{s.path} seen as gone while {name} holds it")
             if also:
                 also()
             mark = emu.mark()

@@ -18,6 +18,11 @@ returns what 0x5b stored; anything else stalls.
 Test hooks on /org/zcusb1 (interface org.zcusb1.Test):
   EndClaims(s reason)  end every claim as zcusbd does on unplug/revoke
   Stats() -> a{st}     counters the tests check
+  SetRingOrder(s)      "in-order" (the default): sq_head is published before
+                       the completions it covers, as zcusb-ring.h promises;
+                       "completion-first": break that promise, the way a
+                       consumer might, and publish sq_head only LATE_SQ_HEAD_MS
+                       after the completions, to test clients' backpressure
 
 Usage: fake-zcusbd.py BUS_ADDRESS  (prints "ready" when it owns the name)
 """
@@ -55,6 +60,7 @@ CQE = struct.Struct("<QiII12x")
 assert SQE.size == 64 and CQE.size == 32
 
 QUOTA = 8 << 20
+LATE_SQ_HEAD_MS = 20
 ENDPOINTS = [(0x81, 2, 512, 0), (0x02, 2, 512, 0), (0x83, 3, 64, 1), (0x84, 2, 512, 0), (0x86, 2, 512, 0)]
 DEVICE_DESCRIPTOR = bytes([18, 1, 0, 2, 0, 0, 0, 64, 0x25, 0x05, 0xa0, 0xa4, 0, 1, 1, 2, 3, 1])
 
@@ -102,6 +108,7 @@ class Queue:
         self.fd = os.memfd_create("fake-ring", os.MFD_CLOEXEC)
         os.ftruncate(self.fd, self.size)
         self.map = mmap.mmap(self.fd, self.size)
+        self.index = memoryview(self.map)[:HEADER_SIZE].cast("I")
         struct.pack_into("<10I", self.map, 0, RING_MAGIC, 1, HEADER_SIZE, entries, self.cq_entries, SQE.size,
                          CQE.size, self.sq_offset, self.cq_offset, self.size)
         self.set_flags(SQ_NEED_WAKEUP)
@@ -110,13 +117,17 @@ class Queue:
         self.complete_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self.in_flight = {}  # user_data -> (sqe fields, timeout source)
         self.watch = GLib.io_add_watch(self.submit_fd, GLib.IO_IN, self.on_submit)
+        self.late_sq_head = None  # "completion-first": the source that publishes sq_head
         self.dead = False
 
+    # Through a memoryview of 32-bit items: each access is one 4-byte load or
+    # store. struct.pack_into() zeroes its bytes before it writes them, so a
+    # client could see an index go to 0 and back, and "<I" also tears.
     def u32(self, off):
-        return struct.unpack_from("<I", self.map, off)[0]
+        return self.index[off // 4]
 
     def set_u32(self, off, v):
-        struct.pack_into("<I", self.map, off, v & 0xffffffff)
+        self.index[off // 4] = v & 0xffffffff
 
     def set_flags(self, flags):
         self.set_u32(SQ_FLAGS, flags)
@@ -147,7 +158,7 @@ class Queue:
             sqe = SQE.unpack_from(self.map, off)  # the one read of this entry
             self.sq_head = (self.sq_head + 1) & 0xffffffff
             posted |= self.handle(sqe)
-        self.set_u32(SQ_HEAD, self.sq_head)
+        self.publish_sq_head()
         # Idle (nothing in flight): ask for a doorbell, then look once more, as
         # zcusbd does: an entry published just before the flag was set would
         # otherwise wait for a doorbell the client saw no reason to ring.
@@ -160,6 +171,18 @@ class Queue:
         if posted:
             self.ring()
 
+    def publish_sq_head(self):
+        if self.claim.daemon.ring_order == "completion-first":
+            if not self.late_sq_head:
+                self.late_sq_head = GLib.timeout_add(LATE_SQ_HEAD_MS, self.on_late_sq_head)
+            return
+        self.set_u32(SQ_HEAD, self.sq_head)
+
+    def on_late_sq_head(self):
+        self.late_sq_head = None
+        self.set_u32(SQ_HEAD, self.sq_head)
+        return False
+
     def ring(self):
         if not self.u32(CQ_FLAGS) & CQ_NO_WAKEUP:
             os.eventfd_write(self.complete_fd, 1)
@@ -168,6 +191,9 @@ class Queue:
         off = self.cq_offset + (self.cq_tail % self.cq_entries) * CQE.size
         CQE.pack_into(self.map, off, user_data, status, actual, 0)
         self.cq_tail = (self.cq_tail + 1) & 0xffffffff
+        # zcusb-ring.h: the entries taken so far show as taken before a
+        # completion that may be theirs (zcusbd's ring_post_cqe()).
+        self.publish_sq_head()
         self.set_u32(CQ_TAIL, self.cq_tail)
         st = self.claim.daemon.stats
         st["completed"] += 1
@@ -280,6 +306,9 @@ class Queue:
     def close(self):
         self.cancel_all(-errno.ECANCELED)
         GLib.source_remove(self.watch)
+        if self.late_sq_head:
+            GLib.source_remove(self.late_sq_head)
+        self.index.release()
         self.map.close()
         for fd in (self.fd, self.submit_fd, self.complete_fd):
             os.close(fd)
@@ -453,6 +482,7 @@ class Manager(dbus.service.Object):
         self.next_claim = 1
         self.in_offset = self.out_offset = 0
         self.stored = b""
+        self.ring_order = "in-order"
         self.stats = {k: 0 for k in ("submitted", "completed", "failed", "bytes_in", "bytes_out", "doorbells",
                                      "releases", "clear_halts")}
         self.device = Device(conn)
@@ -498,6 +528,12 @@ class Manager(dbus.service.Object):
     def EndClaims(self, reason):
         for c in list(self.claims.values()):
             c.end(reason)
+
+    @dbus.service.method(TEST_IFACE, in_signature="s")
+    def SetRingOrder(self, order):
+        if order not in ("in-order", "completion-first"):
+            raise error("InvalidArgument", f"No ring order {order}.")
+        self.ring_order = str(order)
 
     @dbus.service.method(TEST_IFACE, out_signature="a{st}")
     def Stats(self):

@@ -5,7 +5,9 @@
  * DBUS_SYSTEM_BUS_ADDRESS pointing at a private bus. Under ASan this also
  * proves that no path leaks.
  */
+#include <inttypes.h>
 #include <systemd/sd-bus.h>
+#include <time.h>
 
 #include "tests.h"
 #include "util.h"
@@ -207,6 +209,66 @@ static void test_queue(struct zcusb_claim *claim) {
         check(zcusb_queue_close(q) == 0);
 }
 
+/* zcusb-ring.h's ordering promise, as a client sees it: with the ring kept
+ * full, each completion reaped leaves room to submit again at once. Rounds
+ * that start on an idle daemon with a full ring of bulk INs, which it takes
+ * and completes in one scan of the ring; the client busy-polls, so it looks
+ * while that scan is under way, when a daemon that publishes sq_head only
+ * after the scan leaves it no room. */
+static void test_queue_reap_frees_slot(struct zcusb_claim *claim) {
+        enum { ENTRIES = 64, ROUNDS = 50, SIZE = 16384 };
+        struct zcusb_queue *q = NULL;
+        struct zcusb_buffer *buf = NULL;
+        struct zcusb_sqe sqes[ENTRIES];
+        struct zcusb_cqe cqes[ENTRIES];
+        uint64_t submitted = 0, reaped = 0;
+        struct timespec ts;
+        time_t deadline;
+
+        check(zcusb_queue_open(claim, ENTRIES, &q) == 0);
+        check(zcusb_buffer_alloc(claim, ENTRIES * SIZE, &buf) == 0);
+        zcusb_queue_set_completion_wakeup(q, false);
+        check(clock_gettime(CLOCK_MONOTONIC, &ts) == 0);
+        deadline = ts.tv_sec + 60;
+
+        for (unsigned round = 0; round < ROUNDS; round++) {
+                uint64_t end = submitted + 2 * ENTRIES;
+
+                for (unsigned i = 0; i < ENTRIES; i++, submitted++)
+                        zcusb_prep_transfer(&sqes[i], ZCUSB_OP_BULK, 0x81, zcusb_buffer_id(buf),
+                                            (submitted % ENTRIES) * SIZE, SIZE, 0, submitted);
+                check(zcusb_queue_submit_batch(q, sqes, ENTRIES) == ENTRIES);
+
+                while (reaped < end) {
+                        int n = zcusb_queue_reap(q, cqes, ENTRIES);
+
+                        check(n >= 0);
+                        if (n == 0) {
+                                check(clock_gettime(CLOCK_MONOTONIC, &ts) == 0 && ts.tv_sec < deadline);
+                                continue;
+                        }
+                        for (int i = 0; i < n; i++) {
+                                struct zcusb_sqe sqe;
+                                int r;
+
+                                check(cqes[i].user_data == reaped++ && cqes[i].status == 0);
+                                if (submitted == end)
+                                        continue;
+                                zcusb_prep_transfer(&sqe, ZCUSB_OP_BULK, 0x81, zcusb_buffer_id(buf),
+                                                    (submitted % ENTRIES) * SIZE, SIZE, 0, submitted);
+                                r = zcusb_queue_submit(q, &sqe);
+                                if (r < 0)
+                                        fprintf(stderr, "submission %" PRIu64 " right after reaping %" PRIu64 ": %s\n",
+                                                submitted, reaped - 1, zcusb_strerror(r));
+                                check(r == 0);
+                                submitted++;
+                        }
+                }
+        }
+        check(zcusb_queue_close(q) == 0);
+        check(zcusb_buffer_free(buf) == 0);
+}
+
 static void test_sync(struct zcusb_claim *claim) {
         struct zcusb_buffer *buf = NULL;
         uint8_t data[5000];
@@ -245,6 +307,27 @@ static void test_sync(struct zcusb_claim *claim) {
         check(zcusb_control_transfer(claim, 0x00, 0x09, 1, 0, NULL, 0, 500, &actual) == -EPIPE);
         check(zcusb_control_transfer(claim, 0x80, 6, 0, 0, NULL, 8, 500, &actual) == -EINVAL);
 
+        check(zcusb_buffer_free(buf) == 0);
+}
+
+/* A consumer that breaks zcusb-ring.h's ordering (the fake does on request:
+ * sq_head lags the completions by some 20 ms) leaves the one-entry queue of
+ * the synchronous helpers full after each transfer: they wait for the slot,
+ * never report a full ring. */
+static void test_sync_backpressure(struct zcusb_claim *claim) {
+        struct zcusb_buffer *buf = NULL;
+        uint8_t data[18];
+        uint32_t actual = 0;
+
+        check(zcusb_buffer_alloc(claim, 4096, &buf) == 0);
+        fake_call("SetRingOrder", "s", "completion-first");
+        for (unsigned i = 0; i < 4; i++) {
+                check_err(zcusb_bulk_transfer(claim, 0x81, buf, 0, 512, 1000, &actual), 0, "");
+                check(actual == 512);
+                check_err(zcusb_control_transfer(claim, 0x80, 6, 0x0100, 0, data, sizeof(data), 1000, &actual), 0, "");
+                check(actual == 18 && data[0] == 18);
+        }
+        fake_call("SetRingOrder", "s", "in-order");
         check(zcusb_buffer_free(buf) == 0);
 }
 
@@ -314,6 +397,10 @@ int main(void) {
         printf("ok - test_queue\n");
         test_sync(claim);
         printf("ok - test_sync\n");
+        test_queue_reap_frees_slot(claim);
+        printf("ok - test_queue_reap_frees_slot\n");
+        test_sync_backpressure(claim);
+        printf("ok - test_sync_backpressure\n");
         check(zcusb_claim_release(claim) == 0);
 
         RUN(test_ended);

@@ -439,6 +439,54 @@ static void test_post_bounds(void) {
         free(mem);
 }
 
+/* The ordering zcusb-ring.h promises: the sq_head that covers an entry is
+ * published no later than the cq_tail that covers its completion, by
+ * ring_post_cqe() itself, with no ring_publish() in between. A client that
+ * reaps a completion of a full ring and resubmits at once finds room. */
+static void test_sq_head_before_completion(void) {
+        const uint32_t n = 4, start = UINT32_MAX - 1; /* across the wrap */
+        void *mem = ring_mem_new(n);
+        struct zcusb_ring_header *h = mem;
+        struct zcusb_sqe e;
+        Ring r;
+
+        ring_init(&r, mem, n);
+        ring_start_at(&r, start);
+        for (uint64_t i = 0; i < n; i++)
+                client_submit(mem, i);
+
+        /* Take one, complete it at once, as queue_process() does with a NOP or
+         * a refused entry, and look with the client's eyes when cq_tail moves. */
+        for (uint32_t i = 0; i < n; i++) {
+                uint32_t cq_tail = h->cq_tail.value;
+
+                check(ring_fetch_sqe(&r, &e) == 1 && e.user_data == i);
+                check(ring_post_cqe(&r, &(struct zcusb_cqe) { .user_data = e.user_data }) == 0);
+                check(h->cq_tail.value == cq_tail + 1);
+                check(client_cq(mem)[cq_tail & (r.cq_entries - 1)].user_data == i);
+                check(h->sq_head.value - start == i + 1);
+                check(h->sq_tail.value - h->sq_head.value < n); /* room for a resubmission */
+        }
+
+        /* Entries taken and still in flight: a completion of any one of them
+         * publishes all that were taken before it. */
+        h->cq_head.value = h->cq_tail.value;
+        for (uint64_t i = 0; i < n; i++)
+                client_submit(mem, 10 + i);
+        for (uint32_t i = 0; i < 3; i++)
+                check(ring_fetch_sqe(&r, &e) == 1);
+        check(h->sq_head.value == start + n);
+        check(ring_post_cqe(&r, &(struct zcusb_cqe) { .user_data = 11 }) == 0);
+        check(h->sq_head.value == start + n + 3);
+
+        /* A post the ring has no room for publishes nothing. */
+        h->cq_head.value = h->cq_tail.value - r.cq_entries;
+        check(ring_fetch_sqe(&r, &e) == 1);
+        check(ring_post_cqe(&r, &(struct zcusb_cqe) { .user_data = 13 }) == -ENOSPC);
+        check(h->sq_head.value == start + n + 3);
+        free(mem);
+}
+
 static void test_need_wakeup(void) {
         void *mem = ring_mem_new(4);
         struct zcusb_ring_header *h = mem;
@@ -507,6 +555,7 @@ int main(void) {
         RUN(test_copied_once);
         RUN(test_cq_space);
         RUN(test_post_bounds);
+        RUN(test_sq_head_before_completion);
         RUN(test_need_wakeup);
         RUN(test_client_wants_wakeup);
         return 0;
