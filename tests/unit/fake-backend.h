@@ -37,6 +37,7 @@ typedef struct FakeBackendState {
         int submit_error;              /* submit fails with this ... */
         unsigned submit_error_count;   /* ... this many times (0: every time while submit_error) */
         bool cancel_synchronous;       /* cancel ends the transfer before returning */
+        bool complete_in_submit;       /* submit ends the transfer (status 0, all bytes) before returning */
         uint64_t transfer_memory;      /* what transfer_memory() reports */
 
         /* What happened. */
