@@ -38,9 +38,10 @@ int manager_new(const Config *config, Manager **ret) {
         (void) sd_event_source_set_priority(m->gc_source, SD_EVENT_PRIORITY_IDLE);
 
         m->backend = backend_select(&m->config, &reason);
-        if (reason)
-                log_full(m->config.backend == BACKEND_CHOICE_MODULE ? LOG_WARNING : LOG_INFO,
-                         "Not using the zcusb.ko backend: %s; claims use usbfs.", reason);
+        if (reason && m->config.backend == BACKEND_CHOICE_MODULE)
+                log_warning("zcusb.ko is not usable: %s; with Backend=zcusb claims fail until it is.", reason);
+        else if (reason)
+                log_info("Not using the zcusb.ko backend: %s; claims use usbfs.", reason);
         m->module_version = m->backend == &backend_zcusb ? module_version() : NULL;
         if (!m->module_version)
                 m->module_version = strdup("");

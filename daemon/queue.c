@@ -62,27 +62,78 @@ void queue_complete(Queue *q, uint64_t user_data, int status, uint32_t actual) {
                 queue_break(q, "completions lost, the client moved cq_head wrongly");
 }
 
-/* Room to take one more entry: its completion must be sure to fit. */
-static bool queue_can_take(Queue *q) {
-        Peer *peer = q->claim->peer;
-        const Config *config = &q->claim->manager->config;
+/* Room to take one more entry: its completion must be sure to fit, next to
+ * those of the transfers in flight, the backlog and the held entries. */
+static bool queue_has_completion_room(Queue *q) {
+        return ring_cq_space(&q->ring) > q->in_flight + q->n_backlog + q->n_held;
+}
 
-        if (peer->account.counts[QUOTA_IN_FLIGHT] >= config->in_flight_per_client &&
-            q->claim->end == CLAIM_ACTIVE)
-                return false; /* backpressure: resumes when a transfer ends */
-        return ring_cq_space(&q->ring) > q->in_flight + q->n_backlog;
+/* The peer has InFlightPerClient= transfers in flight: entries that would
+ * start one more wait (backpressure; a transfer's end kicks its peer's
+ * queues). An ending claim fails entries instead, so they need no room. */
+static bool queue_at_in_flight_limit(Queue *q) {
+        return q->claim->end == CLAIM_ACTIVE &&
+               q->claim->peer->account.counts[QUOTA_IN_FLIGHT] >= q->claim->manager->config.in_flight_per_client;
+}
+
+static bool opcode_starts_transfer(uint8_t opcode) {
+        return opcode == ZCUSB_OP_BULK || opcode == ZCUSB_OP_INTERRUPT || opcode == ZCUSB_OP_CONTROL ||
+               opcode == ZCUSB_OP_ISO;
+}
+
+/* Keep an entry taken off the ring (its private copy: the ring is read once)
+ * until the in-flight limit lets it start. Entries that start nothing (NOP,
+ * CANCEL) do not wait behind it: a CANCEL of a transfer that never ends must
+ * be taken even when the client is at its limit. */
+static int queue_hold(Queue *q, const struct zcusb_sqe *sqe) {
+        if (q->n_held == q->n_held_allocated) {
+                /* At most one per completion slot (queue_has_completion_room). */
+                uint32_t n = q->n_held_allocated ? q->n_held_allocated * 2 : 8;
+                struct zcusb_sqe *h = reallocarray(q->held, n, sizeof(*h));
+
+                if (!h)
+                        return -ENOMEM;
+                q->held = h;
+                q->n_held_allocated = n;
+        }
+        q->held[q->n_held++] = *sqe;
+        return 0;
+}
+
+static bool queue_take_held(Queue *q, struct zcusb_sqe *ret) {
+        if (q->n_held == 0 || queue_at_in_flight_limit(q))
+                return false;
+        *ret = q->held[0];
+        memmove(q->held, q->held + 1, --q->n_held * sizeof(*q->held));
+        return true;
+}
+
+/* A CANCEL of an entry still held: it never started, it ends here. */
+static bool queue_cancel_held(Queue *q, uint64_t user_data) {
+        for (uint32_t i = 0; i < q->n_held; i++)
+                if (q->held[i].user_data == user_data) {
+                        memmove(q->held + i, q->held + i + 1, (q->n_held - i - 1) * sizeof(*q->held));
+                        q->n_held--;
+                        q->claim->submitted++;
+                        q->claim->failed++;
+                        queue_complete(q, user_data, -ECANCELED, 0);
+                        return true;
+                }
+        return false;
 }
 
 static int queue_on_poll(sd_event_source *s, uint64_t usec, void *userdata);
 
 /* BLOCKED: entries wait on the ring that we could not take (no completion
- * slot free, or the client's in-flight limit). The client rings no doorbell
- * when it reaps, so nothing but this timer brings us back to take them. */
+ * slot free). The client rings no doorbell when it reaps, so nothing but
+ * this timer brings us back to take them. */
 static void queue_arm_poll(Queue *q, bool blocked) {
         int enabled = SD_EVENT_OFF;
         uint64_t period;
 
-        if ((q->in_flight == 0 && !blocked) || q->ring.broken) {
+        /* A cq_head beyond what was posted is no client that is slow to
+         * reap: wait for its doorbell instead of polling a broken ring. */
+        if ((q->in_flight == 0 && (!blocked || !ring_cq_head_valid(&q->ring))) || q->ring.broken) {
                 q->blocked_polls = 0;
                 (void) sd_event_source_set_enabled(q->poll_source, SD_EVENT_OFF);
                 return;
@@ -90,10 +141,9 @@ static void queue_arm_poll(Queue *q, bool blocked) {
         /* Already pending: one wakeup per period, however busy the queue. */
         if (sd_event_source_get_enabled(q->poll_source, &enabled) >= 0 && enabled != SD_EVENT_OFF)
                 return;
-        /* Blocked with nothing in flight is a client that does not reap (or
-         * a cq_head that makes no sense): look less and less often, so such
-         * a queue costs an idle zcusbd next to nothing, yet resumes when the
-         * client puts its ring right. */
+        /* Blocked with nothing in flight is a client that does not reap:
+         * look less and less often, so such a queue costs an idle zcusbd
+         * next to nothing, yet resumes when the client reaps. */
         period = QUEUE_POLL_USEC;
         if (q->in_flight == 0) {
                 period <<= q->blocked_polls < QUEUE_POLL_BACKOFF_MAX_SHIFT ? q->blocked_polls : QUEUE_POLL_BACKOFF_MAX_SHIFT;
@@ -110,12 +160,15 @@ static void queue_process(Queue *q) {
         int r;
 
         queue_flush_backlog(q);
+        /* Held entries first, in order, as far as the limit lets them. */
+        while (queue_take_held(q, &sqe))
+                queue_handle_entry(q, &sqe);
         /* A broken ring takes nothing more; completions of what it had
          * started are still posted (as far as they fit) and rung. */
         for (;;) {
                 if (q->ring.broken)
                         break;
-                if (!queue_can_take(q)) {
+                if (!queue_has_completion_room(q)) {
                         /* With nothing in flight no completion brings us
                          * back: ask for a doorbell, and poll if entries
                          * already wait (their client rang none). */
@@ -135,6 +188,10 @@ static void queue_process(Queue *q) {
                                 continue;
                         break;
                 }
+                /* Behind held entries, or at the limit: wait, in order. */
+                if (opcode_starts_transfer(sqe.opcode) && (q->n_held > 0 || queue_at_in_flight_limit(q)) &&
+                    queue_hold(q, &sqe) >= 0)
+                        continue;
                 queue_handle_entry(q, &sqe);
         }
         ring_publish(&q->ring);
@@ -225,8 +282,10 @@ static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe) {
         }
         if (sqe->opcode == ZCUSB_OP_CANCEL) {
                 Transfer *t = queue_find_transfer(q, sqe->cancel_user_data);
+                bool held = !t && queue_cancel_held(q, sqe->cancel_user_data);
+
                 c->completed++;
-                queue_complete(q, sqe->user_data, t ? 0 : -ENOENT, 0);
+                queue_complete(q, sqe->user_data, t || held ? 0 : -ENOENT, 0);
                 if (t)
                         transfer_cancel(t, -ECANCELED);
                 return;
@@ -344,6 +403,7 @@ Queue *queue_free(Queue *q) {
         if (q->map)
                 munmap(q->map, q->size);
         free(q->backlog);
+        free(q->held);
         claim_uncharge(c, q->size);
         claim_put_count(c, QUOTA_QUEUES);
         free(q);

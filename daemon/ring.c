@@ -130,3 +130,7 @@ void ring_mark_broken(Ring *r) {
         r->broken = true;
         ring_set_flag(r, ZCUSB_SQ_BROKEN);
 }
+
+bool ring_cq_head_valid(const Ring *r) {
+        return r->cq_tail - load_acquire(&r->header->cq_head.value) <= r->cq_entries;
+}

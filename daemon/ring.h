@@ -35,6 +35,9 @@ int ring_fetch_sqe(Ring *r, struct zcusb_sqe *out);
  * sense (more consumed than posted) reads as no space. */
 uint32_t ring_cq_space(const Ring *r);
 
+/* False when the client's cq_head is ahead of what was posted. */
+bool ring_cq_head_valid(const Ring *r);
+
 /* Serve the ring no more: ZCUSB_SQ_BROKEN. */
 void ring_mark_broken(Ring *r);
 

@@ -25,8 +25,11 @@
  * reaping them never finds the submission ring full. Whatever plays zcusbd's
  * side (zcusbd, its test doubles, a future in-kernel consumer) keeps this
  * order. A full ring otherwise means entries zcusbd has not taken yet (their
- * completions would not fit, or the client is at its in-flight limit):
- * backpressure, not an error.
+ * completions would not fit): backpressure, not an error. At its in-flight
+ * limit (InFlightPerClient=) a client's transfer entries are still taken, as
+ * far as their completions fit, and wait in zcusbd, in order, until a
+ * transfer ends; NOP and CANCEL entries never wait behind them (a CANCEL of a
+ * waiting entry completes it with -ECANCELED).
  *
  * Doorbells, so that a busy queue costs no syscall per transfer:
  * - zcusbd sets ZCUSB_SQ_NEED_WAKEUP in sq_flags when it will not look at the
@@ -134,7 +137,9 @@ struct zcusb_cqe {
         int32_t status;         /* 0 or -errno: -ETIMEDOUT, -EPIPE (stall), -ENODEV (unplugged),
                                  * -ECANCELED, -EOVERFLOW, -EREMOTEIO (short with SHORT_NOT_OK),
                                  * -ESHUTDOWN (zcusbd stopping), -EACCES (revoked), -EINVAL,
-                                 * -ENOENT (unknown buffer/transfer), -EPROTO (bus error) */
+                                 * -ENOENT (unknown buffer/transfer), -EPROTO (bus error),
+                                 * -EPERM (control request not allowed), -EDQUOT (the
+                                 * client's memory quota cannot hold zcusbd's state for it) */
         uint32_t actual_length; /* bytes moved (control: data stage only) */
         uint32_t flags;
         uint32_t reserved[3];
