@@ -206,63 +206,68 @@ const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_END
 };
 
-static bool peer_hears_of(const Peer *p, const Device *d) {
-        return p->subscribed && !p->disconnected && device_visible_to(d, &p->caller);
+typedef enum DeviceEvent {
+        DEVICE_EVENT_ADDED,
+        DEVICE_EVENT_REMOVED,
+        DEVICE_EVENT_INTERFACES_CHANGED,
+        DEVICE_EVENT_CONFIG_CHANGED, /* Interfaces and ActiveConfiguration */
+} DeviceEvent;
+
+static int peer_tell(Manager *m, const Peer *p, Device *d, DeviceEvent event) {
+        static char *const interfaces_only[] = { (char *) "Interfaces", NULL };
+        static char *const with_config[] = { (char *) "Interfaces", (char *) "ActiveConfiguration", NULL };
+        int r;
+
+        switch (event) {
+        case DEVICE_EVENT_ADDED:
+                r = bus_unicast_interfaces_added(m->bus, p->name, ZCUSB_MANAGER_PATH, d->object_path,
+                                                 ZCUSB_DEVICE_INTERFACE, device_vtable, d);
+                if (r < 0)
+                        return r;
+                return bus_unicast_signal_o(m->bus, p->name, ZCUSB_MANAGER_PATH, ZCUSB_MANAGER_INTERFACE,
+                                            "DeviceAdded", d->object_path);
+        case DEVICE_EVENT_REMOVED:
+                r = bus_unicast_interfaces_removed(m->bus, p->name, ZCUSB_MANAGER_PATH, d->object_path,
+                                                   ZCUSB_DEVICE_INTERFACE);
+                if (r < 0)
+                        return r;
+                return bus_unicast_signal_o(m->bus, p->name, ZCUSB_MANAGER_PATH, ZCUSB_MANAGER_INTERFACE,
+                                            "DeviceRemoved", d->object_path);
+        case DEVICE_EVENT_INTERFACES_CHANGED:
+        case DEVICE_EVENT_CONFIG_CHANGED:
+                return bus_unicast_properties_changed(m->bus, p->name, d->object_path, ZCUSB_DEVICE_INTERFACE,
+                                                      device_vtable, d,
+                                                      event == DEVICE_EVENT_CONFIG_CHANGED ? with_config
+                                                                                           : interfaces_only);
+        }
+        return -EINVAL;
+}
+
+/* Each subscribed peer that may see D hears of EVENT, unicast. */
+static void manager_tell_subscribers(Manager *m, Device *d, DeviceEvent event) {
+        Peer *p;
+        int r;
+
+        if (!m->bus)
+                return;
+        TAILQ_FOREACH(p, &m->peers, link) {
+                if (!p->subscribed || p->disconnected || !device_visible_to(d, &p->caller))
+                        continue;
+                r = peer_tell(m, p, d, event);
+                if (r < 0)
+                        log_debug_errno(r, "Cannot tell %s of %s: %m", p->name, d->object_path);
+        }
 }
 
 void manager_emit_device_added(Manager *m, Device *d) {
-        Peer *p;
-        int r;
-
-        if (!m->bus)
-                return;
-        TAILQ_FOREACH(p, &m->peers, link) {
-                if (!peer_hears_of(p, d))
-                        continue;
-                r = bus_unicast_interfaces_added(m->bus, p->name, ZCUSB_MANAGER_PATH, d->object_path,
-                                                 ZCUSB_DEVICE_INTERFACE, device_vtable, d);
-                if (r >= 0)
-                        r = bus_unicast_signal_o(m->bus, p->name, ZCUSB_MANAGER_PATH, ZCUSB_MANAGER_INTERFACE,
-                                                 "DeviceAdded", d->object_path);
-                if (r < 0)
-                        log_debug_errno(r, "Cannot tell %s of %s: %m", p->name, d->object_path);
-        }
+        manager_tell_subscribers(m, d, DEVICE_EVENT_ADDED);
 }
 
 void manager_emit_device_removed(Manager *m, Device *d) {
-        Peer *p;
-        int r;
-
-        if (!m->bus)
-                return;
-        TAILQ_FOREACH(p, &m->peers, link) {
-                if (!peer_hears_of(p, d))
-                        continue;
-                r = bus_unicast_interfaces_removed(m->bus, p->name, ZCUSB_MANAGER_PATH, d->object_path,
-                                                   ZCUSB_DEVICE_INTERFACE);
-                if (r >= 0)
-                        r = bus_unicast_signal_o(m->bus, p->name, ZCUSB_MANAGER_PATH, ZCUSB_MANAGER_INTERFACE,
-                                                 "DeviceRemoved", d->object_path);
-                if (r < 0)
-                        log_debug_errno(r, "Cannot tell %s of %s: %m", p->name, d->object_path);
-        }
+        manager_tell_subscribers(m, d, DEVICE_EVENT_REMOVED);
 }
 
 void device_emit_interfaces_changed(Device *d, bool config_changed) {
-        static char *const interfaces_only[] = { (char *) "Interfaces", NULL };
-        static char *const with_config[] = { (char *) "Interfaces", (char *) "ActiveConfiguration", NULL };
-        Manager *m = d->manager;
-        Peer *p;
-        int r;
-
-        if (!m->bus)
-                return;
-        TAILQ_FOREACH(p, &m->peers, link) {
-                if (!peer_hears_of(p, d))
-                        continue;
-                r = bus_unicast_properties_changed(m->bus, p->name, d->object_path, ZCUSB_DEVICE_INTERFACE,
-                                                   device_vtable, d, config_changed ? with_config : interfaces_only);
-                if (r < 0)
-                        log_debug_errno(r, "Cannot tell %s of %s: %m", p->name, d->object_path);
-        }
+        manager_tell_subscribers(d->manager, d,
+                                 config_changed ? DEVICE_EVENT_CONFIG_CHANGED : DEVICE_EVENT_INTERFACES_CHANGED);
 }
