@@ -3,6 +3,7 @@
 
 #include "buffer.h"
 #include "bus-object.h"
+#include "claim-dbus.h"
 #include "claim.h"
 #include "device.h"
 #include "log.h"

@@ -2,6 +2,7 @@
 #include <inttypes.h>
 
 #include "buffer.h"
+#include "claim-dbus.h"
 #include "claim.h"
 #include "device.h"
 #include "log.h"

@@ -99,11 +99,3 @@ void claim_put_count(Claim *c, QuotaCount kind);
 
 const char *claim_end_to_string(ClaimEnd e);
 int claim_end_status(ClaimEnd e);
-
-/* claim-dbus.c */
-extern const sd_bus_vtable claim_vtable[];
-int claim_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
-                      sd_bus_error *error);
-int claim_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error);
-void claim_emit_ended(Claim *c);
-void claim_reply_release(Claim *c);

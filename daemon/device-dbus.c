@@ -2,6 +2,7 @@
 #include <stddef.h>
 
 #include "bus-object.h"
+#include "device-dbus.h"
 #include "log.h"
 #include "manager.h"
 #include "util.h"

@@ -2,6 +2,7 @@
 #include <stddef.h>
 
 #include "claim.h"
+#include "device-dbus.h"
 #include "log.h"
 #include "bus-unicast.h"
 #include "manager.h"
@@ -267,7 +268,7 @@ void manager_emit_device_removed(Manager *m, Device *d) {
         manager_tell_subscribers(m, d, DEVICE_EVENT_REMOVED);
 }
 
-void device_emit_interfaces_changed(Device *d, bool config_changed) {
-        manager_tell_subscribers(d->manager, d,
+void manager_emit_device_changed(Manager *m, Device *d, bool config_changed) {
+        manager_tell_subscribers(m, d,
                                  config_changed ? DEVICE_EVENT_CONFIG_CHANGED : DEVICE_EVENT_INTERFACES_CHANGED);
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include "bus-caller.h"
+#include "claim-dbus.h"
 #include "claim.h"
+#include "device-dbus.h"
 #include "log.h"
 #include "manager.h"
 #include "module.h"
@@ -307,7 +309,7 @@ static int manager_add_device(Manager *m, sd_device *dev, sd_device_action_t act
                  * properties: they must not read as a revocation. */
                 if (action == SD_DEVICE_CHANGE)
                         manager_recheck_claims(d);
-                device_emit_interfaces_changed(d, config_changed);
+                manager_emit_device_changed(m, d, config_changed);
                 return 0;
         }
 
@@ -377,7 +379,7 @@ static int manager_process_interface(Manager *m, sd_device *dev, sd_device_actio
                         manager_recheck_claims(d);
         }
         if (changed)
-                device_emit_interfaces_changed(d, false);
+                manager_emit_device_changed(m, d, false);
         return 0;
 }
 

@@ -76,13 +76,5 @@ Claim *manager_find_claim_by_path(Manager *m, const char *object_path);
 extern const sd_bus_vtable manager_vtable[];
 void manager_emit_device_added(Manager *m, Device *d);
 void manager_emit_device_removed(Manager *m, Device *d);
-
-/* device-dbus.c */
-extern const sd_bus_vtable device_vtable[];
-int device_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata,
-                       void **found, sd_bus_error *error);
-int device_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes,
-                           sd_bus_error *error);
-void device_emit_interfaces_changed(Device *d, bool config_changed);
-
-/* Manager.ClaimInterface lives in manager-dbus.c; the claim objects in claim-dbus.c. */
+/* Interfaces changed (and with CONFIG_CHANGED, ActiveConfiguration too). */
+void manager_emit_device_changed(Manager *m, Device *d, bool config_changed);
