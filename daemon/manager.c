@@ -128,8 +128,7 @@ static int manager_on_gc(sd_event_source *s, void *userdata) {
         return 0;
 }
 
-/* A peer's connection is gone: its claims end, its signals stop. */
-static void manager_peer_gone(Manager *m, Peer *p) {
+void manager_peer_gone(Manager *m, Peer *p) {
         Claim *c, *next;
 
         (void) m;

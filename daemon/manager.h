@@ -66,6 +66,8 @@ Device *manager_find_device_by_path(Manager *m, const char *object_path);
 /* End every claim (in-flight transfers complete -ESHUTDOWN), then exit the
  * event loop with 0 once the GC pass freed the last. */
 void manager_shutdown(Manager *m);
+/* P's connection is gone (the bus said so): its claims end, its signals stop. */
+void manager_peer_gone(Manager *m, Peer *p);
 /* Run the GC pass soon (objects were added to a GC queue). */
 void manager_schedule_gc(Manager *m);
 Claim *manager_find_claim_by_path(Manager *m, const char *object_path);
