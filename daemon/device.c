@@ -188,6 +188,7 @@ int device_new(Manager *m, sd_device *dev, Device **ret) {
         if (!d)
                 return -ENOMEM;
         d->manager = m;
+        d->id = ++m->next_device_id;
         TAILQ_INIT(&d->claims);
         d->syspath = strdup(syspath);
         d->sysname = strdup(sysname);

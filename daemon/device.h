@@ -30,6 +30,7 @@ typedef struct Interface {
 
 struct Device {
         Manager *manager;
+        uint64_t id;       /* never reused: what peers remember it by */
         TAILQ_ENTRY(Device) link;
 
         char *syspath;

@@ -106,6 +106,7 @@ static int method_claim_interface(sd_bus_message *message, void *userdata, sd_bu
 }
 
 static int subscribe_as(sd_bus_message *message, Manager *m, const Caller *caller, sd_bus_error *error) {
+        Device *d;
         Peer *peer;
         int r;
 
@@ -113,6 +114,10 @@ static int subscribe_as(sd_bus_message *message, Manager *m, const Caller *calle
         if (r < 0 || sd_bus_error_is_set(error))
                 return r;
         peer->subscribed = true;
+        /* What it may see now it may list next: it hears when that goes. */
+        TAILQ_FOREACH(d, &m->devices, link)
+                if (device_visible_to(d, &peer->caller))
+                        (void) peer_learn_device(peer, d->id);
         return sd_bus_reply_method_return(message, "");
 }
 
@@ -244,7 +249,8 @@ static int peer_tell(Manager *m, const Peer *p, Device *d, DeviceEvent event) {
         return -EINVAL;
 }
 
-/* Each subscribed peer that may see D hears of EVENT, unicast. */
+/* Each subscribed peer that may see D hears of EVENT, unicast; of its
+ * removal also each that was shown it before. */
 static void manager_tell_subscribers(Manager *m, Device *d, DeviceEvent event) {
         Peer *p;
         int r;
@@ -252,8 +258,18 @@ static void manager_tell_subscribers(Manager *m, Device *d, DeviceEvent event) {
         if (!m->bus)
                 return;
         TAILQ_FOREACH(p, &m->peers, link) {
-                if (!p->subscribed || p->disconnected || !device_visible_to(d, &p->caller))
+                bool visible = device_visible_to(d, &p->caller);
+
+                if (!p->subscribed || p->disconnected)
                         continue;
+                if (event == DEVICE_EVENT_REMOVED) {
+                        if (!visible && !peer_knows_device(p, d->id))
+                                continue;
+                        peer_forget_device(p, d->id);
+                } else if (!visible)
+                        continue;
+                else
+                        (void) peer_learn_device(p, d->id); /* at worst it misses a removal */
                 r = peer_tell(m, p, d, event);
                 if (r < 0)
                         log_debug_errno(r, "Cannot tell %s of %s: %m", p->name, d->object_path);

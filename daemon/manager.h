@@ -30,6 +30,7 @@ typedef struct Manager {
         size_t n_peers;
         TAILQ_HEAD(, Claim) claims;
         uint64_t next_claim_id;
+        uint64_t next_device_id;
         QuotaLedger ledger;
 
         /* Objects that may be collectable: one deferred pass (manager_gc)

@@ -94,6 +94,7 @@ Peer *peer_free(Peer *p) {
         TAILQ_REMOVE(&p->manager->peers, p, link);
         p->manager->n_peers--;
         caller_done(&p->caller);
+        free(p->known_devices);
         free(p->name);
         free(p);
         return NULL;
@@ -129,4 +130,32 @@ int manager_acquire_peer(Manager *m, sd_bus_message *message, const Caller *call
         }
         *ret = p;
         return 0;
+}
+
+bool peer_knows_device(const Peer *p, uint64_t device_id) {
+        for (size_t i = 0; i < p->n_known_devices; i++)
+                if (p->known_devices[i] == device_id)
+                        return true;
+        return false;
+}
+
+int peer_learn_device(Peer *p, uint64_t device_id) {
+        uint64_t *n;
+
+        if (peer_knows_device(p, device_id))
+                return 0;
+        n = reallocarray(p->known_devices, p->n_known_devices + 1, sizeof(*n));
+        if (!n)
+                return -ENOMEM;
+        p->known_devices = n;
+        p->known_devices[p->n_known_devices++] = device_id;
+        return 0;
+}
+
+void peer_forget_device(Peer *p, uint64_t device_id) {
+        for (size_t i = 0; i < p->n_known_devices; i++)
+                if (p->known_devices[i] == device_id) {
+                        p->known_devices[i] = p->known_devices[--p->n_known_devices];
+                        return;
+                }
 }

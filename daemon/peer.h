@@ -22,6 +22,11 @@ struct Peer {
         Caller caller;        /* identity at first contact; a connection's credentials never change */
         QuotaAccount account;
         bool subscribed;      /* gets device signals, unicast (those it may see) */
+        /* Devices it was shown while subscribed (by id): it hears of their
+         * removal even when, on the way out, the device no longer reads as
+         * visible (its interfaces, and their grants, go first). */
+        uint64_t *known_devices;
+        size_t n_known_devices;
         bool disconnected;
         bool in_gc_queue;
         TAILQ_HEAD(, Claim) claims;
@@ -43,3 +48,7 @@ int peer_new(Manager *m, const char *name, const Caller *caller, Peer **ret, sd_
 Peer *peer_free(Peer *p);
 bool peer_may_gc(const Peer *p);
 void peer_add_to_gc_queue(Peer *p);
+
+bool peer_knows_device(const Peer *p, uint64_t device_id);
+int peer_learn_device(Peer *p, uint64_t device_id);
+void peer_forget_device(Peer *p, uint64_t device_id);
