@@ -41,7 +41,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 COMMAND="tests/vm/bench/run-bench.sh${*:+ $*}"
 usage() {
-	sed -n '2,40p' "$0" >&2
+	sed -n '2,38p' "$0" >&2
 	exit 2
 }
 die() {
