@@ -144,6 +144,10 @@ class Queue:
         size = os.fstat(ring_fd).st_size
         self.map = mmap.mmap(ring_fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         self.header = dict(zip(HEADER_FIELDS, HEADER.unpack_from(self.map, 0)))
+        # Indices through 32-bit items: each access one 4-byte load or store
+        # (struct.pack_into() zeroes bytes before writing them, and "<I" may
+        # tear, so zcusbd could see an index go to 0 and back).
+        self.index = memoryview(self.map)[:HEADER_SIZE].cast("I")
         h = self.header
         if h["magic"] != RING_MAGIC or h["version"] != RING_VERSION or h["sqe_size"] != SQE.size or \
                 h["cqe_size"] != CQE.size or h["ring_size"] > size or h["header_size"] != HEADER_SIZE:
@@ -154,19 +158,20 @@ class Queue:
         self.doorbells = 0
 
     def close(self):
+        self.index.release()
         self.map.close()
         for fd in (self.ring_fd, self.submit_fd, self.complete_fd):
             os.close(fd)
 
     # raw index access (also the hostile tools)
     def load(self, name):
-        return struct.unpack_from("<I", self.map, INDEX_OFFSETS[name])[0]
+        return self.index[INDEX_OFFSETS[name] // 4]
 
     def store(self, name, value):
-        struct.pack_into("<I", self.map, INDEX_OFFSETS[name], value & 0xFFFFFFFF)
+        self.index[INDEX_OFFSETS[name] // 4] = value & 0xFFFFFFFF
 
     def poke_header(self, field, value):
-        struct.pack_into("<I", self.map, 4 * HEADER_FIELDS.index(field), value & 0xFFFFFFFF)
+        self.index[HEADER_FIELDS.index(field)] = value & 0xFFFFFFFF
 
     def state(self):
         return {name: self.load(name) for name in INDEX_OFFSETS} | {"my_sq_tail": self.sq_tail,
