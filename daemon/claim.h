@@ -25,7 +25,7 @@ typedef enum ClaimEnd {
  * device, peer and manager and takes its ClaimsPerClient= count;
  * claim_free() undoes all of it. In between, claim_stop() ends it:
  * in-flight transfers are cancelled with end_status, and the manager's GC
- * pass (manager_gc) releases the interface and sends Ended once nothing is
+ * pass (manager_on_gc) releases the interface and sends Ended once nothing is
  * in flight (claim_finish), and frees the claim once claim_may_gc() says so
  * (released, or its peer gone). Nothing frees a claim from deeper down. */
 struct Claim {

@@ -98,7 +98,10 @@ static int claim_interface_as(sd_bus_message *message, Manager *m, const Caller 
         r = claim_new(peer, d, interface, &claim, error);
         if (r < 0 || sd_bus_error_is_set(error))
                 return r;
-        return sd_bus_reply_method_return(message, "o", claim->object_path);
+        r = sd_bus_reply_method_return(message, "o", claim->object_path);
+        if (r < 0) /* the caller never learns of it: nothing may stay */
+                claim_stop(claim, CLAIM_END_RELEASED, true);
+        return r;
 }
 
 static int method_claim_interface(sd_bus_message *message, void *userdata, sd_bus_error *error) {
@@ -125,17 +128,22 @@ static int method_subscribe(sd_bus_message *message, void *userdata, sd_bus_erro
         return caller_call(userdata, message, subscribe_as, error);
 }
 
-static int method_unsubscribe(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+/* Through caller_call() like Subscribe, so it cannot overtake a Subscribe
+ * of the same connection that waits for its credentials. */
+static int unsubscribe_as(sd_bus_message *message, Manager *m, const Caller *caller, sd_bus_error *error) {
         Peer *peer;
 
-        (void) error;
+        (void) caller, (void) error;
         peer = manager_find_peer(m, sd_bus_message_get_sender(message) ?: "");
         if (peer) {
                 peer->subscribed = false;
                 peer_add_to_gc_queue(peer);
         }
         return sd_bus_reply_method_return(message, "");
+}
+
+static int method_unsubscribe(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return caller_call(userdata, message, unsubscribe_as, error);
 }
 
 static int property_get_backend(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -258,19 +266,27 @@ static void manager_tell_subscribers(Manager *m, Device *d, DeviceEvent event) {
         if (!m->bus)
                 return;
         TAILQ_FOREACH(p, &m->peers, link) {
-                bool visible = device_visible_to(d, &p->caller);
+                DeviceEvent what = event;
+                bool visible, known;
 
                 if (!p->subscribed || p->disconnected)
                         continue;
+                visible = device_visible_to(d, &p->caller);
+                known = peer_knows_device(p, d->id);
                 if (event == DEVICE_EVENT_REMOVED) {
-                        if (!visible && !peer_knows_device(p, d->id))
+                        if (!visible && !known)
                                 continue;
                         peer_forget_device(p, d->id);
                 } else if (!visible)
                         continue;
-                else
+                else {
+                        /* Newly visible (a policy change event): to this
+                         * peer the device is new, properties and all. */
+                        if (!known)
+                                what = DEVICE_EVENT_ADDED;
                         (void) peer_learn_device(p, d->id); /* at worst it misses a removal */
-                r = peer_tell(m, p, d, event);
+                }
+                r = peer_tell(m, p, d, what);
                 if (r < 0)
                         log_debug_errno(r, "Cannot tell %s of %s: %m", p->name, d->object_path);
         }

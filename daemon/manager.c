@@ -35,9 +35,9 @@ int manager_new(const Config *config, Manager **ret) {
         r = sd_event_add_defer(m->event, &m->gc_source, manager_on_gc, m);
         if (r < 0)
                 return r;
+        /* Normal priority, not idle: a client keeping the loop busy must
+         * not keep released claims (and their interfaces) from others. */
         (void) sd_event_source_set_enabled(m->gc_source, SD_EVENT_OFF);
-        /* After the bus and the rings: collect what a whole iteration let go. */
-        (void) sd_event_source_set_priority(m->gc_source, SD_EVENT_PRIORITY_IDLE);
 
         m->backend = backend_select(&m->config, &reason);
         if (reason && m->config.backend == BACKEND_CHOICE_MODULE)

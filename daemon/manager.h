@@ -33,7 +33,7 @@ typedef struct Manager {
         uint64_t next_device_id;
         QuotaLedger ledger;
 
-        /* Objects that may be collectable: one deferred pass (manager_gc)
+        /* Objects that may be collectable: one deferred pass (manager_on_gc)
          * finishes and frees them, so nothing is freed deep in a call chain. */
         TAILQ_HEAD(, Claim) claim_gc_queue;
         TAILQ_HEAD(, Peer) peer_gc_queue;

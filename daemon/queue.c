@@ -81,48 +81,56 @@ static bool opcode_starts_transfer(uint8_t opcode) {
                opcode == ZCUSB_OP_ISO;
 }
 
+/* An opcode no client can use: marks a held entry a CANCEL already ended. */
+#define HELD_CANCELLED UINT8_MAX
+
 /* Keep an entry taken off the ring (its private copy: the ring is read once)
  * until the in-flight limit lets it start. Entries that start nothing (NOP,
  * CANCEL) do not wait behind it: a CANCEL of a transfer that never ends must
- * be taken even when the client is at its limit. */
+ * be taken even when the client is at its limit. A ring buffer of one slot
+ * per completion slot: never more are held (queue_has_completion_room). */
 static int queue_hold(Queue *q, const struct zcusb_sqe *sqe) {
-        if (q->n_held == q->n_held_allocated) {
-                /* At most one per completion slot (queue_has_completion_room). */
-                uint32_t n = q->n_held_allocated ? q->n_held_allocated * 2 : 8;
-                struct zcusb_sqe *h = reallocarray(q->held, n, sizeof(*h));
+        uint32_t capacity = q->ring.cq_entries;
 
-                if (!h)
+        if (!q->held) {
+                q->held = calloc(capacity, sizeof(*q->held));
+                if (!q->held)
                         return -ENOMEM;
-                q->held = h;
-                q->n_held_allocated = n;
         }
-        q->held[q->n_held++] = *sqe;
+        if (q->n_held >= capacity)
+                return -ENOSPC;
+        q->held[(q->held_head + q->n_held++) % capacity] = *sqe;
         return 0;
 }
 
 static bool queue_take_held(Queue *q, struct zcusb_sqe *ret) {
-        if (q->n_held == 0 || queue_at_in_flight_limit(q))
-                return false;
-        *ret = q->held[0];
-        memmove(q->held, q->held + 1, --q->n_held * sizeof(*q->held));
-        return true;
+        for (;;) {
+                if (q->n_held == 0 || queue_at_in_flight_limit(q))
+                        return false;
+                *ret = q->held[q->held_head];
+                q->held_head = (q->held_head + 1) % q->ring.cq_entries;
+                q->n_held--;
+                if (ret->opcode != HELD_CANCELLED)
+                        return true;
+        }
 }
 
-/* A CANCEL of an entry still held: it never started, it ends here. */
+/* A CANCEL of an entry still held: it never started, it ends here (its slot
+ * is skipped when its turn comes). */
 static bool queue_cancel_held(Queue *q, uint64_t user_data) {
-        for (uint32_t i = 0; i < q->n_held; i++)
-                if (q->held[i].user_data == user_data) {
-                        memmove(q->held + i, q->held + i + 1, (q->n_held - i - 1) * sizeof(*q->held));
-                        q->n_held--;
-                        q->claim->submitted++;
-                        q->claim->failed++;
-                        queue_complete(q, user_data, -ECANCELED, 0);
-                        return true;
-                }
+        for (uint32_t i = 0; i < q->n_held; i++) {
+                struct zcusb_sqe *e = &q->held[(q->held_head + i) % q->ring.cq_entries];
+
+                if (e->opcode == HELD_CANCELLED || e->user_data != user_data)
+                        continue;
+                e->opcode = HELD_CANCELLED;
+                q->claim->submitted++;
+                q->claim->failed++;
+                queue_complete(q, user_data, -ECANCELED, 0);
+                return true;
+        }
         return false;
 }
-
-static int queue_on_poll(sd_event_source *s, uint64_t usec, void *userdata);
 
 /* BLOCKED: entries wait on the ring that we could not take (no completion
  * slot free). The client rings no doorbell when it reaps, so nothing but
@@ -154,9 +162,12 @@ static void queue_arm_poll(Queue *q, bool blocked) {
         (void) sd_event_source_set_enabled(q->poll_source, SD_EVENT_ONESHOT);
 }
 
+static bool queue_entry_valid(Queue *q, const struct zcusb_sqe *sqe);
+
 static void queue_process(Queue *q) {
         struct zcusb_sqe sqe;
         bool blocked = false;
+        uint32_t taken = 0;
         int r;
 
         queue_flush_backlog(q);
@@ -165,9 +176,16 @@ static void queue_process(Queue *q) {
                 queue_handle_entry(q, &sqe);
         /* A broken ring takes nothing more; completions of what it had
          * started are still posted (as far as they fit) and rung. */
-        for (;;) {
+        for (;; taken++) {
                 if (q->ring.broken)
                         break;
+                /* One ring's worth per dispatch: a client that submits as
+                 * fast as it reaps must not keep the loop (the bus, udev,
+                 * the other rings, the GC pass) from everyone else. */
+                if (taken >= q->ring.sq_entries) {
+                        queue_kick(q);
+                        break;
+                }
                 if (!queue_has_completion_room(q)) {
                         /* With nothing in flight no completion brings us
                          * back: ask for a doorbell, and poll if entries
@@ -188,10 +206,18 @@ static void queue_process(Queue *q) {
                                 continue;
                         break;
                 }
-                /* Behind held entries, or at the limit: wait, in order. */
+                /* Behind held entries, or at the limit: a valid transfer
+                 * waits, in order; a bad one fails now, holding nothing. */
                 if (opcode_starts_transfer(sqe.opcode) && (q->n_held > 0 || queue_at_in_flight_limit(q)) &&
-                    queue_hold(q, &sqe) >= 0)
+                    queue_entry_valid(q, &sqe)) {
+                        r = queue_hold(q, &sqe);
+                        if (r < 0) {
+                                q->claim->submitted++;
+                                q->claim->failed++;
+                                queue_complete(q, sqe.user_data, r, 0);
+                        }
                         continue;
+                }
                 queue_handle_entry(q, &sqe);
         }
         ring_publish(&q->ring);
@@ -249,6 +275,31 @@ static Transfer *queue_find_transfer(Queue *q, uint64_t user_data) {
 }
 
 /* Check and start one entry, or complete it at once. */
+static TransferContext queue_check_context(Queue *q) {
+        Claim *c = q->claim;
+
+        return (TransferContext) {
+                .interface_number = c->interface_number,
+                .alt_setting = c->alt_setting,
+                .descriptors = &c->device->descriptors,
+                .buffer_size = queue_buffer_size,
+                .userdata = c,
+        };
+}
+
+/* The entry alone passes the checks (held entries are checked again, in
+ * full, when they start: the alternate setting may have changed). */
+static bool queue_entry_valid(Queue *q, const struct zcusb_sqe *sqe) {
+        TransferContext ctx;
+        TransferPlan plan;
+        const char *why = NULL;
+
+        if (q->claim->end != CLAIM_ACTIVE)
+                return false;
+        ctx = queue_check_context(q);
+        return transfer_check_entry(sqe, &ctx, &plan, &why) >= 0;
+}
+
 static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe) {
         Claim *c = q->claim;
         TransferContext ctx;
@@ -264,13 +315,7 @@ static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe) {
                 return;
         }
 
-        ctx = (TransferContext) {
-                .interface_number = c->interface_number,
-                .alt_setting = c->alt_setting,
-                .descriptors = &c->device->descriptors,
-                .buffer_size = queue_buffer_size,
-                .userdata = c,
-        };
+        ctx = queue_check_context(q);
         r = transfer_check_entry(sqe, &ctx, &plan, &why);
         if (r < 0)
                 goto fail;

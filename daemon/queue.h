@@ -34,8 +34,8 @@ struct Queue {
         unsigned in_flight;            /* transfers started from this queue */
         struct zcusb_cqe *backlog;     /* completions the ring had no room for */
         uint32_t n_backlog;
-        struct zcusb_sqe *held;        /* taken, waiting for the in-flight limit (private copies) */
-        uint32_t n_held, n_held_allocated;
+        struct zcusb_sqe *held;        /* taken, waiting for the in-flight limit (private copies): */
+        uint32_t held_head, n_held;    /* a ring of cq_entries, allocated when first needed */
         bool posted;                   /* completions posted since the last doorbell */
         bool broken_logged;
         unsigned blocked_polls;        /* polls in a row while blocked with nothing in flight */

@@ -42,8 +42,16 @@ int quota_charge_bytes(QuotaLedger *l, const Config *c, QuotaAccount *a, uint64_
                 return over(why, "Per-client memory", a->bytes, bytes, c->bytes_per_client);
         if (exceeds(user_bytes, bytes, c->bytes_per_user))
                 return over(why, "Per-user memory", user_bytes, bytes, c->bytes_per_user);
-        if (exceeds(l->bytes, bytes, c->bytes_global))
-                return over(why, "Global memory", l->bytes, bytes, c->bytes_global);
+        if (exceeds(l->bytes, bytes, c->bytes_global)) {
+                char b[32], g[32];
+
+                /* What everyone holds is not the caller's to know. */
+                if (why && asprintf(why, "Global memory quota exceeded: %s requested, %s allowed for all users "
+                                    "together", format_size(b, sizeof(b), bytes),
+                                    format_size(g, sizeof(g), c->bytes_global)) < 0)
+                        *why = NULL;
+                return -EDQUOT;
+        }
 
         if (!u) {
                 QuotaUser *n = realloc(l->users, (l->n_users + 1) * sizeof(*n));

@@ -29,7 +29,8 @@
  * limit (InFlightPerClient=) a client's transfer entries are still taken, as
  * far as their completions fit, and wait in zcusbd, in order, until a
  * transfer ends; NOP and CANCEL entries never wait behind them (a CANCEL of a
- * waiting entry completes it with -ECANCELED).
+ * waiting entry completes it with -ECANCELED). A waiting entry's timeout_ms
+ * counts from when it starts.
  *
  * Doorbells, so that a busy queue costs no syscall per transfer:
  * - zcusbd sets ZCUSB_SQ_NEED_WAKEUP in sq_flags when it will not look at the

@@ -129,7 +129,7 @@ def check_abi(abi):
 class Urb:
     __slots__ = ("addr", "data", "buf", "type", "ep", "flags", "length", "npackets", "iso_lengths",
                  "out", "seq", "status", "actual", "in_data", "iso_results", "state", "submitted_at",
-                 "error_count", "discarded")
+                 "error_count", "discarded", "owner")
 
     def describe(self):
         return (f"urb#{self.seq} {URB_TYPE_NAMES.get(self.type, self.type)} ep {self.ep:#04x} "
@@ -169,6 +169,7 @@ class UsbfsEmulator:
         self.seq = 0
         self.in_flight = {}      # client address -> Urb (submitted, not reaped)
         self.done = []           # completed, waiting to be reaped (FIFO)
+        self.client = None       # the umockdev client (open file) of the ioctl being handled
         self.gone = False
         self.enomem_left = 0
         self.iso_faults = {}     # packet index -> (actual or None, status)
@@ -362,6 +363,10 @@ class UsbfsEmulator:
         arg = client.get_arg()
         throttle = False
         with self.lock:
+            # Who asks: umockdev keeps one client per open file, and usbfs
+            # gives each open file only its own URBs back (zcusbd opens the
+            # device once per claimed interface).
+            self.client = client
             if name in ("REAPURBNDELAY", "REAPURB"):
                 r, throttle = self._reap(arg)
             elif self.gone:
@@ -540,6 +545,7 @@ class UsbfsEmulator:
             d = arg.resolve(0, URB_SIZE + npk * ISO_DESC_SIZE)
             head = bytes(d.retrieve())
         u = Urb()
+        u.owner = self.client
         u.addr, u.data, u.type, u.ep, u.flags, u.length = addr, d, typ, ep, flags, length
         u.npackets = npk if typ == URB_TYPE_ISO else 0
         u.iso_lengths = [struct.unpack_from("<I", head, URB_SIZE + k * ISO_DESC_SIZE)[0]
@@ -722,15 +728,16 @@ class UsbfsEmulator:
         """REAPURB[NDELAY]: returns (result, throttle)."""
         if not self.gone:
             self._execute()
-        if not self.done:
-            if self.gone:
+        mine = next((k for k, x in enumerate(self.done) if x.owner is self.client), None)
+        if mine is None:
+            if self.gone and not self.done:
                 self._record("REAPURBNDELAY", result=-errno.ENODEV)
                 return -errno.ENODEV, False
             self.eagain += 1
             self.eagain_streak += 1
             return -errno.EAGAIN, self.eagain_streak > 50
         self.eagain_streak = 0
-        u = self.done.pop(0)
+        u = self.done.pop(mine)
         if self.in_flight.get(u.addr) is not u:
             self._error(f"reaping {u.describe()} which is not in flight")
         self.in_flight.pop(u.addr, None)

@@ -161,12 +161,12 @@ static void test_global_limit(void) {
 
         check(quota_charge_bytes(&l, &c, &a, MIB, NULL) == 0);
         check(quota_charge_bytes(&l, &c, &b, MIB - 1, NULL) == 0);
-        check_refused(&l, &c, &d, 2, "Global memory quota exceeded: 2097151 in use + 2 requested > 2M allowed", all, 3);
+        check_refused(&l, &c, &d, 2, "Global memory quota exceeded: 2 requested, 2M allowed for all users together", all, 3);
         check(l.n_users == 2); /* the refused uid did not get an entry */
         check(quota_charge_bytes(&l, &c, &d, 1, NULL) == 0);
         check(l.bytes == 2 * MIB);
         check(l.n_users == 3);
-        check_refused(&l, &c, &d, 1, "Global memory quota exceeded: 2M in use + 1 requested > 2M allowed", all, 3);
+        check_refused(&l, &c, &d, 1, "Global memory quota exceeded: 1 requested, 2M allowed for all users together", all, 3);
 
         /* Removing a user from the middle keeps the others intact. */
         quota_uncharge_bytes(&l, &a, MIB);
@@ -190,7 +190,7 @@ static void test_which_limit(void) {
         c = limits(100, 10, 100);
         check_refused(&l, &c, &a, 11, "Per-user memory quota exceeded: 0 in use + 11 requested > 10 allowed", all, 1);
         c = limits(100, 100, 10);
-        check_refused(&l, &c, &a, 11, "Global memory quota exceeded: 0 in use + 11 requested > 10 allowed", all, 1);
+        check_refused(&l, &c, &a, 11, "Global memory quota exceeded: 11 requested, 10 allowed for all users together", all, 1);
         c = limits(10, 10, 10);
         check_refused(&l, &c, &a, 11, "Per-client memory quota exceeded: 0 in use + 11 requested > 10 allowed", all, 1);
         check(l.n_users == 0 && !l.users);
@@ -208,7 +208,7 @@ static void test_zero_limits(void) {
         c = limits(MIB, 0, MIB);
         check_refused(&l, &c, &a, 1, "Per-user memory quota exceeded: 0 in use + 1 requested > 0 allowed", all, 1);
         c = limits(MIB, MIB, 0);
-        check_refused(&l, &c, &a, 1, "Global memory quota exceeded: 0 in use + 1 requested > 0 allowed", all, 1);
+        check_refused(&l, &c, &a, 1, "Global memory quota exceeded: 1 requested, 0 allowed for all users together", all, 1);
         c = limits(0, 0, 0);
         check_refused(&l, &c, &a, UINT64_MAX,
                       "Per-client memory quota exceeded: 0 in use + 18446744073709551615 requested > 0 allowed", all, 1);
@@ -240,8 +240,8 @@ static void test_overflow(void) {
         check(quota_charge_bytes(&l, &c, &b, UINT64_MAX - 4096, NULL) == 0);
         check(l.bytes == UINT64_MAX);
         check_refused(&l, &c, &b, 1,
-                      "Global memory quota exceeded: 18446744073709551615 in use + 1 requested > "
-                      "18446744073709551615 allowed",
+                      "Global memory quota exceeded: 1 requested, 18446744073709551615 allowed for all users "
+                      "together",
                       all, 2);
         check(quota_user_bytes(&l, 1) == 4096 && quota_user_bytes(&l, 2) == UINT64_MAX - 4096);
         quota_ledger_done(&l);
