@@ -13,6 +13,8 @@
 #   --case-timeout SECS default guest-side limit per case (120; a case's "# timeout: N" wins)
 #   --case-dir DIR      take the cases from DIR instead of tests/vm/cases (the benchmark's
 #                       tests/vm/bench/cases: not tests, so not in the vm suite)
+#   --dummy-hcd PARAMS  dummy_hcd's module parameters in the guest (default "num=4"; the
+#                       benchmark: "num=8 is_super_speed=1")
 #   -v, --verbose       also stream the guest's serial console to stdout
 # Environment: ZCUSB_VM_CACHE (kernel cache, see fetch-kernel.sh), ZCUSB_VM_TIMEOUT,
 #   ZCUSB_VM_VERBOSE=1, ZCUSB_VM_QEMU (qemu binary), ZCUSB_VM_SMP, ZCUSB_VM_MEM,
@@ -35,7 +37,7 @@ die() {
 	exit 3
 }
 usage() {
-	sed -n '2,30p' "$0" >&2
+	sed -n '2,29p' "$0" >&2
 	exit 2
 }
 
@@ -45,6 +47,7 @@ CASE_TIMEOUT=120
 VERBOSE=${ZCUSB_VM_VERBOSE:-0}
 FP_ONLY=0
 CASE_DIR=$HERE/cases
+DUMMY_HCD=num=4
 while [ $# -gt 0 ]; do
 	case $1 in
 	--results) RESULTS=${2:?--results needs a directory}; shift 2 ;;
@@ -55,6 +58,8 @@ while [ $# -gt 0 ]; do
 	--case-timeout=*) CASE_TIMEOUT=${1#*=}; shift ;;
 	--case-dir) CASE_DIR=${2:?--case-dir needs a directory}; shift 2 ;;
 	--case-dir=*) CASE_DIR=${1#*=}; shift ;;
+	--dummy-hcd) DUMMY_HCD=${2:?--dummy-hcd needs module parameters}; shift 2 ;;
+	--dummy-hcd=*) DUMMY_HCD=${1#*=}; shift ;;
 	--fingerprint) FP_ONLY=1; shift ;;
 	-v | --verbose) VERBOSE=1; shift ;;
 	-h | --help) usage ;;
@@ -223,6 +228,7 @@ fi
 	printf 'CASES=('
 	printf '%q ' "${CASES[@]}"
 	printf ')\nCASE_TIMEOUT=%q\n' "$CASE_TIMEOUT"
+	printf 'DUMMY_HCD_PARAMS=%q\n' "$DUMMY_HCD"
 } >"$XFER/config"
 
 "$HERE/build-initramfs.sh" "$WORK/initramfs.cpio" || die "build-initramfs.sh failed"

@@ -1,82 +1,183 @@
 #!/bin/bash
 # Benchmark of the data paths on a real kernel (QEMU TCG, Debian's kernel): boots the VM of
-# tests/vm once with the bench case (tests/vm/bench/cases/50-bench.sh) and prints its table.
+# tests/vm once with the bench case (tests/vm/bench/cases/50-bench.sh) and prints a table.
 # Not a test: it fails only when a contender cannot run or ran over the wrong path.
 #
 #   tests/vm/bench/run-bench.sh [OPTIONS] BUILD_DIR
-#     --mib N       MiB each run moves (default 128: a few seconds per run under TCG)
-#     --rounds N    interleaved rounds; every row is the median of N runs (default 3, at least 3)
-#     --size BYTES  bytes per transfer (default 65536)
-#     --depth N     transfers in flight (default 8)
-#     -v            stream the guest console
+#   tests/vm/bench/run-bench.sh --summarize RESULTS_DIR   (the table again, no VM)
 #
-# Contenders, all on the SourceSink gadget (bulk IN 0x81, bulk OUT 0x02), the same transfer size
-# and depth: zcusbd over zcusb.ko (Backend=auto), the same with disable_zerocopy=1, zcusbd over
-# usbfs (Backend=usbfs), and libusb straight on usbfs as root: synchronous, asynchronous with
-# malloc() buffers, asynchronous with libusb_dev_mem_alloc() buffers (usbfs mmap, zero copy).
-# Columns: MB/s; CPU seconds (user + system) per GiB of every process on the path (the client;
-# for zcusbd's contenders zcusbd too, from /proc/PID/stat); ratios to libusb-async-malloc in
-# the same direction. The emulated device (dummy_hcd + the gadget) costs CPU too, in the kernel
-# and outside those processes: it is the same for every contender and not counted.
-# TCG swings up to 2x between boots: compare ratios of one run only.
+# Sections (--only LIST, comma-separated; default all):
+#   throughput  SourceSink gadget, SIZE x DEPTH for each of --sizes, IN and OUT, every contender
+#               once per round, --rounds rounds interleaved in one boot: MB/s, CPU s/GiB of the
+#               client and of zcusbd, and of the whole guest (/proc/stat busy time minus the idle
+#               baseline measured every round, so kernel threads and interrupts count)
+#   latency     Loopback gadget, 64-byte bulk: round trip (OUT then IN) p50/p99, and an OUT
+#               submitted behind a pending IN (how long until it completes)
+#   scaling     64 KiB x 8 IN: 1 client vs --scale-clients clients on as many gadgets at once
+#   footprint   zcusbd's RSS and wakeups/s: idle, with --idle-clients idle clients, streaming
+# Options:
+#   --rounds N          interleaved rounds; rows are medians [min-max] of N (default 5)
+#   --mib N             MiB per throughput run (default 64) ...
+#   --max-seconds S     ... or fewer: a run stops submitting after S seconds (default 3)
+#   --sizes LIST        SIZE:DEPTH,... (K/M suffixes; default 16K:8,64K:8,1M:4)
+#   --contenders LIST   default libusb-sync,libusb-async-malloc,libusb-async-devmem,
+#                       zcusbd-usbfs,zcusbd-zcusb.ko; also zcusbd-zcusb.ko-nozc (zcusb.ko with
+#                       disable_zerocopy=1)
+#   --high-speed        a high-speed gadget (default SuperSpeed: dummy_hcd is_super_speed=1)
+#   --rtt N --behind N  latency samples per round and contender (default 200, 20)
+#   --scale-clients N --scale-seconds S --scale-rounds N   (default 4, 3, 3)
+#   --idle-clients N --foot-seconds S     (default 16, 4)
+#   --timeout SECS      limit of the whole VM run (default 2400)
+#   -v                  stream the guest console
+# Quick iteration: --only throughput --rounds 1 --sizes 64K:8 --mib 16
 #
 # Needs what tests/vm/run-vm.sh needs, and the build's tests/vm/bench programs (libusb-bench
-# needs libusb-1.0-0-dev at configure time). Results: BUILD_DIR/tests/vm/bench-results
-# (bench.txt, bench.jsonl, the case log). Exit: 0 table printed, 1 the bench failed, 2 usage,
-# 3 the VM did not finish.
+# needs libusb-1.0-0-dev at configure time). Results in BUILD_DIR/tests/vm/bench-results:
+# bench.txt (the table), bench.json (the same figures), bench.jsonl (every measurement),
+# host.json (the host's conditions), 50-bench.log (the guest's log). Exit: 0 table printed,
+# 1 the bench failed, 2 usage, 3 the VM did not finish.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+COMMAND="tests/vm/bench/run-bench.sh${*:+ $*}"
 usage() {
-	sed -n '2,27p' "$0" >&2
+	sed -n '2,38p' "$0" >&2
 	exit 2
 }
-MIB=128 ROUNDS=3 SIZE=65536 DEPTH=8 VERBOSE=()
+die() {
+	echo "run-bench: $*" >&2
+	exit 2
+}
+ROUNDS=5 MIB=64 MAX_SECONDS=3 SIZES=16K:8,64K:8,1M:4 ONLY=throughput,latency,scaling,footprint
+CONTENDERS=libusb-sync,libusb-async-malloc,libusb-async-devmem,zcusbd-usbfs,zcusbd-zcusb.ko
+SPEED=super RTT=200 BEHIND=20 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
+TIMEOUT=2400 VERBOSE=() SUMMARIZE=""
 while [ $# -gt 0 ]; do
 	case $1 in
-	--mib) MIB=${2:?}; shift 2 ;;
 	--rounds) ROUNDS=${2:?}; shift 2 ;;
-	--size) SIZE=${2:?}; shift 2 ;;
-	--depth) DEPTH=${2:?}; shift 2 ;;
+	--mib) MIB=${2:?}; shift 2 ;;
+	--max-seconds) MAX_SECONDS=${2:?}; shift 2 ;;
+	--sizes) SIZES=${2:?}; shift 2 ;;
+	--only) ONLY=${2:?}; shift 2 ;;
+	--contenders) CONTENDERS=${2:?}; shift 2 ;;
+	--high-speed) SPEED=high; shift ;;
+	--rtt) RTT=${2:?}; shift 2 ;;
+	--behind) BEHIND=${2:?}; shift 2 ;;
+	--scale-clients) SCALE_CLIENTS=${2:?}; shift 2 ;;
+	--scale-seconds) SCALE_SECONDS=${2:?}; shift 2 ;;
+	--scale-rounds) SCALE_ROUNDS=${2:?}; shift 2 ;;
+	--idle-clients) IDLE_CLIENTS=${2:?}; shift 2 ;;
+	--foot-seconds) FOOT_SECONDS=${2:?}; shift 2 ;;
+	--timeout) TIMEOUT=${2:?}; shift 2 ;;
+	--summarize) SUMMARIZE=${2:?}; shift 2 ;;
 	-v | --verbose) VERBOSE=(-v); shift ;;
 	-h | --help) usage ;;
 	-*) echo "run-bench: unknown option $1" >&2; usage ;;
 	*) break ;;
 	esac
 done
+
+if [ -n "$SUMMARIZE" ]; then
+	[ $# -eq 0 ] || usage
+	[ -s "$SUMMARIZE/bench.jsonl" ] || die "no $SUMMARIZE/bench.jsonl"
+	exec python3 "$HERE/summarize.py" "$SUMMARIZE"
+fi
 [ $# -eq 1 ] || usage
-for v in "$MIB" "$ROUNDS" "$SIZE" "$DEPTH"; do
-	[[ $v =~ ^[1-9][0-9]*$ ]] || { echo "run-bench: '$v' is not a positive number" >&2; exit 2; }
+
+for v in "$ROUNDS" "$MIB" "$RTT" "$BEHIND" "$SCALE_CLIENTS" "$SCALE_ROUNDS" "$IDLE_CLIENTS" "$TIMEOUT"; do
+	[[ $v =~ ^[1-9][0-9]*$ ]] || die "'$v' is not a positive whole number"
 done
-[ "$ROUNDS" -ge 3 ] || { echo "run-bench: --rounds must be at least 3 (medians of interleaved runs)" >&2; exit 2; }
-[ -d "$1" ] || { echo "run-bench: no build directory '$1'" >&2; exit 2; }
+for v in "$MAX_SECONDS" "$SCALE_SECONDS" "$FOOT_SECONDS"; do
+	if [[ ! $v =~ ^[0-9]+(\.[0-9]+)?$ ]] || [[ $v =~ ^0+(\.0*)?$ ]]; then die "'$v' is not a positive number of seconds"; fi
+done
+[ "$SCALE_CLIENTS" -le 8 ] || die "--scale-clients: at most 8"
+[ "$IDLE_CLIENTS" -le 64 ] || die "--idle-clients: at most 64"
+sections=()
+IFS=, read -ra want <<<"$ONLY"
+for s in "${want[@]}"; do
+	case $s in
+	throughput | latency | scaling | footprint) sections+=("$s") ;;
+	*) die "--only: unknown section '$s' (throughput, latency, scaling, footprint)" ;;
+	esac
+done
+[ ${#sections[@]} -gt 0 ] || die "--only: no section"
+contenders=()
+IFS=, read -ra want <<<"$CONTENDERS"
+for c in "${want[@]}"; do
+	case $c in
+	libusb-sync | libusb-async-malloc | libusb-async-devmem | zcusbd-usbfs | zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc)
+		contenders+=("$c") ;;
+	# zcusb.ko's in-kernel queues (DESIGN.md backend 1) get their name here once they exist.
+	*) die "--contenders: unknown contender '$c'" ;;
+	esac
+done
+[ ${#contenders[@]} -gt 0 ] || die "--contenders: none"
+sizes=()
+IFS=, read -ra want <<<"$SIZES"
+for sd in "${want[@]}"; do
+	[[ $sd =~ ^([1-9][0-9]*)([KM]?):([1-9][0-9]*)$ ]] || die "--sizes: '$sd' is not SIZE:DEPTH (64K:8)"
+	n=${BASH_REMATCH[1]}
+	case ${BASH_REMATCH[2]} in K) n=$((n << 10)) ;; M) n=$((n << 20)) ;; esac
+	if [ "$n" -gt $((16 << 20)) ] || [ "${BASH_REMATCH[3]}" -gt 64 ]; then die "--sizes: '$sd': at most 16M x 64"; fi
+	sizes+=("$n:${BASH_REMATCH[3]}")
+done
+[ ${#sizes[@]} -gt 0 ] || die "--sizes: none"
+
+[ -d "$1" ] || die "no build directory '$1'"
 BUILD=$(cd "$1" && pwd)
 for p in zcusb-bench libusb-bench; do
-	[ -x "$BUILD/tests/vm/bench/$p" ] || {
-		echo "run-bench: $BUILD/tests/vm/bench/$p not built (meson compile -C $BUILD; libusb-bench needs libusb-1.0-0-dev)" >&2
-		exit 2
-	}
+	[ -x "$BUILD/tests/vm/bench/$p" ] ||
+		die "$BUILD/tests/vm/bench/$p not built (meson compile -C $BUILD; libusb-bench needs libusb-1.0-0-dev)"
 done
+command -v python3 >/dev/null || die "python3 not found (it makes the table)"
 
-# The case and its parameters, as a case directory of their own for run-vm.sh.
+# dummy_hcd: one UDC per gadget: ss, lb, kbd (run-cases.sh), the scaling's extra SourceSinks,
+# the footprint's Loopback gadgets (8 functions each).
+num=$((3 + SCALE_CLIENTS - 1 + (IDLE_CLIENTS + 7) / 8))
+dummy="num=$num"
+[ "$SPEED" = high ] || dummy+=" is_super_speed=1"
+
+# The case and its parameters, as a case directory of their own for run-vm.sh; the guest-side
+# limit of the case follows --timeout.
 CASES=$BUILD/tests/vm/bench-cases
 rm -rf "$CASES"
 mkdir -p "$CASES"
-cp "$HERE"/cases/[0-9]*.sh "$CASES/"
-printf 'MIB=%d ROUNDS=%d SIZE=%d DEPTH=%d\n' "$MIB" "$ROUNDS" "$SIZE" "$DEPTH" >"$CASES/bench.env"
+sed "s/^# timeout: [0-9]*/# timeout: $((TIMEOUT > 240 ? TIMEOUT - 120 : TIMEOUT / 2))/" \
+	"$HERE/cases/50-bench.sh" >"$CASES/50-bench.sh"
+{
+	printf 'SECTIONS=%q\n' "${sections[*]}"
+	printf 'CONTENDERS=%q\n' "${contenders[*]}"
+	printf 'SIZES=%q\n' "${sizes[*]}"
+	printf 'ROUNDS=%d MIB=%d MAX_SECONDS=%s RTT_COUNT=%d BEHIND_COUNT=%d\n' "$ROUNDS" "$MIB" "$MAX_SECONDS" "$RTT" "$BEHIND"
+	printf 'SCALE_CLIENTS=%d SCALE_SECONDS=%s SCALE_ROUNDS=%d IDLE_CLIENTS=%d FOOT_SECONDS=%s\n' \
+		"$SCALE_CLIENTS" "$SCALE_SECONDS" "$SCALE_ROUNDS" "$IDLE_CLIENTS" "$FOOT_SECONDS"
+} >"$CASES/bench.env"
 RESULTS=$BUILD/tests/vm/bench-results
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 set +e
-"$HERE/../run-vm.sh" "${VERBOSE[@]}" --case-dir "$CASES" --results "$RESULTS" --timeout 900 "$BUILD"
+"$HERE/../run-vm.sh" "${VERBOSE[@]}" --case-dir "$CASES" --results "$RESULTS" --timeout "$TIMEOUT" \
+	--dummy-hcd "$dummy" "$BUILD"
 rc=$?
 set -e
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+mkdir -p "$RESULTS"
+B_STARTED=$started B_FINISHED=$finished B_COMMAND=$COMMAND B_LOAD0=$load_before B_LOAD1=$load_after \
+	B_DUMMY=$dummy python3 -c '
+import json, os, sys
+e = os.environ
+json.dump({"started": e["B_STARTED"], "finished": e["B_FINISHED"], "command": e["B_COMMAND"],
+           "host_cpus": os.cpu_count(), "loadavg_before": e["B_LOAD0"], "loadavg_after": e["B_LOAD1"],
+           "dummy_hcd": e["B_DUMMY"]}, open(sys.argv[1], "w"), indent=1)
+' "$RESULTS/host.json"
 echo
-if [ -s "$RESULTS/bench.txt" ]; then
-	echo "== benchmark ($RESULTS/bench.txt)"
-	cat "$RESULTS/bench.txt"
+if [ -s "$RESULTS/bench.jsonl" ] && grep -q '^DONE' "$RESULTS/50-bench.log" 2>/dev/null; then
+	python3 "$HERE/summarize.py" "$RESULTS" || rc=1
 else
-	echo "run-bench: no table; the case log ($RESULTS/50-bench.log) ends with:"
-	tail -n 20 "$RESULTS/50-bench.log" 2>/dev/null | sed 's/^/   /'
+	echo "run-bench: the bench did not finish; the case log ($RESULTS/50-bench.log) ends with:" >&2
+	tail -n 20 "$RESULTS/50-bench.log" 2>/dev/null | sed 's/^/   /' >&2
 	[ $rc -ne 0 ] || rc=1
 fi
 exit $rc

@@ -2,11 +2,13 @@
 # USB gadget helpers for the guest (source this file; needs configfs, libcomposite and
 # dummy_hcd loaded with num=N: each gadget gets its own dummy UDC, i.e. its own host bus).
 #
-#   gadget_add NAME KIND     create configfs gadget zc_NAME and reserve a free dummy UDC
+#   gadget_add NAME KIND [N] create configfs gadget zc_NAME and reserve a free dummy UDC
 #                            KIND: sourcesink  0525:a4a0  SourceSink (bulk, buflen 65536; iso alt 1)
 #                                  loopback    0525:a4a1  Loopback (bulk OUT echoed to IN)
 #                                  hid         1d6b:0104  HID boot keyboard (interrupt IN/OUT)
 #                                  ffs         1d6b:0105  FunctionFS (see below)
+#                            N (loopback only, default 1): N Loopback functions in the one
+#                            configuration, interfaces 0..N-1 (dummy_udc's endpoints allow 8)
 #   gadget_plug NAME...      bind to its UDC, wait for the host-side device, udevadm settle
 #   gadget_unplug NAME...    unbind, wait until the host-side device is gone, udevadm settle
 #   gadget_del NAME          unplug if needed and remove the configfs gadget
@@ -63,7 +65,7 @@ _gadget_free_udc() {
 }
 
 gadget_add() {
-	local name=$1 kind=$2 g udc vid pid f
+	local name=$1 kind=$2 count=${3:-1} g udc vid pid f i
 	[[ $name =~ ^[A-Za-z0-9_]+$ ]] || _gadget_die "gadget name '$name': use [A-Za-z0-9_]" || return 1
 	g=$(_gadget_dir "$name")
 	[ -d "$ZCUSB_GADGET_ROOT" ] ||
@@ -78,6 +80,8 @@ gadget_add() {
 	ffs) vid=0x1d6b pid=0x0105 f=ffs.$name ;;
 	*) _gadget_die "unknown gadget kind '$kind' (sourcesink|loopback|hid|ffs)" || return 1 ;;
 	esac
+	[[ $count =~ ^[1-9][0-9]?$ ]] && { [ "$count" = 1 ] || [ "$kind" = loopback ]; } ||
+		_gadget_die "gadget $name: $count functions of kind $kind (only loopback takes a count)" || return 1
 
 	mkdir "$g" "$g/strings/0x409" "$g/configs/c.1" "$g/configs/c.1/strings/0x409" "$g/functions/$f" || {
 		_gadget_die "cannot create configfs gadget $g with function $f (libcomposite and usb_f_* loaded?)"
@@ -101,6 +105,11 @@ gadget_add() {
 		;;
 	loopback)
 		echo 65536 >"$g/functions/$f/bulk_buflen"
+		for ((i = 1; i < count; i++)); do
+			mkdir "$g/functions/Loopback.$i" || { _gadget_die "cannot create function Loopback.$i of $name"; return 1; }
+			echo 65536 >"$g/functions/Loopback.$i/bulk_buflen"
+			ln -s "$g/functions/Loopback.$i" "$g/configs/c.1/"
+		done
 		;;
 	hid)
 		# boot keyboard: 8-byte input report, 1-byte LED output report

@@ -25,6 +25,7 @@ echo "kernel=$(uname -r)" >>"$R/boot.txt"
 
 CASES=()
 CASE_TIMEOUT=120
+DUMMY_HCD_PARAMS=num=4 # run-vm.sh --dummy-hcd
 # shellcheck source=/dev/null
 . "$X/config"
 
@@ -38,7 +39,8 @@ CASE_TIMEOUT=120
 		echo "uptime $(uptime_s): ldconfig done"
 	fi
 	# dummy_hcd num=4: one UDC (and one host bus) per gadget, so several can be plugged.
-	modprobe dummy_hcd num=4 || echo "ERROR: modprobe dummy_hcd failed"
+	# shellcheck disable=SC2086 # module parameters, one word each
+	modprobe dummy_hcd $DUMMY_HCD_PARAMS || echo "ERROR: modprobe dummy_hcd $DUMMY_HCD_PARAMS failed"
 	modprobe -a libcomposite usb_f_ss_lb usb_f_hid usb_f_fs || echo "ERROR: modprobe gadget functions failed"
 	[ -d /sys/kernel/config/usb_gadget ] || mount -t configfs none /sys/kernel/config
 	echo "uptime $(uptime_s): modules loaded"

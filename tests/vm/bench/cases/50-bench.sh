@@ -1,15 +1,25 @@
 #!/bin/bash
-# The benchmark's guest side (tests/vm/bench/run-bench.sh boots it; not a test). On the
-# SourceSink gadget (bulk IN 0x81 from its source, bulk OUT 0x02 into its sink), in one boot,
-# ROUNDS rounds, each running every contender once per direction, interleaved:
-#   zcusb.ko         zcusbd as shipped (Backend=auto picks zcusb.ko: checked on every run)
-#   zcusb.ko-nozc    the same with zcusb.ko's disable_zerocopy=1 (bounce buffers)
-#   usbfs            zcusbd, Backend=usbfs
-#   libusb-sync, libusb-async-malloc, libusb-async-devmem   libusb-bench as root, no zcusbd
-#                    in the path (zcusbd runs, idle)
-# Same transfer size and queue depth everywhere (libusb-sync: one at a time by nature).
-# Writes bench.jsonl (one line per run) and bench.txt (the table of medians) to the results.
-# timeout: 840
+# The benchmark's guest side (tests/vm/bench/run-bench.sh boots it; not a test). Writes one JSON
+# line per measurement to bench.jsonl in the results; run-bench.sh sums them up on the host
+# (summarize.py). Sections, each optional (SECTIONS):
+#   throughput  SourceSink gadget ss: for each SIZE:DEPTH, IN and OUT, every contender once per
+#               round, ROUNDS rounds interleaved; each run moves MIB MiB or stops after
+#               MAX_SECONDS. Every round also measures the idle guest's busy time (the baseline).
+#   latency     Loopback gadget lb, 64 bytes: rtt (OUT then IN, one at a time) and behind (an OUT
+#               submitted while an IN waits on the same claim: how long until it completes)
+#   scaling     1 client on ss, then SCALE_CLIENTS clients at once on ss, ss2, ss3.. (gadgets
+#               added here), 64 KiB x 8 IN for SCALE_SECONDS, started together (--go barrier);
+#               SCALE_ROUNDS rounds
+#   footprint   zcusbd's RSS and wakeups per second (voluntary context switches of all its
+#               threads) over FOOT_SECONDS: idle; with IDLE_CLIENTS idle clients (claim, buffer,
+#               queue, nothing in flight; Loopback functions of gadgets lbm1, lbm2 added here);
+#               while one client streams; idle again. For each backend of the contenders.
+# Contenders (CONTENDERS): libusb-sync, libusb-async-malloc, libusb-async-devmem (libusb-bench
+# as root straight on usbfs; zcusbd runs, idle), zcusbd-usbfs (zcusbd, Backend=usbfs),
+# zcusbd-zcusb.ko (zcusbd, Backend=auto with zcusb.ko loaded: checked on every run),
+# zcusbd-zcusb.ko-nozc (the same with disable_zerocopy=1). contender_setup is the one place
+# that knows how to prepare each (the slot for zcusb.ko's in-kernel queues is there).
+# timeout: 2280
 set -euo pipefail
 # shellcheck source=tests/vm/guest/lib.sh
 . "$ZCUSB_VM_GUEST/lib.sh"
@@ -18,7 +28,10 @@ set -euo pipefail
 # shellcheck source=tests/vm/guest/kmod.sh
 . "$ZCUSB_VM_GUEST/kmod.sh"
 
-MIB=128 ROUNDS=3 SIZE=65536 DEPTH=8
+SECTIONS="throughput latency scaling footprint"
+CONTENDERS="libusb-sync libusb-async-malloc libusb-async-devmem zcusbd-usbfs zcusbd-zcusb.ko"
+ROUNDS=5 MIB=64 MAX_SECONDS=3 SIZES="16384:8 65536:8 1048576:4"
+RTT_COUNT=200 BEHIND_COUNT=20 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
 # run-bench.sh's choices
 # shellcheck source=/dev/null
 [ ! -f "${BASH_SOURCE[0]%/*}/bench.env" ] || . "${BASH_SOURCE[0]%/*}/bench.env"
@@ -26,139 +39,387 @@ OUT=$ZCUSB_VM_RESULTS/bench.jsonl
 : >"$OUT"
 zb=$(vm_tool zcusb-bench)
 lb=$(vm_tool libusb-bench)
-ss=$(gadget_sysfs ss) || fail "SourceSink gadget not plugged (setup.log)"
-ss_intf=${ss##*/}:1.0
+W=/tmp/bench
+rm -rf "$W"
+mkdir -p "$W"
+mkfifo "$W/never" # read -t on it: a sleep without a process start (that costs CPU under TCG)
+exec {NEVER}<>"$W/never"
+pause() { read -r -t "$1" -u "$NEVER" _ || true; }
+
+read -ra CLIST <<<"$CONTENDERS"
+read -ra SDLIST <<<"$SIZES"
+has_section() { [[ " $SECTIONS " == *" $1 "* ]]; }
+NEED_KMOD=0
+for c in "${CLIST[@]}"; do
+	case $c in
+	libusb-sync | libusb-async-malloc | libusb-async-devmem | zcusbd-usbfs) ;;
+	zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc) NEED_KMOD=1 ;;
+	# zcusbd-kqueues) NEED_KMOD=1 ;; # zcusb.ko's in-kernel queues (DESIGN.md backend 1), when it exists
+	*) fail "unknown contender $c" ;;
+	esac
+done
+
+# --- the contenders --------------------------------------------------------------------------
+# contender_setup NAME: the daemon state NAME runs in (restarting zcusbd only when its Backend
+# changes); sets KIND (libusb|zcusbd) and MODE (libusb-bench's mode).
+CONFIGURED=""
+daemon_backend() { # auto|usbfs
+	[ "$CONFIGURED" = "$1" ] && return 0
+	if [ "$1" = auto ]; then zcusbd_config_clear; else zcusbd_config "Backend=$1"; fi
+	zcusbd_restart
+	DAEMON_PID=$(daemon_pid)
+	pause 0.5 # zcusbd's start-up work out of the next measurement
+	CONFIGURED=$1
+}
+contender_setup() {
+	case $1 in
+	libusb-*) KIND=libusb MODE=${1#libusb-} ;;
+	zcusbd-usbfs) KIND=zcusbd; daemon_backend usbfs ;;
+	zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc)
+		KIND=zcusbd
+		daemon_backend auto
+		if [ "$1" = zcusbd-zcusb.ko-nozc ]; then kmod_param disable_zerocopy 1; else kmod_param disable_zerocopy 0; fi
+		;;
+	# The slot for zcusb.ko's in-kernel queues: its daemon state here, its expected backend name
+	# in summarize.py's EXPECT, its name in run-bench.sh's contender list.
+	*) fail "no setup for contender $1" ;;
+	esac
+}
+# The backend group of a contender (GROUP): contenders of one group run one after the other, so
+# zcusbd restarts only between groups.
+contender_group() {
+	case $1 in
+	libusb-*) GROUP=libusb ;;
+	zcusbd-usbfs) GROUP=usbfs ;;
+	*) GROUP=auto ;;
+	esac
+}
+# The contenders of LIST in group order, the groups rotated by ROUND (no group always first).
+ordered() { # ROUND LIST...
+	local round=$1 g c k groups=(auto usbfs libusb) out=()
+	shift
+	for ((k = 0; k < 3; k++)); do
+		g=${groups[$(((round + k) % 3))]}
+		for c in "$@"; do
+			contender_group "$c"
+			[ "$GROUP" != "$g" ] || out+=("$c")
+		done
+	done
+	echo "${out[@]}"
+}
+
+daemon_pid() { systemctl show -P MainPID zcusbd.service; }
+
+# The bulk endpoints of interface INTF ("IN OUT", 0x..) from sysfs.
+intf_bulk_eps() {
+	local d t dir a ein="" eout=""
+	for d in /sys/bus/usb/devices/"$1"/ep_*; do
+		[ -f "$d/type" ] || continue
+		read -r t <"$d/type"
+		[ "$t" = Bulk ] || continue
+		read -r dir <"$d/direction"
+		read -r a <"$d/bEndpointAddress"
+		if [ "$dir" = in ]; then [ -n "$ein" ] || ein=0x$a; else [ -n "$eout" ] || eout=0x$a; fi
+	done
+	if [ -z "$ein" ] || [ -z "$eout" ]; then fail "interface $1 has no bulk IN and OUT endpoint in sysfs"; fi
+	echo "$ein $eout"
+}
+
+# A gadget's target for each program: ZDEV (zcusbd's VID:PID:SERIAL), LSEL (libusb-bench's
+# --vid/--pid/--bus/--address), EPS (--in/--out); looked up once per gadget (TARGETS).
+declare -A TARGETS=()
+target() { # NAME VID PID
+	local d b a eps drv
+	if [ -z "${TARGETS[$1]:-}" ]; then
+		d=$(gadget_sysfs "$1") || fail "gadget $1 is not plugged (setup.log)"
+		read -r b <"$d/busnum"
+		read -r a <"$d/devnum"
+		eps=$(intf_bulk_eps "${d##*/}:1.0")
+		TARGETS[$1]="$b $a $eps ${d##*/}:1.0"
+	fi
+	read -r b a ep_in ep_out INTF <<<"${TARGETS[$1]}"
+	ZDEV=$2:$3:zcusb-$1
+	LSEL=(--vid "0x$2" --pid "0x$3" --bus "$b" --address "$a")
+	EPS=(--in "$ep_in" --out "$ep_out")
+}
+
+# The command line of one client of contender C (after contender_setup C) on gadget NAME
+# (VID PID), then the arguments of both programs: CMD=(...).
+client_cmd() { # C NAME VID PID ARGS...
+	local c=$1 drv
+	target "$2" "$3" "$4"
+	shift 4
+	if [ "$KIND" = libusb ]; then
+		drv=$(intf_driver "$INTF")
+		[ -z "$drv" ] || fail "$INTF is bound to $drv before a libusb run"
+		CMD=("$lb" "${LSEL[@]}" "${EPS[@]}" "$@" "$MODE")
+	else
+		CMD=("$zb" --device "$ZDEV" "${EPS[@]}" --daemon-pid "$DAEMON_PID" "$@" "$c")
+	fi
+}
+
+# record EXTRA CMD...: run a client, append each of its JSON lines, with EXTRA (",\"k\":v..."),
+# to bench.jsonl.
+record() {
+	local extra=$1 lines line
+	shift
+	if ! lines=$("$@" 2>"$W/err"); then
+		cat "$W/err"
+		fail "failed: $* (above)"
+	fi
+	while IFS= read -r line; do
+		[ -n "$line" ] || continue
+		line="${line%\}}$extra}"
+		printf '%s\n' "$line" >>"$OUT"
+		printf '   %s\n' "$line"
+	done <<<"$lines"
+}
+
+# The whole guest's idle + iowait ticks (all CPUs) and the time, without a process start
+# (bench-common.h: busy = wall time x CPUs - idle).
+guest_idle() {
+	local _ idle iowait
+	read -r _ _ _ _ idle iowait _ </proc/stat
+	IDLE_TICKS=$((idle + iowait))
+	IDLE_AT=$EPOCHREALTIME
+}
+# idle_baseline ROUND SECONDS: the busy time of the guest doing nothing but its background
+# (zcusbd idle, systemd, the emulated buses), subtracted per second by summarize.py.
+idle_baseline() {
+	local t0 i0
+	pause 0.3
+	guest_idle
+	t0=$IDLE_AT i0=$IDLE_TICKS
+	pause "$2"
+	guest_idle
+	awk -v r="$1" -v a="$t0" -v b="$IDLE_AT" -v t=$((IDLE_TICKS - i0)) -v hz="$CLK_TCK" -v n="$NCPU" 'BEGIN {
+		busy = (b - a) * n - t / hz; if (busy < 0) busy = 0
+		printf "{\"section\":\"idle\",\"round\":%d,\"seconds\":%.6f,\"guest_busy\":%.6f}\n", r, b - a, busy }' |
+		tee -a "$OUT"
+}
 
 cleanup() {
+	local p
+	for p in $(jobs -p); do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
 	kmod_uninstall
 	zcusbd_config_clear
 	zcusbd_restart
 }
 trap cleanup EXIT
 
-step "zcusb.ko installed and loaded; SourceSink $ss, $MIB MiB per run, ${SIZE}-byte transfers, depth $DEPTH, $ROUNDS rounds"
+# --- set-up ---------------------------------------------------------------------------------
+CLK_TCK=$(getconf CLK_TCK)
+NCPU=$(nproc)
+ss=$(gadget_sysfs ss) || fail "SourceSink gadget not plugged (setup.log)"
+read -r speed <"$ss/speed"
+printf '{"section":"meta","speed_mbps":%s,"kernel":"%s","rounds":%d,"mib":%d,"max_seconds":%s,"sizes":"%s","contenders":"%s","sections":"%s","rtt_count":%d,"behind_count":%d,"scale_clients":%d,"scale_seconds":%s,"scale_rounds":%d,"idle_clients":%d,"foot_seconds":%s,"guest_cpus":%d,"is_super_speed":"%s"}\n' \
+	"$speed" "$(uname -r)" "$ROUNDS" "$MIB" "$MAX_SECONDS" "$SIZES" "$CONTENDERS" "$SECTIONS" "$RTT_COUNT" \
+	"$BEHIND_COUNT" "$SCALE_CLIENTS" "$SCALE_SECONDS" "$SCALE_ROUNDS" "$IDLE_CLIENTS" "$FOOT_SECONDS" "$(nproc)" \
+	"$(</sys/module/dummy_hcd/parameters/is_super_speed)" >>"$OUT"
+step "SourceSink $ss at $speed Mb/s; sections: $SECTIONS; contenders: $CONTENDERS; $ROUNDS rounds"
 ensure_zcusbd
-kmod_install
-zcusbd_restart
-kmod_loaded || fail "zcusb.ko not loaded by zcusb-load.service"
-
-CONFIGURED=auto
-daemon_backend() { # auto|usbfs: restart zcusbd only when it changes
-	[ "$CONFIGURED" = "$1" ] && return 0
-	if [ "$1" = auto ]; then zcusbd_config_clear; else zcusbd_config "Backend=$1"; fi
+if [ $NEED_KMOD = 1 ]; then
+	kmod_install
 	zcusbd_restart
-	CONFIGURED=$1
-}
+	kmod_loaded || fail "zcusb.ko not loaded by zcusb-load.service"
+fi
+CONFIGURED=auto
+DAEMON_PID=$(daemon_pid)
 
-# Busy time of the whole guest so far, in USER_HZ ticks (/proc/stat: user nice system irq
-# softirq steal; not idle, iowait): it includes the emulated controller and gadget.
-guest_ticks() {
-	local _ user nice system irq softirq steal
-	read -r _ user nice system _ _ irq softirq steal _ </proc/stat
-	echo $((user + nice + system + irq + softirq + steal))
-}
-
-# record LABEL DIR CMD...: run one contender, append its JSON line (plus zcusb.ko's stats
-# deltas and the whole guest's CPU seconds) to bench.jsonl.
-record() {
-	local label=$1 dir=$2 line zc bo g0 g1
-	shift 2
-	kmod_stats
-	zc=$KS_zerocopy_bytes bo=$KS_bounced_bytes
-	g0=$(guest_ticks)
-	if ! line=$("$@" 2>/tmp/bench.err); then
-		cat /tmp/bench.err
-		fail "$label $dir failed (above)"
-	fi
-	g1=$(guest_ticks)
-	kmod_stats
-	line="${line%\}},\"zc_bytes\":$((KS_zerocopy_bytes - zc)),\"bounced_bytes\":$((KS_bounced_bytes - bo))"
-	line+=",\"guest_cpu\":$(((g1 - g0) / 100)).$(printf '%02d' $(((g1 - g0) % 100))),\"round\":$round}"
-	printf '%s\n' "$line" >>"$OUT"
-	printf '   %-20s %-3s %s\n' "$label" "$dir" "$line"
-}
-
-zcusbd_run() { # LABEL DIR
-	local pid
-	pid=$(systemctl show -P MainPID zcusbd.service)
-	record "$1" "$2" "$zb" --device 0525:a4a0 --size "$SIZE" --depth "$DEPTH" --daemon-pid "$pid" "$1" "$2" "$MIB"
-}
-libusb_run() { # MODE DIR
-	[ "$(intf_driver "$ss_intf")" = "" ] || fail "$ss_intf is bound to $(intf_driver "$ss_intf") before a libusb run"
-	record "libusb-$1" "$2" "$lb" --size "$SIZE" --depth "$DEPTH" "$1" "$2" "$MIB"
-}
-
-for ((round = 1; round <= ROUNDS; round++)); do
-	step "round $round of $ROUNDS"
-	daemon_backend auto
-	for dir in in out; do
-		kmod_param disable_zerocopy 0
-		zcusbd_run zcusb.ko "$dir"
-		kmod_param disable_zerocopy 1
-		zcusbd_run zcusb.ko-nozc "$dir"
-		kmod_param disable_zerocopy 0
-	done
-	daemon_backend usbfs
-	for dir in in out; do
-		zcusbd_run usbfs "$dir"
-	done
-	for dir in in out; do
-		for mode in sync async-malloc async-devmem; do
-			libusb_run "$mode" "$dir"
+# --- throughput -----------------------------------------------------------------------------
+if has_section throughput; then
+	for ((round = 1; round <= ROUNDS; round++)); do
+		step "throughput: round $round of $ROUNDS"
+		idle_baseline "$round" 2
+		read -ra order <<<"$(ordered "$round" "${CLIST[@]}")"
+		sizes=$(IFS=,; echo "${SDLIST[*]}")
+		for c in "${order[@]}"; do
+			# one client per contender and round: every size, IN then OUT
+			contender_setup "$c"
+			client_cmd "$c" ss 0525 a4a0 --sizes "$sizes" --max-seconds "$MAX_SECONDS"
+			record ",\"section\":\"throughput\",\"round\":$round" "${CMD[@]}" in,out "$MIB"
 		done
 	done
-done
+fi
 
-step "medians"
-py - "$OUT" "$ZCUSB_VM_RESULTS/bench.txt" "$MIB" "$SIZE" "$DEPTH" "$ROUNDS" <<'PY' || fail "the summary failed (above)"
-import json, statistics, sys
-src, dst, mib, size, depth, rounds = sys.argv[1:]
-runs = [json.loads(l) for l in open(src) if l.strip()]
-order = ["zcusb.ko", "zcusb.ko-nozc", "usbfs", "libusb-sync", "libusb-async-malloc", "libusb-async-devmem"]
-backend = {"zcusb.ko": "zcusb.ko", "zcusb.ko-nozc": "zcusb.ko", "usbfs": "usbfs"}
-med = {}
-bad = []
-for c in order:
-    for d in ("in", "out"):
-        rs = [r for r in runs if r["contender"] == c and r["dir"] == d]
-        if not rs:
-            bad.append("no runs of %s %s" % (c, d)); continue
-        for r in rs:
-            if c in backend and r["backend"] != backend[c]:
-                bad.append("%s %s round %d ran over %s" % (c, d, r["round"], r["backend"]))
-            if c == "zcusb.ko" and (r["bounced_bytes"] != 0 or r["zc_bytes"] < r["bytes"]):
-                bad.append("%s %s round %d: zero copy %d, bounced %d" % (c, d, r["round"], r["zc_bytes"], r["bounced_bytes"]))
-            if c == "zcusb.ko-nozc" and (r["zc_bytes"] != 0 or r["bounced_bytes"] < r["bytes"]):
-                bad.append("%s %s round %d: zero copy %d, bounced %d" % (c, d, r["round"], r["zc_bytes"], r["bounced_bytes"]))
-        mbs = statistics.median(r["bytes"] / r["seconds"] / 1e6 for r in rs)
-        cli = statistics.median(r["client_cpu"] / (r["bytes"] / 2**30) for r in rs)
-        dmn = statistics.median(r["daemon_cpu"] / (r["bytes"] / 2**30) for r in rs)
-        tot = statistics.median((r["client_cpu"] + r["daemon_cpu"]) / (r["bytes"] / 2**30) for r in rs)
-        gst = statistics.median(r["guest_cpu"] / (r["bytes"] / 2**30) for r in rs)
-        med[c, d] = (mbs, cli, dmn, tot, gst)
-lines = ["SourceSink (dummy_hcd, high speed), %s MiB per run, %s-byte transfers, depth %s (libusb-sync: 1), "
-         "median of %s interleaved runs per row, one boot, TCG" % (mib, size, depth, rounds),
-         "CPU s/GiB = user+system seconds per GiB moved of every process on the path: client + zcusbd"
-         " (libusb: client only); x = ratio to libusb-async-malloc in the same direction;",
-         "guest = busy seconds per GiB of the whole guest (both vCPUs), which includes the emulated"
-         " controller and gadget (the same work for every contender)",
-         "",
-         "%-20s %-4s %8s %7s %9s %9s %10s %7s %9s" % ("contender", "dir", "MB/s", "x MB/s", "client", "zcusbd",
-                                                      "CPU s/GiB", "x CPU", "guest")]
-for d in ("in", "out"):
-    base = med.get(("libusb-async-malloc", d))
-    for c in order:
-        if (c, d) not in med:
-            continue
-        mbs, cli, dmn, tot, gst = med[c, d]
-        lines.append("%-20s %-4s %8.1f %7.2f %9.2f %9.2f %10.2f %7.2f %9.2f" % (
-            c, d, mbs, mbs / base[0] if base else 0, cli, dmn, tot, tot / base[3] if base and base[3] else 0, gst))
-    lines.append("")
-text = "\n".join(lines)
-print(text)
-open(dst, "w").write(text + "\n")
-if bad:
-    print("\n".join("FAIL: " + b for b in bad))
-    sys.exit(1)
-PY
+# --- latency --------------------------------------------------------------------------------
+if has_section latency; then
+	for ((round = 1; round <= ROUNDS; round++)); do
+		step "latency: round $round of $ROUNDS (Loopback, 64 bytes)"
+		read -ra order <<<"$(ordered "$round" "${CLIST[@]}")"
+		for c in "${order[@]}"; do
+			# libusb: rtt with sync, behind with async-malloc (one thread cannot wait for two
+			# synchronous transfers); the others would repeat those.
+			case $c in libusb-async-devmem) continue ;; esac
+			contender_setup "$c"
+			case $c in
+			libusb-sync) tests=rtt ;;
+			libusb-async-malloc) tests=behind ;;
+			*) tests=rtt,behind ;;
+			esac
+			client_cmd "$c" lb 0525 a4a1 --size 64 --behind-count "$BEHIND_COUNT"
+			record ",\"section\":\"latency\",\"round\":$round" "${CMD[@]}" "$tests" "$RTT_COUNT"
+		done
+	done
+fi
+
+# --- scaling --------------------------------------------------------------------------------
+# concurrent GROUP_ID N C: N clients of contender C on ss, ss2.. started together.
+concurrent() {
+	local gid=$1 n=$2 c=$3 i go=$W/go.$1 pids=() name up _ end
+	rm -f "$go" "$go".ready.*
+	for ((i = 0; i < n; i++)); do
+		name=ss
+		[ "$i" = 0 ] || name=ss$((i + 1))
+		client_cmd "$c" "$name" 0525 a4a0 --size 65536 --depth 8 --max-seconds "$SCALE_SECONDS" --go "$go"
+		"${CMD[@]}" in 1000000 >"$W/scale.$i.out" 2>"$W/scale.$i.err" &
+		pids+=($!)
+	done
+	read -r up _ </proc/uptime
+	end=$((${up%.*} + 60))
+	while :; do
+		set -- "$go".ready.*
+		[ -e "$1" ] && [ $# -ge "$n" ] && break
+		read -r up _ </proc/uptime
+		[ "${up%.*}" -lt "$end" ] || { cat "$W"/scale.*.err; fail "$n clients of $c not ready after 60 s"; }
+		pause 0.05
+	done
+	: >"$go"
+	for ((i = 0; i < n; i++)); do
+		if ! wait "${pids[$i]}"; then
+			cat "$W/scale.$i.err"
+			fail "client $i of $n ($c) failed (above)"
+		fi
+		line=$(<"$W/scale.$i.out")
+		line="${line%\}},\"section\":\"scaling\",\"round\":$round,\"group\":$gid,\"clients\":$n,\"client\":$i}"
+		printf '%s\n' "$line" >>"$OUT"
+		printf '   %s\n' "$line"
+	done
+}
+if has_section scaling; then
+	step "scaling: $SCALE_CLIENTS SourceSink gadgets"
+	names=()
+	for ((i = 2; i <= SCALE_CLIENTS; i++)); do
+		gadget_add "ss$i" sourcesink || fail "gadget_add ss$i (dummy_hcd num= too small?)"
+		names+=("ss$i")
+	done
+	[ ${#names[@]} = 0 ] || gadget_plug "${names[@]}" || fail "gadget_plug ${names[*]}"
+	gid=0
+	for ((round = 1; round <= SCALE_ROUNDS; round++)); do
+		step "scaling: round $round of $SCALE_ROUNDS"
+		read -ra order <<<"$(ordered "$round" "${CLIST[@]}")"
+		for c in "${order[@]}"; do
+			case $c in libusb-sync | libusb-async-devmem | zcusbd-zcusb.ko-nozc) continue ;; esac
+			contender_setup "$c"
+			for n in 1 "$SCALE_CLIENTS"; do
+				gid=$((gid + 1))
+				concurrent "$gid" "$n" "$c"
+			done
+		done
+	done
+fi
+
+# --- footprint ------------------------------------------------------------------------------
+# zcusbd's Rss, Anonymous and Pss_Shmem (kB; smaps_rollup walks the page tables, where
+# /proc/PID/status's counters lag by up to 64 pages per thread), voluntary and involuntary
+# context switches of all its threads, CPU ticks: F_* variables.
+zcusbd_sample() {
+	local pid=$1 k v t a b rest
+	F_RSS=0 F_ANON=0 F_SHMEM=0 F_VCS=0 F_NVCS=0 F_AT=$EPOCHREALTIME
+	while read -r k v _; do
+		case $k in
+		Rss:) F_RSS=$v ;;
+		Anonymous:) F_ANON=$v ;;
+		Pss_Shmem:) F_SHMEM=$v ;;
+		esac
+	done <"/proc/$pid/smaps_rollup"
+	for t in /proc/"$pid"/task/*/status; do
+		while read -r k v; do
+			case $k in
+			voluntary_ctxt_switches:) F_VCS=$((F_VCS + v)) ;;
+			nonvoluntary_ctxt_switches:) F_NVCS=$((F_NVCS + v)) ;;
+			esac
+		done <"$t"
+	done
+	read -r rest <"/proc/$pid/stat"
+	rest=${rest##*) }
+	read -r _ _ _ _ _ _ _ _ _ _ _ a b _ <<<"$rest"
+	F_CPU=$((a + b))
+}
+# footprint BACKEND STATE CLIENTS: one window of FOOT_SECONDS.
+footprint() {
+	local pid=$DAEMON_PID vcs nvcs cpu at
+	zcusbd_sample "$pid"
+	vcs=$F_VCS nvcs=$F_NVCS cpu=$F_CPU at=$F_AT
+	pause "$FOOT_SECONDS"
+	zcusbd_sample "$pid"
+	printf '{"section":"footprint","backend":"%s","state":"%s","clients":%d,"seconds":%s,"rss_kb":%d,"anon_kb":%d,"shmem_kb":%d,"vcs":%d,"nvcs":%d,"cpu":%s}\n' \
+		"$1" "$2" "$3" "$(awk -v a="$at" -v b="$F_AT" 'BEGIN { printf "%.3f", b - a }')" "$F_RSS" "$F_ANON" \
+		"$F_SHMEM" $((F_VCS - vcs)) $((F_NVCS - nvcs)) \
+		"$(awk -v t=$((F_CPU - cpu)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", t / hz }')" | tee -a "$OUT"
+}
+wait_ready() { # PREFIX N WHAT
+	local up _ end
+	read -r up _ </proc/uptime
+	end=$((${up%.*} + 120))
+	while :; do
+		set -- "$1" "$2" "$3" "$1".ready.*
+		[ -e "$4" ] && [ $(($# - 3)) -ge "$2" ] && return 0
+		read -r up _ </proc/uptime
+		[ "${up%.*}" -lt "$end" ] || fail "$3: not ready after 120 s"
+		pause 0.1
+	done
+}
+if has_section footprint; then
+	step "footprint: $IDLE_CLIENTS idle clients on Loopback functions"
+	per=8
+	ngad=$(((IDLE_CLIENTS + per - 1) / per))
+	names=()
+	for ((i = 1; i <= ngad; i++)); do
+		gadget_add "lbm$i" loopback $per || fail "gadget_add lbm$i loopback $per (dummy_hcd num= too small?)"
+		names+=("lbm$i")
+	done
+	gadget_plug "${names[@]}" || fail "gadget_plug ${names[*]}"
+	backends=()
+	for c in "${CLIST[@]}"; do
+		contender_group "$c"
+		case $GROUP in
+		usbfs) [[ " ${backends[*]} " == *" zcusbd-usbfs "* ]] || backends+=(zcusbd-usbfs) ;;
+		auto) [[ " ${backends[*]} " == *" zcusbd-zcusb.ko "* ]] || backends+=(zcusbd-zcusb.ko) ;;
+		esac
+	done
+	for c in "${backends[@]}"; do
+		contender_setup "$c"
+		b=${c#zcusbd-}
+		step "footprint: $b"
+		pause 1
+		footprint "$b" idle 0
+		go=$W/idle.$b
+		rm -f "$go".ready.*
+		pids=()
+		for ((i = 0; i < IDLE_CLIENTS; i++)); do
+			"$zb" --device "0525:a4a1:zcusb-lbm$((i / per + 1))" --interface $((i % per)) --size 65536 \
+				--depth 8 --go "$go" "$c" idle 3600 2>"$W/idle.$i.err" &
+			pids+=($!)
+		done
+		wait_ready "$go" "$IDLE_CLIENTS" "$IDLE_CLIENTS idle clients ($(cat "$W"/idle.*.err))"
+		pause 1
+		footprint "$b" "$IDLE_CLIENTS idle clients" "$IDLE_CLIENTS"
+		kill "${pids[@]}"
+		for p in "${pids[@]}"; do wait "$p" || fail "an idle client failed: $(cat "$W"/idle.*.err)"; done
+		go=$W/stream.$b
+		rm -f "$go" "$go".ready.*
+		client_cmd "$c" ss 0525 a4a0 --size 65536 --depth 8 --max-seconds $((FOOT_SECONDS + 2)) --go "$go"
+		"${CMD[@]}" in 1000000 >"$W/stream.out" 2>"$W/stream.err" &
+		sp=$!
+		wait_ready "$go" 1 "the streaming client ($(cat "$W/stream.err"))"
+		: >"$go"
+		pause 0.5
+		footprint "$b" "1 client streaming" 1
+		wait "$sp" || fail "the streaming client failed: $(cat "$W/stream.err")"
+		pause 1
+		footprint "$b" "idle again" 0
+	done
+fi
 echo "DONE"
