@@ -341,6 +341,7 @@ int queue_new(Claim *c, uint32_t entries, Queue **ret, int *ret_fd, sd_bus_error
                 .claim = c, .id = c->next_queue_id++, .size = size,
                 .submit_fd = -EBADF, .complete_fd = -EBADF,
         };
+        TAILQ_INIT(&q->deadlines);
         TAILQ_INSERT_TAIL(&c->queues, q, link);
         c->n_queues++;
 
@@ -371,6 +372,13 @@ int queue_new(Claim *c, uint32_t entries, Queue **ret, int *ret_fd, sd_bus_error
                                                QUEUE_POLL_USEC / 4, queue_on_poll, q);
         if (r >= 0)
                 r = sd_event_source_set_enabled(q->poll_source, SD_EVENT_OFF);
+        /* Its time is set whenever it is armed (transfer.c); 1 ms accuracy,
+         * as a transfer's timeout always had. */
+        if (r >= 0)
+                r = sd_event_add_time(c->manager->event, &q->deadline_source, CLOCK_MONOTONIC, 0, 1000,
+                                      transfer_on_deadline, q);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(q->deadline_source, SD_EVENT_OFF);
         if (r < 0)
                 goto fail;
         *ret_fd = TAKE_FD(fd);
@@ -396,6 +404,7 @@ Queue *queue_free(Queue *q) {
         sd_event_source_disable_unref(q->submit_source);
         sd_event_source_disable_unref(q->defer_source);
         sd_event_source_disable_unref(q->poll_source);
+        sd_event_source_disable_unref(q->deadline_source);
         if (q->submit_fd >= 0)
                 close(q->submit_fd);
         if (q->complete_fd >= 0)

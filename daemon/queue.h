@@ -31,6 +31,13 @@ struct Queue {
         sd_event_source *defer_source; /* rescan + doorbell, once per batch */
         sd_event_source *poll_source;  /* rescan while relying on completions */
 
+        /* Transfers with a timeout, earliest deadline first, and one timer
+         * for all of them (transfer.c): armed no later than the first
+         * deadline, and not moved when a transfer ends. */
+        TAILQ_HEAD(TransferDeadlines, Transfer) deadlines;
+        sd_event_source *deadline_source;
+        uint64_t deadline_armed;       /* when the timer fires; 0: off */
+
         unsigned in_flight;            /* transfers started from this queue */
         struct zcusb_cqe *backlog;     /* completions the ring had no room for */
         uint32_t n_backlog;

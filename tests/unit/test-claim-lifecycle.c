@@ -498,6 +498,62 @@ static void test_timeout(void) {
         harness_finish(&h, "timeout", true);
 }
 
+/* One timer serves every timeout of a queue: a later entry with an earlier
+ * deadline moves it earlier, transfers that complete meanwhile do not move
+ * it, the expired one times out on time while a stream with timeouts goes
+ * on around it, and the timer goes off with the last deadline. */
+static void test_timeout_among_completions(void) {
+        Harness h;
+        Transfer *first;
+        uint64_t deadline_2;
+        int enabled = -1;
+
+        harness_new(&h, NULL);
+        harness_claim(&h);
+        submit_bulk(&h, EP_IN, 1, 60 * 1000); /* ends by completing, long before its timeout */
+        submit_bulk(&h, EP_IN, 2, 20);        /* submitted later, expires first */
+        settle_all_taken(&h);
+        first = TAILQ_FIRST(&h.queue->deadlines);
+        check(first && first->user_data == 2);
+        deadline_2 = first->deadline;
+        check(h.queue->deadline_armed == deadline_2);
+
+        /* A stream of transfers with a timeout completes around it; none of
+         * them moves the timer. (user_data below 128: fake_transfer_for's
+         * buffer slots.) */
+        for (uint64_t u = 10; fake_transfer_for(2)->cancel_requests == 0; u++) {
+                check(u < 128);
+                check(h.queue->deadline_armed == deadline_2);
+                submit_bulk(&h, EP_OUT, u, 1000);
+                settle_all_taken(&h);
+                fake_complete(fake_transfer_for(u), 0, CHUNK);
+                settle(&h);
+                check_completed(&h.client, u, 0);
+                check(sd_event_run(h.m->event, 2 * MSEC) >= 0);
+        }
+        check(fake_transfer_for(1)->cancel_requests == 0);
+        /* Re-armed in time for the earliest deadline left, 1's (or for a
+         * stream transfer's that was in flight when it fired: early is
+         * allowed, late is not). */
+        first = TAILQ_FIRST(&h.queue->deadlines);
+        check(first && first->user_data == 1);
+        check(h.queue->deadline_armed != 0 && h.queue->deadline_armed <= first->deadline);
+        check(fake_complete_cancelled() == 1);
+        settle(&h);
+        check_completed(&h.client, 2, -ETIMEDOUT);
+
+        /* The last deadline gone, the timer is off: nothing in flight wakes nobody. */
+        fake_complete(fake_transfer_for(1), 0, CHUNK);
+        settle(&h);
+        check_completed(&h.client, 1, 0);
+        check(TAILQ_EMPTY(&h.queue->deadlines) && h.queue->deadline_armed == 0);
+        check(sd_event_source_get_enabled(h.queue->deadline_source, &enabled) >= 0 && enabled == SD_EVENT_OFF);
+        check_in_flight(&h, 0);
+
+        harness_release(&h);
+        harness_finish(&h, "timeout among completions", true);
+}
+
 static void test_unplug(void) {
         Harness h;
 
@@ -965,6 +1021,7 @@ int main(void) {
         RUN(test_cancel_async);
         RUN(test_cancel_sync);
         RUN(test_timeout);
+        RUN(test_timeout_among_completions);
         RUN(test_unplug);
         RUN(test_revoke);
         RUN(test_release_in_flight);
