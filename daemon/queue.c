@@ -14,12 +14,16 @@
 
 static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe);
 
-/* While transfers are in flight the client rings no doorbell, trusting their
- * completions to bring zcusbd back to the ring. A transfer that never
- * completes (a quiet IN endpoint, no timeout) must not hold up what comes
- * after it, a CANCEL of it included: look at the ring this often anyway. */
+/* zcusbd asks for a doorbell (ZCUSB_SQ_NEED_WAKEUP) whenever it stops
+ * looking at a ring, transfers in flight or not, so an entry published
+ * behind a transfer that never completes (a quiet IN endpoint, no timeout),
+ * a CANCEL of it included, is taken at once and nothing polls the ring.
+ * Only entries that cannot be taken (no completion slot free: the client is
+ * slow to reap, and reaping rings no doorbell) are looked for by a timer:
+ * every 4 ms while transfers are in flight, backing off to 4 ms << 8 (1 s)
+ * while nothing is, so a client that does not reap costs an idle zcusbd next
+ * to nothing, yet resumes when it reaps. */
 #define QUEUE_POLL_USEC (4 * 1000)
-/* ... and a queue blocked with nothing in flight at most every 4 ms << 8 (1 s). */
 #define QUEUE_POLL_BACKOFF_MAX_SHIFT 8u
 
 /* The client broke the ring protocol (indices beyond the ring): the queue is
@@ -126,14 +130,15 @@ static int queue_on_poll(sd_event_source *s, uint64_t usec, void *userdata);
 
 /* BLOCKED: entries wait on the ring that we could not take (no completion
  * slot free). The client rings no doorbell when it reaps, so nothing but
- * this timer brings us back to take them. */
+ * this timer (or, while transfers are in flight, their completions) brings
+ * us back to take them. */
 static void queue_arm_poll(Queue *q, bool blocked) {
         int enabled = SD_EVENT_OFF;
         uint64_t period;
 
         /* A cq_head beyond what was posted is no client that is slow to
          * reap: wait for its doorbell instead of polling a broken ring. */
-        if ((q->in_flight == 0 && (!blocked || !ring_cq_head_valid(&q->ring))) || q->ring.broken) {
+        if (!blocked || !ring_cq_head_valid(&q->ring) || q->ring.broken) {
                 q->blocked_polls = 0;
                 (void) sd_event_source_set_enabled(q->poll_source, SD_EVENT_OFF);
                 return;
@@ -169,10 +174,10 @@ static void queue_process(Queue *q) {
                 if (q->ring.broken)
                         break;
                 if (!queue_has_completion_room(q)) {
-                        /* With nothing in flight no completion brings us
-                         * back: ask for a doorbell, and poll if entries
-                         * already wait (their client rang none). */
-                        blocked = q->in_flight == 0 && ring_set_need_wakeup(&q->ring, true);
+                        /* Ask for a doorbell, and poll if entries already
+                         * wait: their client rang it, and reaping rings
+                         * none. */
+                        blocked = ring_set_need_wakeup(&q->ring, true);
                         break;
                 }
                 r = ring_fetch_sqe(&q->ring, &sqe);
@@ -181,10 +186,9 @@ static void queue_process(Queue *q) {
                         break;
                 }
                 if (r == 0) {
-                        /* Idle: ask for a doorbell. While transfers are in
-                         * flight their completions (or the poll timer) bring
-                         * us back anyway. */
-                        if (ring_set_need_wakeup(&q->ring, q->in_flight == 0))
+                        /* Idle: ask for a doorbell, in flight or not (no
+                         * completion may ever come), then look once more. */
+                        if (ring_set_need_wakeup(&q->ring, true))
                                 continue;
                         break;
                 }

@@ -247,8 +247,9 @@ static void settle(Harness *h) {
         client_reap(&h->client);
 }
 
-/* Let zcusbd take everything published: entries that come while transfers
- * are in flight ring no doorbell and wait for its poll timer. */
+/* Let zcusbd take everything published (with timed runs, so that a zcusbd
+ * that polled instead of asking for a doorbell would pass too: tests that
+ * need entries taken at once say so with settle()). */
 static void settle_all_taken(Harness *h) {
         for (unsigned i = 0; i < 500 && client_sq_head(&h->client) != h->client.sq_tail; i++)
                 check(sd_event_run(h->m->event, 2 * MSEC) >= 0);
@@ -552,6 +553,47 @@ static void test_timeout_among_completions(void) {
 
         harness_release(&h);
         harness_finish(&h, "timeout among completions", true);
+}
+
+/* A CANCEL behind an IN that never completes is taken at once: zcusbd asks
+ * for a doorbell whenever it stops looking, in flight or not, so nothing
+ * waits for a poll period, and nothing polls the ring meanwhile. Only
+ * untimed loop runs here: an entry that needed a timer would stay. */
+static void test_cancel_behind_pending_in(void) {
+        Harness h;
+        int enabled = -1;
+
+        harness_new(&h, NULL);
+        harness_claim(&h);
+        submit_bulk(&h, EP_IN, 1, 0); /* never completes by itself */
+        settle(&h);
+        check_in_flight(&h, 1);
+        check(__atomic_load_n(&h.client.header->sq_flags.value, __ATOMIC_ACQUIRE) & ZCUSB_SQ_NEED_WAKEUP);
+        check(sd_event_source_get_enabled(h.queue->poll_source, &enabled) >= 0 && enabled == SD_EVENT_OFF);
+
+        /* An OUT behind it starts at once ... */
+        submit_bulk(&h, EP_OUT, 2, 0);
+        settle(&h);
+        check_in_flight(&h, 2);
+        check(fake_transfer_for(2)->endpoint == EP_OUT);
+
+        /* ... and so does a CANCEL of the IN. */
+        submit_cancel(&h, 100, 1);
+        settle(&h);
+        check_completed(&h.client, 100, 0);
+        check(fake_transfer_for(1)->cancel_requests == 1);
+        check(fake_complete_cancelled() == 1);
+        settle(&h);
+        check_completed(&h.client, 1, -ECANCELED);
+
+        fake_complete(fake_transfer_for(2), 0, CHUNK);
+        settle(&h);
+        check_completed(&h.client, 2, 0);
+        check_in_flight(&h, 0);
+        check(sd_event_source_get_enabled(h.queue->poll_source, &enabled) >= 0 && enabled == SD_EVENT_OFF);
+
+        harness_release(&h);
+        harness_finish(&h, "cancel behind an IN", true);
 }
 
 static void test_unplug(void) {
@@ -1022,6 +1064,7 @@ int main(void) {
         RUN(test_cancel_sync);
         RUN(test_timeout);
         RUN(test_timeout_among_completions);
+        RUN(test_cancel_behind_pending_in);
         RUN(test_unplug);
         RUN(test_revoke);
         RUN(test_release_in_flight);
