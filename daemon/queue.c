@@ -159,11 +159,24 @@ static void queue_arm_poll(Queue *q, bool blocked) {
         (void) sd_event_source_set_enabled(q->poll_source, SD_EVENT_ONESHOT);
 }
 
+/* Queues kicked and not yet processed, in kick order. One list for the
+ * process: zcusbd runs one manager, on one thread. */
+static TAILQ_HEAD(, Queue) kicked_queues = TAILQ_HEAD_INITIALIZER(kicked_queues);
+
+static void queue_unkick(Queue *q) {
+        if (!q->kicked)
+                return;
+        TAILQ_REMOVE(&kicked_queues, q, kick_link);
+        q->kicked = false;
+        (void) sd_event_source_set_enabled(q->defer_source, SD_EVENT_OFF);
+}
+
 static void queue_process(Queue *q) {
         struct zcusb_sqe sqe;
         bool blocked = false;
         int r;
 
+        queue_unkick(q);
         queue_flush_backlog(q);
         /* Held entries first, in order, as far as the limit lets them. */
         while (queue_take_held(q, &sqe))
@@ -222,7 +235,23 @@ static int queue_on_defer(sd_event_source *s, void *userdata) {
 }
 
 void queue_kick(Queue *q) {
+        if (q->kicked)
+                return;
+        q->kicked = true;
+        TAILQ_INSERT_TAIL(&kicked_queues, q, kick_link);
+        /* In case no batch end comes (a cancel, a claim that ends). */
         (void) sd_event_source_set_enabled(q->defer_source, SD_EVENT_ONESHOT);
+}
+
+/* The backend reaped a batch: process the queues it kicked now rather than
+ * on the next loop iteration, which would cost another epoll_wait() and
+ * delay the completion doorbell. Processing a queue may kick it again (a
+ * transfer that ends within submit): the ring empties, so this ends. */
+void backend_batch_done(void) {
+        Queue *q;
+
+        while ((q = TAILQ_FIRST(&kicked_queues)))
+                queue_process(q);
 }
 
 static int queue_on_submit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -403,6 +432,7 @@ Queue *queue_free(Queue *q) {
         if (q->in_flight > 0)
                 log_error("Queue %u of %s freed with %u transfers in flight: bug.", q->id, c->object_path,
                           q->in_flight);
+        queue_unkick(q);
         TAILQ_REMOVE(&c->queues, q, link);
         c->n_queues--;
         sd_event_source_disable_unref(q->submit_source);

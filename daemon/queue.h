@@ -44,6 +44,8 @@ struct Queue {
         struct zcusb_sqe *held;        /* taken, waiting for the in-flight limit (private copies) */
         uint32_t n_held, n_held_allocated;
         bool posted;                   /* completions posted since the last doorbell */
+        bool kicked;                   /* on the kicked list: to be processed */
+        TAILQ_ENTRY(Queue) kick_link;
         bool broken_logged;
         unsigned blocked_polls;        /* polls in a row while blocked with nothing in flight */
 
@@ -66,7 +68,9 @@ unsigned queue_cancel_all(Queue *q);
 /* The claim ended with END_STATUS: say so in the ring (ZCUSB_SQ_DEAD). */
 void queue_stop(Queue *q, int end_status);
 
-/* Schedule a rescan of the submission ring and a doorbell for completions. */
+/* Schedule a rescan of the submission ring and a doorbell for completions:
+ * at the end of the backend's batch (backend_batch_done), or else on the
+ * next loop iteration. */
 void queue_kick(Queue *q);
 
 /* Post a completion (to the ring, or to the backlog when it is full). */

@@ -596,6 +596,49 @@ static void test_cancel_behind_pending_in(void) {
         harness_finish(&h, "cancel behind an IN", true);
 }
 
+/* A backend's batch end (backend_batch_done) posts the batch's completions,
+ * rings the completion doorbell and starts what waits on the ring, all
+ * before the loop runs again. */
+static void test_batch_done(void) {
+        Harness h;
+        struct zcusb_cqe cqe;
+        eventfd_t v = 0;
+        int complete_fd;
+
+        harness_new(&h, NULL);
+        harness_claim(&h);
+        complete_fd = h.queue->complete_fd;
+        for (uint64_t u = 1; u <= 3; u++)
+                submit_bulk(&h, EP_IN, u, 1000);
+        settle(&h);
+        check_in_flight(&h, 3);
+        (void) eventfd_read(complete_fd, &v);
+
+        /* The device ends two; the client has already published the next. */
+        submit_bulk(&h, EP_IN, 4, 1000);
+        fake_complete(fake_transfer_for(1), 0, CHUNK);
+        fake_complete(fake_transfer_for(2), 0, CHUNK);
+        backend_batch_done();
+        check(eventfd_read(complete_fd, &v) == 0 && v == 1); /* one doorbell for the batch */
+        check(fake_transfer_for(4) && fake_transfer_for(4)->transfer); /* started */
+        client_reap(&h.client);
+        check_completed(&h.client, 1, 0);
+        check_completed(&h.client, 2, 0);
+        check(client_completions(&h.client, 3, &cqe) == 0);
+        check(!h.queue->kicked);
+
+        fake_complete(fake_transfer_for(3), 0, CHUNK);
+        fake_complete(fake_transfer_for(4), 0, CHUNK);
+        settle(&h); /* without a batch end, the next iteration does it */
+        check_completed(&h.client, 3, 0);
+        check_completed(&h.client, 4, 0);
+        check_in_flight(&h, 0);
+        check(TAILQ_EMPTY(&h.queue->deadlines));
+
+        harness_release(&h);
+        harness_finish(&h, "batch done", true);
+}
+
 static void test_unplug(void) {
         Harness h;
 
@@ -1065,6 +1108,7 @@ int main(void) {
         RUN(test_timeout);
         RUN(test_timeout_among_completions);
         RUN(test_cancel_behind_pending_in);
+        RUN(test_batch_done);
         RUN(test_unplug);
         RUN(test_revoke);
         RUN(test_release_in_flight);
