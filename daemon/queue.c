@@ -14,15 +14,27 @@
 
 static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe);
 
-/* zcusbd asks for a doorbell (ZCUSB_SQ_NEED_WAKEUP) whenever it stops
- * looking at a ring, transfers in flight or not, so an entry published
+/* When zcusbd stops looking at a ring it asks for a doorbell
+ * (ZCUSB_SQ_NEED_WAKEUP), transfers in flight or not, so an entry published
  * behind a transfer that never completes (a quiet IN endpoint, no timeout),
  * a CANCEL of it included, is taken at once and nothing polls the ring.
- * Only entries that cannot be taken (no completion slot free: the client is
- * slow to reap, and reaping rings no doorbell) are looked for by a timer:
- * every 4 ms while transfers are in flight, backing off to 4 ms << 8 (1 s)
- * while nothing is, so a client that does not reap costs an idle zcusbd next
- * to nothing, yet resumes when it reaps. */
+ *
+ * Except while the queue streams: transfers in flight, and one of its
+ * completions posted within the last QUEUE_GRACE_USEC. Its client resubmits
+ * as it reaps, and the next completion brings zcusbd back to the ring
+ * anyway. A doorbell per batch costs the client a syscall and zcusbd a
+ * wakeup, which under emulation doubled zcusbd's CPU per transfer; so the
+ * flag stays clear, and if no completion comes within the grace period the
+ * grace timer looks once and sets it. It is pushed back per batch of
+ * completions, not periodic: a queue whose transfers keep completing never
+ * sees it fire.
+ *
+ * Entries that cannot be taken (no completion slot free: the client is slow
+ * to reap, and reaping rings no doorbell) are looked for by a timer: every
+ * 4 ms while transfers are in flight, backing off to 4 ms << 8 (1 s) while
+ * nothing is, so a client that does not reap costs an idle zcusbd next to
+ * nothing, yet resumes when it reaps. */
+#define QUEUE_GRACE_USEC (4 * 1000)
 #define QUEUE_POLL_USEC (4 * 1000)
 #define QUEUE_POLL_BACKOFF_MAX_SHIFT 8u
 
@@ -33,6 +45,7 @@ static void queue_break(Queue *q, const char *why) {
         ring_mark_broken(&q->ring);
         (void) sd_event_source_set_enabled(q->submit_source, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(q->poll_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(q->grace_source, SD_EVENT_OFF);
         if (q->broken_logged)
                 return;
         q->broken_logged = true;
@@ -171,9 +184,34 @@ static void queue_unkick(Queue *q) {
         (void) sd_event_source_set_enabled(q->defer_source, SD_EVENT_OFF);
 }
 
+/* Streaming (see above): completions posted in this pass, or within the
+ * grace period (its timer is pending), and transfers still in flight. */
+static bool queue_streaming(Queue *q) {
+        int enabled = SD_EVENT_OFF;
+
+        if (q->in_flight == 0)
+                return false;
+        if (q->posted)
+                return true;
+        return sd_event_source_get_enabled(q->grace_source, &enabled) >= 0 && enabled != SD_EVENT_OFF;
+}
+
+/* The doorbell was left off (STREAMING): a batch of completions pushes the
+ * grace period back; otherwise it ends here. */
+static void queue_arm_grace(Queue *q, bool streaming) {
+        if (!streaming) {
+                (void) sd_event_source_set_enabled(q->grace_source, SD_EVENT_OFF);
+                return;
+        }
+        if (!q->posted)
+                return; /* still within the last batch's grace period */
+        (void) sd_event_source_set_time_relative(q->grace_source, QUEUE_GRACE_USEC);
+        (void) sd_event_source_set_enabled(q->grace_source, SD_EVENT_ONESHOT);
+}
+
 static void queue_process(Queue *q) {
         struct zcusb_sqe sqe;
-        bool blocked = false;
+        bool blocked = false, streaming = false;
         int r;
 
         queue_unkick(q);
@@ -199,8 +237,15 @@ static void queue_process(Queue *q) {
                         break;
                 }
                 if (r == 0) {
-                        /* Idle: ask for a doorbell, in flight or not (no
-                         * completion may ever come), then look once more. */
+                        /* Idle. Streaming: no doorbell for the
+                         * resubmissions (see above). Otherwise ask for one,
+                         * in flight or not (no completion may ever come),
+                         * then look once more. */
+                        streaming = queue_streaming(q);
+                        if (streaming) {
+                                (void) ring_set_need_wakeup(&q->ring, false);
+                                break;
+                        }
                         if (ring_set_need_wakeup(&q->ring, true))
                                 continue;
                         break;
@@ -212,8 +257,10 @@ static void queue_process(Queue *q) {
                 queue_handle_entry(q, &sqe);
         }
         ring_publish(&q->ring);
-        if (!q->ring.broken)
+        if (!q->ring.broken) {
                 queue_arm_poll(q, blocked);
+                queue_arm_grace(q, streaming);
+        }
 
         if (q->posted && ring_client_wants_wakeup(&q->ring)) {
                 if (eventfd_write(q->complete_fd, 1) < 0 && errno != EAGAIN)
@@ -223,6 +270,15 @@ static void queue_process(Queue *q) {
 }
 
 static int queue_on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) s, (void) usec;
+        queue_process(userdata);
+        return 0;
+}
+
+/* No completion within the grace period: the timer is off now (oneshot)
+ * and this pass posts none, so it sets the doorbell flag again (and takes
+ * what came meanwhile). */
+static int queue_on_grace(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) s, (void) usec;
         queue_process(userdata);
         return 0;
@@ -405,6 +461,11 @@ int queue_new(Claim *c, uint32_t entries, Queue **ret, int *ret_fd, sd_bus_error
                                                QUEUE_POLL_USEC / 4, queue_on_poll, q);
         if (r >= 0)
                 r = sd_event_source_set_enabled(q->poll_source, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(c->manager->event, &q->grace_source, CLOCK_MONOTONIC,
+                                               QUEUE_GRACE_USEC, QUEUE_GRACE_USEC / 4, queue_on_grace, q);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(q->grace_source, SD_EVENT_OFF);
         /* Its time is set whenever it is armed (transfer.c); 1 ms accuracy,
          * as a transfer's timeout always had. */
         if (r >= 0)
@@ -438,6 +499,7 @@ Queue *queue_free(Queue *q) {
         sd_event_source_disable_unref(q->submit_source);
         sd_event_source_disable_unref(q->defer_source);
         sd_event_source_disable_unref(q->poll_source);
+        sd_event_source_disable_unref(q->grace_source);
         sd_event_source_disable_unref(q->deadline_source);
         if (q->submit_fd >= 0)
                 close(q->submit_fd);

@@ -29,7 +29,8 @@ struct Queue {
         int complete_fd; /* zcusbd -> client */
         sd_event_source *submit_source;
         sd_event_source *defer_source; /* rescan + doorbell, once per batch */
-        sd_event_source *poll_source;  /* rescan while relying on completions */
+        sd_event_source *poll_source;  /* rescan while entries wait for completion slots */
+        sd_event_source *grace_source; /* doorbell off after a batch: look again if no completion comes */
 
         /* Transfers with a timeout, earliest deadline first, and one timer
          * for all of them (transfer.c): armed no later than the first

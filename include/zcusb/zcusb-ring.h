@@ -38,12 +38,16 @@
  *   is set; one write covers every entry published before it. zcusbd sets the
  *   flag whenever it stops looking, transfers in flight or not, so an entry
  *   behind a transfer that never completes (a CANCEL of it, say) is taken at
- *   once; it also rescans the ring after completions. (zcusbd before issue
- *   #11 left the flag clear while transfers were in flight and polled the
- *   ring every few milliseconds instead: a client that follows this rule
- *   works with either.) A client that is slow to reap may find entries left
- *   on the ring for want of completion slots: zcusbd polls for those, as
- *   reaping rings no doorbell.
+ *   once. The one exception: right after posting completions while more of
+ *   the queue's transfers are in flight it leaves the flag clear, takes what
+ *   the client resubmits at the next completion, and sets the flag again if
+ *   none comes within a few milliseconds, so a streaming client rings no
+ *   doorbell per batch. (zcusbd before issue #11 left the flag clear
+ *   whenever transfers were in flight and polled the ring every few
+ *   milliseconds: a client that follows this rule works with either.) A
+ *   client that is slow to reap may find entries left on the ring for want
+ *   of completion slots: zcusbd polls for those, as reaping rings no
+ *   doorbell.
  * - zcusbd writes the complete eventfd after posting completions unless the
  *   client has set ZCUSB_CQ_NO_WAKEUP in cq_flags (a client that busy-polls).
  *

@@ -639,6 +639,68 @@ static void test_batch_done(void) {
         harness_finish(&h, "batch done", true);
 }
 
+static bool client_need_wakeup(const Client *cl) {
+        return __atomic_load_n(&cl->header->sq_flags.value, __ATOMIC_ACQUIRE) & ZCUSB_SQ_NEED_WAKEUP;
+}
+
+/* Right after a batch of completions, with more of the queue in flight, the
+ * doorbell stays off: a resubmission is taken at the next completion, or
+ * by the grace timer if none comes, which then asks for doorbells again. */
+static void test_doorbell_grace(void) {
+        Harness h;
+        int enabled = -1;
+
+        harness_new(&h, NULL);
+        harness_claim(&h);
+        submit_bulk(&h, EP_IN, 1, 0);
+        submit_bulk(&h, EP_IN, 2, 0);
+        submit_bulk(&h, EP_IN, 3, 0); /* never completes */
+        settle(&h);
+        check_in_flight(&h, 3);
+        check(client_need_wakeup(&h.client)); /* nothing posted: doorbell on */
+
+        /* A completion, others in flight: off, resubmission taken at the next completion. */
+        fake_complete(fake_transfer_for(1), 0, CHUNK);
+        settle(&h);
+        check_completed(&h.client, 1, 0);
+        check(!client_need_wakeup(&h.client));
+        submit_bulk(&h, EP_IN, 4, 0); /* rings nothing */
+        settle(&h);
+        check(!fake_transfer_for(4));
+        fake_complete(fake_transfer_for(2), 0, CHUNK);
+        settle(&h);
+        check(fake_transfer_for(4) && fake_transfer_for(4)->transfer);
+        check_completed(&h.client, 2, 0);
+        check(!client_need_wakeup(&h.client));
+
+        /* No further completion: the grace timer takes what came and turns the doorbell on. */
+        submit_bulk(&h, EP_OUT, 5, 0);
+        settle(&h);
+        check(!fake_transfer_for(5));
+        for (unsigned i = 0; i < 200 && !fake_transfer_for(5); i++)
+                check(sd_event_run(h.m->event, 2 * MSEC) >= 0);
+        check(fake_transfer_for(5) && fake_transfer_for(5)->transfer);
+        check(client_need_wakeup(&h.client));
+        check(sd_event_source_get_enabled(h.queue->grace_source, &enabled) >= 0 && enabled == SD_EVENT_OFF);
+
+        /* From here an entry behind the stuck IN is taken at once. */
+        submit_cancel(&h, 100, 3);
+        settle(&h);
+        check_completed(&h.client, 100, 0);
+        check(fake_complete_cancelled() == 1);
+        fake_complete(fake_transfer_for(4), 0, CHUNK);
+        fake_complete(fake_transfer_for(5), 0, CHUNK);
+        settle(&h);
+        check_completed(&h.client, 3, -ECANCELED);
+        check_completed(&h.client, 4, 0);
+        check_completed(&h.client, 5, 0);
+        check_in_flight(&h, 0);
+        check(client_need_wakeup(&h.client));
+
+        harness_release(&h);
+        harness_finish(&h, "doorbell grace", true);
+}
+
 static void test_unplug(void) {
         Harness h;
 
@@ -1109,6 +1171,7 @@ int main(void) {
         RUN(test_timeout_among_completions);
         RUN(test_cancel_behind_pending_in);
         RUN(test_batch_done);
+        RUN(test_doorbell_grace);
         RUN(test_unplug);
         RUN(test_revoke);
         RUN(test_release_in_flight);
