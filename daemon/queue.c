@@ -20,7 +20,7 @@ static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe);
  * a CANCEL of it included, is taken at once and nothing polls the ring.
  *
  * Except while the queue streams: transfers in flight, and one of its
- * completions posted within the last QUEUE_GRACE_USEC. Its client resubmits
+ * completions posted within the grace period. Its client resubmits
  * as it reaps, and the next completion brings zcusbd back to the ring
  * anyway. A doorbell per batch costs the client a syscall and zcusbd a
  * wakeup, which under emulation doubled zcusbd's CPU per transfer; so the
@@ -34,7 +34,13 @@ static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe);
  * 4 ms while transfers are in flight, backing off to 4 ms << 8 (1 s) while
  * nothing is, so a client that does not reap costs an idle zcusbd next to
  * nothing, yet resumes when it reaps. */
-#define QUEUE_GRACE_USEC (4 * 1000)
+/* The grace period: four times the queue's usual time between batches of
+ * completions (a moving average), so that a stream whose completions come
+ * further apart under load keeps its doorbell off too, within these bounds;
+ * the upper one is what an entry published right after a completion, behind
+ * transfers that then never complete, can wait. */
+#define QUEUE_GRACE_MIN_USEC (4 * 1000)
+#define QUEUE_GRACE_MAX_USEC (50 * 1000)
 #define QUEUE_POLL_USEC (4 * 1000)
 #define QUEUE_POLL_BACKOFF_MAX_SHIFT 8u
 
@@ -203,9 +209,22 @@ static void queue_arm_grace(Queue *q, bool streaming) {
                 (void) sd_event_source_set_enabled(q->grace_source, SD_EVENT_OFF);
                 return;
         }
+        uint64_t now, grace;
+
         if (!q->posted)
                 return; /* still within the last batch's grace period */
-        (void) sd_event_source_set_time_relative(q->grace_source, QUEUE_GRACE_USEC);
+        if (sd_event_now(q->claim->manager->event, CLOCK_MONOTONIC, &now) < 0)
+                return;
+        if (q->last_batch_usec != 0 && now > q->last_batch_usec) {
+                uint64_t gap = now - q->last_batch_usec;
+
+                gap = gap < QUEUE_GRACE_MAX_USEC ? gap : QUEUE_GRACE_MAX_USEC;
+                q->batch_gap_usec = (3 * q->batch_gap_usec + gap) / 4;
+        }
+        q->last_batch_usec = now;
+        grace = 4 * q->batch_gap_usec;
+        grace = grace < QUEUE_GRACE_MIN_USEC ? QUEUE_GRACE_MIN_USEC : grace > QUEUE_GRACE_MAX_USEC ? QUEUE_GRACE_MAX_USEC : grace;
+        (void) sd_event_source_set_time(q->grace_source, now + grace);
         (void) sd_event_source_set_enabled(q->grace_source, SD_EVENT_ONESHOT);
 }
 
@@ -463,7 +482,7 @@ int queue_new(Claim *c, uint32_t entries, Queue **ret, int *ret_fd, sd_bus_error
                 r = sd_event_source_set_enabled(q->poll_source, SD_EVENT_OFF);
         if (r >= 0)
                 r = sd_event_add_time_relative(c->manager->event, &q->grace_source, CLOCK_MONOTONIC,
-                                               QUEUE_GRACE_USEC, QUEUE_GRACE_USEC / 4, queue_on_grace, q);
+                                               QUEUE_GRACE_MIN_USEC, QUEUE_GRACE_MIN_USEC / 4, queue_on_grace, q);
         if (r >= 0)
                 r = sd_event_source_set_enabled(q->grace_source, SD_EVENT_OFF);
         /* Its time is set whenever it is armed (transfer.c); 1 ms accuracy,

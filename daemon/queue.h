@@ -31,6 +31,8 @@ struct Queue {
         sd_event_source *defer_source; /* rescan + doorbell, once per batch */
         sd_event_source *poll_source;  /* rescan while entries wait for completion slots */
         sd_event_source *grace_source; /* doorbell off after a batch: look again if no completion comes */
+        uint64_t last_batch_usec;      /* when completions were last posted (CLOCK_MONOTONIC) */
+        uint64_t batch_gap_usec;       /* moving average of the time between such batches */
 
         /* Transfers with a timeout, earliest deadline first, and one timer
          * for all of them (transfer.c): armed no later than the first

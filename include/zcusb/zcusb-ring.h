@@ -41,7 +41,8 @@
  *   once. The one exception: right after posting completions while more of
  *   the queue's transfers are in flight it leaves the flag clear, takes what
  *   the client resubmits at the next completion, and sets the flag again if
- *   none comes within a few milliseconds, so a streaming client rings no
+ *   none comes within a grace period (4 to 50 ms, four times the queue's
+ *   usual time between completions), so a streaming client rings no
  *   doorbell per batch. (zcusbd before issue #11 left the flag clear
  *   whenever transfers were in flight and polled the ring every few
  *   milliseconds: a client that follows this rule works with either.) A
