@@ -274,6 +274,7 @@ static int usbfs_on_io(sd_event_source *s, int fd, uint32_t revents, void *userd
                 h->gone = true;
                 usbfs_fail_all(h);
         }
+        backend_batch_done();
         return 0;
 }
 

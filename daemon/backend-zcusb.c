@@ -139,6 +139,7 @@ static int interface_on_io(sd_event_source *s, int fd, uint32_t revents, void *u
                 i->gone = true;
                 interface_fail_all(i);
         }
+        backend_batch_done();
         return 0;
 }
 

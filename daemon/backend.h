@@ -62,6 +62,11 @@ typedef struct BackendTransfer {
  * bytes moved (control: data stage only). The transfer (and its priv) is
  * gone when this returns. */
 void backend_transfer_done(BackendTransfer *t, int urb_status, uint32_t actual);
+/* A backend that reaped a batch of completions (everything its kernel had
+ * for one wakeup) says so once its own state is consistent: the core then
+ * posts their doorbells and starts what their queues hold, within the same
+ * wakeup. Without it the core does so on the next loop iteration. */
+void backend_batch_done(void);
 
 /* One claimed interface, as its backend holds it. */
 typedef struct BackendInterface BackendInterface;

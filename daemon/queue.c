@@ -14,12 +14,34 @@
 
 static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe);
 
-/* While transfers are in flight the client rings no doorbell, trusting their
- * completions to bring zcusbd back to the ring. A transfer that never
- * completes (a quiet IN endpoint, no timeout) must not hold up what comes
- * after it, a CANCEL of it included: look at the ring this often anyway. */
+/* When zcusbd stops looking at a ring it asks for a doorbell
+ * (ZCUSB_SQ_NEED_WAKEUP), transfers in flight or not, so an entry published
+ * behind a transfer that never completes (a quiet IN endpoint, no timeout),
+ * a CANCEL of it included, is taken at once and nothing polls the ring.
+ *
+ * Except while the queue streams: transfers in flight, and one of its
+ * completions posted within the grace period. Its client resubmits
+ * as it reaps, and the next completion brings zcusbd back to the ring
+ * anyway. A doorbell per batch costs the client a syscall and zcusbd a
+ * wakeup, which under emulation doubled zcusbd's CPU per transfer; so the
+ * flag stays clear, and if no completion comes within the grace period the
+ * grace timer looks once and sets it. It is pushed back per batch of
+ * completions, not periodic: a queue whose transfers keep completing never
+ * sees it fire.
+ *
+ * Entries that cannot be taken (no completion slot free: the client is slow
+ * to reap, and reaping rings no doorbell) are looked for by a timer: every
+ * 4 ms while transfers are in flight, backing off to 4 ms << 8 (1 s) while
+ * nothing is, so a client that does not reap costs an idle zcusbd next to
+ * nothing, yet resumes when it reaps. */
+/* The grace period: four times the queue's usual time between batches of
+ * completions (a moving average), so that a stream whose completions come
+ * further apart under load keeps its doorbell off too, within these bounds;
+ * the upper one is what an entry published right after a completion, behind
+ * transfers that then never complete, can wait. */
+#define QUEUE_GRACE_MIN_USEC (4 * 1000)
+#define QUEUE_GRACE_MAX_USEC (50 * 1000)
 #define QUEUE_POLL_USEC (4 * 1000)
-/* ... and a queue blocked with nothing in flight at most every 4 ms << 8 (1 s). */
 #define QUEUE_POLL_BACKOFF_MAX_SHIFT 8u
 
 /* The client broke the ring protocol (indices beyond the ring): the queue is
@@ -29,6 +51,7 @@ static void queue_break(Queue *q, const char *why) {
         ring_mark_broken(&q->ring);
         (void) sd_event_source_set_enabled(q->submit_source, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(q->poll_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(q->grace_source, SD_EVENT_OFF);
         if (q->broken_logged)
                 return;
         q->broken_logged = true;
@@ -134,14 +157,15 @@ static bool queue_cancel_held(Queue *q, uint64_t user_data) {
 
 /* BLOCKED: entries wait on the ring that we could not take (no completion
  * slot free). The client rings no doorbell when it reaps, so nothing but
- * this timer brings us back to take them. */
+ * this timer (or, while transfers are in flight, their completions) brings
+ * us back to take them. */
 static void queue_arm_poll(Queue *q, bool blocked) {
         int enabled = SD_EVENT_OFF;
         uint64_t period;
 
         /* A cq_head beyond what was posted is no client that is slow to
          * reap: wait for its doorbell instead of polling a broken ring. */
-        if ((q->in_flight == 0 && (!blocked || !ring_cq_head_valid(&q->ring))) || q->ring.broken) {
+        if (!blocked || !ring_cq_head_valid(&q->ring) || q->ring.broken) {
                 q->blocked_polls = 0;
                 (void) sd_event_source_set_enabled(q->poll_source, SD_EVENT_OFF);
                 return;
@@ -162,14 +186,65 @@ static void queue_arm_poll(Queue *q, bool blocked) {
         (void) sd_event_source_set_enabled(q->poll_source, SD_EVENT_ONESHOT);
 }
 
+/* Queues kicked and not yet processed, in kick order. One list for the
+ * process: zcusbd runs one manager, on one thread. */
+static TAILQ_HEAD(, Queue) kicked_queues = TAILQ_HEAD_INITIALIZER(kicked_queues);
+
+static void queue_unkick(Queue *q) {
+        if (!q->kicked)
+                return;
+        TAILQ_REMOVE(&kicked_queues, q, kick_link);
+        q->kicked = false;
+        (void) sd_event_source_set_enabled(q->defer_source, SD_EVENT_OFF);
+}
+
+/* Streaming (see above): completions posted in this pass, or within the
+ * grace period (its timer is pending), and transfers still in flight. */
+static bool queue_streaming(Queue *q) {
+        int enabled = SD_EVENT_OFF;
+
+        if (q->in_flight == 0)
+                return false;
+        if (q->posted)
+                return true;
+        return sd_event_source_get_enabled(q->grace_source, &enabled) >= 0 && enabled != SD_EVENT_OFF;
+}
+
+/* The doorbell was left off (STREAMING): a batch of completions pushes the
+ * grace period back; otherwise it ends here. */
+static void queue_arm_grace(Queue *q, bool streaming) {
+        if (!streaming) {
+                (void) sd_event_source_set_enabled(q->grace_source, SD_EVENT_OFF);
+                return;
+        }
+        uint64_t now, grace;
+
+        if (!q->posted)
+                return; /* still within the last batch's grace period */
+        if (sd_event_now(q->claim->manager->event, CLOCK_MONOTONIC, &now) < 0)
+                return;
+        if (q->last_batch_usec != 0 && now > q->last_batch_usec) {
+                uint64_t gap = now - q->last_batch_usec;
+
+                gap = gap < QUEUE_GRACE_MAX_USEC ? gap : QUEUE_GRACE_MAX_USEC;
+                q->batch_gap_usec = (3 * q->batch_gap_usec + gap) / 4;
+        }
+        q->last_batch_usec = now;
+        grace = 4 * q->batch_gap_usec;
+        grace = grace < QUEUE_GRACE_MIN_USEC ? QUEUE_GRACE_MIN_USEC : grace > QUEUE_GRACE_MAX_USEC ? QUEUE_GRACE_MAX_USEC : grace;
+        (void) sd_event_source_set_time(q->grace_source, now + grace);
+        (void) sd_event_source_set_enabled(q->grace_source, SD_EVENT_ONESHOT);
+}
+
 static bool queue_entry_valid(Queue *q, const struct zcusb_sqe *sqe);
 
 static void queue_process(Queue *q) {
         struct zcusb_sqe sqe;
-        bool blocked = false;
+        bool blocked = false, streaming = false;
         uint32_t taken = 0;
         int r;
 
+        queue_unkick(q);
         queue_flush_backlog(q);
         /* Held entries first, in order, as far as the limit lets them. */
         while (queue_take_held(q, &sqe))
@@ -187,10 +262,10 @@ static void queue_process(Queue *q) {
                         break;
                 }
                 if (!queue_has_completion_room(q)) {
-                        /* With nothing in flight no completion brings us
-                         * back: ask for a doorbell, and poll if entries
-                         * already wait (their client rang none). */
-                        blocked = q->in_flight == 0 && ring_set_need_wakeup(&q->ring, true);
+                        /* Ask for a doorbell, and poll if entries already
+                         * wait: their client rang it, and reaping rings
+                         * none. */
+                        blocked = ring_set_need_wakeup(&q->ring, true);
                         break;
                 }
                 r = ring_fetch_sqe(&q->ring, &sqe);
@@ -199,10 +274,16 @@ static void queue_process(Queue *q) {
                         break;
                 }
                 if (r == 0) {
-                        /* Idle: ask for a doorbell. While transfers are in
-                         * flight their completions (or the poll timer) bring
-                         * us back anyway. */
-                        if (ring_set_need_wakeup(&q->ring, q->in_flight == 0))
+                        /* Idle. Streaming: no doorbell for the
+                         * resubmissions (see above). Otherwise ask for one,
+                         * in flight or not (no completion may ever come),
+                         * then look once more. */
+                        streaming = queue_streaming(q);
+                        if (streaming) {
+                                (void) ring_set_need_wakeup(&q->ring, false);
+                                break;
+                        }
+                        if (ring_set_need_wakeup(&q->ring, true))
                                 continue;
                         break;
                 }
@@ -221,8 +302,10 @@ static void queue_process(Queue *q) {
                 queue_handle_entry(q, &sqe);
         }
         ring_publish(&q->ring);
-        if (!q->ring.broken)
+        if (!q->ring.broken) {
                 queue_arm_poll(q, blocked);
+                queue_arm_grace(q, streaming);
+        }
 
         if (q->posted && ring_client_wants_wakeup(&q->ring)) {
                 if (eventfd_write(q->complete_fd, 1) < 0 && errno != EAGAIN)
@@ -237,6 +320,15 @@ static int queue_on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* No completion within the grace period: the timer is off now (oneshot)
+ * and this pass posts none, so it sets the doorbell flag again (and takes
+ * what came meanwhile). */
+static int queue_on_grace(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) s, (void) usec;
+        queue_process(userdata);
+        return 0;
+}
+
 static int queue_on_defer(sd_event_source *s, void *userdata) {
         (void) s;
         queue_process(userdata);
@@ -244,7 +336,23 @@ static int queue_on_defer(sd_event_source *s, void *userdata) {
 }
 
 void queue_kick(Queue *q) {
+        if (q->kicked)
+                return;
+        q->kicked = true;
+        TAILQ_INSERT_TAIL(&kicked_queues, q, kick_link);
+        /* In case no batch end comes (a cancel, a claim that ends). */
         (void) sd_event_source_set_enabled(q->defer_source, SD_EVENT_ONESHOT);
+}
+
+/* The backend reaped a batch: process the queues it kicked now rather than
+ * on the next loop iteration, which would cost another epoll_wait() and
+ * delay the completion doorbell. Processing a queue may kick it again (a
+ * transfer that ends within submit): the ring empties, so this ends. */
+void backend_batch_done(void) {
+        Queue *q;
+
+        while ((q = TAILQ_FIRST(&kicked_queues)))
+                queue_process(q);
 }
 
 static int queue_on_submit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -386,6 +494,7 @@ int queue_new(Claim *c, uint32_t entries, Queue **ret, int *ret_fd, sd_bus_error
                 .claim = c, .id = c->next_queue_id++, .size = size,
                 .submit_fd = -EBADF, .complete_fd = -EBADF,
         };
+        TAILQ_INIT(&q->deadlines);
         TAILQ_INSERT_TAIL(&c->queues, q, link);
         c->n_queues++;
 
@@ -416,6 +525,18 @@ int queue_new(Claim *c, uint32_t entries, Queue **ret, int *ret_fd, sd_bus_error
                                                QUEUE_POLL_USEC / 4, queue_on_poll, q);
         if (r >= 0)
                 r = sd_event_source_set_enabled(q->poll_source, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(c->manager->event, &q->grace_source, CLOCK_MONOTONIC,
+                                               QUEUE_GRACE_MIN_USEC, QUEUE_GRACE_MIN_USEC / 4, queue_on_grace, q);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(q->grace_source, SD_EVENT_OFF);
+        /* Its time is set whenever it is armed (transfer.c); 1 ms accuracy,
+         * as a transfer's timeout always had. */
+        if (r >= 0)
+                r = sd_event_add_time(c->manager->event, &q->deadline_source, CLOCK_MONOTONIC, 0, 1000,
+                                      transfer_on_deadline, q);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(q->deadline_source, SD_EVENT_OFF);
         if (r < 0)
                 goto fail;
         *ret_fd = TAKE_FD(fd);
@@ -436,11 +557,14 @@ Queue *queue_free(Queue *q) {
         if (q->in_flight > 0)
                 log_error("Queue %u of %s freed with %u transfers in flight: bug.", q->id, c->object_path,
                           q->in_flight);
+        queue_unkick(q);
         TAILQ_REMOVE(&c->queues, q, link);
         c->n_queues--;
         sd_event_source_disable_unref(q->submit_source);
         sd_event_source_disable_unref(q->defer_source);
         sd_event_source_disable_unref(q->poll_source);
+        sd_event_source_disable_unref(q->grace_source);
+        sd_event_source_disable_unref(q->deadline_source);
         if (q->submit_fd >= 0)
                 close(q->submit_fd);
         if (q->complete_fd >= 0)

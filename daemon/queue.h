@@ -29,7 +29,17 @@ struct Queue {
         int complete_fd; /* zcusbd -> client */
         sd_event_source *submit_source;
         sd_event_source *defer_source; /* rescan + doorbell, once per batch */
-        sd_event_source *poll_source;  /* rescan while relying on completions */
+        sd_event_source *poll_source;  /* rescan while entries wait for completion slots */
+        sd_event_source *grace_source; /* doorbell off after a batch: look again if no completion comes */
+        uint64_t last_batch_usec;      /* when completions were last posted (CLOCK_MONOTONIC) */
+        uint64_t batch_gap_usec;       /* moving average of the time between such batches */
+
+        /* Transfers with a timeout, earliest deadline first, and one timer
+         * for all of them (transfer.c): armed no later than the first
+         * deadline, and not moved when a transfer ends. */
+        TAILQ_HEAD(TransferDeadlines, Transfer) deadlines;
+        sd_event_source *deadline_source;
+        uint64_t deadline_armed;       /* when the timer fires; 0: off */
 
         unsigned in_flight;            /* transfers started from this queue */
         struct zcusb_cqe *backlog;     /* completions the ring had no room for */
@@ -37,6 +47,8 @@ struct Queue {
         struct zcusb_sqe *held;        /* taken, waiting for the in-flight limit (private copies): */
         uint32_t held_head, n_held;    /* a ring of cq_entries, allocated when first needed */
         bool posted;                   /* completions posted since the last doorbell */
+        bool kicked;                   /* on the kicked list: to be processed */
+        TAILQ_ENTRY(Queue) kick_link;
         bool broken_logged;
         unsigned blocked_polls;        /* polls in a row while blocked with nothing in flight */
 
@@ -59,7 +71,9 @@ unsigned queue_cancel_all(Queue *q);
 /* The claim ended with END_STATUS: say so in the ring (ZCUSB_SQ_DEAD). */
 void queue_stop(Queue *q, int end_status);
 
-/* Schedule a rescan of the submission ring and a doorbell for completions. */
+/* Schedule a rescan of the submission ring and a doorbell for completions:
+ * at the end of the backend's batch (backend_batch_done), or else on the
+ * next loop iteration. */
 void queue_kick(Queue *q);
 
 /* Post a completion (to the ring, or to the backlog when it is full). */

@@ -35,9 +35,77 @@ int transfer_status_from_urb(int urb_status) {
         }
 }
 
-static int transfer_on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        (void) s, (void) usec;
-        transfer_cancel(userdata, -ETIMEDOUT);
+/* Timeouts: one timer per queue, not one per transfer. A stream of
+ * transfers that all carry a timeout would otherwise add and remove a timer
+ * source for each (an allocation, two priority-queue updates and, whenever
+ * the earliest timer changes, a timerfd_settime()). The queue keeps its
+ * transfers with a deadline in a list, earliest first, and its timer is
+ * armed no later than the first of them. A transfer that ends leaves the
+ * list and does not move the timer: a timer that fires early finds nothing
+ * expired and re-arms for the earliest deadline left, so a busy stream
+ * costs one expiry per timeout period. Only an empty list turns it off, so
+ * a queue with nothing in flight causes no wakeup. */
+static uint64_t monotonic_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void transfer_deadline_arm(Queue *q, uint64_t deadline) {
+        if (q->deadline_armed != 0 && q->deadline_armed <= deadline)
+                return; /* fires in time for it */
+        (void) sd_event_source_set_time(q->deadline_source, deadline);
+        (void) sd_event_source_set_enabled(q->deadline_source, SD_EVENT_ONESHOT);
+        q->deadline_armed = deadline;
+}
+
+static void transfer_deadline_add(Transfer *t, uint64_t deadline) {
+        Queue *q = t->queue;
+        Transfer *before;
+
+        t->deadline = deadline;
+        /* From the end: the entries of a stream share a timeout, so a new
+         * deadline is nearly always the latest. A client that mixes them
+         * walks at most its own InFlightPerClient= transfers. */
+        for (before = TAILQ_LAST(&q->deadlines, TransferDeadlines); before && before->deadline > deadline;
+             before = TAILQ_PREV(before, TransferDeadlines, deadline_link))
+                ;
+        if (before)
+                TAILQ_INSERT_AFTER(&q->deadlines, before, t, deadline_link);
+        else
+                TAILQ_INSERT_HEAD(&q->deadlines, t, deadline_link);
+        transfer_deadline_arm(q, deadline);
+}
+
+static void transfer_deadline_remove(Transfer *t) {
+        Queue *q = t->queue;
+
+        if (t->deadline == 0)
+                return;
+        TAILQ_REMOVE(&q->deadlines, t, deadline_link);
+        t->deadline = 0;
+        if (TAILQ_EMPTY(&q->deadlines) && q->deadline_armed != 0) {
+                (void) sd_event_source_set_enabled(q->deadline_source, SD_EVENT_OFF);
+                q->deadline_armed = 0;
+        }
+}
+
+int transfer_on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        Queue *q = userdata;
+        uint64_t now;
+        Transfer *t;
+
+        (void) usec;
+        q->deadline_armed = 0;
+        if (sd_event_now(sd_event_source_get_event(s), CLOCK_MONOTONIC, &now) < 0)
+                now = monotonic_usec();
+        /* transfer_cancel() takes each off the list (its end may come
+         * within the call, and free it). */
+        while ((t = TAILQ_FIRST(&q->deadlines)) && t->deadline <= now)
+                transfer_cancel(t, -ETIMEDOUT);
+        if (t)
+                transfer_deadline_arm(q, t->deadline);
         return 0;
 }
 
@@ -66,6 +134,7 @@ static void transfer_link(Transfer *t) {
 static void transfer_unlink(Transfer *t) {
         Claim *c = t->claim;
 
+        transfer_deadline_remove(t);
         TAILQ_REMOVE(&c->in_flight, t, link);
         c->n_in_flight--;
         t->queue->in_flight--;
@@ -75,7 +144,6 @@ static void transfer_unlink(Transfer *t) {
 }
 
 static Transfer *transfer_free(Transfer *t) {
-        sd_event_source_disable_unref(t->timer);
         free(t);
         return NULL;
 }
@@ -154,18 +222,17 @@ int transfer_start(Queue *q, const struct zcusb_sqe *sqe, const TransferPlan *pl
                 t->backend.data_length = plan->data_length;
         }
 
-        if (t->timeout_ms > 0) {
-                r = sd_event_add_time_relative(c->manager->event, &t->timer, CLOCK_MONOTONIC,
-                                               (uint64_t) t->timeout_ms * 1000, 1000, transfer_on_timeout, t);
-                if (r < 0) {
-                        claim_uncharge(c, t->charged);
-                        return r;
-                }
-        }
-
-        /* Linked before the backend sees it: a backend may complete it
-         * synchronously. */
+        /* Linked (and on the deadline list) before the backend sees it: a
+         * backend may complete it synchronously. */
         transfer_link(t);
+        if (t->timeout_ms > 0) {
+                /* The loop's time, as sd_event_add_time_relative() takes it. */
+                uint64_t now;
+
+                if (sd_event_now(c->manager->event, CLOCK_MONOTONIC, &now) < 0)
+                        now = monotonic_usec();
+                transfer_deadline_add(t, now + (uint64_t) t->timeout_ms * 1000);
+        }
         r = c->backend->submit(c->backend_interface, &t->backend);
         if (r < 0) {
                 transfer_unlink(t);
@@ -179,7 +246,7 @@ void transfer_cancel(Transfer *t, int status) {
         if (t->cancel_status)
                 return; /* already on its way out */
         t->cancel_status = status;
-        t->timer = sd_event_source_disable_unref(t->timer);
+        transfer_deadline_remove(t); /* it times out no more */
         t->claim->backend->cancel(t->claim->backend_interface, &t->backend);
 }
 

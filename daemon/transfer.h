@@ -23,10 +23,11 @@ struct Transfer {
         Buffer *buffer;           /* referenced while in flight: FreeBuffer says Busy */
         uint64_t user_data;
         uint32_t timeout_ms;
-        sd_event_source *timer;
+        uint64_t deadline;        /* CLOCK_MONOTONIC usec on its queue's deadline list; 0: not on it */
         int cancel_status;        /* why it is being cancelled, 0 while not */
         uint64_t charged;         /* zcusbd's memory for it, charged to the claim */
         TAILQ_ENTRY(Transfer) link;
+        TAILQ_ENTRY(Transfer) deadline_link;
 };
 
 /* Take one checked submission off a queue and hand it to the backend. On
@@ -35,6 +36,10 @@ int transfer_start(Queue *q, const struct zcusb_sqe *sqe, const TransferPlan *pl
 
 /* Ask the transfer to end with STATUS (-ECANCELED, -ETIMEDOUT, -ENODEV, ...). */
 void transfer_cancel(Transfer *t, int status);
+
+/* The queue's deadline timer (userdata: the Queue): cancel what has
+ * expired with -ETIMEDOUT, re-arm for the earliest deadline left. */
+int transfer_on_deadline(sd_event_source *s, uint64_t usec, void *userdata);
 
 /* The errno a client sees for a kernel URB status. */
 int transfer_status_from_urb(int urb_status);

@@ -34,12 +34,22 @@
  *
  * Doorbells, so that a busy queue costs no syscall per transfer:
  * - zcusbd sets ZCUSB_SQ_NEED_WAKEUP in sq_flags when it will not look at the
- *   ring again by itself (no transfer of this queue in flight). The client,
- *   after publishing sq_tail, issues a full barrier, reads sq_flags and writes
- *   the submit eventfd only when the flag is set. While transfers are in
- *   flight zcusbd rescans the ring after every completion, and at least every
- *   few milliseconds, so an entry behind a transfer that never completes (a
- *   CANCEL of it, say) is still taken.
+ *   ring again by itself. The client, after publishing sq_tail, issues a full
+ *   barrier, reads sq_flags and writes the submit eventfd only when the flag
+ *   is set; one write covers every entry published before it. zcusbd sets the
+ *   flag whenever it stops looking, transfers in flight or not, so an entry
+ *   behind a transfer that never completes (a CANCEL of it, say) is taken at
+ *   once. The one exception: right after posting completions while more of
+ *   the queue's transfers are in flight it leaves the flag clear, takes what
+ *   the client resubmits at the next completion, and sets the flag again if
+ *   none comes within a grace period (4 to 50 ms, four times the queue's
+ *   usual time between completions), so a streaming client rings no
+ *   doorbell per batch. (zcusbd before issue #11 left the flag clear
+ *   whenever transfers were in flight and polled the ring every few
+ *   milliseconds: a client that follows this rule works with either.) A
+ *   client that is slow to reap may find entries left on the ring for want
+ *   of completion slots: zcusbd polls for those, as reaping rings no
+ *   doorbell.
  * - zcusbd writes the complete eventfd after posting completions unless the
  *   client has set ZCUSB_CQ_NO_WAKEUP in cq_flags (a client that busy-polls).
  *
