@@ -138,6 +138,14 @@ static bool queue_take_held(Queue *q, struct zcusb_sqe *ret) {
         }
 }
 
+/* A held entry that ends without starting: counted and completed as an
+ * entry refused on arrival is. */
+static void queue_end_held(Queue *q, uint64_t user_data, int status) {
+        q->claim->submitted++;
+        q->claim->failed++;
+        queue_complete(q, user_data, status, 0);
+}
+
 /* A CANCEL of an entry still held: it never started, it ends here (its slot
  * is skipped when its turn comes). */
 static bool queue_cancel_held(Queue *q, uint64_t user_data) {
@@ -147,9 +155,7 @@ static bool queue_cancel_held(Queue *q, uint64_t user_data) {
                 if (e->opcode == HELD_CANCELLED || e->user_data != user_data)
                         continue;
                 e->opcode = HELD_CANCELLED;
-                q->claim->submitted++;
-                q->claim->failed++;
-                queue_complete(q, user_data, -ECANCELED, 0);
+                queue_end_held(q, user_data, -ECANCELED);
                 return true;
         }
         return false;
@@ -292,11 +298,8 @@ static void queue_process(Queue *q) {
                 if (opcode_starts_transfer(sqe.opcode) && (q->n_held > 0 || queue_at_in_flight_limit(q)) &&
                     queue_entry_valid(q, &sqe)) {
                         r = queue_hold(q, &sqe);
-                        if (r < 0) {
-                                q->claim->submitted++;
-                                q->claim->failed++;
-                                queue_complete(q, sqe.user_data, r, 0);
-                        }
+                        if (r < 0)
+                                queue_end_held(q, sqe.user_data, r);
                         continue;
                 }
                 queue_handle_entry(q, &sqe);
