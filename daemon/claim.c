@@ -101,6 +101,7 @@ Claim *claim_free(Claim *c) {
                 queue_free(q);
         while ((b = TAILQ_FIRST(&c->buffers)))
                 buffer_free(b);
+        transfer_cache_clear(c);
         if (c->charged_bytes != 0)
                 log_error("%s: %llu bytes still charged after freeing its objects: accounting bug.",
                           c->object_path, (unsigned long long) c->charged_bytes);

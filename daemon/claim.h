@@ -47,6 +47,8 @@ struct Claim {
         uint32_t n_buffers, n_queues, n_in_flight;
         uint32_t next_buffer_id, next_queue_id;
         uint64_t charged_bytes;   /* this claim's part of its peer's usage */
+        void *transfer_cache;     /* ended bulk/interrupt Transfer blocks (transfer.c) */
+        uint32_t n_transfer_cache;
 
         uint64_t submitted, completed, failed, bytes_in, bytes_out;
 

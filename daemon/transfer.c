@@ -109,10 +109,6 @@ int transfer_on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static Transfer *transfer_from_backend(BackendTransfer *bt) {
-        return (Transfer *) ((uint8_t *) bt - offsetof(Transfer, backend));
-}
-
 #define TRANSFER_ALIGN 16u
 
 static size_t align_up(size_t n) {
@@ -143,9 +139,51 @@ static void transfer_unlink(Transfer *t) {
         claim_uncharge(c, t->charged);
 }
 
+/* Bulk and interrupt transfers (no control bounce, no iso results) all take
+ * blocks of one size per claim. The claim keeps up to TRANSFER_CACHE_MAX of
+ * those that ended for the next ones, so a stream allocates nothing per
+ * transfer. The cache is bounded per claim and claims are counted, so what
+ * it holds outside the byte quotas stays small. */
+#define TRANSFER_CACHE_MAX 32u
+
+typedef struct CachedBlock {
+        struct CachedBlock *next;
+} CachedBlock;
+
 static Transfer *transfer_free(Transfer *t) {
+        Claim *c = t->claim;
+
+        if (t->plain_block && c->n_transfer_cache < TRANSFER_CACHE_MAX) {
+                CachedBlock *b = (CachedBlock *) t;
+
+                b->next = c->transfer_cache;
+                c->transfer_cache = b;
+                c->n_transfer_cache++;
+                return NULL;
+        }
         free(t);
         return NULL;
+}
+
+static void *transfer_cache_take(Claim *c, size_t size) {
+        CachedBlock *b = c->transfer_cache;
+
+        if (!b)
+                return NULL;
+        c->transfer_cache = b->next;
+        c->n_transfer_cache--;
+        memset(b, 0, size);
+        return b;
+}
+
+void transfer_cache_clear(Claim *c) {
+        CachedBlock *b;
+
+        while ((b = c->transfer_cache)) {
+                c->transfer_cache = b->next;
+                free(b);
+        }
+        c->n_transfer_cache = 0;
 }
 
 static void transfer_freep(Transfer **t) {
@@ -171,15 +209,21 @@ static int transfer_new(Claim *c, const TransferPlan *plan, Transfer **ret) {
         Transfer *t;
         int r;
 
+        bool plain = bounce == 0 && n_iso == 0;
+
         r = claim_charge(c, charge, NULL);
         if (r < 0)
                 return r;
-        block = calloc(1, size);
+        block = plain ? transfer_cache_take(c, size) : NULL;
+        if (!block)
+                block = calloc(1, size);
         if (!block) {
                 claim_uncharge(c, charge);
                 return -ENOMEM;
         }
         t = (Transfer *) block;
+        t->claim = c;
+        t->plain_block = plain;
         t->charged = charge;
         t->backend.priv = ops->transfer_priv_size > 0 ? block + priv_at : NULL;
         if (bounce > 0)

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
 #include <systemd/sd-event.h>
@@ -26,13 +28,21 @@ struct Transfer {
         uint64_t deadline;        /* CLOCK_MONOTONIC usec on its queue's deadline list; 0: not on it */
         int cancel_status;        /* why it is being cancelled, 0 while not */
         uint64_t charged;         /* zcusbd's memory for it, charged to the claim */
+        bool plain_block;         /* bulk/interrupt-sized block: back to the claim's cache */
         TAILQ_ENTRY(Transfer) link;
         TAILQ_ENTRY(Transfer) deadline_link;
 };
 
+static inline Transfer *transfer_from_backend(BackendTransfer *bt) {
+        return (Transfer *) ((uint8_t *) bt - offsetof(Transfer, backend));
+}
+
 /* Take one checked submission off a queue and hand it to the backend. On
  * failure nothing is left and the caller posts the completion itself. */
 int transfer_start(Queue *q, const struct zcusb_sqe *sqe, const TransferPlan *plan, Buffer *buffer);
+
+/* Free the claim's cached transfer blocks (claim_free). */
+void transfer_cache_clear(Claim *c);
 
 /* Ask the transfer to end with STATUS (-ECANCELED, -ETIMEDOUT, -ENODEV, ...). */
 void transfer_cancel(Transfer *t, int status);

@@ -351,6 +351,58 @@ static void test_held_entries(void) {
         harness_finish(&h, "held entries", true);
 }
 
+/* A stream of bulk transfers allocates nothing per transfer: the blocks of
+ * ended transfers wait on the claim for the next ones (a bounded number),
+ * and a reused block starts as clean as a new one. */
+static void test_transfer_block_reuse(void) {
+        Harness h;
+        Transfer *reused;
+        void *first_block;
+
+        harness_new(&h, NULL);
+        harness_claim(&h);
+        check(h.claim->n_transfer_cache == 0);
+        submit_bulk(&h, EP_IN, 1, 1000);
+        settle(&h);
+        first_block = transfer_from_backend(fake_transfer_for(1)->transfer);
+        fake_complete(fake_transfer_for(1), 0, CHUNK);
+        settle(&h);
+        check(h.claim->n_transfer_cache == 1);
+
+        /* The next transfer takes that block, without its old deadline,
+         * cancel status or user data. */
+        submit_bulk(&h, EP_OUT, 2, 0);
+        settle(&h);
+        reused = transfer_from_backend(fake_transfer_for(2)->transfer);
+        check((void *) reused == first_block);
+        check(h.claim->n_transfer_cache == 0);
+        check(reused->user_data == 2 && reused->deadline == 0 && reused->cancel_status == 0);
+        check(TAILQ_EMPTY(&h.queue->deadlines));
+        fake_complete(fake_transfer_for(2), 0, CHUNK);
+        settle(&h);
+        client_reap(&h.client);
+        check_completed(&h.client, 1, 0);
+        check_completed(&h.client, 2, 0);
+
+        /* A full queue's worth at once: every block comes back to the
+         * cache (its bound, TRANSFER_CACHE_MAX, is above a queue's size
+         * here), and the claim's end frees them (harness_finish: ASan
+         * would see a leak). */
+        for (uint64_t u = 10; u < 10 + QUEUE_ENTRIES; u++)
+                submit_bulk(&h, EP_IN, u, 0);
+        settle_all_taken(&h);
+        check_in_flight(&h, QUEUE_ENTRIES);
+        check(h.claim->n_transfer_cache == 0);
+        for (uint64_t u = 10; u < 10 + QUEUE_ENTRIES; u++)
+                fake_complete(fake_transfer_for(u), 0, CHUNK);
+        settle(&h);
+        check_in_flight(&h, 0);
+        check(h.claim->n_transfer_cache == QUEUE_ENTRIES);
+
+        harness_release(&h);
+        harness_finish(&h, "transfer block reuse", true);
+}
+
 int main(void) {
         /* Errors only: what the daemon says of its own bugs ("accounting
          * bug", "freed with transfers in flight") still shows. */
@@ -363,5 +415,6 @@ int main(void) {
         RUN(test_backpressure);
         RUN(test_cancel_behind_in_flight_limit);
         RUN(test_held_entries);
+        RUN(test_transfer_block_reuse);
         return 0;
 }
