@@ -468,7 +468,7 @@ fail:
 int queue_new(Claim *c, uint32_t entries, Queue **ret, int *ret_fd, sd_bus_error *error) {
         _cleanup_(queue_freep) Queue *q = NULL;
         _cleanup_close_ int fd = -EBADF;
-        size_t size;
+        size_t size, charged;
         void *map;
         int r;
 
@@ -477,24 +477,28 @@ int queue_new(Claim *c, uint32_t entries, Queue **ret, int *ret_fd, sd_bus_error
                                          "Queue entries must be a power of two from %u to %u, not %u.",
                                          ZCUSB_RING_MIN_ENTRIES, ZCUSB_RING_MAX_ENTRIES, entries);
         size = ring_size(entries);
+        /* Charged with the ring: what zcusbd itself may hold for the queue,
+         * at most one completion (backlog) and one held entry per
+         * completion slot. */
+        charged = size + (size_t) ring_cq_entries(entries) * (sizeof(struct zcusb_cqe) + sizeof(struct zcusb_sqe));
 
         r = claim_take_count(c, QUOTA_QUEUES, error);
         if (r < 0)
                 return r;
-        r = claim_charge(c, size, error);
+        r = claim_charge(c, charged, error);
         if (r < 0) {
                 claim_put_count(c, QUOTA_QUEUES);
                 return r;
         }
         q = calloc(1, sizeof(*q));
         if (!q) {
-                claim_uncharge(c, size);
+                claim_uncharge(c, charged);
                 claim_put_count(c, QUOTA_QUEUES);
                 return -ENOMEM;
         }
         /* Linked and charged from here: queue_free() undoes both. */
         *q = (Queue) {
-                .claim = c, .id = c->next_queue_id++, .size = size,
+                .claim = c, .id = c->next_queue_id++, .size = size, .charged = charged,
                 .submit_fd = -EBADF, .complete_fd = -EBADF,
         };
         TAILQ_INIT(&q->deadlines);
@@ -576,7 +580,7 @@ Queue *queue_free(Queue *q) {
                 munmap(q->map, q->size);
         free(q->backlog);
         free(q->held);
-        claim_uncharge(c, q->size);
+        claim_uncharge(c, q->charged);
         claim_put_count(c, QUOTA_QUEUES);
         free(q);
         return NULL;

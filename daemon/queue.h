@@ -22,7 +22,8 @@ struct Queue {
         Claim *claim;
         uint32_t id;
         uint8_t *map;
-        size_t size;
+        size_t size;     /* of the ring memfd */
+        size_t charged;  /* the ring and zcusbd's own memory for the queue */
         Ring ring;
 
         int submit_fd;   /* client -> zcusbd */

@@ -22,7 +22,7 @@ static size_t round_up(size_t n, size_t to) {
 size_t ring_size(uint32_t sq_entries) {
         /* Header on its own page; SQ page aligned; CQ right after it. */
         size_t sq = (size_t) sq_entries * sizeof(struct zcusb_sqe);
-        size_t cq = (size_t) sq_entries * 2 * sizeof(struct zcusb_cqe);
+        size_t cq = (size_t) ring_cq_entries(sq_entries) * sizeof(struct zcusb_cqe);
         return round_up(RING_PAGE + round_up(sq, RING_PAGE) + cq, RING_PAGE);
 }
 
@@ -36,7 +36,7 @@ void ring_init(Ring *r, void *mem, uint32_t sq_entries) {
                 .version = ZCUSB_RING_VERSION,
                 .header_size = sizeof(struct zcusb_ring_header),
                 .sq_entries = sq_entries,
-                .cq_entries = sq_entries * 2,
+                .cq_entries = ring_cq_entries(sq_entries),
                 .sqe_size = sizeof(struct zcusb_sqe),
                 .cqe_size = sizeof(struct zcusb_cqe),
                 .sq_offset = sq_offset,
@@ -50,7 +50,7 @@ void ring_init(Ring *r, void *mem, uint32_t sq_entries) {
                 .sq = (struct zcusb_sqe *) ((uint8_t *) mem + sq_offset),
                 .cq = (struct zcusb_cqe *) ((uint8_t *) mem + cq_offset),
                 .sq_entries = sq_entries,
-                .cq_entries = sq_entries * 2,
+                .cq_entries = ring_cq_entries(sq_entries),
         };
 }
 

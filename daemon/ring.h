@@ -21,6 +21,12 @@ typedef struct Ring {
         bool broken;
 } Ring;
 
+/* Twice the submission slots: completions of CANCELs and of the entries
+ * they end both fit. */
+static inline uint32_t ring_cq_entries(uint32_t sq_entries) {
+        return sq_entries * 2;
+}
+
 /* Bytes a ring with SQ_ENTRIES submissions takes (whole pages). */
 size_t ring_size(uint32_t sq_entries);
 

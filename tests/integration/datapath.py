@@ -27,6 +27,11 @@ ALLOWED = "nobody,daemon"  # uid 65534 and uid 1 (dbus-daemon wants passwd entri
 NOBODY, DAEMON_UID = 65534, 1
 
 
+def queue_charge(header):
+    """What OpenQueue charges: the ring memfd and zcusbd's own memory for the
+    queue (a completion backlog slot and a held entry per completion slot)."""
+    return header["ring_size"] + header["cq_entries"] * (header["sqe_size"] + header["cqe_size"])
+
 def dtest(name):
     def deco(fn):
         _TESTS[name] = fn
@@ -372,7 +377,7 @@ def t_claim():
         b = a("alloc", claim=cl, size=10000)
         h.check_eq((b["id"], b["size"]), (1, 12288), "AllocBuffer(10000): (id, size rounded to pages)")
         q = a("open_queue", claim=cl, entries=8)
-        ring = q["header"]["ring_size"]
+        ring = queue_charge(q["header"])
         p = a("props", claim=cl)
         h.check_eq((p["UsedBytes"], p["Buffers"], p["Queues"]), (12288 + ring, 1, 1),
                    "(UsedBytes, Buffers, Queues) after a buffer and a queue")
@@ -1333,7 +1338,7 @@ def t_quota():
         name, msg = dbus_error(c, "open_queue", claim=cl, entries=4096)
         h.check_eq(name, "org.zcusb1.Error.QuotaExceeded", "OpenQueue(4096) (a 516K ring) with 512K left")
         q = c("open_queue", claim=cl, entries=8)
-        used = 512 * KIB + q["header"]["ring_size"]
+        used = 512 * KIB + queue_charge(q["header"])
         h.check_eq(c("props", claim=cl)["UsedBytes"], used, "UsedBytes counts the ring")
         # BuffersPerClient=3
         c("alloc", claim=cl, size=4096)
@@ -1343,7 +1348,7 @@ def t_quota():
         h.check("3" in msg, f"message: {msg!r}")
         # freeing gives the bytes back
         c("free", claim=cl, id=b1["id"])
-        h.check_eq(c("props", claim=cl)["UsedBytes"], q["header"]["ring_size"] + 2 * 4096,
+        h.check_eq(c("props", claim=cl)["UsedBytes"], queue_charge(q["header"]) + 2 * 4096,
                    "UsedBytes after FreeBuffer(512K)")
         # ClaimsPerClient=1
         name, msg = dbus_error(c, "claim", device=gz2.object_path, interface=0)

@@ -138,7 +138,7 @@ void harness_claim(Harness *h) {
         check(h->peer->account.counts[QUOTA_CLAIMS] == 1);
         check(h->peer->account.counts[QUOTA_BUFFERS] == 1);
         check(h->peer->account.counts[QUOTA_QUEUES] == 1);
-        check(h->peer->account.bytes == BUFFER_SIZE + h->queue->size);
+        check(h->peer->account.bytes == BUFFER_SIZE + h->queue->charged);
         check(h->claim->charged_bytes == h->peer->account.bytes);
         h->charged_at_start = h->peer->account.bytes;
 }
