@@ -254,7 +254,14 @@ static unsigned long zcusb_kq_consume(struct zcusb_kqueue *kq, bool *postedp)
 			zcusb_queue_kick(kq);
 			return 0;
 		}
-		if (zcusb_kq_cq_space(kq) <= kq->in_flight) {
+		/* hostile indices first, whatever else the ring's state */
+		tail = smp_load_acquire(&kq->hdr->sq_tail.value);
+		if (tail - kq->sq_head > kq->sq_entries) {
+			zcusb_kq_break(kq);
+			return 0;
+		}
+		if (tail != kq->sq_head &&
+		    zcusb_kq_cq_space(kq) <= kq->in_flight) {
 			/* entries wait for completion slots: poll for them */
 			zcusb_kq_set_flags(kq, ZCUSB_SQ_NEED_WAKEUP, 0);
 			if (kq->in_flight)
@@ -264,11 +271,6 @@ static unsigned long zcusb_kq_consume(struct zcusb_kqueue *kq, bool *postedp)
 				      ZCUSB_KQ_POLL_MAX_SHIFT));
 		}
 		kq->blocked_polls = 0;
-		tail = smp_load_acquire(&kq->hdr->sq_tail.value);
-		if (tail - kq->sq_head > kq->sq_entries) {
-			zcusb_kq_break(kq);
-			return 0;
-		}
 		if (tail == kq->sq_head) {
 			/* streaming: the next completion brings us back */
 			if (*postedp && kq->in_flight) {

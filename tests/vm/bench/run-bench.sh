@@ -105,9 +105,9 @@ contenders=()
 IFS=, read -ra want <<<"$CONTENDERS"
 for c in "${want[@]}"; do
 	case $c in
-	libusb-sync | libusb-async-malloc | libusb-async-devmem | zcusbd-usbfs | zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc)
+	libusb-sync | libusb-async-malloc | libusb-async-devmem | zcusbd-usbfs | zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc | \
+		zcusbd-kqueues)
 		contenders+=("$c") ;;
-	# zcusb.ko's in-kernel queues (DESIGN.md backend 1) get their name here once they exist.
 	*) die "--contenders: unknown contender '$c'" ;;
 	esac
 done
