@@ -4,7 +4,7 @@
 # Loopback byte for byte, the module's queue counter counting the entries and zcusbd's CPU time
 # not growing per transfer; a hostile client (guest/hostile-kqueue.py, unprivileged) floods
 # garbage entries, rewrites submitted slots from a second thread and tampers with the indices
-# for 8 s: the ring ends BROKEN, afterwards no queue, nothing in flight or pinned, and another
+# for 8 s: the ring ends BROKEN (the module reads sq_tail first even with a bogus cq_head), afterwards no queue, nothing in flight or pinned, and another
 # client still works; a SIGKILLed streaming client leaves nothing pinned; zcusbd SIGKILLed
 # under a streaming client: the module ends the queue (its control fd closed), the client
 # stops with an error instead of hanging, nothing stays pinned, the restarted zcusbd serves a
@@ -27,6 +27,8 @@ bg_pids=()
 cleanup() {
 	local p
 	for p in "${bg_pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+	gadget_unplug lb >/dev/null 2>&1 || true
+	gadget_plug lb >/dev/null 2>&1 || true
 	data_revoke
 	systemctl start zcusbd.service 2>/dev/null || true
 	kmod_uninstall
@@ -51,6 +53,14 @@ wait_module_idle() {
 		read -rt 0.05 -u "$SLEEPFD" || true
 	done
 	fail "after $1 s the module still has kqueues $KS_kqueues, kq_in_flight $KS_kq_in_flight, pinned_pages $KS_pinned_pages"
+}
+# The Loopback echoes what was written and never read back to the next reader: after a client
+# that left data in it (hostile, killed), replug it so the next one starts clean.
+lb_replug() {
+	gadget_unplug lb >/dev/null || fail "gadget_unplug lb failed"
+	gadget_plug lb >/dev/null || fail "gadget_plug lb failed"
+	lb=$(gadget_object lb) || fail "the Loopback gadget did not come back"
+	wait_until 20 "zcusbd to see the replugged Loopback" busctl --system introspect org.zcusb1 "$lb"
 }
 loop_ok() { # BYTES: zcin moves BYTES out and back, every byte checked
 	run_as zcin "$loopback" --json --mode loop --bytes "$1" --queue-depth 4 "$lb" >/tmp/loop.json ||
@@ -95,6 +105,7 @@ wait_module_idle 5
 [ "$KS_kq_broken" -gt "$broken0" ] || fail "the module counted no BROKEN ring"
 note "module after the hostile client: kqueues 0, kq_in_flight 0, pinned_pages 0"
 step "another client works after it"
+lb_replug
 loop_ok 4M
 
 step "SIGKILL of a client streaming through a kernel-served queue: nothing stays pinned"
@@ -105,6 +116,7 @@ read -rt 1 -u "$SLEEPFD" || true
 kill -KILL "$SPAWNED"
 wait "$SPAWNED" 2>/dev/null || true
 wait_module_idle 3
+lb_replug
 
 step "zcusbd SIGKILLed under a streaming client: the module ends the queue, the client stops"
 spawn_as /tmp/dk.out /tmp/dk.err zcin "$loopback" --mode loop --bytes 4G --queue-depth 4 "$lb"
@@ -119,6 +131,7 @@ note "client exit status $EXIT_STATUS after ${EXIT_AFTER}s: $(tail -c 300 /tmp/d
 [ "$EXIT_STATUS" != 0 ] || fail "the client of a killed zcusbd exited 0"
 systemctl reset-failed zcusbd.service 2>/dev/null || true
 zcusbd_restart
+lb_replug
 loop_ok 4M
 
 step "KernelQueues=no: zcusbd serves the queues over zcusb.ko; the module's queue counter stays"
@@ -130,6 +143,7 @@ loop_ok 16M
 run_as zcin timeout 60 python3 "$hostile" "$lb" 2 daemon >/tmp/hostile2.json 2>/tmp/hostile2.err ||
 	fail "hostile-kqueue.py (daemon-served) exited $?: $(cat /tmp/hostile2.json /tmp/hostile2.err)"
 note "$(cat /tmp/hostile2.json)"
+lb_replug
 kmod_stats
 [ "$KS_kq_transfers" = "$kq0" ] || fail "the module took $((KS_kq_transfers - kq0)) entries with KernelQueues=no"
 wait_module_idle 5
