@@ -399,6 +399,44 @@ static void zcusb_cancel(ZcusbInterface *i, BackendTransfer *t) {
                 log_debug_errno(errno, "zcusb %s: cancel failed: %m", i->name);
 }
 
+static int zcusb_add_buffer(ZcusbInterface *i, const BackendBuffer *b) {
+        struct zcusb_buffer_alias a = { .client_id = b->id };
+        int r;
+
+        if (i->gone)
+                return -ENODEV;
+        r = interface_register(i, b, &a.buffer_id);
+        if (r < 0)
+                return r;
+        if (ioctl(i->fd, ZCUSB_IOC_BUFFER_ALIAS, &a) < 0)
+                return errno == ENOTTY ? -EOPNOTSUPP : -errno;
+        return 0;
+}
+
+static int zcusb_attach_queue(ZcusbInterface *i, const BackendQueue *q, uint32_t *ret_id) {
+        struct zcusb_queue_attach a = {
+                .ring_fd = q->ring_fd, .submit_fd = q->submit_fd, .complete_fd = q->complete_fd,
+                .sq_entries = q->sq_entries, .sq_head = q->sq_head, .cq_tail = q->cq_tail,
+        };
+
+        if (i->gone)
+                return -ENODEV;
+        if (ioctl(i->fd, ZCUSB_IOC_QUEUE_ATTACH, &a) < 0)
+                return errno == ENOTTY ? -EOPNOTSUPP : -errno;
+        *ret_id = a.queue_id;
+        return 0;
+}
+
+static int zcusb_detach_queue(ZcusbInterface *i, uint32_t id, int end_status, BackendQueue *ret_q) {
+        struct zcusb_queue_detach d = { .queue_id = id, .end_status = end_status };
+
+        if (ioctl(i->fd, ZCUSB_IOC_QUEUE_DETACH, &d) < 0)
+                return -errno;
+        ret_q->sq_head = d.sq_head;
+        ret_q->cq_tail = d.cq_tail;
+        return 0;
+}
+
 const BackendOps backend_zcusb = {
         .name = "zcusb.ko",
         .kind = BACKEND_ZCUSB,
@@ -412,4 +450,7 @@ const BackendOps backend_zcusb = {
         .submit = zcusb_submit,
         .cancel = zcusb_cancel,
         .forget_buffer = zcusb_forget_buffer,
+        .add_buffer = zcusb_add_buffer,
+        .attach_queue = zcusb_attach_queue,
+        .detach_queue = zcusb_detach_queue,
 };

@@ -42,6 +42,14 @@ typedef struct BackendBuffer {
         uint32_t id; /* the client's id, for messages */
 } BackendBuffer;
 
+/* A queue handed to the kernel (in-kernel queues): the ring memfd laid out
+ * by ring.c, its eventfds, and zcusbd's private indices where it stopped. */
+typedef struct BackendQueue {
+        int ring_fd, submit_fd, complete_fd;
+        uint32_t sq_entries;
+        uint32_t sq_head, cq_tail;
+} BackendQueue;
+
 /* One transfer as a backend sees it; the core's Transfer embeds it. */
 typedef struct BackendTransfer {
         TransferPlan plan;            /* checked, private copies */
@@ -106,6 +114,17 @@ typedef struct BackendOps {
          * for a transfer of PLAN (split URBs, iso descriptors): charged to
          * the claim with the transfer. May be NULL. */
         uint64_t (*transfer_memory)(const TransferPlan *plan);
+
+        /* In-kernel queues (NULL: the backend has none). The kernel checks
+         * and runs every entry itself and zcusbd is not woken per transfer.
+         * add_buffer makes buffer B nameable by its client id in such
+         * rings (pinned and charged by the module until forget_buffer).
+         * detach_queue ends the kernel's part: what is in flight completes
+         * with END_STATUS and *ret_q gets the indices zcusbd goes on from.
+         * -EOPNOTSUPP: the kernel has no such thing (zcusbd serves). */
+        int (*add_buffer)(BackendInterface *bi, const BackendBuffer *b);
+        int (*attach_queue)(BackendInterface *bi, const BackendQueue *q, uint32_t *ret_id);
+        int (*detach_queue)(BackendInterface *bi, uint32_t id, int end_status, BackendQueue *ret_q);
 } BackendOps;
 
 extern const BackendOps backend_usbfs;

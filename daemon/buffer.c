@@ -6,6 +6,7 @@
 #include "buffer.h"
 #include "claim.h"
 #include "log.h"
+#include "queue.h"
 #include "util.h"
 #include "zcusb-dbus.h"
 
@@ -77,6 +78,12 @@ int buffer_new(Claim *c, uint64_t size, Buffer **ret, int *ret_fd, sd_bus_error 
         };
         TAILQ_INSERT_TAIL(&c->buffers, b, link);
         c->n_buffers++;
+        r = queue_kernel_add_buffer(c, &b->backend);
+        if (r < 0) {
+                buffer_free(b);
+                return sd_bus_error_setf(error, ZCUSB_ERROR_FAILED,
+                                         "zcusb.ko cannot pin the buffer for this claim's queues: %s.", strerror(-r));
+        }
         *ret = b;
         *ret_fd = TAKE_FD(fd);
         return 0;

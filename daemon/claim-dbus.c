@@ -274,6 +274,13 @@ static int property_get_backend(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append(reply, "s", c->backend->name);
 }
 
+static int property_get_served_by(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Claim *c = userdata;
+        (void) bus, (void) path, (void) interface, (void) property, (void) error;
+        return sd_bus_message_append(reply, "s", queue_served_by(c));
+}
+
 static int property_get_quota(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Claim *c = userdata;
@@ -296,6 +303,7 @@ const sd_bus_vtable claim_vtable[] = {
         SD_BUS_PROPERTY("Interface", "y", NULL, offsetof(Claim, interface_number), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("AltSetting", "y", NULL, offsetof(Claim, alt_setting), 0),
         SD_BUS_PROPERTY("Backend", "s", property_get_backend, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ServedBy", "s", property_get_served_by, 0, 0),
         SD_BUS_PROPERTY("QuotaBytes", "t", property_get_quota, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("UsedBytes", "t", property_get_used, 0, 0),
         SD_BUS_PROPERTY("InFlight", "u", NULL, offsetof(Claim, n_in_flight), 0),

@@ -17,6 +17,7 @@ void config_init(Config *c) {
         *c = (Config) {
                 .backend = BACKEND_CHOICE_AUTO,
                 .load_module = true,
+                .kernel_queues = true,
                 .log_level = LOG_INFO,
                 .bytes_per_client = CONFIG_DEFAULT_BYTES_PER_CLIENT,
                 .bytes_per_user = CONFIG_DEFAULT_BYTES_PER_USER,
@@ -123,6 +124,7 @@ static int parse_count_field(const char *value, void *field, char **error) {
 static const KeyInfo keys[] = {
         { "Daemon", "Backend",           parse_backend,     offsetof(Config, backend) },
         { "Daemon", "LoadModule",        parse_bool_field,  offsetof(Config, load_module) },
+        { "Daemon", "KernelQueues",      parse_bool_field,  offsetof(Config, kernel_queues) },
         { "Daemon", "LogLevel",          parse_log_level,   offsetof(Config, log_level) },
         { "Quota",  "BytesPerClient",    parse_size_field,  offsetof(Config, bytes_per_client) },
         { "Quota",  "BytesPerUser",      parse_size_field,  offsetof(Config, bytes_per_user) },

@@ -13,6 +13,7 @@ typedef enum BackendChoice {
 typedef struct Config {
         BackendChoice backend;
         bool load_module;
+        bool kernel_queues; /* zcusb.ko serves the queues of its claims itself */
         int log_level;
 
         /* Quotas. 0 means "none allowed", never "unlimited". */

@@ -465,6 +465,95 @@ fail:
         queue_complete(q, sqe->user_data, r, 0);
 }
 
+bool queue_kernel_possible(const Claim *c) {
+        return c->backend->attach_queue && c->manager->config.kernel_queues && c->backend_interface &&
+               c->end == CLAIM_ACTIVE;
+}
+
+const char *queue_served_by(const Claim *c) {
+        const Queue *q;
+
+        if (TAILQ_EMPTY(&c->queues))
+                return queue_kernel_possible(c) ? "kernel" : "daemon";
+        TAILQ_FOREACH(q, &c->queues, link)
+                if (!q->kernel)
+                        return "daemon";
+        return "kernel";
+}
+
+int queue_kernel_add_buffer(Claim *c, const BackendBuffer *b) {
+        const Queue *q;
+        bool needed = false;
+        int r;
+
+        if (!queue_kernel_possible(c))
+                return 0;
+        TAILQ_FOREACH(q, &c->queues, link)
+                needed = needed || q->kernel;
+        r = c->backend->add_buffer(c->backend_interface, b);
+        if (r < 0 && needed)
+                return log_warning_errno(r, "%s: the kernel cannot take buffer %u for the claim's queues: %m",
+                                         c->object_path, b->id);
+        /* Without kernel-served queues yet: the next queue tries again. */
+        return 0;
+}
+
+/* Hand Q to the kernel; on any failure zcusbd serves it, as before. */
+static void queue_attach_kernel(Queue *q, int ring_fd) {
+        Claim *c = q->claim;
+        BackendQueue bq = {
+                .ring_fd = ring_fd, .submit_fd = q->submit_fd, .complete_fd = q->complete_fd,
+                .sq_entries = q->ring.sq_entries, .sq_head = q->ring.sq_head, .cq_tail = q->ring.cq_tail,
+        };
+        Buffer *b;
+        int r = 0;
+
+        if (!queue_kernel_possible(c))
+                return;
+        TAILQ_FOREACH(b, &c->buffers, link) {
+                r = c->backend->add_buffer(c->backend_interface, &b->backend);
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0)
+                r = c->backend->attach_queue(c->backend_interface, &bq, &q->kernel_id);
+        if (r < 0) {
+                log_full_errno(r == -EOPNOTSUPP ? LOG_DEBUG : LOG_NOTICE, r,
+                               "Queue %u of %s: the kernel cannot serve it (%m); zcusbd does.", q->id,
+                               c->object_path);
+                return;
+        }
+        q->kernel = true;
+        /* The kernel takes the doorbell now (it drains the eventfd itself). */
+        (void) sd_event_source_set_enabled(q->submit_source, SD_EVENT_OFF);
+        log_debug("Queue %u of %s: served by the kernel (queue %u).", q->id, c->object_path, q->kernel_id);
+}
+
+/* The kernel stops serving Q: what it had in flight completes with
+ * END_STATUS, and zcusbd goes on from where it stopped (an ending claim
+ * fails what comes; CloseQueue frees it). */
+static void queue_detach_kernel(Queue *q, int end_status) {
+        Claim *c = q->claim;
+        BackendQueue bq = {};
+        int r = -ENODEV;
+
+        if (!q->kernel)
+                return;
+        q->kernel = false;
+        if (c->backend_interface)
+                r = c->backend->detach_queue(c->backend_interface, q->kernel_id, end_status, &bq);
+        if (r < 0) {
+                /* The interface is closed: the module ended the queue (DEAD). */
+                log_debug_errno(r, "Queue %u of %s: detach from the kernel: %m", q->id, c->object_path);
+                ring_mark_broken(&q->ring);
+                return;
+        }
+        q->ring.sq_head = bq.sq_head;
+        q->ring.cq_tail = bq.cq_tail;
+        (void) sd_event_source_set_enabled(q->submit_source, SD_EVENT_ON);
+        queue_kick(q);
+}
+
 int queue_new(Claim *c, uint32_t entries, Queue **ret, int *ret_fd, sd_bus_error *error) {
         _cleanup_(queue_freep) Queue *q = NULL;
         _cleanup_close_ int fd = -EBADF;
@@ -546,6 +635,7 @@ int queue_new(Claim *c, uint32_t entries, Queue **ret, int *ret_fd, sd_bus_error
                 r = sd_event_source_set_enabled(q->deadline_source, SD_EVENT_OFF);
         if (r < 0)
                 goto fail;
+        queue_attach_kernel(q, fd);
         *ret_fd = TAKE_FD(fd);
         *ret = TAKE_PTR(q);
         return 0;
@@ -561,6 +651,7 @@ Queue *queue_free(Queue *q) {
         if (!q)
                 return NULL;
         c = q->claim;
+        queue_detach_kernel(q, -ECANCELED);
         if (q->in_flight > 0)
                 log_error("Queue %u of %s freed with %u transfers in flight: bug.", q->id, c->object_path,
                           q->in_flight);
@@ -589,6 +680,7 @@ Queue *queue_free(Queue *q) {
 unsigned queue_cancel_all(Queue *q) {
         Transfer *t, *next;
 
+        queue_detach_kernel(q, -ECANCELED);
         TAILQ_FOREACH_SAFE(t, &q->claim->in_flight, link, next)
                 if (t->queue == q)
                         transfer_cancel(t, -ECANCELED);
@@ -596,5 +688,6 @@ unsigned queue_cancel_all(Queue *q) {
 }
 
 void queue_stop(Queue *q, int end_status) {
+        queue_detach_kernel(q, end_status);
         ring_set_dead(&q->ring, end_status);
 }

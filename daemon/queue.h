@@ -51,6 +51,8 @@ struct Queue {
         bool kicked;                   /* on the kicked list: to be processed */
         TAILQ_ENTRY(Queue) kick_link;
         bool broken_logged;
+        bool kernel;                   /* served by the backend's kernel (in-kernel queue) */
+        uint32_t kernel_id;
         unsigned blocked_polls;        /* polls in a row while blocked with nothing in flight */
 
         TAILQ_ENTRY(Queue) link;
@@ -76,6 +78,15 @@ void queue_stop(Queue *q, int end_status);
  * at the end of the backend's batch (backend_batch_done), or else on the
  * next loop iteration. */
 void queue_kick(Queue *q);
+
+/* In-kernel queues (docs/architecture.md): whether C's new queues are
+ * handed to its backend's kernel, and a buffer made nameable there (0, or a
+ * negative errno when a kernel-served queue of C cannot see it). */
+bool queue_kernel_possible(const Claim *c);
+int queue_kernel_add_buffer(Claim *c, const BackendBuffer *b);
+/* "kernel" when every queue of C is (or its next one would be) served by
+ * the kernel, else "daemon". */
+const char *queue_served_by(const Claim *c);
 
 /* Post a completion (to the ring, or to the backlog when it is full). */
 void queue_complete(Queue *q, uint64_t user_data, int status, uint32_t actual);

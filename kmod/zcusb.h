@@ -18,6 +18,12 @@
  *                        the last of its URBs is given back, then
  *                        ->completed until REAP or release() takes it off
  *                        and frees it (process context, intf->lock held).
+ *                        A transfer of an in-kernel queue goes to its
+ *                        queue's ->completed instead, which the queue's
+ *                        work item drains.
+ *   struct zcusb_kqueue  an in-kernel queue (zcusb_queue.c); owned by
+ *                        opener->kqueues from QUEUE_ATTACH until
+ *                        QUEUE_DETACH or release() frees it.
  *
  * Locking: intf->lock (mutex) serialises every ioctl, open, release and
  * disconnect of one interface; opener->lock (spinlock, irqsave) protects
@@ -34,10 +40,14 @@
 #include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/usb.h>
+#include <linux/eventfd.h>
+#include <linux/poll.h>
+#include <linux/workqueue.h>
 #include <linux/wait.h>
 #include <linux/xarray.h>
 
 #include "zcusb_abi.h"
+#include "zcusb-ring.h"
 
 #define ZCUSB_NAME		"zcusb"
 #define ZCUSB_MAX_MINORS	256
@@ -60,7 +70,12 @@ struct zcusb_stats {
 	atomic64_t bounced_bytes;	/* submitted through kernel buffers */
 	atomic64_t urbs;		/* URBs submitted */
 	atomic64_t pinned_pages;	/* pages pinned right now (all openers) */
+	atomic64_t kqueues;		/* in-kernel queues attached right now */
+	atomic64_t kq_in_flight;	/* their transfers not yet completed */
+	atomic64_t kq_transfers;	/* entries they took, ever */
+	atomic64_t kq_broken;		/* rings marked BROKEN, ever */
 };
+extern struct workqueue_struct *zcusb_wq;
 extern struct zcusb_stats zcusb_stats;
 
 struct zcusb_opener;
@@ -88,6 +103,9 @@ struct zcusb_opener {
 
 	/* under zi->lock */
 	struct xarray regions;		/* buffer_id -> struct zcusb_region */
+	struct xarray aliases;		/* client buffer id -> struct zcusb_region */
+	struct list_head kqueues;	/* struct zcusb_kqueue */
+	u32 next_kqueue_id;
 	unsigned long pinned_pages;	/* charged against max_pinned_mb */
 	size_t kmem;			/* charged against max_bounce_mb */
 };
@@ -99,6 +117,53 @@ struct zcusb_region {
 	unsigned long npages;
 	struct page **pages;
 	unsigned int users;		/* transfers using it, under zi->lock */
+	u32 client_id;			/* alias (BUFFER_ALIAS), 0: none */
+	bool orphan;			/* unregistered in use: freed by its last user */
+};
+
+/* A ring entry checked (zcusb_check.c): private copies only. */
+struct zcusb_plan {
+	u8 opcode;
+	u8 endpoint;
+	bool in;
+	bool short_not_ok;
+	u64 offset;			/* of the region in the buffer */
+	u32 length;			/* region length */
+	u32 data_offset;		/* control: 8 */
+	u32 data_length;
+	u8 setup[ZCUSB_CONTROL_SETUP_SIZE];
+};
+
+struct zcusb_kqueue {
+	struct list_head node;		/* opener->kqueues, under zi->lock */
+	struct zcusb_opener *c;
+	u32 id;
+
+	/* the ring: shmem pages of the memfd, mapped once */
+	struct page **pages;
+	unsigned long npages;
+	void *map;
+	struct zcusb_ring_header *hdr;
+	struct zcusb_sqe *sq;
+	struct zcusb_cqe *cq;
+	u32 sq_entries, cq_entries;	/* private copies */
+	u32 sq_head, cq_tail;		/* private: never read back */
+
+	struct eventfd_ctx *submit;
+	struct eventfd_ctx *complete;
+	wait_queue_entry_t wait;	/* on the submit eventfd */
+	wait_queue_head_t *wqh;
+	poll_table pt;
+	struct delayed_work work;
+	struct usb_anchor anchor;	/* this queue's URBs */
+
+	struct list_head completed;	/* xfers given back, under c->lock */
+	/* under zi->lock */
+	unsigned int in_flight;		/* transfers taken, completion not posted */
+	unsigned int blocked_polls;
+	bool stopping;			/* detaching: the work does nothing */
+	bool broken;
+	bool dead;			/* device gone: serves no more */
 };
 
 /* One piece of a transfer, in transfer order. */
@@ -147,6 +212,11 @@ struct zcusb_xfer {
 	struct zcusb_urbctx *uctx;
 	struct usb_ctrlrequest *setup;	/* control only */
 	size_t kmem;			/* charged to c->kmem */
+
+	/* in-kernel queues */
+	struct zcusb_kqueue *kq;	/* NULL: a SUBMIT ioctl's */
+	struct timer_list timer;	/* timeout_ms */
+	bool have_timer;
 };
 
 /* zcusb_pin.c */
@@ -157,12 +227,20 @@ void zcusb_unpin(struct zcusb_opener *c, struct page **pages,
 int zcusb_register(struct zcusb_opener *c, struct zcusb_register *reg);
 int zcusb_unregister(struct zcusb_opener *c, u32 id);
 void zcusb_unregister_all(struct zcusb_opener *c);
+void zcusb_region_put(struct zcusb_opener *c, struct zcusb_region *r);
+int zcusb_buffer_alias(struct zcusb_opener *c,
+		       const struct zcusb_buffer_alias *a);
 int zcusb_kmem_charge(struct zcusb_opener *c, size_t bytes);
 void zcusb_kmem_uncharge(struct zcusb_opener *c, size_t bytes);
 
 /* zcusb_xfer.c */
 void zcusb_opener_init(struct zcusb_opener *c, struct zcusb_intf *zi);
 int zcusb_submit(struct zcusb_opener *c, const struct zcusb_submit *s);
+int zcusb_submit_xfer(struct zcusb_opener *c, const struct zcusb_submit *s,
+		      struct zcusb_kqueue *kq, u32 timeout_ms);
+int zcusb_cancel_kq(struct zcusb_kqueue *kq, u64 user_data);
+void zcusb_xfer_finish(struct zcusb_xfer *x);
+void zcusb_xfer_free(struct zcusb_xfer *x);
 int zcusb_reap(struct zcusb_opener *c, struct zcusb_completion __user *uc);
 int zcusb_cancel(struct zcusb_opener *c, u64 user_data);
 bool zcusb_busy(struct zcusb_opener *c);
@@ -170,6 +248,25 @@ void zcusb_kill_all(struct zcusb_opener *c, bool disconnect);
 void zcusb_free_all(struct zcusb_opener *c);
 void zcusb_fill_urb(struct zcusb_xfer *x, unsigned int i, unsigned int pipe,
 		    int interval);
+
+/* zcusb_check.c */
+const struct usb_host_endpoint *
+zcusb_alt_find_ep(const struct usb_host_interface *alt, u8 addr);
+int zcusb_check_ctrl(const struct usb_host_interface *alt,
+		     const struct usb_ctrlrequest *cr);
+int zcusb_check_sqe(const struct usb_host_interface *alt,
+		    const struct zcusb_sqe *sqe, bool have_buffer,
+		    u64 buffer_size, struct zcusb_plan *plan);
+int zcusb_check_setup(const struct usb_host_interface *alt,
+		      struct zcusb_plan *plan);
+ssize_t zcusb_selftest_show(char *buf);
+
+/* zcusb_queue.c */
+int zcusb_queue_attach(struct zcusb_opener *c, struct zcusb_queue_attach *a);
+int zcusb_queue_detach(struct zcusb_opener *c, struct zcusb_queue_detach *d);
+void zcusb_queue_detach_all(struct zcusb_opener *c, int end_status);
+void zcusb_queue_disconnect(struct zcusb_opener *c);
+void zcusb_queue_kick(struct zcusb_kqueue *kq);
 
 /* zcusb_sg.c */
 unsigned int zcusb_sg_limits(struct usb_device *udev, u32 len,

@@ -52,6 +52,7 @@ MODULE_PARM_DESC(abi_version_override,
 		 "Testing only: the ABI version VERSION reports (0: the real one)");
 
 struct zcusb_stats zcusb_stats;
+struct workqueue_struct *zcusb_wq;
 
 static dev_t zcusb_devt;
 static struct cdev zcusb_cdev;
@@ -170,13 +171,27 @@ static DRIVER_ATTR_RW(allow);
 static ssize_t stats_show(struct device_driver *drv, char *buf)
 {
 	return sysfs_emit(buf,
-			  "zerocopy_bytes %lld\nbounced_bytes %lld\nurbs %lld\npinned_pages %lld\n",
+			  "zerocopy_bytes %lld\nbounced_bytes %lld\nurbs %lld\npinned_pages %lld\n"
+			  "kqueues %lld\nkq_in_flight %lld\nkq_transfers %lld\nkq_broken %lld\n",
 			  atomic64_read(&zcusb_stats.zerocopy_bytes),
 			  atomic64_read(&zcusb_stats.bounced_bytes),
 			  atomic64_read(&zcusb_stats.urbs),
-			  atomic64_read(&zcusb_stats.pinned_pages));
+			  atomic64_read(&zcusb_stats.pinned_pages),
+			  atomic64_read(&zcusb_stats.kqueues),
+			  atomic64_read(&zcusb_stats.kq_in_flight),
+			  atomic64_read(&zcusb_stats.kq_transfers),
+			  atomic64_read(&zcusb_stats.kq_broken));
 }
 static DRIVER_ATTR_RO(stats);
+
+#ifdef ZCUSB_SELFTEST
+/* the shared control-request vectors through the module's checks */
+static ssize_t selftest_show(struct device_driver *drv, char *buf)
+{
+	return zcusb_selftest_show(buf);
+}
+static DRIVER_ATTR_RO(selftest);
+#endif
 
 static void zcusb_allow_clear(void)
 {
@@ -259,8 +274,10 @@ static void zcusb_disconnect(struct usb_interface *intf)
 	zi->disconnected = true;
 	zi->dev = NULL;
 	/* every transfer completes with -ENODEV; the opener keeps its file */
-	if (zi->opener)
+	if (zi->opener) {
 		zcusb_kill_all(zi->opener, true);
+		zcusb_queue_disconnect(zi->opener);
+	}
 	mutex_unlock(&zi->lock);
 
 	usb_set_intfdata(intf, NULL);
@@ -335,6 +352,8 @@ static int zcusb_release(struct inode *inode, struct file *file)
 	struct zcusb_opener *c = file->private_data;
 	struct zcusb_intf *zi = c->zi;
 
+	/* zcusbd is gone (stopped or killed): its queues end with it */
+	zcusb_queue_detach_all(c, -ESHUTDOWN);
 	mutex_lock(&zi->lock);
 	if (!zi->disconnected)
 		zcusb_kill_all(c, false);
@@ -434,6 +453,9 @@ static long zcusb_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	void __user *p = (void __user *)arg;
 	union {
 		struct zcusb_submit submit;
+		struct zcusb_queue_attach attach;
+		struct zcusb_queue_detach detach;
+		struct zcusb_buffer_alias alias;
 		struct zcusb_alt alt;
 		u64 user_data;
 		u32 u32;
@@ -450,6 +472,20 @@ static long zcusb_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case ZCUSB_IOC_SET_ALT:
 		ret = copy_from_user(&a.alt, p, sizeof(a.alt));
 		break;
+	case ZCUSB_IOC_QUEUE_ATTACH:
+		ret = copy_from_user(&a.attach, p, sizeof(a.attach));
+		break;
+	case ZCUSB_IOC_BUFFER_ALIAS:
+		ret = copy_from_user(&a.alias, p, sizeof(a.alias));
+		break;
+	case ZCUSB_IOC_QUEUE_DETACH:
+		/* takes zi->lock itself (it waits for the queue's work) */
+		if (copy_from_user(&a.detach, p, sizeof(a.detach)))
+			return -EFAULT;
+		ret = zcusb_queue_detach(c, &a.detach);
+		if (!ret && copy_to_user(p, &a.detach, sizeof(a.detach)))
+			ret = -EFAULT;
+		return ret;
 	case ZCUSB_IOC_CANCEL:
 		ret = get_user(a.user_data, (u64 __user *)p);
 		break;
@@ -497,6 +533,22 @@ static long zcusb_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		break;
 	case ZCUSB_IOC_CLEAR_HALT:
 		ret = zcusb_ioc_clear_halt(c, a.u32);
+		break;
+	case ZCUSB_IOC_BUFFER_ALIAS:
+		ret = zcusb_buffer_alias(c, &a.alias);
+		break;
+	case ZCUSB_IOC_QUEUE_ATTACH:
+		ret = zcusb_queue_attach(c, &a.attach);
+		if (!ret && copy_to_user(p, &a.attach, sizeof(a.attach))) {
+			struct zcusb_queue_detach d = {
+				.queue_id = a.attach.queue_id,
+				.end_status = -EFAULT,
+			};
+
+			mutex_unlock(&zi->lock);
+			zcusb_queue_detach(c, &d);
+			return -EFAULT;
+		}
 		break;
 	}
 out:
@@ -547,9 +599,13 @@ static int __init zcusb_init(void)
 {
 	int ret;
 
+	/* in-kernel queues' work items; sleeps (zi->lock, URB allocation) */
+	zcusb_wq = alloc_workqueue(ZCUSB_NAME, WQ_HIGHPRI, 0);
+	if (!zcusb_wq)
+		return -ENOMEM;
 	ret = alloc_chrdev_region(&zcusb_devt, 0, ZCUSB_MAX_MINORS, ZCUSB_NAME);
 	if (ret)
-		return ret;
+		goto destroy_wq;
 	cdev_init(&zcusb_cdev, &zcusb_fops);
 	zcusb_cdev.owner = THIS_MODULE;
 	ret = cdev_add(&zcusb_cdev, zcusb_devt, ZCUSB_MAX_MINORS);
@@ -576,8 +632,17 @@ static int __init zcusb_init(void)
 	ret = driver_create_file(ZCUSB_DRV, &driver_attr_stats);
 	if (ret)
 		goto remove_allow;
+#ifdef ZCUSB_SELFTEST
+	ret = driver_create_file(ZCUSB_DRV, &driver_attr_selftest);
+	if (ret)
+		goto remove_stats;
+#endif
 	return 0;
 
+#ifdef ZCUSB_SELFTEST
+remove_stats:
+	driver_remove_file(ZCUSB_DRV, &driver_attr_stats);
+#endif
 remove_allow:
 	driver_remove_file(ZCUSB_DRV, &driver_attr_allow);
 deregister:
@@ -588,11 +653,16 @@ del_cdev:
 	cdev_del(&zcusb_cdev);
 unregister_region:
 	unregister_chrdev_region(zcusb_devt, ZCUSB_MAX_MINORS);
+destroy_wq:
+	destroy_workqueue(zcusb_wq);
 	return ret;
 }
 
 static void __exit zcusb_exit(void)
 {
+#ifdef ZCUSB_SELFTEST
+	driver_remove_file(ZCUSB_DRV, &driver_attr_selftest);
+#endif
 	driver_remove_file(ZCUSB_DRV, &driver_attr_stats);
 	driver_remove_file(ZCUSB_DRV, &driver_attr_allow);
 	/* unbinds every interface; no file is open (module refcount) */
@@ -601,6 +671,7 @@ static void __exit zcusb_exit(void)
 	cdev_del(&zcusb_cdev);
 	unregister_chrdev_region(zcusb_devt, ZCUSB_MAX_MINORS);
 	idr_destroy(&zcusb_minors);
+	destroy_workqueue(zcusb_wq);
 	mutex_lock(&zcusb_allow_lock);
 	zcusb_allow_clear();
 	mutex_unlock(&zcusb_allow_lock);

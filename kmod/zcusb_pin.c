@@ -134,16 +134,57 @@ static void zcusb_region_free(struct zcusb_opener *c, struct zcusb_region *r)
 	kfree(r);
 }
 
+/*
+ * A range in use stays (-EBUSY), unless an in-kernel queue may use it
+ * (it has a client id): zcusbd cannot know when the module's queues are
+ * done with it, so it leaves now and is freed by its last transfer.
+ */
 int zcusb_unregister(struct zcusb_opener *c, u32 id)
 {
 	struct zcusb_region *r = xa_load(&c->regions, id);
 
 	if (!id || !r)
 		return -ENOENT;
-	if (r->users)
+	if (r->users && !r->client_id)
 		return -EBUSY;
 	xa_erase(&c->regions, id);
+	if (r->client_id)
+		xa_erase(&c->aliases, r->client_id);
+	r->client_id = 0;
+	if (r->users) {
+		r->orphan = true;
+		return 0;
+	}
 	zcusb_region_free(c, r);
+	return 0;
+}
+
+/* A transfer over @r ended (zi->lock held). */
+void zcusb_region_put(struct zcusb_opener *c, struct zcusb_region *r)
+{
+	if (!--r->users && r->orphan)
+		zcusb_region_free(c, r);
+}
+
+/* Name a registered range by the id a client's ring entries use. */
+int zcusb_buffer_alias(struct zcusb_opener *c,
+		       const struct zcusb_buffer_alias *a)
+{
+	struct zcusb_region *r = xa_load(&c->regions, a->buffer_id);
+	int ret;
+
+	if (!a->buffer_id || !r)
+		return -ENOENT;
+	if (r->client_id == a->client_id)
+		return 0;
+	if (a->client_id) {
+		ret = xa_insert(&c->aliases, a->client_id, r, GFP_KERNEL);
+		if (ret)
+			return ret;	/* -EBUSY: the id names another range */
+	}
+	if (r->client_id)
+		xa_erase(&c->aliases, r->client_id);
+	r->client_id = a->client_id;
 	return 0;
 }
 
@@ -159,6 +200,7 @@ void zcusb_unregister_all(struct zcusb_opener *c)
 		zcusb_region_free(c, r);
 	}
 	xa_destroy(&c->regions);
+	xa_destroy(&c->aliases);
 }
 
 int zcusb_kmem_charge(struct zcusb_opener *c, size_t bytes)

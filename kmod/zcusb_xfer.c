@@ -17,7 +17,9 @@
  */
 #include <linux/mm.h>
 #include <linux/slab.h>
+#include <linux/timer.h>
 #include <linux/uaccess.h>
+#include <linux/version.h>
 
 #include "zcusb.h"
 
@@ -30,59 +32,32 @@ void zcusb_opener_init(struct zcusb_opener *c, struct zcusb_intf *zi)
 	init_waitqueue_head(&c->wait);
 	init_usb_anchor(&c->anchor);
 	xa_init_flags(&c->regions, XA_FLAGS_ALLOC1);
+	xa_init(&c->aliases);
+	INIT_LIST_HEAD(&c->kqueues);
+	c->next_kqueue_id = 1;
 }
 
-static struct usb_host_endpoint *zcusb_find_ep(struct zcusb_intf *zi, u8 addr)
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0)
+#define timer_delete_sync(t) del_timer_sync(t)
+#endif
+#ifndef from_timer
+#define from_timer(var, t, field) timer_container_of(var, t, field)
+#endif
+
+static const struct usb_host_endpoint *zcusb_find_ep(struct zcusb_intf *zi,
+						     u8 addr)
 {
-	struct usb_host_interface *alt = zi->intf->cur_altsetting;
-	unsigned int i;
-
-	for (i = 0; i < alt->desc.bNumEndpoints; i++)
-		if (alt->endpoint[i].desc.bEndpointAddress == addr)
-			return &alt->endpoint[i];
-	return NULL;
-}
-
-/*
- * Control requests act on the whole device, which other interfaces share:
- * let through what concerns this interface or is vendor/class specific;
- * state changes that have their own ioctl (SET_ALT, CLEAR_HALT) or belong
- * to the USB core are refused.
- */
-static int zcusb_check_ctrl(struct zcusb_intf *zi,
-			    const struct usb_ctrlrequest *cr)
-{
-	bool standard = (cr->bRequestType & USB_TYPE_MASK) == USB_TYPE_STANDARD;
-	u16 index = le16_to_cpu(cr->wIndex);
-
-	switch (cr->bRequestType & USB_RECIP_MASK) {
-	case USB_RECIP_DEVICE:
-		if (standard && !(cr->bRequestType & USB_DIR_IN))
-			return -EPERM;
-		return 0;
-	case USB_RECIP_INTERFACE:
-		if ((index & 0xff) !=
-		    zi->intf->cur_altsetting->desc.bInterfaceNumber)
-			return -EPERM;
-		if (standard && cr->bRequest == USB_REQ_SET_INTERFACE)
-			return -EINVAL;
-		return 0;
-	case USB_RECIP_ENDPOINT:
-		if (!zcusb_find_ep(zi, index & 0xff))
-			return -EPERM;
-		if (standard && !(cr->bRequestType & USB_DIR_IN))
-			return -EINVAL;
-		return 0;
-	default:
-		return standard ? -EPERM : 0;
-	}
+	return zcusb_alt_find_ep(zi->intf->cur_altsetting, addr);
 }
 
 /* Free a transfer no URB of which is in flight (process context). */
-static void zcusb_xfer_free(struct zcusb_xfer *x)
+void zcusb_xfer_free(struct zcusb_xfer *x)
 {
 	struct zcusb_opener *c = x->c;
 	unsigned int i;
+
+	if (x->have_timer)
+		timer_delete_sync(&x->timer);
 
 	if (x->urbs) {
 		for (i = 0; i < x->nurbs; i++)
@@ -99,7 +74,7 @@ static void zcusb_xfer_free(struct zcusb_xfer *x)
 	}
 	kfree(x->setup);
 	if (x->region)
-		x->region->users--;
+		zcusb_region_put(c, x->region);
 	else if (x->npages)
 		zcusb_unpin(c, x->pages, x->npages, x->in);
 	zcusb_kmem_uncharge(c, x->kmem);
@@ -163,19 +138,42 @@ static void zcusb_urb_complete(struct urb *urb)
 	spin_lock_irqsave(&c->lock, flags);
 	done = !--x->urbs_left;
 	if (done)
-		list_move_tail(&x->node, &c->completed);
+		list_move_tail(&x->node, x->kq ? &x->kq->completed :
+						 &c->completed);
 	spin_unlock_irqrestore(&c->lock, flags);
-	if (done)
-		wake_up(&c->wait);
+	if (done) {
+		if (x->kq)
+			zcusb_queue_kick(x->kq);
+		else
+			wake_up(&c->wait);
+	}
+}
+
+/* timeout_ms of a queue's transfer ran out: end it with -ETIMEDOUT. */
+static void zcusb_xfer_timeout(struct timer_list *t)
+{
+	struct zcusb_xfer *x = from_timer(x, t, timer);
+	struct zcusb_opener *c = x->c;
+	unsigned long flags;
+	bool stop;
+
+	spin_lock_irqsave(&c->lock, flags);
+	stop = !x->cancel_status && x->urbs_left;
+	if (stop)
+		x->cancel_status = -ETIMEDOUT;
+	spin_unlock_irqrestore(&c->lock, flags);
+	/* x lives until zcusb_xfer_free(), which waits for us first */
+	if (stop)
+		zcusb_stop_urbs(x, 0, x->nurbs);
 }
 
 static int zcusb_check_submit(struct zcusb_opener *c,
 			      const struct zcusb_submit *s,
-			      struct usb_host_endpoint **epp,
+			      const struct usb_host_endpoint **epp,
 			      struct zcusb_region **regionp, bool *inp)
 {
 	struct zcusb_intf *zi = c->zi;
-	struct usb_host_endpoint *ep = NULL;
+	const struct usb_host_endpoint *ep = NULL;
 	struct zcusb_region *r = NULL;
 	bool in;
 	int i;
@@ -193,7 +191,7 @@ static int zcusb_check_submit(struct zcusb_opener *c,
 
 		if (s->endpoint || le16_to_cpu(cr->wLength) != s->length)
 			return -EINVAL;
-		ret = zcusb_check_ctrl(zi, cr);
+		ret = zcusb_check_ctrl(zi->intf->cur_altsetting, cr);
 		if (ret)
 			return ret;
 		in = cr->bRequestType & USB_DIR_IN;
@@ -224,7 +222,7 @@ static int zcusb_check_submit(struct zcusb_opener *c,
 		if (s->addr)
 			return -EINVAL;
 		r = xa_load(&c->regions, s->buffer_id);
-		if (!r)
+		if (!r || r->orphan)
 			return -ENOENT;
 		if (s->offset > r->length || s->length > r->length - s->offset)
 			return -EINVAL;
@@ -274,8 +272,19 @@ static int zcusb_map_submit_err(int ret)
 /* Called with zi->lock held; the interface is not disconnected. */
 int zcusb_submit(struct zcusb_opener *c, const struct zcusb_submit *s)
 {
+	return zcusb_submit_xfer(c, s, NULL, 0);
+}
+
+/*
+ * Submit for the SUBMIT ioctl (@kq NULL: REAP reports the end) or for an
+ * in-kernel queue (its work posts the end; @timeout_ms 0: none). Called
+ * with zi->lock held; the interface is not disconnected.
+ */
+int zcusb_submit_xfer(struct zcusb_opener *c, const struct zcusb_submit *s,
+		      struct zcusb_kqueue *kq, u32 timeout_ms)
+{
 	struct usb_device *udev = c->zi->udev;
-	struct usb_host_endpoint *ep;
+	const struct usb_host_endpoint *ep;
 	struct zcusb_region *r;
 	struct zcusb_xfer *x;
 	unsigned int pipe, i, submitted;
@@ -292,6 +301,7 @@ int zcusb_submit(struct zcusb_opener *c, const struct zcusb_submit *s)
 	if (!x)
 		return -ENOMEM;
 	x->c = c;
+	x->kq = kq;
 	x->in = in;
 	x->user_data = s->user_data;
 	x->length = s->length;
@@ -365,7 +375,7 @@ int zcusb_submit(struct zcusb_opener *c, const struct zcusb_submit *s)
 	spin_unlock_irq(&c->lock);
 
 	for (i = 0; i < x->nurbs; i++) {
-		usb_anchor_urb(x->urbs[i], &c->anchor);
+		usb_anchor_urb(x->urbs[i], kq ? &kq->anchor : &c->anchor);
 		ret = usb_submit_urb(x->urbs[i], GFP_KERNEL);
 		if (ret) {
 			usb_unanchor_urb(x->urbs[i]);
@@ -385,6 +395,12 @@ int zcusb_submit(struct zcusb_opener *c, const struct zcusb_submit *s)
 	atomic64_add(submitted, &zcusb_stats.urbs);
 	atomic64_add(x->zc_bytes, &zcusb_stats.zerocopy_bytes);
 	atomic64_add(x->length - x->zc_bytes, &zcusb_stats.bounced_bytes);
+	if (timeout_ms) {
+		/* armed while our urbs_left share keeps x off ->completed */
+		timer_setup(&x->timer, zcusb_xfer_timeout, 0);
+		x->have_timer = true;
+		mod_timer(&x->timer, jiffies + msecs_to_jiffies(timeout_ms));
+	}
 
 	spin_lock_irq(&c->lock);
 	/* -EPERM: blocked by a completion that already ended the transfer */
@@ -396,12 +412,16 @@ int zcusb_submit(struct zcusb_opener *c, const struct zcusb_submit *s)
 	x->urbs_left -= x->nurbs - submitted + 1;
 	done = !x->urbs_left;
 	if (done)
-		list_move_tail(&x->node, &c->completed);
+		list_move_tail(&x->node, kq ? &kq->completed : &c->completed);
 	spin_unlock_irq(&c->lock);
 	if (unlink)
 		zcusb_stop_urbs(x, 0, submitted);
-	if (done)
-		wake_up(&c->wait);
+	if (done) {
+		if (kq)
+			zcusb_queue_kick(kq);
+		else
+			wake_up(&c->wait);
+	}
 	return 0;
 
 fail:
@@ -409,12 +429,27 @@ fail:
 	return ret;
 }
 
+/* A transfer no URB of which is in flight: bounced IN data to the pages. */
+void zcusb_xfer_finish(struct zcusb_xfer *x)
+{
+	unsigned int i;
+
+	if (!x->in)
+		return;
+	for (i = 0; i < x->nsegs; i++) {
+		const struct zcusb_seg *sp = &x->segs[i];
+
+		if (sp->kbuf && sp->pos < x->actual)
+			zcusb_copy_seg(x, sp, min(sp->len, x->actual - sp->pos),
+				       true);
+	}
+}
+
 /* Take the oldest completion; called with zi->lock held. */
 int zcusb_reap(struct zcusb_opener *c, struct zcusb_completion __user *uc)
 {
 	struct zcusb_completion comp = {};
 	struct zcusb_xfer *x;
-	unsigned int i;
 
 	spin_lock_irq(&c->lock);
 	x = list_first_entry_or_null(&c->completed, struct zcusb_xfer, node);
@@ -424,17 +459,7 @@ int zcusb_reap(struct zcusb_opener *c, struct zcusb_completion __user *uc)
 	if (!x)
 		return c->zi->disconnected ? -ENODEV : -EAGAIN;
 
-	/* no URB of x is in flight: its fields are ours now */
-	if (x->in) {
-		for (i = 0; i < x->nsegs; i++) {
-			const struct zcusb_seg *sp = &x->segs[i];
-
-			if (sp->kbuf && sp->pos < x->actual)
-				zcusb_copy_seg(x, sp, min(sp->len,
-							  x->actual - sp->pos),
-					       true);
-		}
-	}
+	zcusb_xfer_finish(x);
 	comp.user_data = x->user_data;
 	comp.status = x->status;
 	comp.actual_length = x->actual;
@@ -449,14 +474,16 @@ int zcusb_reap(struct zcusb_opener *c, struct zcusb_completion __user *uc)
 	return 0;
 }
 
-/* Unlink the URBs of the oldest pending transfer with @user_data. */
-int zcusb_cancel(struct zcusb_opener *c, u64 user_data)
+static int zcusb_cancel_match(struct zcusb_opener *c, struct zcusb_kqueue *kq,
+			      u64 user_data)
 {
 	struct zcusb_xfer *x, *found = NULL;
 
 	spin_lock_irq(&c->lock);
 	list_for_each_entry(x, &c->pending, node) {
-		if (x->user_data == user_data) {
+		/* a queue's CANCEL finds no transfer cancelled already */
+		if (x->kq == kq && x->user_data == user_data &&
+		    !(kq && x->cancel_status)) {
 			if (!x->cancel_status)
 				x->cancel_status = -ECANCELED;
 			found = x;
@@ -472,6 +499,18 @@ int zcusb_cancel(struct zcusb_opener *c, u64 user_data)
 	 */
 	zcusb_stop_urbs(found, 0, found->nurbs);
 	return 0;
+}
+
+/* Unlink the URBs of the oldest pending transfer with @user_data. */
+int zcusb_cancel(struct zcusb_opener *c, u64 user_data)
+{
+	return zcusb_cancel_match(c, NULL, user_data);
+}
+
+/* A queue's CANCEL entry; zi->lock held (the queue's work). */
+int zcusb_cancel_kq(struct zcusb_kqueue *kq, u64 user_data)
+{
+	return zcusb_cancel_match(kq->c, kq, user_data);
 }
 
 bool zcusb_busy(struct zcusb_opener *c)

@@ -63,7 +63,15 @@
  * ring cannot overflow while the client consumes it.
  */
 
+#ifdef __KERNEL__
+/* zcusb.ko serves rings itself (in-kernel queues) */
+#include <linux/types.h>
+#ifndef UINT32_C
+#define UINT32_C(c) c##U
+#endif
+#else
 #include <stdint.h>
+#endif
 
 #ifdef __cplusplus
 #define ZCUSB_STATIC_ASSERT static_assert

@@ -15,6 +15,18 @@
  * Completions are read with ZCUSB_IOC_REAP (non-blocking, -EAGAIN when none)
  * and signalled by poll() readiness (EPOLLIN). Disconnect completes every
  * transfer with -ENODEV and makes every later call fail with -ENODEV.
+ *
+ * In-kernel queues (kmod/README.md, "In-kernel queues"): QUEUE_ATTACH hands
+ * the module a client's queue (the ring memfd of zcusb-ring.h and its submit
+ * and complete eventfds); the module then consumes the submission ring and
+ * fills the completion ring itself, woken by the submit eventfd, and checks
+ * every entry as zcusbd's transfer-check.c does. Buffer ids in the ring are
+ * the client's: BUFFER_ALIAS names a registered range under such an id.
+ * QUEUE_DETACH (or closing this file) stops serving the queue: transfers in
+ * flight complete with the given status, and the final private indices are
+ * returned so that zcusbd can go on serving the ring itself. Closing the
+ * file (zcusbd stopped or killed) detaches every queue with -ESHUTDOWN and
+ * marks its ring ZCUSB_SQ_DEAD.
  */
 #ifndef _UAPI_ZCUSB_ABI_H
 #define _UAPI_ZCUSB_ABI_H
@@ -69,6 +81,32 @@ struct zcusb_alt {
 	__u32 reserved;
 };
 
+/* a range registered on this file, named by the client's buffer id */
+struct zcusb_buffer_alias {
+	__u32 buffer_id;        /* from REGISTER */
+	__u32 client_id;        /* the id ring entries use; 0 removes the alias */
+};
+
+struct zcusb_queue_attach {
+	__s32 ring_fd;          /* memfd holding the ring (zcusb-ring.h) */
+	__s32 submit_fd;        /* eventfd: client -> module */
+	__s32 complete_fd;      /* eventfd: module -> client */
+	__u32 sq_entries;       /* as zcusbd laid the ring out */
+	__u32 queue_id;         /* out: > 0 (in: 0) */
+	__u32 flags;            /* 0 */
+	__u32 sq_head;          /* zcusbd's private indices: where the */
+	__u32 cq_tail;          /* module takes over */
+	__u64 reserved;
+};
+
+struct zcusb_queue_detach {
+	__u32 queue_id;
+	__s32 end_status;       /* status of transfers still in flight (-errno) */
+	__u32 sq_head;          /* out: the module's private indices, which */
+	__u32 cq_tail;          /* out: the ring's header may not show */
+	__u64 reserved;
+};
+
 #define ZCUSB_IOC_MAGIC 'Z'
 #define ZCUSB_IOC_VERSION     _IOR(ZCUSB_IOC_MAGIC, 0, struct zcusb_version)
 #define ZCUSB_IOC_REGISTER    _IOWR(ZCUSB_IOC_MAGIC, 1, struct zcusb_register)
@@ -78,5 +116,9 @@ struct zcusb_alt {
 #define ZCUSB_IOC_CANCEL      _IOW(ZCUSB_IOC_MAGIC, 5, __u64)
 #define ZCUSB_IOC_SET_ALT     _IOW(ZCUSB_IOC_MAGIC, 6, struct zcusb_alt)
 #define ZCUSB_IOC_CLEAR_HALT  _IOW(ZCUSB_IOC_MAGIC, 7, __u32)
+/* added in ABI 1 without a version bump: older modules say -ENOTTY */
+#define ZCUSB_IOC_BUFFER_ALIAS _IOW(ZCUSB_IOC_MAGIC, 8, struct zcusb_buffer_alias)
+#define ZCUSB_IOC_QUEUE_ATTACH _IOWR(ZCUSB_IOC_MAGIC, 9, struct zcusb_queue_attach)
+#define ZCUSB_IOC_QUEUE_DETACH _IOWR(ZCUSB_IOC_MAGIC, 10, struct zcusb_queue_detach)
 
 #endif /* _UAPI_ZCUSB_ABI_H */

@@ -323,7 +323,7 @@ void test_control(struct dev *d)
 	ret = ctrl(d->fd, 0, 0, 0x00, 9, 1, 0, 0, &c);
 	CHECK(ret == -EPERM, "SET_CONFIGURATION refused: %s", strerror(-ret));
 	ret = ctrl(d->fd, 0, 0, 0x01, 11, 0, 0, 0, &c);
-	CHECK(ret == -EINVAL, "SET_INTERFACE through control refused (use SET_ALT): %s",
+	CHECK(ret == -EPERM, "SET_INTERFACE through control refused (use SET_ALT): %s",
 	      strerror(-ret));
 	ret = ctrl(d->fd, 0, 0, 0x81, 0, 0, 5, 2, &c);
 	CHECK(ret == -EPERM, "request to another interface refused: %s",

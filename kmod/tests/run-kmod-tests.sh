@@ -50,7 +50,8 @@ T0=$(date +%s.%N)
 # --- build the module (outside the clone; cp -p keeps mtimes so make stays incremental)
 B=$WORK/build-$ZCUSB_KVER
 mkdir -p "$B"
-cp -p "$KMOD"/*.c "$KMOD"/*.h "$KMOD/../include/zcusb/zcusb_abi.h" "$KMOD/Kbuild" "$KMOD/Makefile" "$B/"
+cp -p "$KMOD"/*.c "$KMOD"/*.h "$KMOD/../include/zcusb/zcusb_abi.h" "$KMOD/../include/zcusb/zcusb-ring.h" \
+	"$KMOD/../tests/unit/transfer-check-vectors.h" "$KMOD/Kbuild" "$KMOD/Makefile" "$B/"
 if ! make -C "$B" KDIR="$ZCUSB_KHEADERS" KMAKEFILE="$ZCUSB_KHEADERS_COMMON/Makefile" \
 	W=1 >"$B/build.log" 2>&1; then
 	cat "$B/build.log"
@@ -63,12 +64,13 @@ fi
 # --- the test program (its sources: zcusb-kmod-test.h says which holds what)
 TEST=$WORK/zcusb-kmod-test
 TEST_SRCS=()
-for f in zcusb-kmod-test harness data limits faults xhci; do
+for f in zcusb-kmod-test harness data limits faults xhci queue; do
 	TEST_SRCS+=("$HERE/$f.c")
 done
 stale=0
 [ -x "$TEST" ] || stale=1
-for f in "${TEST_SRCS[@]}" "$HERE/zcusb-kmod-test.h" "$KMOD/../include/zcusb/zcusb_abi.h"; do
+for f in "${TEST_SRCS[@]}" "$HERE/zcusb-kmod-test.h" "$KMOD/../include/zcusb/zcusb_abi.h" \
+	"$KMOD/../include/zcusb/zcusb-ring.h"; do
 	if [ "$f" -nt "$TEST" ]; then
 		stale=1
 	fi

@@ -116,6 +116,7 @@ int main(int argc, char **argv)
 		test_control(&ss);
 		region_id = lid;
 	}
+	test_queue(&loop);
 	dev_close(&ss);
 	dev_close(&loop);
 	section = "close";

@@ -104,6 +104,8 @@ void test_sigkill(struct dev *d);
 void test_unplug(struct dev *d);
 void test_rmmod(struct dev *d, const char *module);
 
+/* queue.c */
+void test_queue(struct dev *d);
 /* xhci.c */
 void test_xhci(struct dev *d);
 

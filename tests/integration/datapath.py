@@ -370,7 +370,7 @@ def t_claim():
         h.check_eq([(c[1], c[2].get("ifno")) for c in emu.find() if c[1] != "GET_CAPABILITIES"],
                    [("GETDRIVER", 0), ("CLAIMINTERFACE", 0)], "usbfs ioctls of a claim")
         p = a("props", claim=cl)
-        want = {"Device": gz.object_path, "Interface": 0, "AltSetting": 0, "Backend": "usbfs",
+        want = {"Device": gz.object_path, "Interface": 0, "AltSetting": 0, "Backend": "usbfs", "ServedBy": "daemon",
                 "QuotaBytes": 256 * MIB, "UsedBytes": 0, "InFlight": 0, "Buffers": 0, "Queues": 0,
                 "Submitted": 0, "Completed": 0, "Failed": 0, "BytesIn": 0, "BytesOut": 0}
         h.check_eq(p, want, "Claim properties of a fresh claim")

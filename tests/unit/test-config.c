@@ -12,6 +12,7 @@ static void test_defaults(void) {
         config_init(&c);
         check(c.backend == BACKEND_CHOICE_AUTO);
         check(c.load_module);
+        check(c.kernel_queues);
         check(c.bytes_per_client == 256u << 20);
         check(c.claims_per_client == 8);
 }
@@ -26,6 +27,7 @@ static void test_all_keys(void) {
                                   "[Daemon]\n"
                                   "Backend=usbfs\n"
                                   "LoadModule=no\n"
+                                  "KernelQueues=no\n"
                                   "LogLevel=debug\n"
                                   "\n"
                                   "[Quota]\n"
@@ -40,6 +42,7 @@ static void test_all_keys(void) {
         check(!err);
         check(c.backend == BACKEND_CHOICE_USBFS);
         check(!c.load_module);
+        check(!c.kernel_queues);
         check(c.log_level == 7);
         check(c.bytes_per_client == 64u << 20);
         check(c.bytes_per_user == 1u << 30);

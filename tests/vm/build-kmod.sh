@@ -46,7 +46,8 @@ eval "$KENV"
 # --- build (a copy of kmod/, like kmod/tests/run-kmod-tests.sh: the clone stays clean)
 B=$WORK/build-$ZCUSB_KVER
 mkdir -p "$B"
-cp -p "$KMOD"/*.c "$KMOD"/*.h "$KMOD/../include/zcusb/zcusb_abi.h" "$KMOD/Kbuild" "$KMOD/Makefile" "$B/"
+cp -p "$KMOD"/*.c "$KMOD"/*.h "$KMOD/../include/zcusb/zcusb_abi.h" "$KMOD/../include/zcusb/zcusb-ring.h" \
+	"$KMOD/../tests/unit/transfer-check-vectors.h" "$KMOD/Kbuild" "$KMOD/Makefile" "$B/"
 if ! make -C "$B" KDIR="$ZCUSB_KHEADERS" KMAKEFILE="$ZCUSB_KHEADERS_COMMON/Makefile" \
 	>"$B/build.log" 2>&1; then
 	cp "$B/build.log" "$OUT/build.log"

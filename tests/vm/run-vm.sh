@@ -142,6 +142,8 @@ prepare_xfer() {
 		die "meson install -C $BUILD --destdir ... failed (build first: meson compile -C $BUILD)"
 	fi
 	cp -a "$HERE/guest" "$x/guest"
+	# the pure-Python client of the integration tier, for guest/hostile-kqueue.py
+	cp -p "$HERE/../integration/zcusbclient.py" "$x/guest/"
 	cp -a "$CASE_DIR" "$x/cases"
 	copy_test_programs "$x/bin"
 	"$HERE/build-kmod.sh" "$WORK/kmod" "$x/kmod" || die "build-kmod.sh failed"

@@ -18,9 +18,10 @@ BASE_DEVMEM = "libusb-async-devmem"
 BASE_MALLOC = "libusb-async-malloc"
 # The backend each zcusbd contender must have run over (Claim.Backend). The in-kernel queues of
 # zcusb.ko get their line here once they exist.
-EXPECT = {"zcusbd-usbfs": "usbfs", "zcusbd-zcusb.ko": "zcusb.ko", "zcusbd-zcusb.ko-nozc": "zcusb.ko"}
+EXPECT = {"zcusbd-usbfs": "usbfs", "zcusbd-zcusb.ko": "zcusb.ko", "zcusbd-zcusb.ko-nozc": "zcusb.ko",
+          "zcusbd-kqueues": "zcusb.ko"}
 ORDER = ["libusb-sync", "libusb-async-malloc", "libusb-async-devmem", "zcusbd-usbfs", "zcusbd-zcusb.ko",
-         "zcusbd-zcusb.ko-nozc"]
+         "zcusbd-zcusb.ko-nozc", "zcusbd-kqueues"]
 GIB = float(1 << 30)
 
 
@@ -98,9 +99,17 @@ def main():
         if c in EXPECT and r.get("backend") != EXPECT[c]:
             bad.append("%s %s round %s ran over %s, not %s" % (c, r.get("test"), r.get("round"), r.get("backend"),
                                                                EXPECT[c]))
+        # the module's queues took the entries of zcusbd-kqueues, and none of zcusbd's own paths
+        if "kq_entries" in r:
+            if c == "zcusbd-kqueues" and r["kq_entries"] == 0:
+                bad.append("%s %s round %s: the module's queues took no entry" % (c, r.get("test"), r.get("round")))
+            if c in ("zcusbd-zcusb.ko", "zcusbd-zcusb.ko-nozc") and r["kq_entries"] != 0:
+                bad.append("%s %s round %s: the module's queues took %d entries" %
+                           (c, r.get("test"), r.get("round"), r["kq_entries"]))
         if r.get("test") not in ("in", "out"):
             return
-        if c == "zcusbd-zcusb.ko" and (r.get("bounced_bytes", 0) != 0 or r.get("zc_bytes", 0) < r["bytes"]):
+        if c in ("zcusbd-zcusb.ko", "zcusbd-kqueues") and (r.get("bounced_bytes", 0) != 0 or
+                                                           r.get("zc_bytes", 0) < r["bytes"]):
             bad.append("%s %s round %s: zero copy %d, bounced %d of %d bytes" %
                        (c, r["test"], r["round"], r.get("zc_bytes", 0), r.get("bounced_bytes", 0), r["bytes"]))
         if c == "zcusbd-zcusb.ko-nozc" and (r.get("zc_bytes", 0) != 0 or r.get("bounced_bytes", 0) < r["bytes"]):
@@ -118,11 +127,11 @@ def main():
                      " zcusbd user+system;" % (meta.get("mib"), meta.get("max_seconds")))
         lines.append("  guest = whole guest busy time minus idle baseline (kernel threads, softirqs and the emulated"
                      " controller included)")
-        lines.append("  x devmem, x malloc: MB/s to libusb-async-devmem's, to libusb-async-malloc's; cpu x malloc: guest CPU"
-                     " s/GiB to libusb-async-malloc's")
-        hdr = "%-6s %-3s %-20s %-22s %8s %8s  %-6s %-6s %-22s %12s" % (
+        lines.append("  x devmem, x malloc: MB/s to libusb-async-devmem's, to libusb-async-malloc's; cpu x malloc, cpu x"
+                     " devmem: guest CPU s/GiB to libusb-async-malloc's, to libusb-async-devmem's")
+        hdr = "%-6s %-3s %-20s %-22s %8s %8s  %-6s %-6s %-22s %12s %12s" % (
             "size", "dir", "contender", "MB/s [min-max]", "x devmem", "x malloc", "client", "zcusbd",
-            "guest CPU s/GiB", "cpu x malloc")
+            "guest CPU s/GiB", "cpu x malloc", "cpu x devmem")
         lines.append(hdr)
         rows = []
         keys = sorted({(r["size"], r["depth"], r["test"]) for r in tp}, key=lambda k: (k[0], k[2] != "in"))
@@ -153,13 +162,15 @@ def main():
                        "zcusbd_cpu_per_gib": stat([x["daemon"] for x in f]),
                        "guest_cpu_per_gib": stat([x["guest"] for x in f]),
                        "x_devmem_mbs": stat(ratio(BASE_DEVMEM, "mbs")), "x_malloc_mbs": stat(ratio(BASE_MALLOC, "mbs")),
-                       "x_malloc_guest_cpu": stat(ratio(BASE_MALLOC, "guest"))}
+                       "x_malloc_guest_cpu": stat(ratio(BASE_MALLOC, "guest")),
+                       "x_devmem_guest_cpu": stat(ratio(BASE_DEVMEM, "guest"))}
                 rows.append(row)
-                lines.append("%-6s %-3s %-20s %-22s %8s %8s  %-6s %-6s %-22s %12s" % (
+                lines.append("%-6s %-3s %-20s %-22s %8s %8s  %-6s %-6s %-22s %12s %12s" % (
                     "%sx%d" % (size_name(size), depth), test, c, fmt_stat(row["mbs"]),
                     fmt(row["x_devmem_mbs"]["median"], 2), fmt(row["x_malloc_mbs"]["median"], 2),
                     fmt(row["client_cpu_per_gib"]["median"], 2), fmt(row["zcusbd_cpu_per_gib"]["median"], 2),
-                    fmt_stat(row["guest_cpu_per_gib"], 2), fmt(row["x_malloc_guest_cpu"]["median"], 2)))
+                    fmt_stat(row["guest_cpu_per_gib"], 2), fmt(row["x_malloc_guest_cpu"]["median"], 2),
+                    fmt(row["x_devmem_guest_cpu"]["median"], 2)))
             lines.append("")
         out["throughput"] = rows
 

@@ -12,8 +12,9 @@
 #                           kernel's own indexes: modprobe zcusb finds nothing again
 #   kmod_loaded             status: is zcusb.ko loaded?
 #   kmod_param NAME VALUE   write /sys/module/zcusb/parameters/NAME
-#   kmod_stats              set KS_zerocopy_bytes KS_bounced_bytes KS_urbs KS_pinned_pages from
-#                           /sys/bus/usb/drivers/zcusb/stats (bash only: no process start)
+#   kmod_stats              set KS_zerocopy_bytes KS_bounced_bytes KS_urbs KS_pinned_pages and
+#                           the in-kernel queues' KS_kqueues KS_kq_in_flight KS_kq_transfers
+#                           KS_kq_broken from /sys/bus/usb/drivers/zcusb/stats (bash only)
 #   zcusbd_config LINE...   /etc/zcusb/zcusbd.conf.d/50-vm-kmod.conf: [Daemon] and the LINEs
 #                           (e.g. Backend=usbfs); zcusbd_config_clear removes it
 #   zcusbd_restart          restart zcusbd (zcusb-load.service runs first), wait until it
@@ -69,6 +70,7 @@ kmod_param() {
 kmod_stats() {
 	local k v
 	KS_zerocopy_bytes=0 KS_bounced_bytes=0 KS_urbs=0 KS_pinned_pages=0
+	KS_kqueues=0 KS_kq_in_flight=0 KS_kq_transfers=0 KS_kq_broken=0
 	[ -r "$KMOD_DRV/stats" ] || fail "no $KMOD_DRV/stats (zcusb.ko not loaded?)"
 	while read -r k v; do
 		case $k in
@@ -76,6 +78,10 @@ kmod_stats() {
 		bounced_bytes) KS_bounced_bytes=$v ;;
 		urbs) KS_urbs=$v ;;
 		pinned_pages) KS_pinned_pages=$v ;;
+		kqueues) KS_kqueues=$v ;;
+		kq_in_flight) KS_kq_in_flight=$v ;;
+		kq_transfers) KS_kq_transfers=$v ;;
+		kq_broken) KS_kq_broken=$v ;;
 		esac
 	done <"$KMOD_DRV/stats"
 }

@@ -16,9 +16,11 @@
 #               while one client streams; idle again. For each backend of the contenders.
 # Contenders (CONTENDERS): libusb-sync, libusb-async-malloc, libusb-async-devmem (libusb-bench
 # as root straight on usbfs; zcusbd runs, idle), zcusbd-usbfs (zcusbd, Backend=usbfs),
-# zcusbd-zcusb.ko (zcusbd, Backend=auto with zcusb.ko loaded: checked on every run),
-# zcusbd-zcusb.ko-nozc (the same with disable_zerocopy=1). contender_setup is the one place
-# that knows how to prepare each (the slot for zcusb.ko's in-kernel queues is there).
+# zcusbd-zcusb.ko (zcusbd, Backend=auto with zcusb.ko loaded, KernelQueues=no: zcusbd serves
+# the rings; checked on every run), zcusbd-zcusb.ko-nozc (the same with disable_zerocopy=1),
+# zcusbd-kqueues (zcusb.ko's in-kernel queues: KernelQueues=yes, the module serves the rings;
+# each run records how many entries the module took, kq_entries, which summarize.py checks).
+# contender_setup is the one place that knows how to prepare each.
 # timeout: 2280
 set -euo pipefail
 # shellcheck source=tests/vm/guest/lib.sh
@@ -29,7 +31,7 @@ set -euo pipefail
 . "$ZCUSB_VM_GUEST/kmod.sh"
 
 SECTIONS="throughput latency scaling footprint"
-CONTENDERS="libusb-sync libusb-async-malloc libusb-async-devmem zcusbd-usbfs zcusbd-zcusb.ko"
+CONTENDERS="libusb-sync libusb-async-malloc libusb-async-devmem zcusbd-usbfs zcusbd-zcusb.ko zcusbd-kqueues"
 ROUNDS=5 MIB=64 MAX_SECONDS=3 SIZES="16384:8 65536:8 1048576:4"
 RTT_COUNT=200 BEHIND_COUNT=20 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
 # run-bench.sh's choices
@@ -53,8 +55,7 @@ NEED_KMOD=0
 for c in "${CLIST[@]}"; do
 	case $c in
 	libusb-sync | libusb-async-malloc | libusb-async-devmem | zcusbd-usbfs) ;;
-	zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc) NEED_KMOD=1 ;;
-	# zcusbd-kqueues) NEED_KMOD=1 ;; # zcusb.ko's in-kernel queues (DESIGN.md backend 1), when it exists
+	zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc | zcusbd-kqueues) NEED_KMOD=1 ;;
 	*) fail "unknown contender $c" ;;
 	esac
 done
@@ -63,9 +64,13 @@ done
 # contender_setup NAME: the daemon state NAME runs in (restarting zcusbd only when its Backend
 # changes); sets KIND (libusb|zcusbd) and MODE (libusb-bench's mode).
 CONFIGURED=""
-daemon_backend() { # auto|usbfs
+daemon_backend() { # auto|kqueue|usbfs
 	[ "$CONFIGURED" = "$1" ] && return 0
-	if [ "$1" = auto ]; then zcusbd_config_clear; else zcusbd_config "Backend=$1"; fi
+	case $1 in
+	auto) zcusbd_config "KernelQueues=no" ;;
+	kqueue) zcusbd_config "KernelQueues=yes" ;;
+	*) zcusbd_config "Backend=$1" ;;
+	esac
 	zcusbd_restart
 	DAEMON_PID=$(daemon_pid)
 	pause 0.5 # zcusbd's start-up work out of the next measurement
@@ -80,8 +85,11 @@ contender_setup() {
 		daemon_backend auto
 		if [ "$1" = zcusbd-zcusb.ko-nozc ]; then kmod_param disable_zerocopy 1; else kmod_param disable_zerocopy 0; fi
 		;;
-	# The slot for zcusb.ko's in-kernel queues: its daemon state here, its expected backend name
-	# in summarize.py's EXPECT, its name in run-bench.sh's contender list.
+	zcusbd-kqueues)
+		KIND=zcusbd
+		daemon_backend kqueue
+		kmod_param disable_zerocopy 0
+		;;
 	*) fail "no setup for contender $1" ;;
 	esac
 }
@@ -91,15 +99,16 @@ contender_group() {
 	case $1 in
 	libusb-*) GROUP=libusb ;;
 	zcusbd-usbfs) GROUP=usbfs ;;
+	zcusbd-kqueues) GROUP=kqueue ;;
 	*) GROUP=auto ;;
 	esac
 }
 # The contenders of LIST in group order, the groups rotated by ROUND (no group always first).
 ordered() { # ROUND LIST...
-	local round=$1 g c k groups=(auto usbfs libusb) out=()
+	local round=$1 g c k groups=(auto kqueue usbfs libusb) out=()
 	shift
-	for ((k = 0; k < 3; k++)); do
-		g=${groups[$(((round + k) % 3))]}
+	for ((k = 0; k < 4; k++)); do
+		g=${groups[$(((round + k) % 4))]}
 		for c in "$@"; do
 			contender_group "$c"
 			[ "$GROUP" != "$g" ] || out+=("$c")
@@ -158,15 +167,33 @@ client_cmd() { # C NAME VID PID ARGS...
 	fi
 }
 
+# The entries zcusb.ko's in-kernel queues took during one client's run (all its lines):
+# KQ_EXTRA=,"kq_entries":N when the module is loaded, else empty.
+kq_before() {
+	KQ0=""
+	[ -r /sys/bus/usb/drivers/zcusb/stats ] || return 0
+	kmod_stats
+	KQ0=$KS_kq_transfers
+}
+kq_after() {
+	KQ_EXTRA=""
+	[ -n "$KQ0" ] && [ -r /sys/bus/usb/drivers/zcusb/stats ] || return 0
+	kmod_stats
+	KQ_EXTRA=",\"kq_entries\":$((KS_kq_transfers - KQ0))"
+}
+
 # record EXTRA CMD...: run a client, append each of its JSON lines, with EXTRA (",\"k\":v..."),
 # to bench.jsonl.
 record() {
 	local extra=$1 lines line
 	shift
+	kq_before
 	if ! lines=$("$@" 2>"$W/err"); then
 		cat "$W/err"
 		fail "failed: $* (above)"
 	fi
+	kq_after
+	extra+=$KQ_EXTRA
 	while IFS= read -r line; do
 		[ -n "$line" ] || continue
 		line="${line%\}}$extra}"
@@ -224,7 +251,7 @@ if [ $NEED_KMOD = 1 ]; then
 	zcusbd_restart
 	kmod_loaded || fail "zcusb.ko not loaded by zcusb-load.service"
 fi
-CONFIGURED=auto
+CONFIGURED="" # the first zcusbd contender writes its configuration
 DAEMON_PID=$(daemon_pid)
 
 # --- throughput -----------------------------------------------------------------------------
@@ -387,6 +414,7 @@ if has_section footprint; then
 		case $GROUP in
 		usbfs) [[ " ${backends[*]} " == *" zcusbd-usbfs "* ]] || backends+=(zcusbd-usbfs) ;;
 		auto) [[ " ${backends[*]} " == *" zcusbd-zcusb.ko "* ]] || backends+=(zcusbd-zcusb.ko) ;;
+		kqueue) [[ " ${backends[*]} " == *" zcusbd-kqueues "* ]] || backends+=(zcusbd-kqueues) ;;
 		esac
 	done
 	for c in "${backends[@]}"; do

@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * In-kernel queues: the shared control-request vectors through the
+ * module's checks (the "selftest" attribute), then a queue attached on the
+ * Loopback fd and driven as a client drives it: data moved both ways
+ * through the ring, refused entries, CANCEL, a timeout, a hostile sq_tail
+ * (BROKEN), DETACH handing back the indices and close marking the ring
+ * DEAD with -ESHUTDOWN; nothing stays pinned.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "zcusb-kmod-test.h"
+#include "../../include/zcusb/zcusb-ring.h"
+
+struct tq {
+	int ring_fd, submit_fd, complete_fd;
+	size_t size;
+	uint8_t *map;
+	struct zcusb_ring_header *h;
+	struct zcusb_sqe *sq;
+	struct zcusb_cqe *cq;
+	uint32_t entries, tail, head, id;
+};
+
+/* as daemon/ring.c lays a ring out */
+static int tq_open(struct tq *q, int fd, uint32_t entries)
+{
+	size_t sq = entries * sizeof(struct zcusb_sqe);
+	uint32_t cq_off = PAGE + (uint32_t)((sq + PAGE - 1) / PAGE * PAGE);
+	struct zcusb_queue_attach a = { .sq_entries = entries };
+
+	memset(q, 0, sizeof(*q));
+	q->entries = entries;
+	q->size = (cq_off + entries * 2 * sizeof(struct zcusb_cqe) + PAGE - 1) / PAGE * PAGE;
+	q->ring_fd = memfd_create("zcusb-test-ring", MFD_CLOEXEC);
+	if (q->ring_fd < 0 || ftruncate(q->ring_fd, q->size) < 0)
+		return -errno;
+	q->map = mmap(NULL, q->size, PROT_READ | PROT_WRITE, MAP_SHARED, q->ring_fd, 0);
+	if (q->map == MAP_FAILED)
+		return -errno;
+	q->h = (void *)q->map;
+	*q->h = (struct zcusb_ring_header){
+		.magic = ZCUSB_RING_MAGIC, .version = ZCUSB_RING_VERSION,
+		.header_size = sizeof(*q->h), .sq_entries = entries,
+		.cq_entries = entries * 2, .sqe_size = sizeof(struct zcusb_sqe),
+		.cqe_size = sizeof(struct zcusb_cqe), .sq_offset = PAGE,
+		.cq_offset = cq_off, .ring_size = (uint32_t)q->size,
+	};
+	q->sq = (void *)(q->map + PAGE);
+	q->cq = (void *)(q->map + cq_off);
+	q->submit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	q->complete_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	a.ring_fd = q->ring_fd;
+	a.submit_fd = q->submit_fd;
+	a.complete_fd = q->complete_fd;
+	if (ioctl(fd, ZCUSB_IOC_QUEUE_ATTACH, &a) < 0)
+		return -errno;
+	q->id = a.queue_id;
+	return 0;
+}
+
+static void tq_close(struct tq *q)
+{
+	munmap(q->map, q->size);
+	close(q->ring_fd);
+	close(q->submit_fd);
+	close(q->complete_fd);
+}
+
+static void tq_push(struct tq *q, const struct zcusb_sqe *e)
+{
+	q->sq[q->tail & (q->entries - 1)] = *e;
+	__atomic_store_n(&q->h->sq_tail.value, ++q->tail, __ATOMIC_RELEASE);
+}
+
+static void tq_ring(struct tq *q)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&q->h->sq_flags.value, __ATOMIC_ACQUIRE) & ZCUSB_SQ_NEED_WAKEUP)
+		eventfd_write(q->submit_fd, 1);
+}
+
+/* Wait for one completion (timeout_ms); 0 or -ETIMEDOUT. */
+static int tq_reap(struct tq *q, struct zcusb_cqe *out, int timeout_ms)
+{
+	double end = now() + timeout_ms / 1000.0;
+
+	for (;;) {
+		uint32_t tail = __atomic_load_n(&q->h->cq_tail.value, __ATOMIC_ACQUIRE);
+		struct pollfd p = { .fd = q->complete_fd, .events = POLLIN };
+		eventfd_t v;
+
+		if (tail != q->head) {
+			*out = q->cq[q->head & (q->entries * 2 - 1)];
+			__atomic_store_n(&q->h->cq_head.value, ++q->head, __ATOMIC_RELEASE);
+			return 0;
+		}
+		if (now() > end)
+			return -ETIMEDOUT;
+		if (poll(&p, 1, 20) > 0)
+			eventfd_read(q->complete_fd, &v);
+	}
+}
+
+static struct zcusb_sqe bulk(uint8_t ep, uint32_t bid, uint64_t off, uint32_t len, uint64_t ud)
+{
+	return (struct zcusb_sqe){ .opcode = ZCUSB_OP_BULK, .endpoint = ep, .buffer_id = bid,
+				   .offset = off, .length = len, .user_data = ud };
+}
+
+void test_queue(struct dev *d)
+{
+	struct zcusb_buffer_alias al = { .buffer_id = region_id, .client_id = 7 };
+	struct zcusb_queue_detach det = { 0 };
+	struct zcusb_cqe c;
+	struct zcusb_sqe e;
+	struct stats s0, s;
+	char buf[8192];
+	struct tq q;
+	size_t n = 256 * 1024, i;
+	int ret, ok;
+
+	section = "queue";
+	ret = read_file(DRV "/selftest", buf, sizeof(buf));
+	CHECK(ret == 0 && strstr(buf, " fail 0") && !strstr(buf, "FAIL"), "shared control vectors through the module: %s",
+	      ret ? strerror(-ret) : buf);
+
+	stats(&s0);
+	ret = ioctl(d->fd, ZCUSB_IOC_BUFFER_ALIAS, &al);
+	CHECK(ret == 0, "BUFFER_ALIAS region %u as client id 7: %s", region_id, ret ? strerror(errno) : "ok");
+	ret = tq_open(&q, d->fd, 8);
+	CHECK(ret == 0 && q.id > 0, "QUEUE_ATTACH -> queue %u: %s", q.id, ret ? strerror(-ret) : "ok");
+	if (ret)
+		return;
+
+	/* OUT then IN through the ring: the Loopback echoes */
+	for (i = 0; i < n; i++)
+		region[i] = rnd8();
+	memset(region + IN_AREA, 0, n);
+	for (size_t done = 0; done < n; done += LOOP_BUFLEN) {
+		e = bulk(d->ep_out, 7, done, LOOP_BUFLEN, 1);
+		tq_push(&q, &e);
+		e = bulk(d->ep_in, 7, IN_AREA + done, LOOP_BUFLEN, 2);
+		tq_push(&q, &e);
+		tq_ring(&q);
+		ok = tq_reap(&q, &c, 5000) == 0 && c.user_data == 1 && c.status == 0 &&
+		     c.actual_length == LOOP_BUFLEN;
+		ok = ok && tq_reap(&q, &c, 5000) == 0 && c.user_data == 2 && c.status == 0 &&
+		     c.actual_length == LOOP_BUFLEN;
+		if (!ok)
+			break;
+	}
+	CHECK(ok && !memcmp(region, region + IN_AREA, n),
+	      "%zu KiB OUT and back IN through the ring, byte for byte (last: %d/%u)", n / 1024,
+	      c.status, c.actual_length);
+
+	/* refused entries complete with the errors zcusbd gives */
+	e = bulk(d->ep_out, 99, 0, 512, 3);
+	tq_push(&q, &e);
+	e = bulk(0x8f, 7, 0, 512, 4);
+	tq_push(&q, &e);
+	e = bulk(d->ep_out, 7, REGION_LEN - 256, 512, 5);
+	tq_push(&q, &e);
+	e = (struct zcusb_sqe){ .opcode = 77, .user_data = 6 };
+	tq_push(&q, &e);
+	e = (struct zcusb_sqe){ .opcode = ZCUSB_OP_CONTROL, .buffer_id = 7, .length = 8, .user_data = 8 };
+	memcpy(region, "\x00\x09\x01\x00\x00\x00\x00\x00", 8); /* SET_CONFIGURATION(1) */
+	tq_push(&q, &e);
+	tq_ring(&q);
+	{
+		int want[] = { -ENOENT, -EINVAL, -EFAULT, -EINVAL, -EPERM }, got[5] = { 1, 1, 1, 1, 1 };
+
+		ok = 1;
+		for (i = 0; i < 5; i++)
+			ok = ok && tq_reap(&q, &c, 3000) == 0 && (got[i] = c.status) == want[i];
+		CHECK(ok, "refused: unknown buffer %d, foreign endpoint %d, beyond the buffer %d, "
+		      "bad opcode %d, SET_CONFIGURATION %d", got[0], got[1], got[2], got[3], got[4]);
+	}
+
+	/* an IN nothing answers: CANCEL ends it; another one times out */
+	e = bulk(d->ep_in, 7, IN_AREA, 512, 10);
+	tq_push(&q, &e);
+	e = (struct zcusb_sqe){ .opcode = ZCUSB_OP_CANCEL, .user_data = 11, .cancel_user_data = 10 };
+	tq_push(&q, &e);
+	tq_ring(&q);
+	{
+		int st[2] = { 1, 1 };
+		uint64_t ud[2] = { 0, 0 };
+
+		for (i = 0; i < 2 && tq_reap(&q, &c, 3000) == 0; i++) {
+			ud[i] = c.user_data;
+			st[i] = c.status;
+		}
+		CHECK(i == 2 && ((ud[0] == 11 && st[0] == 0 && ud[1] == 10 && st[1] == -ECANCELED) ||
+				 (ud[1] == 11 && st[1] == 0 && ud[0] == 10 && st[0] == -ECANCELED)),
+		      "CANCEL of a pending IN: %llu:%d %llu:%d", (unsigned long long)ud[0], st[0],
+		      (unsigned long long)ud[1], st[1]);
+	}
+	e = bulk(d->ep_in, 7, IN_AREA, 512, 12);
+	e.timeout_ms = 200;
+	tq_push(&q, &e);
+	tq_ring(&q);
+	{
+		double t = now();
+
+		ret = tq_reap(&q, &c, 3000);
+		CHECK(ret == 0 && c.user_data == 12 && c.status == -ETIMEDOUT && now() - t < 2.0,
+		      "timeout_ms 200 -> %d after %.2f s", c.status, now() - t);
+	}
+
+	/* DETACH hands the indices back; the ring is zcusbd's again */
+	e = bulk(d->ep_in, 7, IN_AREA, 512, 13);
+	tq_push(&q, &e);
+	tq_ring(&q);
+	usleep(100 * 1000);
+	det.queue_id = q.id;
+	det.end_status = -EACCES;
+	ret = ioctl(d->fd, ZCUSB_IOC_QUEUE_DETACH, &det);
+	CHECK(ret == 0 && det.sq_head == q.tail && det.cq_tail == q.head + 1,
+	      "QUEUE_DETACH: sq_head %u (tail %u), cq_tail %u (head %u)", det.sq_head, q.tail,
+	      det.cq_tail, q.head);
+	ret = tq_reap(&q, &c, 1000);
+	CHECK(ret == 0 && c.user_data == 13 && c.status == -EACCES,
+	      "the pending IN completed with the detach status: %d", c.status);
+	ret = ioctl(d->fd, ZCUSB_IOC_QUEUE_DETACH, &det);
+	CHECK(ret < 0 && errno == ENOENT, "second DETACH -> %s", strerror(errno));
+	tq_close(&q);
+
+	/* hostile indices: BROKEN, the module stops serving it */
+	ret = tq_open(&q, d->fd, 8);
+	CHECK(ret == 0, "second queue attached: %s", ret ? strerror(-ret) : "ok");
+	if (ret)
+		return;
+	__atomic_store_n(&q.h->sq_tail.value, 1000, __ATOMIC_RELEASE);
+	eventfd_write(q.submit_fd, 1);
+	usleep(200 * 1000);
+	CHECK(q.h->sq_flags.value & ZCUSB_SQ_BROKEN, "sq_tail 1000 on an 8-entry ring: flags %#x",
+	      q.h->sq_flags.value);
+	for (i = 0; i < 10000; i++)
+		eventfd_write(q.submit_fd, 1); /* a doorbell storm costs nothing */
+	CHECK(1, "10000 doorbells on a broken ring");
+	tq_close(&q); /* the client is gone; the module keeps its own references */
+
+	/* close: every queue ends -ESHUTDOWN, DEAD */
+	ret = tq_open(&q, d->fd, 4);
+	e = bulk(d->ep_in, 7, IN_AREA, 512, 20);
+	tq_push(&q, &e);
+	tq_ring(&q);
+	usleep(100 * 1000);
+	stats(&s);
+	CHECK(ret == 0 && s.pinned > s0.pinned, "third queue, one IN pending; pinned %lld", s.pinned);
+	dev_close(d);
+	ret = tq_reap(&q, &c, 1000);
+	CHECK(ret == 0 && c.user_data == 20 && c.status == -ESHUTDOWN &&
+	      (q.h->sq_flags.value & ZCUSB_SQ_DEAD) && q.h->end_status == -ESHUTDOWN,
+	      "close of the device fd: IN -> %d, flags %#x, end_status %d", c.status,
+	      q.h->sq_flags.value, q.h->end_status);
+	tq_close(&q);
+	stats(&s);
+	/* what is left is the SourceSink fd's registration of the region */
+	CHECK(s.pinned == REGION_LEN / PAGE, "pinned_pages %lld after close (the SourceSink fd's %u)",
+	      s.pinned, REGION_LEN / PAGE);
+	ret = read_file(DRV "/stats", buf, sizeof(buf));
+	CHECK(ret == 0 && strstr(buf, "kqueues 0\n") && strstr(buf, "kq_in_flight 0\n"),
+	      "no queue, nothing in flight");
+	dev_open(d);
+}

@@ -1,0 +1,640 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * zcusb.ko: in-kernel queues. zcusbd hands over a client's queue (the ring
+ * memfd of zcusb-ring.h and its two eventfds); from then on the module
+ * consumes the submission ring and fills the completion ring itself, and
+ * zcusbd is no longer woken per transfer.
+ *
+ * One work item per queue does everything (process context, zi->lock
+ * held): it posts the completions of the queue's transfers, then takes new
+ * entries. It runs when the client writes the submit eventfd (a wait-queue
+ * callback on the eventfd, as KVM's irqfd and vhost do), when a transfer's
+ * last URB is given back, and by timer while entries wait for completion
+ * slots (the client rings no doorbell when it reaps) or while the doorbell
+ * is off after a batch of completions (below).
+ *
+ * The ring is client-writable memory: every entry is copied out once
+ * (READ_ONCE per field) and checked by zcusb_check.c against the
+ * interface's current alternate setting and the client's buffers (aliases
+ * of registered ranges). The module keeps its own sq_head and cq_tail and
+ * never reads them back; an sq_tail more than sq_entries ahead marks the
+ * ring ZCUSB_SQ_BROKEN. An entry is taken only when its completion is sure
+ * to fit (free completion slots > transfers in flight), so the completion
+ * ring never overflows. A pass takes at most sq_entries entries and then
+ * requeues itself behind other work: nothing the client writes can make it
+ * loop without bound or sleep.
+ *
+ * Doorbell (ZCUSB_SQ_NEED_WAKEUP), as zcusb-ring.h specifies: set whenever
+ * the module stops looking, except right after posting completions while
+ * more transfers are in flight, when the next completion brings it back
+ * anyway; then a grace timer looks once more and sets it, so an entry
+ * behind a transfer that never completes (a CANCEL of it) is still taken.
+ */
+#include <linux/eventfd.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/shmem_fs.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+#include <linux/version.h>
+
+#include "zcusb.h"
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 8, 0)
+#define zcusb_eventfd_signal(ctx)	eventfd_signal(ctx)
+#else
+#define zcusb_eventfd_signal(ctx)	eventfd_signal(ctx, 1)
+#endif
+
+#define ZCUSB_RING_PAGE		4096u
+/* entries waiting for completion slots: look every 4 ms, backing off to 1 s */
+#define ZCUSB_KQ_POLL_MS	4
+#define ZCUSB_KQ_POLL_MAX_SHIFT	8
+/* doorbell off after a batch: look again after this if nothing completes */
+#define ZCUSB_KQ_GRACE_MS	10
+
+static size_t zcusb_ring_bytes(u32 sq_entries, u32 *sq_off, u32 *cq_off)
+{
+	size_t sq = (size_t)sq_entries * sizeof(struct zcusb_sqe);
+	size_t cq = (size_t)sq_entries * 2 * sizeof(struct zcusb_cqe);
+
+	/* as daemon/ring.c lays it out: header page, SQ, then CQ */
+	*sq_off = ZCUSB_RING_PAGE;
+	*cq_off = ZCUSB_RING_PAGE + round_up(sq, ZCUSB_RING_PAGE);
+	return round_up(*cq_off + cq, ZCUSB_RING_PAGE);
+}
+
+void zcusb_queue_kick(struct zcusb_kqueue *kq)
+{
+	/* any context; pulls a pending poll or grace timer forward */
+	mod_delayed_work(zcusb_wq, &kq->work, 0);
+}
+
+static void zcusb_kq_set_flags(struct zcusb_kqueue *kq, u32 set, u32 clear)
+{
+	u32 *p = &kq->hdr->sq_flags.value;
+	u32 old = READ_ONCE(*p);	/* only the module writes it */
+
+	WRITE_ONCE(*p, (old & ~clear) | set);
+}
+
+static void zcusb_kq_break(struct zcusb_kqueue *kq)
+{
+	kq->broken = true;
+	zcusb_kq_set_flags(kq, ZCUSB_SQ_BROKEN, 0);
+	atomic64_inc(&zcusb_stats.kq_broken);
+	dev_dbg(&kq->c->zi->intf->dev,
+		"zcusb: queue %u: sq_tail beyond the ring, queue stopped\n",
+		kq->id);
+}
+
+static void zcusb_kq_post(struct zcusb_kqueue *kq, u64 user_data, int status,
+			  u32 actual)
+{
+	struct zcusb_cqe *cqe = &kq->cq[kq->cq_tail & (kq->cq_entries - 1)];
+
+	WRITE_ONCE(cqe->user_data, user_data);
+	WRITE_ONCE(cqe->status, status);
+	WRITE_ONCE(cqe->actual_length, actual);
+	WRITE_ONCE(cqe->flags, 0);
+	/* sq_head, published when the entry was taken, comes before this */
+	smp_store_release(&kq->hdr->cq_tail.value, ++kq->cq_tail);
+}
+
+/* Free completion slots; a cq_head beyond what was posted reads as none. */
+static u32 zcusb_kq_cq_space(struct zcusb_kqueue *kq)
+{
+	u32 used = kq->cq_tail - smp_load_acquire(&kq->hdr->cq_head.value);
+
+	return used > kq->cq_entries ? 0 : kq->cq_entries - used;
+}
+
+/* Post the completions of transfers whose URBs are all back. */
+static bool zcusb_kq_reap(struct zcusb_kqueue *kq)
+{
+	struct zcusb_opener *c = kq->c;
+	struct zcusb_xfer *x, *tmp;
+	LIST_HEAD(list);
+
+	spin_lock_irq(&c->lock);
+	list_splice_init(&kq->completed, &list);
+	spin_unlock_irq(&c->lock);
+	if (list_empty(&list))
+		return false;
+	list_for_each_entry_safe(x, tmp, &list, node) {
+		list_del(&x->node);
+		zcusb_xfer_finish(x);
+		zcusb_kq_post(kq, x->user_data, x->status, x->actual);
+		kq->in_flight--;
+		atomic64_dec(&zcusb_stats.kq_in_flight);
+		zcusb_xfer_free(x);
+	}
+	return true;
+}
+
+static void zcusb_region_read(const struct zcusb_region *r, u64 off, void *buf,
+			      u32 len)
+{
+	while (len) {
+		u32 po = offset_in_page(off);
+		u32 n = min_t(u32, len, PAGE_SIZE - po);
+
+		memcpy_from_page(buf, r->pages[off >> PAGE_SHIFT], po, n);
+		buf += n;
+		off += n;
+		len -= n;
+	}
+}
+
+/* Check and start one entry (a private copy), or complete it at once. */
+static bool zcusb_kq_handle(struct zcusb_kqueue *kq, const struct zcusb_sqe *e)
+{
+	struct zcusb_opener *c = kq->c;
+	const struct usb_host_interface *alt = c->zi->intf->cur_altsetting;
+	struct zcusb_region *r = NULL;
+	struct zcusb_submit s = {};
+	struct zcusb_plan plan;
+	int ret;
+
+	atomic64_inc(&zcusb_stats.kq_transfers);
+	if (e->opcode != ZCUSB_OP_NOP && e->opcode != ZCUSB_OP_CANCEL &&
+	    e->buffer_id)
+		r = xa_load(&c->aliases, e->buffer_id);
+	ret = zcusb_check_sqe(alt, e, r, r ? r->length : 0, &plan);
+	if (ret)
+		goto fail;
+
+	switch (e->opcode) {
+	case ZCUSB_OP_NOP:
+		zcusb_kq_post(kq, e->user_data, 0, 0);
+		return true;
+	case ZCUSB_OP_CANCEL:
+		ret = zcusb_cancel_kq(kq, e->cancel_user_data);
+		zcusb_kq_post(kq, e->user_data, ret, 0);
+		return true;
+	case ZCUSB_OP_ISO:
+		/* zcusbd puts claims of interfaces with iso endpoints on usbfs */
+		ret = -EOPNOTSUPP;
+		goto fail;
+	case ZCUSB_OP_CONTROL:
+		/* the setup packet, read once, is what is checked and sent */
+		zcusb_region_read(r, plan.offset, plan.setup, sizeof(plan.setup));
+		ret = zcusb_check_setup(alt, &plan);
+		if (ret)
+			goto fail;
+		s.type = ZCUSB_TYPE_CONTROL;
+		memcpy(s.setup, plan.setup, sizeof(s.setup));
+		break;
+	case ZCUSB_OP_BULK:
+		s.type = ZCUSB_TYPE_BULK;
+		break;
+	case ZCUSB_OP_INTERRUPT:
+		s.type = ZCUSB_TYPE_INTERRUPT;
+		break;
+	}
+	s.user_data = e->user_data;
+	s.endpoint = plan.endpoint;
+	s.buffer_id = r->id;
+	s.offset = plan.offset + plan.data_offset;
+	s.length = plan.data_length;
+	if (e->flags & ZCUSB_SQE_SHORT_NOT_OK)
+		s.flags |= ZCUSB_SUBMIT_SHORT_NOT_OK;
+	if (e->flags & ZCUSB_SQE_ZERO_PACKET)
+		s.flags |= ZCUSB_SUBMIT_ZERO_PACKET;
+
+	ret = zcusb_submit_xfer(c, &s, kq, e->timeout_ms);
+	if (ret)
+		goto fail;
+	kq->in_flight++;
+	atomic64_inc(&zcusb_stats.kq_in_flight);
+	return false;
+
+fail:
+	zcusb_kq_post(kq, e->user_data, ret, 0);
+	return true;
+}
+
+/* The one read of entry @idx of shared memory. */
+static void zcusb_kq_copy_sqe(struct zcusb_kqueue *kq, u32 idx,
+			      struct zcusb_sqe *e)
+{
+	const struct zcusb_sqe *src = &kq->sq[idx & (kq->sq_entries - 1)];
+
+	e->opcode = READ_ONCE(src->opcode);
+	e->endpoint = READ_ONCE(src->endpoint);
+	e->flags = READ_ONCE(src->flags);
+	e->buffer_id = READ_ONCE(src->buffer_id);
+	e->offset = READ_ONCE(src->offset);
+	e->length = READ_ONCE(src->length);
+	e->timeout_ms = READ_ONCE(src->timeout_ms);
+	e->iso_packets = READ_ONCE(src->iso_packets);
+	e->reserved0 = READ_ONCE(src->reserved0);
+	e->user_data = READ_ONCE(src->user_data);
+	e->cancel_user_data = READ_ONCE(src->cancel_user_data);
+	e->reserved1[0] = READ_ONCE(src->reserved1[0]);
+	e->reserved1[1] = READ_ONCE(src->reserved1[1]);
+}
+
+/*
+ * Take what the ring holds, at most one ring's worth. Returns the delay
+ * (jiffies) after which to look again by timer, 0 for none.
+ */
+static unsigned long zcusb_kq_consume(struct zcusb_kqueue *kq, bool *postedp)
+{
+	unsigned int budget = kq->sq_entries;
+	struct zcusb_sqe e;
+	u32 tail;
+
+	for (;;) {
+		if (!budget--) {
+			/* behind whatever else the workqueue has */
+			zcusb_queue_kick(kq);
+			return 0;
+		}
+		/* hostile indices first, whatever else the ring's state */
+		tail = smp_load_acquire(&kq->hdr->sq_tail.value);
+		if (tail - kq->sq_head > kq->sq_entries) {
+			zcusb_kq_break(kq);
+			return 0;
+		}
+		if (tail != kq->sq_head &&
+		    zcusb_kq_cq_space(kq) <= kq->in_flight) {
+			/* entries wait for completion slots: poll for them */
+			zcusb_kq_set_flags(kq, ZCUSB_SQ_NEED_WAKEUP, 0);
+			if (kq->in_flight)
+				return 0;	/* a completion brings us back */
+			return msecs_to_jiffies(ZCUSB_KQ_POLL_MS <<
+				min_t(unsigned int, kq->blocked_polls++,
+				      ZCUSB_KQ_POLL_MAX_SHIFT));
+		}
+		kq->blocked_polls = 0;
+		if (tail == kq->sq_head) {
+			/* streaming: the next completion brings us back */
+			if (*postedp && kq->in_flight) {
+				zcusb_kq_set_flags(kq, 0, ZCUSB_SQ_NEED_WAKEUP);
+				return msecs_to_jiffies(ZCUSB_KQ_GRACE_MS);
+			}
+			if (READ_ONCE(kq->hdr->sq_flags.value) &
+			    ZCUSB_SQ_NEED_WAKEUP)
+				return 0;
+			zcusb_kq_set_flags(kq, ZCUSB_SQ_NEED_WAKEUP, 0);
+			/* pairs with the client's barrier between its
+			 * sq_tail store and its sq_flags load */
+			smp_mb();
+			if (smp_load_acquire(&kq->hdr->sq_tail.value) ==
+			    kq->sq_head)
+				return 0;
+			continue;
+		}
+		zcusb_kq_copy_sqe(kq, kq->sq_head, &e);
+		smp_store_release(&kq->hdr->sq_head.value, ++kq->sq_head);
+		*postedp |= zcusb_kq_handle(kq, &e);
+	}
+}
+
+static void zcusb_kq_work(struct work_struct *w)
+{
+	struct zcusb_kqueue *kq = container_of(to_delayed_work(w),
+					       struct zcusb_kqueue, work);
+	struct zcusb_intf *zi = kq->c->zi;
+	unsigned long again = 0;
+	bool posted;
+
+	mutex_lock(&zi->lock);
+	if (kq->stopping) {
+		mutex_unlock(&zi->lock);
+		return;
+	}
+	posted = zcusb_kq_reap(kq);
+	/* unplugged: what was in flight is posted (-ENODEV); zcusbd detaches */
+	if (zi->disconnected)
+		kq->dead = true;
+	if (!kq->dead && !kq->broken)
+		again = zcusb_kq_consume(kq, &posted);
+	if (posted &&
+	    !(READ_ONCE(kq->hdr->cq_flags.value) & ZCUSB_CQ_NO_WAKEUP))
+		zcusb_eventfd_signal(kq->complete);
+	/* queue_ (not mod_): never postpone a kick that came meanwhile */
+	if (again)
+		queue_delayed_work(zcusb_wq, &kq->work, again);
+	mutex_unlock(&zi->lock);
+}
+
+/* The client wrote the submit eventfd (its wait queue lock held). */
+static int zcusb_kq_wakeup(wait_queue_entry_t *wait, unsigned int mode,
+			   int sync, void *key)
+{
+	struct zcusb_kqueue *kq = container_of(wait, struct zcusb_kqueue, wait);
+	u64 cnt;
+
+	if (key_to_poll(key) & EPOLLIN) {
+		/* consume it, so the client's writes never fill the counter */
+		eventfd_ctx_do_read(kq->submit, &cnt);
+		zcusb_queue_kick(kq);
+	}
+	return 0;
+}
+
+static void zcusb_kq_queue_proc(struct file *file, wait_queue_head_t *wqh,
+				poll_table *pt)
+{
+	struct zcusb_kqueue *kq = container_of(pt, struct zcusb_kqueue, pt);
+
+	if (kq->wqh)
+		return;
+	kq->wqh = wqh;
+	add_wait_queue(wqh, &kq->wait);
+}
+
+/* Everything but the URBs and the list: for a queue never or no longer live. */
+static void zcusb_kq_free(struct zcusb_kqueue *kq)
+{
+	struct zcusb_opener *c = kq->c;
+	unsigned long i;
+	u64 cnt;
+
+	if (kq->wqh)
+		eventfd_ctx_remove_wait_queue(kq->submit, &kq->wait, &cnt);
+	if (kq->map)
+		vunmap(kq->map);
+	for (i = 0; i < kq->npages; i++) {
+		set_page_dirty_lock(kq->pages[i]);
+		put_page(kq->pages[i]);
+	}
+	if (kq->npages) {
+		c->pinned_pages -= kq->npages;
+		atomic64_sub(kq->npages, &zcusb_stats.pinned_pages);
+	}
+	kvfree(kq->pages);
+	if (!IS_ERR_OR_NULL(kq->submit))
+		eventfd_ctx_put(kq->submit);
+	if (!IS_ERR_OR_NULL(kq->complete))
+		eventfd_ctx_put(kq->complete);
+	zcusb_kmem_uncharge(c, sizeof(*kq));
+	kfree(kq);
+}
+
+/* Map the ring memfd: its shmem pages, held (and charged) until detach. */
+static int zcusb_kq_map_ring(struct zcusb_kqueue *kq, int fd, size_t bytes)
+{
+	struct zcusb_opener *c = kq->c;
+	unsigned long limit = (unsigned long)READ_ONCE(zcusb_max_pinned_mb)
+			      << (20 - PAGE_SHIFT);
+	unsigned long i, npages = bytes >> PAGE_SHIFT;
+	struct file *f;
+	int ret = 0;
+
+	if (npages > limit || c->pinned_pages > limit - npages)
+		return -ENOMEM;
+	f = fget(fd);
+	if (!f)
+		return -EBADF;
+	/* a memfd (sealed by zcusbd, so it cannot shrink under us) */
+	if (!shmem_file(f) || i_size_read(file_inode(f)) < bytes) {
+		ret = -EINVAL;
+		goto out;
+	}
+	kq->pages = kvcalloc(npages, sizeof(*kq->pages), GFP_KERNEL);
+	if (!kq->pages) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < npages; i++) {
+		struct page *p = shmem_read_mapping_page(f->f_mapping, i);
+
+		if (IS_ERR(p)) {
+			ret = PTR_ERR(p);
+			break;
+		}
+		kq->pages[i] = p;
+		kq->npages++;
+	}
+	/* charged as they are held, so zcusb_kq_free() undoes exactly this */
+	c->pinned_pages += kq->npages;
+	atomic64_add(kq->npages, &zcusb_stats.pinned_pages);
+	if (ret)
+		goto out;
+	kq->map = vmap(kq->pages, npages, VM_MAP, PAGE_KERNEL);
+	if (!kq->map)
+		ret = -ENOMEM;
+out:
+	fput(f);
+	return ret;
+}
+
+static int zcusb_kq_watch(struct zcusb_kqueue *kq, int fd)
+{
+	struct file *f = fget(fd);
+	__poll_t events;
+
+	if (!f)
+		return -EBADF;
+	kq->submit = eventfd_ctx_fileget(f);
+	if (IS_ERR(kq->submit)) {
+		fput(f);
+		return PTR_ERR(kq->submit);
+	}
+	init_waitqueue_func_entry(&kq->wait, zcusb_kq_wakeup);
+	init_poll_funcptr(&kq->pt, zcusb_kq_queue_proc);
+	events = vfs_poll(f, &kq->pt);
+	fput(f);
+	if (!kq->wqh)
+		return -EINVAL;
+	if (events & EPOLLIN)
+		zcusb_queue_kick(kq);
+	return 0;
+}
+
+/* QUEUE_ATTACH; zi->lock held, the interface is not disconnected. */
+int zcusb_queue_attach(struct zcusb_opener *c, struct zcusb_queue_attach *a)
+{
+	struct zcusb_ring_header *h;
+	struct zcusb_kqueue *kq;
+	u32 sq_off, cq_off;
+	size_t bytes;
+	int ret;
+
+	if (a->flags || a->reserved || a->queue_id)
+		return -EINVAL;
+	if (a->sq_entries < ZCUSB_RING_MIN_ENTRIES ||
+	    a->sq_entries > ZCUSB_RING_MAX_ENTRIES ||
+	    !is_power_of_2(a->sq_entries))
+		return -EINVAL;
+	bytes = zcusb_ring_bytes(a->sq_entries, &sq_off, &cq_off);
+
+	ret = zcusb_kmem_charge(c, sizeof(*kq));
+	if (ret)
+		return ret;
+	kq = kzalloc(sizeof(*kq), GFP_KERNEL);
+	if (!kq) {
+		zcusb_kmem_uncharge(c, sizeof(*kq));
+		return -ENOMEM;
+	}
+	kq->c = c;
+	INIT_LIST_HEAD(&kq->completed);
+	INIT_DELAYED_WORK(&kq->work, zcusb_kq_work);
+	init_usb_anchor(&kq->anchor);
+
+	ret = zcusb_kq_map_ring(kq, a->ring_fd, bytes);
+	if (ret)
+		goto fail;
+	/* zcusbd laid it out (daemon/ring.c); the layout used is our own */
+	h = kq->map;
+	if (READ_ONCE(h->magic) != ZCUSB_RING_MAGIC ||
+	    READ_ONCE(h->version) != ZCUSB_RING_VERSION ||
+	    READ_ONCE(h->sq_entries) != a->sq_entries) {
+		ret = -EINVAL;
+		goto fail;
+	}
+	kq->hdr = h;
+	kq->sq_entries = a->sq_entries;
+	kq->cq_entries = a->sq_entries * 2;
+	kq->sq = kq->map + sq_off;
+	kq->cq = kq->map + cq_off;
+	/* zcusbd's private indices: where it stopped */
+	kq->sq_head = a->sq_head;
+	kq->cq_tail = a->cq_tail;
+
+	kq->complete = eventfd_ctx_fdget(a->complete_fd);
+	if (IS_ERR(kq->complete)) {
+		ret = PTR_ERR(kq->complete);
+		goto fail;
+	}
+	/* after this the callback may run: everything above is ready */
+	ret = zcusb_kq_watch(kq, a->submit_fd);
+	if (ret)
+		goto fail;
+
+	kq->id = c->next_kqueue_id++;
+	list_add_tail(&kq->node, &c->kqueues);
+	atomic64_inc(&zcusb_stats.kqueues);
+	a->queue_id = kq->id;
+	zcusb_queue_kick(kq);
+	return 0;
+
+fail:
+	/* not listed: the work finds a queue stopping if a kick came */
+	kq->stopping = true;
+	if (kq->wqh) {
+		u64 cnt;
+
+		eventfd_ctx_remove_wait_queue(kq->submit, &kq->wait, &cnt);
+		kq->wqh = NULL;
+	}
+	cancel_delayed_work(&kq->work);
+	zcusb_kq_free(kq);
+	return ret;
+}
+
+/*
+ * Stop serving @kq: no more wakeups, every URB killed, then (zi->lock
+ * taken again) what is in flight completes with @end_status (-ENODEV once
+ * the device is gone) and the ring keeps the module's last indices.
+ * Called without zi->lock; @kq is off the list already (so stopping).
+ */
+static void zcusb_kq_stop(struct zcusb_kqueue *kq, int end_status,
+			  bool mark_dead, struct zcusb_queue_detach *d)
+{
+	struct zcusb_opener *c = kq->c;
+	struct zcusb_intf *zi = c->zi;
+	struct zcusb_xfer *x;
+	bool posted;
+	u64 cnt;
+
+	eventfd_ctx_remove_wait_queue(kq->submit, &kq->wait, &cnt);
+	kq->wqh = NULL;
+	/* what ends now ends with the claim's status, not -ENOENT */
+	spin_lock_irq(&c->lock);
+	list_for_each_entry(x, &c->pending, node)
+		if (x->kq == kq && !x->cancel_status)
+			x->cancel_status = end_status;
+	spin_unlock_irq(&c->lock);
+	usb_kill_anchored_urbs(&kq->anchor);
+	/* the last completions may have kicked it: it sees ->stopping */
+	cancel_delayed_work_sync(&kq->work);
+
+	mutex_lock(&zi->lock);
+	posted = zcusb_kq_reap(kq);
+	WARN_ON(kq->in_flight);
+	if (mark_dead) {
+		WRITE_ONCE(kq->hdr->end_status, end_status);
+		smp_wmb();	/* the status before the flag that says it is there */
+		zcusb_kq_set_flags(kq, ZCUSB_SQ_DEAD, 0);
+	}
+	if (posted || mark_dead)
+		zcusb_eventfd_signal(kq->complete);
+	if (d) {
+		d->sq_head = kq->sq_head;
+		d->cq_tail = kq->cq_tail;
+	}
+	atomic64_dec(&zcusb_stats.kqueues);
+	zcusb_kq_free(kq);
+	mutex_unlock(&zi->lock);
+}
+
+/* QUEUE_DETACH, without zi->lock: zcusbd serves the ring from here on. */
+int zcusb_queue_detach(struct zcusb_opener *c, struct zcusb_queue_detach *d)
+{
+	struct zcusb_intf *zi = c->zi;
+	struct zcusb_kqueue *kq, *found = NULL;
+
+	if (d->reserved || d->end_status > 0 || d->end_status < -MAX_ERRNO)
+		return -EINVAL;
+	mutex_lock(&zi->lock);
+	list_for_each_entry(kq, &c->kqueues, node)
+		if (kq->id == d->queue_id) {
+			found = kq;
+			break;
+		}
+	if (found) {
+		list_del(&found->node);
+		found->stopping = true;
+	}
+	mutex_unlock(&zi->lock);
+	if (!found)
+		return -ENOENT;
+	zcusb_kq_stop(found, d->end_status, false, d);
+	return 0;
+}
+
+/*
+ * release(): zcusbd closed the file (stopped, or killed): nobody is left
+ * to revoke these queues, so they end here, -ESHUTDOWN, rings DEAD.
+ */
+void zcusb_queue_detach_all(struct zcusb_opener *c, int end_status)
+{
+	struct zcusb_intf *zi = c->zi;
+	struct zcusb_kqueue *kq;
+
+	for (;;) {
+		mutex_lock(&zi->lock);
+		kq = list_first_entry_or_null(&c->kqueues, struct zcusb_kqueue,
+					      node);
+		if (kq) {
+			list_del(&kq->node);
+			kq->stopping = true;
+		}
+		mutex_unlock(&zi->lock);
+		if (!kq)
+			return;
+		zcusb_kq_stop(kq, zi->disconnected ? -ENODEV : end_status,
+			      true, NULL);
+	}
+}
+
+/*
+ * disconnect(), zi->lock held: every URB of every queue is killed and
+ * reported -ENODEV by the queues' work, which then serves no more.
+ */
+void zcusb_queue_disconnect(struct zcusb_opener *c)
+{
+	struct zcusb_kqueue *kq;
+
+	list_for_each_entry(kq, &c->kqueues, node) {
+		usb_kill_anchored_urbs(&kq->anchor);
+		zcusb_queue_kick(kq);
+	}
+}
