@@ -49,7 +49,7 @@ int compat_find_config_raw(const uint8_t *raw, size_t size, uint8_t index, const
         size_t pos;
         unsigned i = 0;
 
-        if (size < LIBUSB_DT_DEVICE_SIZE || raw[0] < LIBUSB_DT_DEVICE_SIZE)
+        if (size < LIBUSB_DT_DEVICE_SIZE || raw[0] < LIBUSB_DT_DEVICE_SIZE || raw[0] > size)
                 return LIBUSB_ERROR_IO;
         for (pos = raw[0]; size - pos >= LIBUSB_DT_CONFIG_SIZE; i++) {
                 size_t total;
