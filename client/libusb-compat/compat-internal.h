@@ -241,6 +241,9 @@ struct libusb_context {
         char *daemon_name; /* zcusbd's unique name: the only sender of device signals we believe */
         sd_bus_slot *added_slot, *removed_slot;
         LIST_HEAD(, HotplugCallback) hotplug_callbacks;
+        /* Queued by the signal handlers, which sd-bus may run inside any libzcusb call
+         * (with ctx->lock held): their own lock, taken with nothing else. */
+        pthread_mutex_t hotplug_lock;
         TAILQ_HEAD(, HotplugEvent) hotplug_events;
         int next_hotplug_handle;
 

@@ -263,6 +263,7 @@ static void ctx_free(struct libusb_context *ctx) {
         pthread_mutex_destroy(&ctx->bus_lock);
         pthread_mutex_destroy(&ctx->events_lock);
         pthread_mutex_destroy(&ctx->waiters_lock);
+        pthread_mutex_destroy(&ctx->hotplug_lock);
         pthread_cond_destroy(&ctx->waiters_cond);
         free(ctx);
 }
@@ -282,6 +283,7 @@ static int ctx_new(struct libusb_context **ret) {
         pthread_mutex_init(&ctx->bus_lock, NULL);
         pthread_mutex_init(&ctx->events_lock, NULL);
         pthread_mutex_init(&ctx->waiters_lock, NULL);
+        pthread_mutex_init(&ctx->hotplug_lock, NULL);
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

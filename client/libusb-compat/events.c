@@ -162,9 +162,13 @@ static int handle_events(struct libusb_context *ctx, int timeout_ms) {
 
         /* Completions already decided (local answers, flushed transfers) come first. */
         pthread_mutex_lock(&ctx->lock);
-        if (!TAILQ_EMPTY(&ctx->done) || !TAILQ_EMPTY(&ctx->hotplug_events))
+        if (!TAILQ_EMPTY(&ctx->done))
                 timeout_ms = 0;
         pthread_mutex_unlock(&ctx->lock);
+        pthread_mutex_lock(&ctx->hotplug_lock);
+        if (!TAILQ_EMPTY(&ctx->hotplug_events))
+                timeout_ms = 0;
+        pthread_mutex_unlock(&ctx->hotplug_lock);
 
         n = epoll_wait(ctx->epoll_fd, evs, ELEMENTSOF(evs), timeout_ms);
         if (n < 0)

@@ -45,9 +45,9 @@ static int on_device_signal(sd_bus_message *m, void *userdata, sd_bus_error *err
                 free(e);
                 return 0;
         }
-        pthread_mutex_lock(&ctx->lock);
+        pthread_mutex_lock(&ctx->hotplug_lock);
         TAILQ_INSERT_TAIL(&ctx->hotplug_events, e, link);
-        pthread_mutex_unlock(&ctx->lock);
+        pthread_mutex_unlock(&ctx->hotplug_lock);
         return 0;
 }
 
@@ -164,10 +164,12 @@ void hotplug_dispatch(struct libusb_context *ctx) {
                 HotplugEvent *e;
                 int r;
 
-                pthread_mutex_lock(&ctx->lock);
+                pthread_mutex_lock(&ctx->hotplug_lock);
                 e = TAILQ_FIRST(&ctx->hotplug_events);
                 if (e)
                         TAILQ_REMOVE(&ctx->hotplug_events, e, link);
+                pthread_mutex_unlock(&ctx->hotplug_lock);
+                pthread_mutex_lock(&ctx->lock);
                 if (e && e->arrived) {
                         r = device_lookup_or_add(ctx, e->object, &dev);
                         if (r < 0)
