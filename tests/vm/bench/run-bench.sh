@@ -21,8 +21,9 @@
 #   --max-seconds S     ... or fewer: a run stops submitting after S seconds (default 3)
 #   --sizes LIST        SIZE:DEPTH,... (K/M suffixes; default 16K:8,64K:8,1M:4)
 #   --contenders LIST   default libusb-sync,libusb-async-malloc,libusb-async-devmem,
-#                       zcusbd-usbfs,zcusbd-zcusb.ko; also zcusbd-zcusb.ko-nozc (zcusb.ko with
-#                       disable_zerocopy=1)
+#                       zcusbd-usbfs,zcusbd-zcusb.ko,compat-devmem; also zcusbd-zcusb.ko-nozc
+#                       (zcusb.ko with disable_zerocopy=1). compat-devmem: libusb-bench's
+#                       async-devmem through zcusb-run (zcusb's libusb on zcusbd), throughput only
 #   --high-speed        a high-speed gadget (default SuperSpeed: dummy_hcd is_super_speed=1)
 #   --rtt N --behind N  latency samples per round and contender (default 200, 20)
 #   --scale-clients N --scale-seconds S --scale-rounds N   (default 4, 3, 3)
@@ -49,7 +50,7 @@ die() {
 	exit 2
 }
 ROUNDS=5 MIB=64 MAX_SECONDS=3 SIZES=16K:8,64K:8,1M:4 ONLY=throughput,latency,scaling,footprint
-CONTENDERS=libusb-sync,libusb-async-malloc,libusb-async-devmem,zcusbd-usbfs,zcusbd-zcusb.ko
+CONTENDERS=libusb-sync,libusb-async-malloc,libusb-async-devmem,zcusbd-usbfs,zcusbd-zcusb.ko,compat-devmem
 SPEED=super RTT=200 BEHIND=20 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
 TIMEOUT=2400 VERBOSE=() SUMMARIZE=""
 while [ $# -gt 0 ]; do
@@ -105,7 +106,8 @@ contenders=()
 IFS=, read -ra want <<<"$CONTENDERS"
 for c in "${want[@]}"; do
 	case $c in
-	libusb-sync | libusb-async-malloc | libusb-async-devmem | zcusbd-usbfs | zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc)
+	libusb-sync | libusb-async-malloc | libusb-async-devmem | zcusbd-usbfs | zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc | \
+		compat-devmem)
 		contenders+=("$c") ;;
 	# zcusb.ko's in-kernel queues (DESIGN.md backend 1) get their name here once they exist.
 	*) die "--contenders: unknown contender '$c'" ;;

@@ -20,7 +20,10 @@ BASE_MALLOC = "libusb-async-malloc"
 # zcusb.ko get their line here once they exist.
 EXPECT = {"zcusbd-usbfs": "usbfs", "zcusbd-zcusb.ko": "zcusb.ko", "zcusbd-zcusb.ko-nozc": "zcusb.ko"}
 ORDER = ["libusb-sync", "libusb-async-malloc", "libusb-async-devmem", "zcusbd-usbfs", "zcusbd-zcusb.ko",
-         "zcusbd-zcusb.ko-nozc"]
+         "zcusbd-zcusb.ko-nozc", "compat-devmem"]
+# compat-devmem (libusb's API through zcusb's libusb-1.0.so.0) against native libzcusb on the
+# backend it ran over (zcusbd's default: zcusb.ko when the bench loaded it, else usbfs).
+COMPAT_NATIVE = ("zcusbd-zcusb.ko", "zcusbd-usbfs")
 GIB = float(1 << 30)
 
 
@@ -124,7 +127,7 @@ def main():
             "size", "dir", "contender", "MB/s [min-max]", "x devmem", "x malloc", "client", "zcusbd",
             "guest CPU s/GiB", "cpu x malloc")
         lines.append(hdr)
-        rows = []
+        rows, compat_rows = [], []
         keys = sorted({(r["size"], r["depth"], r["test"]) for r in tp}, key=lambda k: (k[0], k[2] != "in"))
         for size, depth, test in keys:
             runs = [r for r in tp if (r["size"], r["depth"], r["test"]) == (size, depth, test)]
@@ -154,12 +157,23 @@ def main():
                        "guest_cpu_per_gib": stat([x["guest"] for x in f]),
                        "x_devmem_mbs": stat(ratio(BASE_DEVMEM, "mbs")), "x_malloc_mbs": stat(ratio(BASE_MALLOC, "mbs")),
                        "x_malloc_guest_cpu": stat(ratio(BASE_MALLOC, "guest"))}
+                if c.startswith("compat-"):
+                    native = next((n for n in COMPAT_NATIVE if any(cc == n for cc, _ in per)), None)
+                    row["native"] = native
+                    row["x_native_mbs"] = stat(ratio(native, "mbs")) if native else stat([])
+                    compat_rows.append(row)
                 rows.append(row)
                 lines.append("%-6s %-3s %-20s %-22s %8s %8s  %-6s %-6s %-22s %12s" % (
                     "%sx%d" % (size_name(size), depth), test, c, fmt_stat(row["mbs"]),
                     fmt(row["x_devmem_mbs"]["median"], 2), fmt(row["x_malloc_mbs"]["median"], 2),
                     fmt(row["client_cpu_per_gib"]["median"], 2), fmt(row["zcusbd_cpu_per_gib"]["median"], 2),
                     fmt_stat(row["guest_cpu_per_gib"], 2), fmt(row["x_malloc_guest_cpu"]["median"], 2)))
+            lines.append("")
+        for row in compat_rows:
+            lines.append("  %s %sx%d %s: %s MB/s, x %s (native libzcusb, same size and depth) %s" % (
+                row["contender"], size_name(row["size"]), row["depth"], row["dir"], fmt_stat(row["mbs"]),
+                row["native"] or "-", fmt_stat(row["x_native_mbs"], 2)))
+        if compat_rows:
             lines.append("")
         out["throughput"] = rows
 

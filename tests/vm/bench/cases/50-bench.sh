@@ -17,7 +17,9 @@
 # Contenders (CONTENDERS): libusb-sync, libusb-async-malloc, libusb-async-devmem (libusb-bench
 # as root straight on usbfs; zcusbd runs, idle), zcusbd-usbfs (zcusbd, Backend=usbfs),
 # zcusbd-zcusb.ko (zcusbd, Backend=auto with zcusb.ko loaded: checked on every run),
-# zcusbd-zcusb.ko-nozc (the same with disable_zerocopy=1). contender_setup is the one place
+# zcusbd-zcusb.ko-nozc (the same with disable_zerocopy=1), compat-devmem (libusb-bench's
+# async-devmem run through zcusb-run: libusb's API on zcusbd, Backend=auto; throughput only).
+# contender_setup is the one place
 # that knows how to prepare each (the slot for zcusb.ko's in-kernel queues is there).
 # timeout: 2280
 set -euo pipefail
@@ -53,6 +55,7 @@ NEED_KMOD=0
 for c in "${CLIST[@]}"; do
 	case $c in
 	libusb-sync | libusb-async-malloc | libusb-async-devmem | zcusbd-usbfs) ;;
+	compat-devmem) command -v zcusb-run >/dev/null || fail "compat-devmem: zcusb-run not installed (the build lacks the libusb compatibility library)" ;;
 	zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc) NEED_KMOD=1 ;;
 	# zcusbd-kqueues) NEED_KMOD=1 ;; # zcusb.ko's in-kernel queues (DESIGN.md backend 1), when it exists
 	*) fail "unknown contender $c" ;;
@@ -74,6 +77,9 @@ daemon_backend() { # auto|usbfs
 contender_setup() {
 	case $1 in
 	libusb-*) KIND=libusb MODE=${1#libusb-} ;;
+	# libusb-bench's dev_mem mode, unmodified, through zcusb's libusb-1.0.so.0 (zcusb-run):
+	# zcusbd's default backend (zcusb.ko when loaded, else usbfs)
+	compat-devmem) KIND=compat MODE=async-devmem; daemon_backend auto ;;
 	zcusbd-usbfs) KIND=zcusbd; daemon_backend usbfs ;;
 	zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc)
 		KIND=zcusbd
@@ -153,6 +159,8 @@ client_cmd() { # C NAME VID PID ARGS...
 		drv=$(intf_driver "$INTF")
 		[ -z "$drv" ] || fail "$INTF is bound to $drv before a libusb run"
 		CMD=("$lb" "${LSEL[@]}" "${EPS[@]}" "$@" "$MODE")
+	elif [ "$KIND" = compat ]; then
+		CMD=(zcusb-run "$lb" "${LSEL[@]}" "${EPS[@]}" "$@" "$MODE")
 	else
 		CMD=("$zb" --device "$ZDEV" "${EPS[@]}" --daemon-pid "$DAEMON_PID" "$@" "$c")
 	fi
@@ -251,7 +259,7 @@ if has_section latency; then
 		for c in "${order[@]}"; do
 			# libusb: rtt with sync, behind with async-malloc (one thread cannot wait for two
 			# synchronous transfers); the others would repeat those.
-			case $c in libusb-async-devmem) continue ;; esac
+			case $c in libusb-async-devmem | compat-devmem) continue ;; esac
 			contender_setup "$c"
 			case $c in
 			libusb-sync) tests=rtt ;;
@@ -310,7 +318,7 @@ if has_section scaling; then
 		step "scaling: round $round of $SCALE_ROUNDS"
 		read -ra order <<<"$(ordered "$round" "${CLIST[@]}")"
 		for c in "${order[@]}"; do
-			case $c in libusb-sync | libusb-async-devmem | zcusbd-zcusb.ko-nozc) continue ;; esac
+			case $c in libusb-sync | libusb-async-devmem | compat-devmem | zcusbd-zcusb.ko-nozc) continue ;; esac
 			contender_setup "$c"
 			for n in 1 "$SCALE_CLIENTS"; do
 				gid=$((gid + 1))
@@ -383,6 +391,7 @@ if has_section footprint; then
 	gadget_plug "${names[@]}" || fail "gadget_plug ${names[*]}"
 	backends=()
 	for c in "${CLIST[@]}"; do
+		case $c in compat-*) continue ;; esac # a libusb program: zcusbd's side is that of its backend
 		contender_group "$c"
 		case $GROUP in
 		usbfs) [[ " ${backends[*]} " == *" zcusbd-usbfs "* ]] || backends+=(zcusbd-usbfs) ;;
