@@ -75,10 +75,12 @@ void LIBUSB_CALL libusb_free_ss_endpoint_companion_descriptor(struct libusb_ss_e
 }
 
 int LIBUSB_CALL libusb_get_bos_descriptor(libusb_device_handle *handle, struct libusb_bos_descriptor **bos) {
-        uint8_t buf[UINT16_MAX];
+        _cleanup_free_ uint8_t *buf = malloc(UINT16_MAX); /* wTotalLength's limit */
         int n;
 
-        n = descriptor_request(handle->dev, LIBUSB_DT_BOS, 0, 0, buf, sizeof(buf) - 1);
+        if (!buf)
+                return LIBUSB_ERROR_NO_MEM;
+        n = descriptor_request(handle->dev, LIBUSB_DT_BOS, 0, 0, buf, UINT16_MAX);
         if (n < 0)
                 return n;
         return compat_parse_bos(buf, (size_t) n, bos);

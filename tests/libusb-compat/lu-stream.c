@@ -5,11 +5,13 @@
  * resubmitted from its callback, events handled by libusb_handle_events*().
  * Buffers come from libusb_dev_mem_alloc() (--mem=dev) or malloc() (--mem=malloc).
  * IN data is checked byte for byte against the device's pattern; OUT data
- * carries a pattern the device side can check. Prints one JSON object.
+ * carries a pattern the device side can check; with --loopback (a Loopback
+ * gadget) OUT and IN run at once and IN must bring back the OUT pattern.
+ * Prints one JSON object per phase.
  *
  * lu-stream [--device=VID:PID] [--interface=N] [--in=EP] [--out=EP]
  *           [--bytes=N] [--size=N] [--depth=N] [--mem=dev|malloc]
- *           [--pattern=mod251|sourcesink:BUFLEN|none] [--sync] [--control]
+ *           [--pattern=mod251|sourcesink:BUFLEN|zero|none] [--sync] [--control] [--loopback]
  *           [--expect-no-device] [--hold-after=BYTES] [--timeout=MS] [--offset=N]
  * Exit: 0 all as expected, 1 a check failed, 2 usage, 3 setup failed.
  */
@@ -31,20 +33,26 @@ static struct {
         bool dev_mem, sync, control, expect_no_device;
         long long hold_after;
         unsigned timeout;
-        int pattern; /* 0 none, 1 mod251, 2 sourcesink */
+        int pattern; /* 0 none, 1 mod251, 2 sourcesink (i % buflen % 63), 3 zero */
+        bool loopback; /* OUT and IN at once; IN must bring back what went OUT */
         int buflen;
         long long offset; /* where the device's stream is (the emulator's runs on across programs) */
-} opt = { 0x0525, 0xa4a0, 0, 0x81, 0x02, 8 << 20, 65536, 8, true, false, false, false, -1, 5000, 1, 4096, 0 };
+} opt = { 0x0525, 0xa4a0, 0, 0x81, 0x02, 8 << 20, 65536, 8, true, false, false, false, -1, 5000, 1, false,
+        4096, 0 };
 
 static libusb_device_handle *handle;
-static long long submitted_bytes, done_bytes, mismatches, first_mismatch = -1;
+/* Per direction ([0] OUT, [1] IN): a loopback stream runs both at once. */
+static long long submitted[2], done[2], mismatches, first_mismatch = -1;
 static int in_flight, status_counts[8], stop;
 static const char *phase;
+#define done_bytes (done[0] + done[1])
 
 static uint8_t pattern_at(long long off) {
         off += opt.offset;
         if (opt.pattern == 1)
                 return (uint8_t) (off % 251);
+        if (opt.pattern == 3)
+                return 0;
         return (uint8_t) ((off % opt.buflen) % 63);
 }
 
@@ -71,38 +79,49 @@ static double now(void) {
 }
 
 static int submit_next(struct libusb_transfer *t) {
-        long long left = opt.bytes - submitted_bytes;
+        int in = !!(t->endpoint & LIBUSB_ENDPOINT_IN);
+        long long left = opt.bytes - submitted[in];
         int n = left < opt.size ? (int) left : opt.size;
         int r;
 
         if (n <= 0 || stop)
                 return 0;
         t->length = n;
-        if (!(t->endpoint & LIBUSB_ENDPOINT_IN))
-                fill_out(t->buffer, n, submitted_bytes);
+        if (!in)
+                fill_out(t->buffer, n, submitted[in]);
         r = libusb_submit_transfer(t);
         if (r < 0) {
                 fprintf(stderr, "lu-stream: submit: %s\n", libusb_error_name(r));
-                status_counts[LIBUSB_TRANSFER_ERROR]++;
+                status_counts[r == LIBUSB_ERROR_NO_DEVICE ? LIBUSB_TRANSFER_NO_DEVICE : LIBUSB_TRANSFER_ERROR]++;
                 stop = 1;
                 return r;
         }
-        submitted_bytes += n;
+        submitted[in] += n;
         in_flight++;
         return 0;
 }
 
 static void LIBUSB_CALL on_done(struct libusb_transfer *t) {
+        int in = !!(t->endpoint & LIBUSB_ENDPOINT_IN);
+
         in_flight--;
         if (t->status < 8)
                 status_counts[t->status]++;
         if (t->status != LIBUSB_TRANSFER_COMPLETED) {
+                /* Waiting for the unplug, as a streaming program does: bus errors while the
+                 * device goes away (dummy_hcd: -EPROTO, libusb: TRANSFER_ERROR) do not stop
+                 * it, only NO_DEVICE does. */
+                if (opt.expect_no_device && t->status != LIBUSB_TRANSFER_NO_DEVICE && !stop) {
+                        submitted[in] -= t->length;
+                        submit_next(t);
+                        return;
+                }
                 stop = 1;
                 return;
         }
-        if (t->endpoint & LIBUSB_ENDPOINT_IN)
-                check_in(t->buffer, t->actual_length, done_bytes);
-        done_bytes += t->actual_length;
+        if (in)
+                check_in(t->buffer, t->actual_length, done[in]);
+        done[in] += t->actual_length;
         if (opt.hold_after >= 0 && done_bytes >= opt.hold_after) {
                 printf("{\"holding\":true,\"phase\":\"%s\",\"bytes\":%lld}\n", phase, done_bytes);
                 fflush(stdout);
@@ -114,12 +133,13 @@ static void LIBUSB_CALL on_done(struct libusb_transfer *t) {
 }
 
 static int stream_async(unsigned ep) {
-        struct libusb_transfer **ts = calloc((size_t) opt.depth, sizeof(*ts));
+        int n = opt.loopback ? 2 * opt.depth : opt.depth;
+        struct libusb_transfer **ts = calloc((size_t) n, sizeof(*ts));
         int r = 0;
 
-        submitted_bytes = done_bytes = 0;
+        submitted[0] = submitted[1] = done[0] = done[1] = 0;
         stop = 0;
-        for (int i = 0; i < opt.depth; i++) {
+        for (int i = 0; i < n; i++) {
                 uint8_t *buf = opt.dev_mem ? libusb_dev_mem_alloc(handle, (size_t) opt.size) : malloc((size_t) opt.size);
                 if (!buf) {
                         fprintf(stderr, "lu-stream: %s of %d bytes failed\n",
@@ -127,9 +147,12 @@ static int stream_async(unsigned ep) {
                         return -1;
                 }
                 ts[i] = libusb_alloc_transfer(0);
-                libusb_fill_bulk_transfer(ts[i], handle, (unsigned char) ep, buf, opt.size, on_done, NULL, opt.timeout);
+                /* loopback: the first half OUT, the second IN */
+                libusb_fill_bulk_transfer(ts[i], handle,
+                                          (unsigned char) (opt.loopback ? (i < opt.depth ? opt.out_ep : opt.in_ep) : ep),
+                                          buf, opt.size, on_done, NULL, opt.timeout);
         }
-        for (int i = 0; i < opt.depth; i++)
+        for (int i = 0; i < n; i++)
                 submit_next(ts[i]);
         while (in_flight > 0) {
                 r = libusb_handle_events(NULL);
@@ -138,7 +161,7 @@ static int stream_async(unsigned ep) {
                         break;
                 }
         }
-        for (int i = 0; i < opt.depth; i++) {
+        for (int i = 0; i < n; i++) {
                 if (opt.dev_mem)
                         libusb_dev_mem_free(handle, ts[i]->buffer, (size_t) opt.size);
                 else
@@ -153,7 +176,7 @@ static int stream_sync(unsigned ep) {
         uint8_t *buf = malloc((size_t) opt.size);
         int r = 0;
 
-        done_bytes = 0;
+        done[0] = done[1] = 0;
         while (done_bytes < opt.bytes) {
                 int n = opt.bytes - done_bytes < opt.size ? (int) (opt.bytes - done_bytes) : opt.size, got = 0;
                 if (!(ep & LIBUSB_ENDPOINT_IN))
@@ -166,7 +189,7 @@ static int stream_sync(unsigned ep) {
                 status_counts[LIBUSB_TRANSFER_COMPLETED]++;
                 if (ep & LIBUSB_ENDPOINT_IN)
                         check_in(buf, got, done_bytes);
-                done_bytes += got;
+                done[!!(ep & LIBUSB_ENDPOINT_IN)] += got;
         }
         free(buf);
         return r;
@@ -194,7 +217,7 @@ static bool run_phase(const char *name, unsigned ep, bool *ok) {
         if (opt.expect_no_device)
                 *ok = *ok && status_counts[LIBUSB_TRANSFER_NO_DEVICE] > 0;
         else
-                *ok = *ok && done_bytes == opt.bytes && mismatches == 0;
+                *ok = *ok && done_bytes == (opt.loopback ? 2 : 1) * opt.bytes && mismatches == 0;
         return status_counts[LIBUSB_TRANSFER_NO_DEVICE] == 0;
 }
 
@@ -237,6 +260,8 @@ int main(int argc, char **argv) {
                 if (sscanf(a, "--pattern=sourcesink:%d", &opt.buflen) == 1) { opt.pattern = 2; continue; }
                 if (!strcmp(a, "--pattern=mod251")) { opt.pattern = 1; continue; }
                 if (!strcmp(a, "--pattern=none")) { opt.pattern = 0; continue; }
+                if (!strcmp(a, "--pattern=zero")) { opt.pattern = 3; continue; }
+                if (!strcmp(a, "--loopback")) { opt.loopback = true; continue; }
                 if (!strcmp(a, "--mem=dev")) { opt.dev_mem = true; continue; }
                 if (!strcmp(a, "--mem=malloc")) { opt.dev_mem = false; continue; }
                 if (!strcmp(a, "--sync")) { opt.sync = true; continue; }
@@ -266,10 +291,14 @@ int main(int argc, char **argv) {
         }
         if (opt.control)
                 ok = control_roundtrip() && ok;
-        if (opt.in_ep)
-                alive = run_phase("in", opt.in_ep, &ok);
-        if (opt.out_ep && alive)
-                run_phase("out", opt.out_ep, &ok);
+        if (opt.loopback)
+                run_phase("loopback", 0, &ok);
+        else {
+                if (opt.in_ep)
+                        alive = run_phase("in", opt.in_ep, &ok);
+                if (opt.out_ep && alive)
+                        run_phase("out", opt.out_ep, &ok);
+        }
         r = libusb_release_interface(handle, opt.interface);
         if (r < 0 && !opt.expect_no_device) {
                 fprintf(stderr, "lu-stream: release: %s\n", libusb_error_name(r));
