@@ -28,7 +28,7 @@ ss=$(gadget_object ss) || fail "SourceSink gadget not plugged (setup.log)"
 lb=$(gadget_object lb) || fail "Loopback gadget not plugged (setup.log)"
 bg=""
 cleanup() {
-	[ -n "$bg" ] && kill -KILL "$bg" 2>/dev/null || true
+	if [ -n "$bg" ]; then kill -KILL "$bg" 2>/dev/null || true; fi
 	gadget_plug ss >/dev/null 2>&1 || true
 	data_revoke
 }
@@ -57,6 +57,7 @@ SANDBOX+=(--ro-bind /etc/ld.so.cache /etc/ld.so.cache --ro-bind-try /etc/udev/hw
 sandboxed() { run_as zcin "${SANDBOX[@]}" "$@"; }
 
 step "inside: no /sys, no /dev/bus/usb"
+# shellcheck disable=SC2016 # expanded inside the sandbox
 sandboxed /usr/bin/bash -c 'shopt -s nullglob; e=(/sys/* /dev/bus/usb/*); echo "${#e[@]}"' >/tmp/inside.txt ||
 	fail "bwrap as zcin failed"
 [ "$(cat /tmp/inside.txt)" = 0 ] || fail "the sandbox has /sys or /dev/bus/usb entries"
