@@ -226,6 +226,20 @@ def check_out_pattern_tail(emu, total, n, what):
     h.check(bad is None, f"{what}: OUT data differs from the pattern at byte {bad}")
 
 
+@ctest("libusb-iso")
+def t_libusb_iso():
+    with datapath.DataWorld() as dw:
+        emu = dw.emu
+        n = 4 * 8 * 1024
+        r = lu_run(dw.w, "ZCUSB_LU_ISO", "--alt=1", "--packets=8", "--size=1024", "--transfers=4",
+                   f"--offset={emu.endpoint(0x83).stream}")
+        got = json_lines(r.out)[0]
+        h.check_eq((got["in_bytes"], got["out_bytes"], got["bad_in"], got["bad_out"], got["max_iso_packet"]),
+                   (n, n, 0, 0, 1024), "iso IN and OUT through libusb (bytes, bad packets, max iso packet)")
+        h.check(emu.received(0x04) == bytes(i % 251 for i in range(n)), "iso OUT data the device got")
+        h.check_eq(emu.find("SETINTERFACE")[-1][2], {"ifno": 0, "alt": 1, "result": 0}, "SETINTERFACE(0, 1)")
+
+
 @ctest("libusb-hotplug")
 def t_libusb_hotplug():
     gz = datapath.gadget()
