@@ -130,6 +130,53 @@ static int property_get_interfaces(sd_bus *bus, const char *path, const char *in
         return sd_bus_message_close_container(reply);
 }
 
+static int property_get_descriptors(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Device *d = userdata;
+
+        (void) bus, (void) path, (void) interface, (void) property, (void) error;
+        return sd_bus_message_append_array(reply, 'y', d->raw_descriptors, d->raw_descriptors_size);
+}
+
+static int method_get_descriptor(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Device *d = userdata;
+        const uint8_t *data;
+        uint8_t type, index;
+        uint16_t language;
+        size_t size;
+        int r;
+
+        r = sd_bus_message_read(message, "yyq", &type, &index, &language);
+        if (r < 0)
+                return r;
+        if (!device_descriptor_type_allowed(type))
+                return sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT,
+                                         "Descriptor type %#x is not one GetDescriptor reads (string 0x03, "
+                                         "device qualifier 0x06, other-speed configuration 0x07, BOS 0x0f); "
+                                         "the others are in the Descriptors property.",
+                                         type);
+        r = device_read_descriptor(d, type, index, language, &data, &size);
+        if (r == -ENOMEM)
+                return r;
+        if (r == -ENODEV || r == -ENOENT)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_NO_SUCH_DEVICE, "The USB device %s is gone.",
+                                         d->sysname);
+        if (r < 0)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_FAILED,
+                                         "The USB device %s did not return descriptor type %#x index %u "
+                                         "language %#x: %s.",
+                                         d->sysname, type, index, language, strerror(-r));
+
+        r = sd_bus_message_new_method_return(message, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_array(reply, 'y', data, size);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 static int method_get_access(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Device *d = userdata;
@@ -186,7 +233,13 @@ const sd_bus_vtable device_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Interfaces", "a(yyyyysa(yyqy))", property_get_interfaces, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Descriptors", "ay", property_get_descriptors, 0, SD_BUS_VTABLE_PROPERTY_CONST),
 
+        SD_BUS_METHOD_WITH_ARGS("GetDescriptor",
+                                SD_BUS_ARGS("y", type, "y", index, "q", language),
+                                SD_BUS_RESULT("ay", descriptor),
+                                method_get_descriptor,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetAccess",
                                 SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("b", may_claim, "ay", claimable_interfaces),

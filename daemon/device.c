@@ -165,6 +165,13 @@ static int device_read_descriptors(Device *d) {
                 return log_warning_errno(r, "%s: malformed descriptors (%zu bytes): %m", d->sysname, len);
         usb_descriptors_done(&d->descriptors);
         d->descriptors = desc;
+        /* read_descriptors() sized the buffer for the worst case. */
+        uint8_t *shrunk = realloc(raw, len > 0 ? len : 1);
+        if (shrunk)
+                raw = shrunk;
+        free(d->raw_descriptors);
+        d->raw_descriptors = TAKE_PTR(raw);
+        d->raw_descriptors_size = len;
         d->device_class = desc.device_class;
         d->device_subclass = desc.device_subclass;
         d->device_protocol = desc.device_protocol;
@@ -386,6 +393,8 @@ Device *device_free(Device *d) {
         free(d->speed);
         free(d->devnode);
         usb_descriptors_done(&d->descriptors);
+        free(d->raw_descriptors);
+        device_descriptor_cache_clear(d);
         policy_strings_done(&d->policy);
         for (size_t k = 0; k < d->n_interfaces; k++)
                 interface_done(&d->interfaces[k]);

@@ -11,6 +11,8 @@
 
 #include "forward.h"
 
+typedef struct DescriptorCacheEntry DescriptorCacheEntry;
+
 /* The ZCUSB_* udev properties of one device or interface, owned copies. */
 typedef struct PolicyStrings {
         char *enable;
@@ -47,6 +49,13 @@ struct Device {
         uint32_t speed_kbps;
 
         UsbDescriptors descriptors;
+        /* The sysfs "descriptors" file as read: device descriptor and every
+         * configuration, byte for byte (the Descriptors property). */
+        uint8_t *raw_descriptors;
+        size_t raw_descriptors_size;
+        /* Descriptors read from the device on request (device-descriptor-cache.c). */
+        DescriptorCacheEntry *descriptor_cache;
+        size_t n_descriptor_cache;
         PolicyStrings policy;
 
         Interface *interfaces;
@@ -76,6 +85,18 @@ bool device_visible_to(const Device *d, const Caller *c);
 
 /* Each distinct interface number of the active configuration, ascending. */
 size_t device_interface_numbers(const Device *d, uint8_t numbers[static 256]);
+
+/* A descriptor of TYPE/INDEX (LANGUAGE for strings) read from the device with
+ * GET_DESCRIPTOR, for the types a caller may ask for (device_descriptor_type_allowed()).
+ * Answers repeat from a per-device cache, failures too (a device that stalls
+ * a request stalls it again). Returns 0 with *ret and *ret_size pointing into the
+ * cache (valid until the device is freed), -EPIPE when the device refused,
+ * -EOPNOTSUPP for a type not allowed, -ENODEV without a device node, other
+ * errno from usbfs. */
+int device_read_descriptor(Device *d, uint8_t type, uint8_t index, uint16_t language, const uint8_t **ret,
+                           size_t *ret_size);
+bool device_descriptor_type_allowed(uint8_t type);
+void device_descriptor_cache_clear(Device *d);
 
 int device_object_path(uint16_t bus, uint16_t address, char **ret);
 

@@ -514,8 +514,25 @@ class UsbfsEmulator:
         return 0
 
     def _do_control(self, arg):
-        self._error("synchronous USBDEVFS_CONTROL used")
-        return -errno.ENOTTY
+        """Synchronous USBDEVFS_CONTROL: zcusbd uses it only for GET_DESCRIPTOR
+        (Device.GetDescriptor), without a claim, like usbfs allows."""
+        d = arg.resolve(0, 24)
+        rtype, req, value, index, wlen, _timeout = struct.unpack_from("<BBHHHI", bytes(d.retrieve()))
+        reply = None
+        if rtype == 0x80 and req == 6:
+            reply = self._control_in_reply(rtype, req, value, index, wlen)
+        else:
+            self._error(f"synchronous USBDEVFS_CONTROL {rtype:#x}/{req:#x} used")
+        if reply is None:
+            r = -errno.EPIPE
+        else:
+            reply = reply[:wlen]
+            if reply:
+                buf = d.resolve(16, wlen)
+                buf.update(0, reply)
+            r = len(reply)
+        self._record("CONTROL", request_type=rtype, request=req, value=value, index=index, length=wlen, result=r)
+        return r
 
     def _do_bulk(self, arg):
         self._error("synchronous USBDEVFS_BULK used")
@@ -696,33 +713,41 @@ class UsbfsEmulator:
         if wlen > u.length - 8:
             self._finish(u, -errno.EOVERFLOW, 0)
             return
-        reply = None
-        if rtype == 0xC0 and req == 0x5C and value == 0 and index == 0:
-            reply = self.vendor_data[:wlen]
-        elif rtype == 0x40 and req == 0x5B and value == 0 and index == 0:
+        if rtype == 0x40 and req == 0x5B and value == 0 and index == 0:
             self.vendor_data = u.out[8:8 + wlen]
             self._finish(u, 0, wlen)
             return
-        elif rtype == 0x80 and req == 6:  # GET_DESCRIPTOR
-            dtype, didx = value >> 8, value & 0xFF
-            if dtype == 1:
-                reply = self.device.device_descriptor()
-            elif dtype == 2 and didx < len(self.device.configs):
-                reply = self.device.configs[didx].raw(self.device.speed in ("5000", "10000", "20000"))
-            elif dtype == 3:
-                strings = [s for s in (self.device.manufacturer, self.device.product, self.device.serial) if s]
-                if didx == 0:
-                    reply = bytes([4, 3, 0x09, 0x04])
-                elif didx <= len(strings):
-                    s = strings[didx - 1].encode("utf-16-le")
-                    reply = bytes([2 + len(s), 3]) + s
-        elif rtype == 0x80 and req == 0 and wlen == 2:  # GET_STATUS
-            reply = b"\0\0"
+        reply = self._control_in_reply(rtype, req, value, index, wlen)
         if reply is None or not data_in:
             self._finish(u, -errno.EPIPE, 0)  # the device stalls what it does not know
             return
         reply = reply[:wlen]
         self._finish(u, 0, len(reply), in_data=reply)
+
+    def _control_in_reply(self, rtype, req, value, index, wlen):
+        """What the device answers to an IN control request, None to stall."""
+        if rtype == 0xC0 and req == 0x5C and value == 0 and index == 0:
+            return self.vendor_data[:wlen]
+        if rtype == 0x80 and req == 6:  # GET_DESCRIPTOR
+            dtype, didx = value >> 8, value & 0xFF
+            if dtype == 1:
+                return self.device.device_descriptor()
+            if dtype == 2 and didx < len(self.device.configs):
+                return self.device.configs[didx].raw(self.device.speed in ("5000", "10000", "20000"))
+            if dtype == 3:
+                strings = [s for s in (self.device.manufacturer, self.device.product, self.device.serial) if s]
+                if didx == 0:
+                    return bytes([4, 3, 0x09, 0x04])
+                if didx <= len(strings) and index in (0, 0x0409):
+                    s = strings[didx - 1].encode("utf-16-le")
+                    return bytes([2 + len(s), 3]) + s
+            if dtype == 15 and didx == 0:
+                # BOS: the header and a USB 2.0 extension (LPM supported)
+                return bytes([5, 15, 12, 0, 1, 7, 16, 2, 2, 0, 0, 0])
+            return None
+        if rtype == 0x80 and req == 0 and wlen == 2:  # GET_STATUS
+            return b"\0\0"
+        return None
 
     def _reap(self, arg):
         """REAPURB[NDELAY]: returns (result, throttle)."""

@@ -22,7 +22,9 @@
 #   --sizes LIST        SIZE:DEPTH,... (K/M suffixes; default 16K:8,64K:8,1M:4)
 #   --contenders LIST   default libusb-sync,libusb-async-malloc,libusb-async-devmem,
 #                       zcusbd-usbfs,zcusbd-zcusb.ko,zcusbd-kqueues (zcusb.ko serving the rings
-#                       itself); also zcusbd-zcusb.ko-nozc (zcusb.ko, disable_zerocopy=1)
+#                       itself),compat-devmem (libusb-bench's async-devmem through zcusb-run: zcusb's
+#                       libusb on zcusbd, throughput only); also zcusbd-zcusb.ko-nozc (zcusb.ko,
+#                       disable_zerocopy=1)
 #   --high-speed        a high-speed gadget (default SuperSpeed: dummy_hcd is_super_speed=1)
 #   --rtt N --behind N  latency samples per round and contender (default 200, 20)
 #   --scale-clients N --scale-seconds S --scale-rounds N   (default 4, 3, 3)
@@ -49,7 +51,7 @@ die() {
 	exit 2
 }
 ROUNDS=5 MIB=64 MAX_SECONDS=3 SIZES=16K:8,64K:8,1M:4 ONLY=throughput,latency,scaling,footprint
-CONTENDERS=libusb-sync,libusb-async-malloc,libusb-async-devmem,zcusbd-usbfs,zcusbd-zcusb.ko,zcusbd-kqueues
+CONTENDERS=libusb-sync,libusb-async-malloc,libusb-async-devmem,zcusbd-usbfs,zcusbd-zcusb.ko,zcusbd-kqueues,compat-devmem
 SPEED=super RTT=200 BEHIND=20 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
 TIMEOUT=2400 VERBOSE=() SUMMARIZE=""
 while [ $# -gt 0 ]; do
@@ -106,7 +108,7 @@ IFS=, read -ra want <<<"$CONTENDERS"
 for c in "${want[@]}"; do
 	case $c in
 	libusb-sync | libusb-async-malloc | libusb-async-devmem | zcusbd-usbfs | zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc | \
-		zcusbd-kqueues)
+		zcusbd-kqueues | compat-devmem)
 		contenders+=("$c") ;;
 	*) die "--contenders: unknown contender '$c'" ;;
 	esac

@@ -21,7 +21,10 @@ BASE_MALLOC = "libusb-async-malloc"
 EXPECT = {"zcusbd-usbfs": "usbfs", "zcusbd-zcusb.ko": "zcusb.ko", "zcusbd-zcusb.ko-nozc": "zcusb.ko",
           "zcusbd-kqueues": "zcusb.ko"}
 ORDER = ["libusb-sync", "libusb-async-malloc", "libusb-async-devmem", "zcusbd-usbfs", "zcusbd-zcusb.ko",
-         "zcusbd-zcusb.ko-nozc", "zcusbd-kqueues"]
+         "zcusbd-zcusb.ko-nozc", "zcusbd-kqueues", "compat-devmem"]
+# compat-devmem (libusb's API through zcusb's libusb-1.0.so.0) against native libzcusb on the
+# path it ran over (the bench runs it with in-kernel queues; the others if those did not run).
+COMPAT_NATIVE = ("zcusbd-kqueues", "zcusbd-zcusb.ko", "zcusbd-usbfs")
 GIB = float(1 << 30)
 
 
@@ -133,7 +136,7 @@ def main():
             "size", "dir", "contender", "MB/s [min-max]", "x devmem", "x malloc", "client", "zcusbd",
             "guest CPU s/GiB", "cpu x malloc", "cpu x devmem")
         lines.append(hdr)
-        rows = []
+        rows, compat_rows = [], []
         keys = sorted({(r["size"], r["depth"], r["test"]) for r in tp}, key=lambda k: (k[0], k[2] != "in"))
         for size, depth, test in keys:
             runs = [r for r in tp if (r["size"], r["depth"], r["test"]) == (size, depth, test)]
@@ -164,6 +167,11 @@ def main():
                        "x_devmem_mbs": stat(ratio(BASE_DEVMEM, "mbs")), "x_malloc_mbs": stat(ratio(BASE_MALLOC, "mbs")),
                        "x_malloc_guest_cpu": stat(ratio(BASE_MALLOC, "guest")),
                        "x_devmem_guest_cpu": stat(ratio(BASE_DEVMEM, "guest"))}
+                if c.startswith("compat-"):
+                    native = next((n for n in COMPAT_NATIVE if any(cc == n for cc, _ in per)), None)
+                    row["native"] = native
+                    row["x_native_mbs"] = stat(ratio(native, "mbs")) if native else stat([])
+                    compat_rows.append(row)
                 rows.append(row)
                 lines.append("%-6s %-3s %-20s %-22s %8s %8s  %-6s %-6s %-22s %12s %12s" % (
                     "%sx%d" % (size_name(size), depth), test, c, fmt_stat(row["mbs"]),
@@ -171,6 +179,12 @@ def main():
                     fmt(row["client_cpu_per_gib"]["median"], 2), fmt(row["zcusbd_cpu_per_gib"]["median"], 2),
                     fmt_stat(row["guest_cpu_per_gib"], 2), fmt(row["x_malloc_guest_cpu"]["median"], 2),
                     fmt(row["x_devmem_guest_cpu"]["median"], 2)))
+            lines.append("")
+        for row in compat_rows:
+            lines.append("  %s %sx%d %s: %s MB/s, x %s (native libzcusb, same size and depth) %s" % (
+                row["contender"], size_name(row["size"]), row["depth"], row["dir"], fmt_stat(row["mbs"]),
+                row["native"] or "-", fmt_stat(row["x_native_mbs"], 2)))
+        if compat_rows:
             lines.append("")
         out["throughput"] = rows
 

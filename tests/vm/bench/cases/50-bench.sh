@@ -19,7 +19,9 @@
 # zcusbd-zcusb.ko (zcusbd, Backend=auto with zcusb.ko loaded, KernelQueues=no: zcusbd serves
 # the rings; checked on every run), zcusbd-zcusb.ko-nozc (the same with disable_zerocopy=1),
 # zcusbd-kqueues (zcusb.ko's in-kernel queues: KernelQueues=yes, the module serves the rings;
-# each run records how many entries the module took, kq_entries, which summarize.py checks).
+# each run records how many entries the module took, kq_entries, which summarize.py checks),
+# compat-devmem (libusb-bench's async-devmem run through zcusb-run: libusb's API on zcusbd with
+# in-kernel queues, zcusbd's default; throughput only, compared with zcusbd-kqueues).
 # contender_setup is the one place that knows how to prepare each.
 # timeout: 2280
 set -euo pipefail
@@ -56,6 +58,10 @@ for c in "${CLIST[@]}"; do
 	case $c in
 	libusb-sync | libusb-async-malloc | libusb-async-devmem | zcusbd-usbfs) ;;
 	zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc | zcusbd-kqueues) NEED_KMOD=1 ;;
+	compat-devmem)
+		command -v zcusb-run >/dev/null || fail "compat-devmem: zcusb-run not installed (the build lacks the libusb compatibility library)"
+		NEED_KMOD=1
+		;;
 	*) fail "unknown contender $c" ;;
 	esac
 done
@@ -79,6 +85,13 @@ daemon_backend() { # auto|kqueue|usbfs
 contender_setup() {
 	case $1 in
 	libusb-*) KIND=libusb MODE=${1#libusb-} ;;
+	# libusb-bench's dev_mem mode, unmodified, through zcusb's libusb-1.0.so.0 (zcusb-run):
+	# zcusbd's default with zcusb.ko loaded (in-kernel queues)
+	compat-devmem)
+		KIND=compat MODE=async-devmem
+		daemon_backend kqueue
+		kmod_param disable_zerocopy 0
+		;;
 	zcusbd-usbfs) KIND=zcusbd; daemon_backend usbfs ;;
 	zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc)
 		KIND=zcusbd
@@ -99,7 +112,7 @@ contender_group() {
 	case $1 in
 	libusb-*) GROUP=libusb ;;
 	zcusbd-usbfs) GROUP=usbfs ;;
-	zcusbd-kqueues) GROUP=kqueue ;;
+	zcusbd-kqueues | compat-devmem) GROUP=kqueue ;;
 	*) GROUP=auto ;;
 	esac
 }
@@ -162,6 +175,8 @@ client_cmd() { # C NAME VID PID ARGS...
 		drv=$(intf_driver "$INTF")
 		[ -z "$drv" ] || fail "$INTF is bound to $drv before a libusb run"
 		CMD=("$lb" "${LSEL[@]}" "${EPS[@]}" "$@" "$MODE")
+	elif [ "$KIND" = compat ]; then
+		CMD=(zcusb-run "$lb" "${LSEL[@]}" "${EPS[@]}" "$@" "$MODE")
 	else
 		CMD=("$zb" --device "$ZDEV" "${EPS[@]}" --daemon-pid "$DAEMON_PID" "$@" "$c")
 	fi
@@ -278,7 +293,7 @@ if has_section latency; then
 		for c in "${order[@]}"; do
 			# libusb: rtt with sync, behind with async-malloc (one thread cannot wait for two
 			# synchronous transfers); the others would repeat those.
-			case $c in libusb-async-devmem) continue ;; esac
+			case $c in libusb-async-devmem | compat-devmem) continue ;; esac
 			contender_setup "$c"
 			case $c in
 			libusb-sync) tests=rtt ;;
@@ -337,7 +352,7 @@ if has_section scaling; then
 		step "scaling: round $round of $SCALE_ROUNDS"
 		read -ra order <<<"$(ordered "$round" "${CLIST[@]}")"
 		for c in "${order[@]}"; do
-			case $c in libusb-sync | libusb-async-devmem | zcusbd-zcusb.ko-nozc) continue ;; esac
+			case $c in libusb-sync | libusb-async-devmem | compat-devmem | zcusbd-zcusb.ko-nozc) continue ;; esac
 			contender_setup "$c"
 			for n in 1 "$SCALE_CLIENTS"; do
 				gid=$((gid + 1))
@@ -410,6 +425,7 @@ if has_section footprint; then
 	gadget_plug "${names[@]}" || fail "gadget_plug ${names[*]}"
 	backends=()
 	for c in "${CLIST[@]}"; do
+		case $c in compat-*) continue ;; esac # a libusb program: zcusbd's side is that of its backend
 		contender_group "$c"
 		case $GROUP in
 		usbfs) [[ " ${backends[*]} " == *" zcusbd-usbfs "* ]] || backends+=(zcusbd-usbfs) ;;

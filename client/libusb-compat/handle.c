@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Device handles, claimed interfaces (= zcusbd claims), dev_mem and staging memory. */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <string.h>
+
+#include "compat-internal.h"
+
+#define PAGE 4096u
+#define STAGING_ARENA_MIN (4u << 20) /* one zcusb buffer carved into pages */
+
+/* ---- open / close ---- */
+
+int LIBUSB_CALL libusb_open(libusb_device *dev, libusb_device_handle **ret) {
+        struct libusb_context *ctx = dev->ctx;
+        struct libusb_device_handle *h;
+
+        h = calloc(1, sizeof(*h));
+        if (!h)
+                return LIBUSB_ERROR_NO_MEM;
+        h->dev = libusb_ref_device(dev);
+        LIST_INIT(&h->dev_mem);
+        /* Nothing to open: zcusbd holds the device; claims make the access. */
+        if (dev->active_config)
+                (void) compat_parse_config(dev->raw, dev->raw_size, dev->active_config, true, &h->config);
+        pthread_mutex_lock(&ctx->lock);
+        LIST_INSERT_HEAD(&ctx->handles, h, link);
+        pthread_mutex_unlock(&ctx->lock);
+        *ret = h;
+        return LIBUSB_SUCCESS;
+}
+
+libusb_device_handle *LIBUSB_CALL libusb_open_device_with_vid_pid(libusb_context *ctx, uint16_t vendor_id,
+                                                                  uint16_t product_id) {
+        libusb_device **list, *found = NULL;
+        libusb_device_handle *h = NULL;
+        ssize_t n;
+
+        n = libusb_get_device_list(ctx, &list);
+        if (n < 0)
+                return NULL;
+        for (ssize_t i = 0; i < n && !found; i++)
+                if (list[i]->descriptor.idVendor == vendor_id && list[i]->descriptor.idProduct == product_id)
+                        found = list[i];
+        if (found && libusb_open(found, &h) < 0)
+                h = NULL;
+        libusb_free_device_list(list, 1);
+        return h;
+}
+
+libusb_device *LIBUSB_CALL libusb_get_device(libusb_device_handle *handle) {
+        return handle->dev;
+}
+
+static void claim_free(struct libusb_context *ctx, CompatClaim *c) {
+        DevMem *m, *next;
+
+        /* ctx->lock held */
+        io_flush_claim(c, LIBUSB_TRANSFER_CANCELLED);
+        events_unwatch_claim(ctx, c);
+        for (m = LIST_FIRST(&c->handle->dev_mem); m; m = next) {
+                next = LIST_NEXT(m, link);
+                if (m->claim != c)
+                        continue;
+                /* zcusbd frees the buffer with the claim; the program's mapping (a
+                 * second one of the same pages) stays valid until libusb_dev_mem_free(). */
+                m->claim = NULL;
+                m->buffer = NULL;
+        }
+        staging_free_all(c);
+        LIST_REMOVE(c, link);
+        c->handle->claims[c->interface] = NULL;
+        bus_lock(ctx);
+        (void) zcusb_claim_release(c->claim); /* frees its buffers and queue */
+        bus_unlock(ctx);
+        free(c);
+}
+
+void LIBUSB_CALL libusb_close(libusb_device_handle *handle) {
+        struct libusb_context *ctx;
+
+        if (!handle)
+                return;
+        ctx = handle->dev->ctx;
+        pthread_mutex_lock(&ctx->lock);
+        for (unsigned i = 0; i < 256; i++)
+                if (handle->claims[i])
+                        claim_free(ctx, handle->claims[i]);
+        LIST_REMOVE(handle, link);
+        pthread_mutex_unlock(&ctx->lock);
+        while (!LIST_EMPTY(&handle->dev_mem)) {
+                DevMem *m = LIST_FIRST(&handle->dev_mem);
+                LIST_REMOVE(m, link);
+                (void) munmap(m->data, m->map_size);
+                free(m);
+        }
+        /* Transfers flushed above still have callbacks to run. */
+        ctx_wake(ctx);
+        compat_free_config(handle->config);
+        libusb_unref_device(handle->dev);
+        free(handle);
+}
+
+/* ---- claims ---- */
+
+int LIBUSB_CALL libusb_claim_interface(libusb_device_handle *handle, int interface_number) {
+        struct libusb_device *dev = handle->dev;
+        struct libusb_context *ctx = dev->ctx;
+        CompatClaim *c;
+        int r;
+
+        if (interface_number < 0 || interface_number > 255)
+                return LIBUSB_ERROR_INVALID_PARAM;
+        pthread_mutex_lock(&ctx->lock);
+        if (handle->claims[interface_number]) {
+                pthread_mutex_unlock(&ctx->lock);
+                return LIBUSB_SUCCESS; /* libusb: claiming twice is fine */
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                pthread_mutex_unlock(&ctx->lock);
+                return LIBUSB_ERROR_NO_MEM;
+        }
+        c->handle = handle;
+        c->interface = (uint8_t) interface_number;
+        c->queue_fd = -1;
+        TAILQ_INIT(&c->waiting);
+        LIST_INIT(&c->arenas);
+
+        bus_lock(ctx);
+        r = zcusb_claim_interface(ctx->zc, dev->object, (uint8_t) interface_number, &c->claim);
+        if (r >= 0) {
+                r = zcusb_queue_open(c->claim, COMPAT_QUEUE_ENTRIES, &c->queue);
+                if (r < 0) {
+                        log_err(ctx, "interface %d: cannot open a queue: %s", interface_number,
+                                zcusb_last_error_message(ctx->zc));
+                        (void) zcusb_claim_release(c->claim);
+                }
+        } else
+                log_err(ctx, "cannot claim interface %d of %s: %s", interface_number, dev->object,
+                        zcusb_last_error_message(ctx->zc));
+        bus_unlock(ctx);
+        if (r < 0) {
+                free(c);
+                pthread_mutex_unlock(&ctx->lock);
+                /* zcusbd says -EINVAL for an interface the device does not have */
+                return r == -EINVAL ? LIBUSB_ERROR_NOT_FOUND : compat_error(r);
+        }
+        c->queue_fd = zcusb_queue_get_fd(c->queue);
+        c->id = ctx->next_claim_id++;
+        LIST_INSERT_HEAD(&ctx->claims, c, link);
+        handle->claims[interface_number] = c;
+        r = events_watch_claim(ctx, c);
+        if (r < 0) {
+                claim_free(ctx, c);
+                pthread_mutex_unlock(&ctx->lock);
+                return LIBUSB_ERROR_OTHER;
+        }
+        pthread_mutex_unlock(&ctx->lock);
+        return LIBUSB_SUCCESS;
+}
+
+int LIBUSB_CALL libusb_release_interface(libusb_device_handle *handle, int interface_number) {
+        struct libusb_context *ctx = handle->dev->ctx;
+
+        if (interface_number < 0 || interface_number > 255)
+                return LIBUSB_ERROR_INVALID_PARAM;
+        pthread_mutex_lock(&ctx->lock);
+        if (!handle->claims[interface_number]) {
+                pthread_mutex_unlock(&ctx->lock);
+                return LIBUSB_ERROR_NOT_FOUND;
+        }
+        claim_free(ctx, handle->claims[interface_number]);
+        pthread_mutex_unlock(&ctx->lock);
+        ctx_wake(ctx);
+        return LIBUSB_SUCCESS;
+}
+
+CompatClaim *handle_claim_for_endpoint(struct libusb_device_handle *handle, uint8_t endpoint) {
+        for (unsigned i = 0; i < 256; i++) {
+                CompatClaim *c = handle->claims[i];
+                if (!c)
+                        continue;
+                if ((endpoint & 0x0f) == 0)
+                        return c;
+                if (handle->config && device_find_endpoint(handle->config, c->interface, c->alt_setting, endpoint))
+                        return c;
+        }
+        return NULL;
+}
+
+int LIBUSB_CALL libusb_set_interface_alt_setting(libusb_device_handle *handle, int interface_number,
+                                                 int alternate_setting) {
+        struct libusb_context *ctx = handle->dev->ctx;
+        CompatClaim *c;
+        int r;
+
+        if (interface_number < 0 || interface_number > 255 || alternate_setting < 0 || alternate_setting > 255)
+                return LIBUSB_ERROR_INVALID_PARAM;
+        pthread_mutex_lock(&ctx->lock);
+        c = handle->claims[interface_number];
+        if (!c) {
+                pthread_mutex_unlock(&ctx->lock);
+                return LIBUSB_ERROR_NOT_FOUND;
+        }
+        bus_lock(ctx);
+        r = zcusb_claim_set_alt_setting(c->claim, (uint8_t) alternate_setting);
+        if (r < 0)
+                log_err(ctx, "interface %d alt %d: %s", interface_number, alternate_setting,
+                        zcusb_last_error_message(ctx->zc));
+        bus_unlock(ctx);
+        if (r >= 0)
+                c->alt_setting = (uint8_t) alternate_setting;
+        pthread_mutex_unlock(&ctx->lock);
+        return r == -EINVAL ? LIBUSB_ERROR_NOT_FOUND : compat_error(r);
+}
+
+int LIBUSB_CALL libusb_clear_halt(libusb_device_handle *handle, unsigned char endpoint) {
+        struct libusb_context *ctx = handle->dev->ctx;
+        CompatClaim *c;
+        int r;
+
+        pthread_mutex_lock(&ctx->lock);
+        c = handle_claim_for_endpoint(handle, endpoint);
+        if (!c || (endpoint & 0x0f) == 0) {
+                pthread_mutex_unlock(&ctx->lock);
+                log_err(ctx, "endpoint %#x is not in a claimed interface", endpoint);
+                return LIBUSB_ERROR_NOT_FOUND;
+        }
+        bus_lock(ctx);
+        r = zcusb_claim_clear_halt(c->claim, endpoint);
+        bus_unlock(ctx);
+        pthread_mutex_unlock(&ctx->lock);
+        return compat_error(r);
+}
+
+int LIBUSB_CALL libusb_get_configuration(libusb_device_handle *handle, int *config) {
+        *config = handle->dev->active_config;
+        return LIBUSB_SUCCESS;
+}
+
+int LIBUSB_CALL libusb_set_configuration(libusb_device_handle *handle, int configuration) {
+        if (configuration == handle->dev->active_config)
+                return LIBUSB_SUCCESS; /* what most programs do: a no-op, allowed */
+        log_err(handle->dev->ctx,
+                "configuration %d asked for, %u is active: zcusbd does not change configurations (every "
+                "claim on the device would lose its interfaces); configure the device with udev or as root",
+                configuration, handle->dev->active_config);
+        return LIBUSB_ERROR_NOT_SUPPORTED;
+}
+
+int LIBUSB_CALL libusb_reset_device(libusb_device_handle *handle) {
+        return compat_not_supported(handle->dev->ctx, __func__,
+                                    "a port reset would affect every claim on the device; zcusbd offers "
+                                    "no reset (Claim.ClearHalt resets an endpoint)");
+}
+
+int LIBUSB_CALL libusb_alloc_streams(libusb_device_handle *handle, uint32_t num_streams, unsigned char *endpoints,
+                                     int num_endpoints) {
+        (void) num_streams, (void) endpoints, (void) num_endpoints;
+        return compat_not_supported(handle->dev->ctx, __func__, "zcusbd has no USB 3 bulk streams");
+}
+
+int LIBUSB_CALL libusb_free_streams(libusb_device_handle *handle, unsigned char *endpoints, int num_endpoints) {
+        (void) endpoints, (void) num_endpoints;
+        return compat_not_supported(handle->dev->ctx, __func__, "zcusbd has no USB 3 bulk streams");
+}
+
+/* ---- kernel drivers: zcusbd detaches and re-attaches by its policy ---- */
+
+int LIBUSB_CALL libusb_kernel_driver_active(libusb_device_handle *handle, int interface_number) {
+        struct libusb_device *dev = handle->dev;
+
+        if (interface_number < 0 || interface_number > 255)
+                return LIBUSB_ERROR_INVALID_PARAM;
+        if (handle->claims[interface_number])
+                return 0; /* zcusbd holds it, no kernel driver */
+        return dev->driver_bound[interface_number] ? 1 : 0;
+}
+
+int LIBUSB_CALL libusb_detach_kernel_driver(libusb_device_handle *handle, int interface_number) {
+        int r = libusb_kernel_driver_active(handle, interface_number);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return LIBUSB_ERROR_NOT_FOUND;
+        /* The claim does it, when the device's ZCUSB_DETACH allows (else the
+         * claim fails BUSY naming the driver, as usbfs would). */
+        log_dbg(handle->dev->ctx, "interface %d: zcusbd detaches the kernel driver when it is claimed",
+                interface_number);
+        return LIBUSB_SUCCESS;
+}
+
+int LIBUSB_CALL libusb_attach_kernel_driver(libusb_device_handle *handle, int interface_number) {
+        if (interface_number < 0 || interface_number > 255)
+                return LIBUSB_ERROR_INVALID_PARAM;
+        if (handle->claims[interface_number])
+                return LIBUSB_ERROR_BUSY;
+        /* zcusbd re-attached what it detached when the claim was released. */
+        return LIBUSB_ERROR_NOT_FOUND;
+}
+
+int LIBUSB_CALL libusb_set_auto_detach_kernel_driver(libusb_device_handle *handle, int enable) {
+        (void) handle, (void) enable;
+        return LIBUSB_SUCCESS; /* zcusbd always works so, within ZCUSB_DETACH */
+}
+
+/* ---- dev_mem: zcusb buffer memory, zero copy ---- */
+
+unsigned char *LIBUSB_CALL libusb_dev_mem_alloc(libusb_device_handle *handle, size_t length) {
+        struct libusb_context *ctx = handle->dev->ctx;
+        CompatClaim *c = NULL;
+        DevMem *m;
+        int r;
+
+        if (length == 0)
+                return NULL;
+        pthread_mutex_lock(&ctx->lock);
+        for (unsigned i = 0; i < 256 && !c; i++)
+                c = handle->claims[i];
+        if (!c) {
+                pthread_mutex_unlock(&ctx->lock);
+                log_warn(ctx, "zcusb buffers belong to a claimed interface: claim one before libusb_dev_mem_alloc()");
+                return NULL;
+        }
+        m = calloc(1, sizeof(*m));
+        if (!m) {
+                pthread_mutex_unlock(&ctx->lock);
+                return NULL;
+        }
+        bus_lock(ctx);
+        r = zcusb_buffer_alloc(c->claim, length, &m->buffer);
+        if (r < 0)
+                log_warn(ctx, "libusb_dev_mem_alloc(%zu): %s", length, zcusb_last_error_message(ctx->zc));
+        bus_unlock(ctx);
+        if (r < 0) {
+                free(m);
+                pthread_mutex_unlock(&ctx->lock);
+                return NULL;
+        }
+        m->claim = c;
+        m->size = length;
+        /* A second mapping of the same shared pages for the program: it outlives
+         * the claim (libzcusb unmaps its own when the interface is released),
+         * so a program freeing dev_mem after releasing never touches freed memory. */
+        m->data = mremap(zcusb_buffer_data(m->buffer), 0, zcusb_buffer_size(m->buffer), MREMAP_MAYMOVE);
+        if (m->data == MAP_FAILED) {
+                bus_lock(ctx);
+                (void) zcusb_buffer_free(m->buffer);
+                bus_unlock(ctx);
+                free(m);
+                pthread_mutex_unlock(&ctx->lock);
+                return NULL;
+        }
+        m->map_size = zcusb_buffer_size(m->buffer);
+        LIST_INSERT_HEAD(&handle->dev_mem, m, link);
+        pthread_mutex_unlock(&ctx->lock);
+        return m->data;
+}
+
+int LIBUSB_CALL libusb_dev_mem_free(libusb_device_handle *handle, unsigned char *buffer, size_t length) {
+        struct libusb_context *ctx = handle->dev->ctx;
+        DevMem *m;
+        int r;
+
+        (void) length;
+        pthread_mutex_lock(&ctx->lock);
+        LIST_FOREACH(m, &handle->dev_mem, link)
+                if (m->data == buffer)
+                        break;
+        if (!m) {
+                pthread_mutex_unlock(&ctx->lock);
+                return LIBUSB_ERROR_INVALID_PARAM;
+        }
+        if (m->buffer) {
+                bus_lock(ctx);
+                r = zcusb_buffer_free(m->buffer);
+                bus_unlock(ctx);
+                if (r == -EBUSY) {
+                        pthread_mutex_unlock(&ctx->lock);
+                        return LIBUSB_ERROR_BUSY;
+                }
+        }
+        LIST_REMOVE(m, link);
+        (void) munmap(m->data, m->map_size);
+        free(m);
+        pthread_mutex_unlock(&ctx->lock);
+        return LIBUSB_SUCCESS;
+}
+
+DevMem *handle_find_dev_mem(struct libusb_device_handle *handle, CompatClaim *c, const uint8_t *p, size_t size) {
+        DevMem *m;
+
+        LIST_FOREACH(m, &handle->dev_mem, link)
+                if (m->claim == c && c && p >= m->data && size <= m->size && (size_t) (p - m->data) <= m->size - size)
+                        return m;
+        return NULL;
+}
+
+/* ---- staging: ordinary memory goes through a claim's zcusb buffers ---- */
+
+static bool page_used(const StagingArena *a, size_t i) {
+        return a->used[i / 64] & (UINT64_C(1) << (i % 64));
+}
+
+static void pages_mark(StagingArena *a, size_t first, size_t n, bool used) {
+        for (size_t i = first; i < first + n; i++) {
+                if (used)
+                        a->used[i / 64] |= UINT64_C(1) << (i % 64);
+                else
+                        a->used[i / 64] &= ~(UINT64_C(1) << (i % 64));
+        }
+}
+
+static bool arena_alloc(StagingArena *a, size_t pages, size_t *ret_first) {
+        size_t run = 0;
+
+        for (size_t i = 0; i < a->pages; i++) {
+                run = page_used(a, i) ? 0 : run + 1;
+                if (run == pages) {
+                        *ret_first = i + 1 - pages;
+                        pages_mark(a, *ret_first, pages, true);
+                        return true;
+                }
+        }
+        return false;
+}
+
+int staging_alloc(CompatClaim *c, size_t size, uint8_t **ret_data, uint32_t *ret_buffer_id, uint64_t *ret_offset) {
+        struct libusb_context *ctx = c->handle->dev->ctx;
+        size_t pages = (size ? size + PAGE - 1 : PAGE) / PAGE, first, bytes;
+        StagingArena *a;
+        int r;
+
+        LIST_FOREACH(a, &c->arenas, link)
+                if (arena_alloc(a, pages, &first))
+                        goto found;
+
+        bytes = pages * PAGE < STAGING_ARENA_MIN ? STAGING_ARENA_MIN : pages * PAGE;
+        a = calloc(1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        a->pages = bytes / PAGE;
+        a->used = calloc((a->pages + 63) / 64, sizeof(uint64_t));
+        if (!a->used) {
+                free(a);
+                return -ENOMEM;
+        }
+        bus_lock(ctx);
+        r = zcusb_buffer_alloc(c->claim, bytes, &a->buffer);
+        if (r < 0)
+                log_warn(ctx, "staging buffer of %zu bytes: %s", bytes, zcusb_last_error_message(ctx->zc));
+        bus_unlock(ctx);
+        if (r < 0) {
+                free(a->used);
+                free(a);
+                return r;
+        }
+        a->data = zcusb_buffer_data(a->buffer);
+        LIST_INSERT_HEAD(&c->arenas, a, link);
+        (void) arena_alloc(a, pages, &first);
+found:
+        *ret_data = a->data + first * PAGE;
+        *ret_buffer_id = zcusb_buffer_id(a->buffer);
+        *ret_offset = first * PAGE;
+        return 0;
+}
+
+void staging_release(CompatClaim *c, const uint8_t *data, size_t size) {
+        size_t pages = (size ? size + PAGE - 1 : PAGE) / PAGE;
+        StagingArena *a;
+
+        LIST_FOREACH(a, &c->arenas, link)
+                if (data >= a->data && data < a->data + a->pages * PAGE) {
+                        pages_mark(a, (size_t) (data - a->data) / PAGE, pages, false);
+                        return;
+                }
+}
+
+void staging_free_all(CompatClaim *c) {
+        StagingArena *a;
+
+        /* The buffers go with the claim (zcusb_claim_release()); only our side here. */
+        while ((a = LIST_FIRST(&c->arenas))) {
+                LIST_REMOVE(a, link);
+                free(a->used);
+                free(a);
+        }
+}
