@@ -1,12 +1,19 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Install build and run dependencies, build, install, start zcusbd and list the
-# USB devices it serves. Run as root from the source tree on Debian 12.
+# Install build and run dependencies, build, install zcusbd, build and install
+# zcusb.ko with DKMS for the running kernel (its headers too), start zcusbd
+# (zcusb-load.service loads the module first) and list the USB devices it
+# serves. Where the module cannot work (a container, a kernel without a headers
+# package, Secure Boot refusing an unsigned module) it says why and what to do,
+# and zcusbd uses usbfs. Run as root from the source tree on Debian 12.
+# ZCUSB_NO_MODULE=1: leave zcusb.ko out.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 # shellcheck source=packages.sh
 . scripts/packages.sh
+# shellcheck source=module.sh
+. scripts/module.sh
 
 if [ "$(id -u)" != 0 ]; then
         echo "install.sh: run as root (it installs packages and system files)" >&2
@@ -25,13 +32,20 @@ echo "==> Installing"
 meson install -C build-install --quiet >/dev/null
 ldconfig  # libzcusb in /usr/local/lib
 
+echo "==> zcusb.ko (DKMS)"
+module_check
+[ -n "$MODULE_SKIP" ] || module_install
+[ -z "$MODULE_SKIP" ] || echo "    not installed: see the end"
+
 if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
         systemctl daemon-reload
         udevadm control --reload || true
         udevadm trigger --subsystem-match=usb --action=change || true
         systemctl reload dbus
-        echo "==> systemctl start zcusbd"
-        systemctl start zcusbd
+        # restart, not start: a zcusbd running from an earlier install would keep
+        # its old binary, and zcusb-load.service (pulled in by zcusbd) runs again.
+        echo "==> systemctl restart zcusbd"
+        systemctl restart zcusbd
         systemctl --no-pager --lines=0 status zcusbd || true
 else
         # A container or chroot: no systemd to start services, so start the
@@ -44,6 +58,7 @@ else
                 dbus-send --system --dest=org.freedesktop.DBus --type=method_call \
                         /org/freedesktop/DBus org.freedesktop.DBus.ReloadConfig || true
         fi
+        [ -n "$MODULE_SKIP" ] || modprobe zcusb 2>/dev/null || true
         if ! busctl --system status org.zcusb1 >/dev/null 2>&1; then
                 nohup /usr/local/sbin/zcusbd >>/var/log/zcusbd.log 2>&1 &
                 for _ in $(seq 50); do
@@ -53,6 +68,12 @@ else
         fi
 fi
 
-echo "==> zcusbctl list"
+module_explain
+echo "==> zcusbctl status; zcusbctl list"
 zcusbctl status
 zcusbctl list
+if [ -n "$MODULE_SKIP" ]; then
+        echo "==> zcusbd uses usbfs (the kernel copies once), not zcusb.ko: $MODULE_SKIP"
+else
+        echo "==> zcusbd uses zcusb.ko: zero copy"
+fi
