@@ -6,7 +6,9 @@
 # serves. Where the module cannot work (a container, a kernel without a headers
 # package, Secure Boot refusing an unsigned module) it says why and what to do,
 # and zcusbd uses usbfs. Run as root from the source tree on Debian 12.
-# ZCUSB_NO_MODULE=1: leave zcusb.ko out.
+# ZCUSB_NO_MODULE=1: leave zcusb.ko out. ZCUSB_BUILD_DIR=DIR: build in DIR, not
+# build-install/ (an existing, configured DIR keeps its options: the VM test
+# reuses the host's build, a compile under TCG would take many minutes).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -26,10 +28,11 @@ apt_install $BUILD_PACKAGES $RUN_PACKAGES
 
 echo "==> Building"
 # A build dir of its own, so a developer's differently configured build/ is left alone.
-[ -d build-install/meson-private ] || meson setup build-install --prefix=/usr/local --sysconfdir=/etc >/dev/null
-meson compile -C build-install >/dev/null
+BUILD_DIR=${ZCUSB_BUILD_DIR:-build-install}
+[ -d "$BUILD_DIR/meson-private" ] || meson setup "$BUILD_DIR" --prefix=/usr/local --sysconfdir=/etc -Dtests=false >/dev/null
+meson compile -C "$BUILD_DIR" >/dev/null
 echo "==> Installing"
-meson install -C build-install --quiet >/dev/null
+meson install -C "$BUILD_DIR" --quiet >/dev/null
 ldconfig  # libzcusb in /usr/local/lib
 
 echo "==> zcusb.ko (DKMS)"

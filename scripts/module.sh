@@ -81,9 +81,10 @@ module_install() {
                 fi
                 rm -rf "$tmp"
         fi
-        dkms status -m zcusb -v "$MODULE_VERSION" -k "$KVER" 2>/dev/null | grep -q ': installed' && installed=1
+        # (no grep -q on dkms's output: pipefail would see its SIGPIPE)
+        [[ $(dkms status -m zcusb -v "$MODULE_VERSION" -k "$KVER" 2>/dev/null) == *": installed"* ]] && installed=1
         if [ -z "$installed" ]; then
-                dkms status -m zcusb -v "$MODULE_VERSION" 2>/dev/null | grep -q . ||
+                [ -n "$(dkms status -m zcusb -v "$MODULE_VERSION" 2>/dev/null)" ] ||
                         dkms add "zcusb/$MODULE_VERSION" >/dev/null
                 if ! dkms install "zcusb/$MODULE_VERSION" -k "$KVER" >/dev/null 2>&1; then
                         MODULE_SKIP="DKMS could not build or install zcusb.ko for $KVER: see $log (dkms install zcusb/$MODULE_VERSION -k $KVER shows the error). Please report it with that log."
@@ -99,19 +100,21 @@ module_install() {
         fi
 }
 
-# zcusbd is up; if zcusb.ko is not loaded, say why.
+# zcusbd is up; if zcusb.ko is not loaded, say why (and load it if nothing
+# but the unit's run failed).
 module_explain() {
         local err signing
         [ -z "$MODULE_SKIP" ] || return 0
         [ -e /sys/module/zcusb ] && return 0
-        err=$(modprobe zcusb 2>&1) && {
-                MODULE_SKIP="zcusb-load.service did not load zcusb.ko (see systemctl status zcusb-load); it loads by hand: systemctl restart zcusbd"
-                return 0
-        }
-        if signing=$(module_signing_required); then
-                MODULE_SKIP="$signing: the kernel refuses zcusb.ko (\"${err##*: }\") because it is not signed by a key it trusts. DKMS signed it with $(module_mok_cert); enroll that key: mokutil --import $(module_mok_cert), reboot, confirm the key in MokManager, then systemctl restart zcusbd. (Or disable Secure Boot in the firmware.)"
-        else
-                MODULE_SKIP="loading zcusb.ko failed: $err. See dmesg, and dkms status."
+        if [ "$(systemctl is-enabled zcusb-load.service 2>/dev/null)" = masked ]; then
+                MODULE_SKIP="zcusb-load.service is masked (an administrator keeps the module out). For zero copy: systemctl unmask zcusb-load.service && systemctl restart zcusbd"
+        elif signing=$(module_signing_required); then
+                MODULE_SKIP="$signing, and the kernel did not load zcusb.ko: it loads only modules signed by a key it trusts (modprobe zcusb shows the error). DKMS signed zcusb.ko with its own key; enroll it: mokutil --import $(module_mok_cert), reboot, confirm the key in MokManager, then systemctl restart zcusbd. (Or turn Secure Boot off in the firmware.)"
+        elif ! err=$(modprobe zcusb 2>&1); then
+                MODULE_SKIP="loading zcusb.ko failed: ${err:-modprobe zcusb failed}. See dmesg and dkms status zcusb."
+        elif [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
+                echo "    zcusb-load.service did not load zcusb.ko, modprobe did (systemctl status zcusb-load says why): restarting zcusbd on it"
+                systemctl restart zcusbd
         fi
 }
 
