@@ -32,8 +32,12 @@ BUILD_DIR=${ZCUSB_BUILD_DIR:-build-install}
 [ -d "$BUILD_DIR/meson-private" ] || meson setup "$BUILD_DIR" --prefix=/usr/local --sysconfdir=/etc -Dtests=false >/dev/null
 meson compile -C "$BUILD_DIR" >/dev/null
 echo "==> Installing"
-meson install -C "$BUILD_DIR" --quiet >/dev/null
-ldconfig  # libzcusb in /usr/local/lib
+meson install -C "$BUILD_DIR" --no-rebuild --quiet >/dev/null
+# libzcusb in /usr/local/lib: the loader's cache must learn it (a prefix=/usr
+# build needs none, and a full ldconfig is slow on slow machines).
+if compgen -G "/usr/local/lib/*/libzcusb.so*" >/dev/null || compgen -G "/usr/local/lib/libzcusb.so*" >/dev/null; then
+        ldconfig
+fi
 
 echo "==> zcusb.ko (DKMS)"
 module_check

@@ -24,8 +24,12 @@ vm_packages() {
 apt_install() {
         local missing=() p
         export DEBIAN_FRONTEND=noninteractive
+        # One dpkg-query for all (process starts are what a warm run costs).
+        local installed
+        installed=" $(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "$@" 2>/dev/null |
+                awk '$1 == "ii" { printf "%s ", $2 }' || true)"
         for p in "$@"; do
-                dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+                [[ $installed == *" $p "* ]] || missing+=("$p")
         done
         # Nothing to fetch on a warm machine: no index refresh either.
         [ ${#missing[@]} = 0 ] && return 0

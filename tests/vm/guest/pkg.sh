@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# For the cases that install zcusb as a user would (85-install-sh: scripts/install.sh;
-# 86-deb-packages: the .debs), source after lib.sh and kmod.sh.
+# For the cases that install zcusb as a user would (tests/vm/install-cases: the .debs, and
+# scripts/install.sh), source after lib.sh and kmod.sh.
 #
 #   pkg_config                  ZCUSB_VM_SRC (the host's source tree), ZCUSB_VM_BUILD, the
 #                               kernel headers' paths: from /run/zcusb-vm/config (run-vm.sh)
@@ -12,6 +12,7 @@
 #                               over / by /init) off the guest's root, so the case starts on a
 #                               machine without zcusb, and put it back for the next cases
 #   dkms_module_gone            fail unless DKMS and /lib/modules know no zcusb any more
+#   dkms_make_log               print the end of DKMS's build log (for a failing case)
 
 PKG_X=/run/zcusb-vm
 
@@ -42,8 +43,8 @@ kheaders_unlink() {
 rig_tree_remove() {
 	(cd "$PKG_X/root" && find . ! -type d -print0) | (cd / && xargs -0r rm -f)
 	(cd "$PKG_X/root" && find . -mindepth 1 -depth -type d -print0) | (cd / && xargs -0r rmdir 2>/dev/null) || true
-	systemctl daemon-reload
-	systemctl reload dbus
+	# (no daemon-reload: the package's postinst does one; dbus-daemon follows its
+	# configuration directories itself)
 }
 rig_tree_restore() {
 	local e n
@@ -64,4 +65,13 @@ dkms_module_gone() {
 	left=$(find "/lib/modules/$KMOD_KVER/updates" -name 'zcusb.ko*' 2>/dev/null)
 	[ -z "$left" ] || fail "zcusb.ko left in /lib/modules: $left"
 	if modinfo zcusb >/dev/null 2>&1; then fail "modinfo still finds zcusb"; fi
+}
+
+dkms_make_log() {
+	local f
+	for f in /var/lib/dkms/zcusb/*/build/make.log; do
+		[ -f "$f" ] || continue
+		echo "-- the end of $f:"
+		tail -n 30 "$f"
+	done
 }

@@ -7,8 +7,9 @@
 # grows). The headers are the cached Debian package's files, put where linux-headers-KVER
 # puts them (guest/pkg.sh), so install.sh finds them installed; it builds in the host's build
 # directory of this run (ZCUSB_BUILD_DIR: it is up to date, and a compile under TCG takes many
-# minutes), so its installing, DKMS and systemd steps are what run here.
-# timeout: 600
+# minutes), so its installing, DKMS and systemd steps are what run here. Leaves the guest
+# with zcusb installed (vm-install's own VM).
+# timeout: 900
 set -euo pipefail
 # shellcheck source=tests/vm/guest/lib.sh
 . "$ZCUSB_VM_GUEST/lib.sh"
@@ -21,13 +22,8 @@ pkg_config
 VER=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$ZCUSB_VM_SRC/kmod/dkms.conf")
 
 cleanup() {
-	set +e
-	if kmod_loaded && ! rmmod zcusb; then echo "cleanup: rmmod zcusb refused" >&2; fi
-	dkms remove "zcusb/$VER" --all >/dev/null 2>&1
-	rm -rf "/usr/src/zcusb-$VER"
-	kheaders_unlink
-	# install.sh installed this very build over the rig's copy: nothing else to restore.
-	zcusbd_restart
+	local rc=$?
+	[ $rc = 0 ] || dkms_make_log
 }
 trap cleanup EXIT
 kmsg_mark
@@ -49,7 +45,7 @@ rc=${PIPESTATUS[0]}
 set -e
 t1=${EPOCHREALTIME/./}
 note "install.sh: exit $rc after $(((t1 - t0) / 1000000)) s (guest time, TCG)"
-[ $rc = 0 ] || fail "install.sh exited $rc"
+[ "$rc" = 0 ] || fail "install.sh exited $rc"
 grep -q '^ *Backend: zcusb.ko$' /tmp/install.out || fail "install.sh's zcusbctl status does not show 'Backend: zcusb.ko'"
 grep -q '^==> zcusbd uses zcusb.ko' /tmp/install.out || fail "install.sh does not end on zcusb.ko"
 
@@ -79,14 +75,6 @@ PY
 kmod_stats
 note "zero-copy bytes $zc0 -> $KS_zerocopy_bytes"
 [ $((KS_zerocopy_bytes - zc0)) -ge $((1 << 20)) ] || fail "the driver's zerocopy_bytes grew by $((KS_zerocopy_bytes - zc0)), expected >= 1 MiB"
-
-step "install.sh again (a re-run, nothing changed): fast, DKMS keeps its build, still zcusb.ko"
-t0=${EPOCHREALTIME/./}
-ZCUSB_BUILD_DIR=$ZCUSB_VM_BUILD "$ZCUSB_VM_SRC/scripts/install.sh" >/tmp/install2.out 2>&1 ||
-	fail "install.sh (again) exited $?: $(tail -n 5 /tmp/install2.out)"
-t1=${EPOCHREALTIME/./}
-note "install.sh again: $(((t1 - t0) / 1000000)) s"
-grep -q '^ *Backend: zcusb.ko$' /tmp/install2.out || fail "the re-run does not show 'Backend: zcusb.ko': $(tail -n 5 /tmp/install2.out)"
 
 kmsg_check
 echo "PASS"
