@@ -6,6 +6,9 @@ BUILD_PACKAGES="gcc make meson ninja-build pkg-config libsystemd-dev libudev-dev
   libinih-dev libjson-c-dev libusb-1.0-0-dev libdbus-1-dev"
 # Run them: systemd (units, pkg-config paths), udev (rules), the bus, module tools.
 RUN_PACKAGES="systemd udev dbus kmod"
+# zcusb.ko (install.sh; with the running kernel's linux-headers-* package):
+# DKMS, and mokutil to tell whether Secure Boot refuses unsigned modules.
+MODULE_PACKAGES="dkms mokutil"
 # Tiers 1 and 2: clang build, sanitizers, umockdev, a private bus, setpriv.
 TEST_PACKAGES="clang libclang-rt-14-dev umockdev libumockdev-dev gir1.2-umockdev-1.0 python3
   python3-gi python3-dbus util-linux"
@@ -21,8 +24,12 @@ vm_packages() {
 apt_install() {
         local missing=() p
         export DEBIAN_FRONTEND=noninteractive
+        # One dpkg-query for all (process starts are what a warm run costs).
+        local installed
+        installed=" $(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "$@" 2>/dev/null |
+                awk '$1 == "ii" { printf "%s ", $2 }' || true)"
         for p in "$@"; do
-                dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+                [[ $installed == *" $p "* ]] || missing+=("$p")
         done
         # Nothing to fetch on a warm machine: no index refresh either.
         [ ${#missing[@]} = 0 ] && return 0

@@ -147,7 +147,25 @@ prepare_xfer() {
 	cp -a "$CASE_DIR" "$x/cases"
 	copy_test_programs "$x/bin"
 	"$HERE/build-kmod.sh" "$WORK/kmod" "$x/kmod" || die "build-kmod.sh failed"
+	stage_debs "$x/debs"
 	make_sys_tree "$x/sys" "$x/root"
+}
+
+# stage_debs DIR: the Debian packages (build-debs.sh, cached in BUILD/tests/vm/debs) for the
+# cases that say "# needs: debs"; when they cannot be built, DIR/UNAVAILABLE says why and
+# only those cases fail.
+stage_debs() {
+	local d=$1 c need=""
+	mkdir -p "$d"
+	for c in "${CASES[@]}"; do
+		grep -q '^# needs: .*debs' "$CASE_DIR/$c.sh" && need=1
+	done
+	[ -n "$need" ] || return 0
+	if "$HERE/build-debs.sh" "$BUILD/tests/vm/debs" >"$WORK/build-debs.log" 2>&1; then
+		cp "$BUILD"/tests/vm/debs/*.deb "$d/"
+	else
+		echo "tests/vm/build-debs.sh failed: $(tail -n 1 "$WORK/build-debs.log") (see $WORK/build-debs.log)" >"$d/UNAVAILABLE"
+	fi
 }
 
 # make_sys_tree DIR PROJECT_ROOT: the rig's files for the guest's root, copied by /init:
@@ -178,8 +196,8 @@ fingerprint() { # DIR
 		echo "kernel $ZCUSB_KVER"
 		sha256sum "$HERE/init" "$HERE/run-vm.sh" "$HERE/build-initramfs.sh" "$HERE/stage-modules.sh" | cut -d' ' -f1
 		cd "$1"
-		find root sys guest cases bin kmod -printf '%p %y %m %l\n' | LC_ALL=C sort
-		find root sys guest cases bin kmod -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum
+		find root sys guest cases bin kmod debs -printf '%p %y %m %l\n' | LC_ALL=C sort
+		find root sys guest cases bin kmod debs -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum
 	} | sha256sum | cut -d' ' -f1
 }
 
@@ -231,6 +249,10 @@ fi
 	printf '%q ' "${CASES[@]}"
 	printf ')\nCASE_TIMEOUT=%q\n' "$CASE_TIMEOUT"
 	printf 'DUMMY_HCD_PARAMS=%q\n' "$DUMMY_HCD"
+	# The host's source tree and this build (the guest sees the host's / read-only, under a
+	# tmpfs overlay), and the kernel's unpacked headers (cases that build zcusb.ko there).
+	printf 'ZCUSB_VM_SRC=%q\nZCUSB_VM_BUILD=%q\n' "$(cd "$HERE/../.." && pwd)" "$BUILD"
+	printf 'ZCUSB_KHEADERS=%q\nZCUSB_KHEADERS_COMMON=%q\n' "$ZCUSB_KHEADERS" "$ZCUSB_KHEADERS_COMMON"
 } >"$XFER/config"
 
 "$HERE/build-initramfs.sh" "$WORK/initramfs.cpio" || die "build-initramfs.sh failed"
