@@ -55,6 +55,7 @@ struct Claim {
         bool free_when_drained;   /* released, or its peer gone: free once drained */
         bool interface_released;
         bool ended_signalled;
+        bool granted_by_polkit;   /* polkit said yes: it holds while udev policy still defers to polkit */
         bool in_gc_queue;
         sd_bus_message *release_reply;
 

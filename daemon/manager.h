@@ -44,6 +44,11 @@ typedef struct Manager {
         sd_event_source *shutdown_timer;
 
         CallerCache callers; /* who is calling: bus-caller.c */
+
+        /* ClaimInterface calls waiting for polkit: claim-request.c */
+        TAILQ_HEAD(, ClaimRequest) claim_requests;
+        size_t n_claim_requests;
+        uint64_t next_claim_request_id;
 } Manager;
 
 int manager_new(const Config *config, Manager **ret);
