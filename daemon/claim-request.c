@@ -297,11 +297,17 @@ int manager_claim_interface(Manager *m, sd_bus_message *message, const Caller *c
         switch (device_claim_verdict(d, caller, interface)) {
         case POLICY_ALLOW:
                 return claim_grant(m, message, caller, d, interface, false, error);
-        case POLICY_ASK_POLKIT:
+        case POLICY_ASK_POLKIT: {
+                /* No dialog for what could not be had anyway. */
+                int r = claim_check_interface(d, manager_find_peer(m, strempty(sd_bus_message_get_sender(message))),
+                                              interface, error);
+                if (r < 0 || sd_bus_error_is_set(error))
+                        return r;
                 return claim_request_new(m, message, caller, d, interface,
                                          (flags & ZCUSB_CLAIM_INTERACTIVE) ||
                                                  sd_bus_message_get_allow_interactive_authorization(message) > 0,
                                          error);
+        }
         case POLICY_DENY:
                 break;
         }

@@ -178,15 +178,9 @@ static int claim_attach(Manager *m, Device *d, uint8_t interface, bool may_detac
         return r;
 }
 
-int claim_new(Peer *peer, Device *d, uint8_t interface, Claim **ret, sd_bus_error *error) {
-        Manager *m = peer->manager;
-        _cleanup_free_ char *why = NULL, *driver = NULL, *detached = NULL, *object_path = NULL;
-        const BackendOps *backend = NULL;
-        BackendInterface *bi = NULL;
-        PolicyProps policy;
-        Claim *c, *other;
+int claim_check_interface(Device *d, const Peer *peer, uint8_t interface, sd_bus_error *error) {
         bool known = false;
-        int r;
+        Claim *other;
 
         for (size_t i = 0; i < d->descriptors.n_alt_settings; i++)
                 known = known || d->descriptors.alt_settings[i].interface_number == interface;
@@ -207,6 +201,21 @@ int claim_new(Peer *peer, Device *d, uint8_t interface, Claim **ret, sd_bus_erro
                                          interface, d->object_path,
                                          other->peer == peer ? " by you" : " by another client");
         }
+        return 0;
+}
+
+int claim_new(Peer *peer, Device *d, uint8_t interface, Claim **ret, sd_bus_error *error) {
+        Manager *m = peer->manager;
+        _cleanup_free_ char *why = NULL, *driver = NULL, *detached = NULL, *object_path = NULL;
+        const BackendOps *backend = NULL;
+        BackendInterface *bi = NULL;
+        PolicyProps policy;
+        Claim *c;
+        int r;
+
+        r = claim_check_interface(d, peer, interface, error);
+        if (r < 0 || sd_bus_error_is_set(error))
+                return r;
         if (isempty(d->devnode))
                 return sd_bus_error_setf(error, ZCUSB_ERROR_NO_SUCH_DEVICE,
                                          "Device %s has no device node.", d->object_path);

@@ -68,6 +68,9 @@ struct Claim {
 /* Claims INTERFACE of D for peer P. Bus errors (AccessDenied, Busy, ...) go
  * to *error with a sentence for the caller; then nothing is left behind. */
 int claim_new(Peer *p, Device *d, uint8_t interface, Claim **ret, sd_bus_error *error);
+/* Could INTERFACE of D be claimed now (it exists, nobody holds it)? Else a
+ * bus error in *error. PEER (may be NULL) only words the answer. */
+int claim_check_interface(Device *d, const Peer *peer, uint8_t interface, sd_bus_error *error);
 /* Unlink, uncharge and free; only the GC pass calls it. */
 Claim *claim_free(Claim *c);
 

@@ -1,0 +1,281 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""polkit end to end on the private bus: an interface marked ZCUSB_POLKIT=1 that
+udev policy does not grant a caller is granted or refused by the polkit
+authority (dbus/API.md, "polkit"). The authority here is a fake one in the test
+process (FakeAuthority) that answers as the test says: yes, no, challenge,
+dismissed, an error, or not yet (the test answers later, or never). Registers
+with datapath's tests."""
+
+import datapath
+from datapath import DataWorld, dbus_error, dtest, gadget
+import fixtures
+
+AUTH_NAME = "org.freedesktop.PolicyKit1"
+AUTH_PATH = "/org/freedesktop/PolicyKit1/Authority"
+AUTH_IFACE = "org.freedesktop.PolicyKit1.Authority"
+ACTION = "org.zcusb1.claim"
+INTERACTIVE = 1
+
+ACCESS_DENIED = "org.zcusb1.Error.AccessDenied"
+CANCELLED = "org.zcusb1.Error.AuthorizationCancelled"
+UNAVAILABLE = "org.zcusb1.Error.AuthorizationUnavailable"
+NEEDS_INTERACTION = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"
+
+# uid 1 (daemon) is granted by udev policy; nobody (65534) may only ask polkit.
+DAEMON_UID = datapath.DAEMON_UID
+
+
+def polkit_gadget(**props):
+    return gadget(allow="daemon", ZCUSB_POLKIT="1", **props)
+
+
+_authority_class = None
+
+
+def authority_class():
+    """FakeAuthority, defined once python-dbus is importable (the harness
+    checked that)."""
+    global _authority_class
+    if _authority_class is not None:
+        return _authority_class
+    import dbus
+    import dbus.service
+
+    class FakeAuthority(dbus.service.Object):
+        """Answers CheckAuthorization with self.verdict(call) -> "yes", "no",
+        "challenge", "dismissed", "cancelled-error" or "hold" (answer later with
+        answer()). Every call is kept in self.calls, CancelCheckAuthorization ids
+        in self.cancels."""
+
+        def __init__(self, conn):
+            self.conn = conn
+            self.busname = dbus.service.BusName(AUTH_NAME, conn)
+            super().__init__(conn, AUTH_PATH)
+            self.calls = []
+            self.cancels = []
+            self.verdict = lambda call: "yes"
+
+        @dbus.service.method(AUTH_IFACE, in_signature="(sa{sv})sa{ss}us", out_signature="(bba{ss})",
+                             async_callbacks=("reply", "error"))
+        def CheckAuthorization(self, subject, action, details, flags, cancellation_id, reply, error):
+            call = {"subject_kind": str(subject[0]),
+                    "subject": {str(k): str(v) for k, v in subject[1].items()},
+                    "action": str(action), "details": {str(k): str(v) for k, v in details.items()},
+                    "flags": int(flags), "cancellation_id": str(cancellation_id),
+                    "reply": reply, "error": error, "answered": False}
+            self.calls.append(call)
+            datapath.h.log(f"fake polkit: CheckAuthorization {call['action']} for {call['subject']} "
+                           f"flags {call['flags']} cancellation id {call['cancellation_id']!r}")
+            v = self.verdict(call)
+            if v != "hold":
+                self.answer(call, v)
+
+        def answer(self, call, verdict):
+            datapath.h.log(f"fake polkit: answering {verdict}")
+            call["answered"] = True
+            none = dbus.Dictionary({}, signature="ss")
+            if verdict == "yes":
+                call["reply"](dbus.Struct((True, False, none), signature="bba{ss}"))
+            elif verdict == "no":
+                call["reply"](dbus.Struct((False, False, none), signature="bba{ss}"))
+            elif verdict == "challenge":
+                call["reply"](dbus.Struct((False, True, none), signature="bba{ss}"))
+            elif verdict == "dismissed":
+                call["reply"](dbus.Struct((False, False, dbus.Dictionary({"polkit.dismissed": "true"},
+                                                                          signature="ss")), signature="bba{ss}"))
+            elif verdict == "cancelled-error":
+                call["error"](dbus.DBusException("Authorization request was cancelled",
+                                                 name="org.freedesktop.PolicyKit1.Error.Cancelled"))
+            else:
+                raise ValueError(verdict)
+
+        @dbus.service.method(AUTH_IFACE, in_signature="s", out_signature="")
+        def CancelCheckAuthorization(self, cancellation_id):
+            datapath.h.log(f"fake polkit: CancelCheckAuthorization {cancellation_id!r}")
+            self.cancels.append(str(cancellation_id))
+
+        def close(self):
+            self.remove_from_connection()
+            self.busname = None  # releases the name
+
+    _authority_class = FakeAuthority
+    return FakeAuthority
+
+
+def claim_error(c, device, flags=None):
+    return dbus_error(c, "claim", device=device, interface=0, flags=flags)
+
+
+@dtest("polkit-grant")
+def t_polkit_grant():
+    """polkit's yes gives a working claim; what it was asked; who is not asked."""
+    h = datapath.h
+    devices = [fixtures.root_hub(), polkit_gadget(),
+               gadget(devnum=6, port="4", allow="daemon")]  # no ZCUSB_POLKIT: polkit is never asked
+    with DataWorld(devices, emulate=[devices[1]]) as dw:
+        auth = authority_class()(dw.w.bus.conn)
+        dev = devices[1].object_path
+        nobody = dw.client(name="nobody")
+
+        # A device polkit may grant is visible to someone it has to ask for;
+        # the one without ZCUSB_POLKIT is not.
+        seen = [p for p, *_ in nobody("dbus", path="/org/zcusb1", iface="org.zcusb1.Manager",
+                                      method="ListDevices")]
+        h.check_eq(seen, [dev], "devices nobody sees")
+
+        s = datapath.Session(nobody, dev, buffer_size=4096, entries=8)
+        h.check_eq(len(auth.calls), 1, "CheckAuthorization calls")
+        call = auth.calls[0]
+        h.check_eq(call["action"], ACTION, "action id")
+        h.check_eq(call["subject_kind"], "system-bus-name", "subject kind")
+        h.check_eq(call["subject"].get("name"), nobody.unique_name, "subject: the caller's bus name")
+        h.check_eq(call["flags"], 0, "flags (no AllowUserInteraction unless asked)")
+        d = call["details"]
+        want = {"device": dev, "devpath": "1-1", "vendor_id": "0525", "product_id": "a4a0",
+                "product": "Gadget Zero", "vendor": "Linux 6.1.0-56-amd64 with dummy_udc",
+                "serial": "0123456789.0123456789.0123456789", "interface": "0", "interface_class": "ff",
+                "interface_class_name": "vendor specific"}
+        for k, v in want.items():
+            h.check_eq(d.get(k), v, f"detail {k}")
+        h.check_in("python", d.get("program", ""), "detail program (the calling process)")
+
+        # The claim works like any other: a transfer goes through.
+        got = s.run(datapath.bulk_in(s, 512))
+        datapath.expect_status(list(got.values())[0], 0, "bulk IN on a polkit-granted claim", 512)
+        nobody("call", claim=s.claim, method="Release")
+
+        # Granted by udev policy (uid 1) or root: polkit is not asked.
+        daemon = dw.client(uid=DAEMON_UID, name="daemon")
+        r = daemon("claim", device=dev, interface=0)
+        daemon("call", claim=r["claim"], method="Release")
+        root = dw.client(uid=0, name="root")
+        r = root("claim", device=dev, interface=0)
+        root("call", claim=r["claim"], method="Release")
+        h.check_eq(len(auth.calls), 1, "CheckAuthorization calls after claims udev policy grants")
+
+        # A device without ZCUSB_POLKIT: refused without asking.
+        name, msg = claim_error(nobody, devices[2].object_path)
+        h.check_eq(name, ACCESS_DENIED, "claim of a device nobody may not see")
+        h.check_eq(len(auth.calls), 1, "CheckAuthorization calls")
+
+        # The old ClaimInterface with the ALLOW_INTERACTIVE_AUTHORIZATION
+        # header flag (busctl --allow-interactive-authorization) is interactive.
+        dw.w.busctl("--allow-interactive-authorization=yes", "call", "org.zcusb1", "/org/zcusb1",
+                    "org.zcusb1.Manager", "ClaimInterface", "oy", dev, "0", user=h.as_user())
+        h.check_eq(len(auth.calls), 2, "CheckAuthorization calls after busctl")
+        h.check_eq(auth.calls[1]["flags"], INTERACTIVE, "flags with the header's interactive bit")
+        auth.close()
+
+
+@dtest("polkit-deny")
+def t_polkit_deny():
+    """no, challenge (non-interactive and interactive), dismissed, cancelled."""
+    h = datapath.h
+    devices = [fixtures.root_hub(), polkit_gadget()]
+    with DataWorld(devices) as dw:
+        auth = authority_class()(dw.w.bus.conn)
+        dev = devices[1].object_path
+        nobody = dw.client(name="nobody")
+
+        auth.verdict = lambda call: "no"
+        name, msg = claim_error(nobody, dev)
+        h.check_eq(name, ACCESS_DENIED, "polkit's no")
+        h.check_in("polkit refused action org.zcusb1.claim", msg, "the reason")
+
+        auth.verdict = lambda call: "challenge" if not call["flags"] & INTERACTIVE else "yes"
+        name, msg = claim_error(nobody, dev)
+        h.check_eq(name, NEEDS_INTERACTION, "a challenge without interaction allowed")
+        h.check_in("--interactive", msg, "the fix")
+        r = nobody("claim", device=dev, interface=0, flags=INTERACTIVE)
+        h.check_eq(auth.calls[-1]["flags"], INTERACTIVE, "AllowUserInteraction when asked for")
+        h.check(auth.calls[-1]["cancellation_id"], "an interactive check has a cancellation id")
+        nobody("call", claim=r["claim"], method="Release")
+
+        auth.verdict = lambda call: "dismissed"
+        name, msg = claim_error(nobody, dev, flags=INTERACTIVE)
+        h.check_eq(name, CANCELLED, "a dismissed dialog")
+        auth.verdict = lambda call: "cancelled-error"
+        name, msg = claim_error(nobody, dev, flags=INTERACTIVE)
+        h.check_eq(name, CANCELLED, "polkit's Cancelled error")
+
+        name, msg = claim_error(nobody, dev, flags=2)
+        h.check_eq(name, "org.zcusb1.Error.InvalidArgument", "unknown flags")
+        n = len(auth.calls)
+        name, msg = dbus_error(nobody, "claim", device=dev, interface=7)
+        h.check_eq(name, "org.zcusb1.Error.InvalidArgument", "an interface the device lacks")
+        h.check_eq(len(auth.calls), n, "an interface the device lacks is not asked about")
+        daemon = dw.client(uid=datapath.DAEMON_UID, name="daemon")
+        held = daemon("claim", device=dev, interface=0)
+        name, msg = claim_error(nobody, dev)
+        h.check_eq(name, "org.zcusb1.Error.Busy", "an interface someone holds")
+        h.check_eq(len(auth.calls), n, "an interface someone holds is not asked about")
+        daemon("call", claim=held["claim"], method="Release")
+
+        # Nothing was left behind by the refusals: a granted claim still works.
+        auth.verdict = lambda call: "yes"
+        r = nobody("claim", device=dev, interface=0)
+        nobody("call", claim=r["claim"], method="Release")
+        auth.close()
+
+
+@dtest("polkit-unavailable")
+def t_polkit_unavailable():
+    """No authority on the bus, then one that never answers: a named error in
+    time, and zcusbd goes on serving."""
+    h = datapath.h
+    devices = [fixtures.root_hub(), polkit_gadget()]
+    with DataWorld(devices, config="[Polkit]\nTimeoutSec=1\n") as dw:
+        dev = devices[1].object_path
+        nobody = dw.client(name="nobody")
+
+        name, msg = claim_error(nobody, dev)
+        h.check_eq(name, UNAVAILABLE, "no polkit on the bus")
+        h.check_in("polkit is not running", msg, "the reason")
+
+        auth = authority_class()(dw.w.bus.conn)
+        auth.verdict = lambda call: "hold"
+        daemon = dw.client(uid=DAEMON_UID, name="daemon")
+        nobody.send("claim", device=dev, interface=0)
+        h.wait_until(lambda: auth.calls, 5, "zcusbd to ask polkit")
+        # While the question is out, zcusbd serves others.
+        r = daemon("claim", device=dev, interface=0)
+        daemon("call", claim=r["claim"], method="Release")
+        try:
+            nobody.result(timeout_rpc=10)
+            raise h.TestFailure("a claim polkit never answered succeeded")
+        except datapath.RemoteDBusError as e:
+            h.check_eq(e.name, UNAVAILABLE, "no answer from polkit within TimeoutSec=1")
+            h.check_in("did not answer in time", e.message, "the reason")
+        # The late answer finds nobody waiting: nothing happens.
+        auth.answer(auth.calls[0], "yes")
+        h.sleep_iterating(0.3)
+        r = daemon("claim", device=dev, interface=0)  # the interface is free: no ghost claim
+        daemon("call", claim=r["claim"], method="Release")
+        auth.close()
+
+
+@dtest("polkit-disconnect")
+def t_polkit_disconnect():
+    """A caller that leaves while polkit shows a dialog leaves nothing: the
+    dialog is cancelled, a late yes claims nothing."""
+    h = datapath.h
+    devices = [fixtures.root_hub(), polkit_gadget()]
+    with DataWorld(devices) as dw:
+        auth = authority_class()(dw.w.bus.conn)
+        auth.verdict = lambda call: "hold"
+        dev = devices[1].object_path
+        nobody = dw.client(name="nobody")
+        nobody.send("claim", device=dev, interface=0, flags=INTERACTIVE)
+        h.wait_until(lambda: auth.calls, 5, "zcusbd to ask polkit")
+        call = auth.calls[0]
+        nobody.kill()
+        h.wait_until(lambda: call["cancellation_id"] in auth.cancels, 5,
+                     "zcusbd to cancel the check of the caller that left")
+        dw.wait_log("left while polkit was asked")
+        auth.answer(call, "yes")
+        h.sleep_iterating(0.3)
+        daemon = dw.client(uid=DAEMON_UID, name="daemon")
+        r = daemon("claim", device=dev, interface=0)  # Busy if a claim had been made for the ghost
+        daemon("call", claim=r["claim"], method="Release")
+        h.check("polkit: authorized" not in dw.daemon_log(), "zcusbd acted on an answer for a caller that left")
+        auth.close()
