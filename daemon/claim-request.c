@@ -197,7 +197,8 @@ static int claim_request_on_answer(sd_bus_message *reply, void *userdata, sd_bus
         case POLKIT_CHALLENGE:
                 r = sd_bus_error_setf(&error, ZCUSB_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
                                       "Claiming interface %u of %s needs authentication; ask again allowing "
-                                      "interaction (zcusbctl --interactive, ZCUSB_CLAIM_INTERACTIVE).",
+                                      "interaction (ClaimInterfaceWithFlags with ZCUSB_CLAIM_INTERACTIVE, or "
+                                      "the ALLOW_INTERACTIVE_AUTHORIZATION message flag).",
                                       req->interface, req->device_path);
                 break;
         case POLKIT_DISMISSED:

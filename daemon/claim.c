@@ -141,8 +141,12 @@ static bool interface_has_iso(const Device *d, uint8_t interface) {
  * policy does not let us detach is an answer, not a failure: no fallback. */
 static int claim_attach(Manager *m, Device *d, uint8_t interface, bool may_detach, const BackendOps **ret_backend,
                         BackendInterface **ret_interface, char **ret_detached, char **ret_driver) {
-        const BackendOps *candidates[2] = { m->backend, &backend_usbfs };
-        size_t n = m->backend == &backend_usbfs || m->config.backend == BACKEND_CHOICE_MODULE ? 1 : 2;
+        /* Follow what the Backend property announces (no module attempt
+         * once zcusb.ko is gone), unless Backend=zcusb asks for it alone. */
+        const BackendOps *preferred = m->config.backend == BACKEND_CHOICE_MODULE ? m->backend
+                                                                                 : manager_claim_backend(m);
+        const BackendOps *candidates[2] = { preferred, &backend_usbfs };
+        size_t n = preferred == &backend_usbfs || m->config.backend == BACKEND_CHOICE_MODULE ? 1 : 2;
         const BackendDeviceInfo info = {
                 .devnode = d->devnode,
                 .sysname = d->sysname,

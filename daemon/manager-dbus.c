@@ -146,10 +146,7 @@ static int property_get_backend(sd_bus *bus, const char *path, const char *inter
         Manager *m = userdata;
 
         (void) bus, (void) path, (void) interface, (void) property, (void) error;
-        /* zcusb.ko chosen at start but unloaded since: claims get usbfs. */
-        if (m->backend == &backend_zcusb && isempty(m->module_version))
-                return sd_bus_message_append(reply, "s", backend_usbfs.name);
-        return sd_bus_message_append(reply, "s", m->backend->name);
+        return sd_bus_message_append(reply, "s", manager_claim_backend(m)->name);
 }
 
 static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,

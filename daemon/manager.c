@@ -209,6 +209,13 @@ static void manager_recheck_claims(Device *d) {
         }
 }
 
+const BackendOps *manager_claim_backend(const Manager *m) {
+        /* zcusb.ko chosen at start but unloaded since: claims get usbfs. */
+        if (m->backend == &backend_zcusb && isempty(m->module_version))
+                return &backend_usbfs;
+        return m->backend;
+}
+
 Device *manager_find_device_by_syspath(Manager *m, const char *syspath) {
         Device *d;
 

@@ -65,6 +65,10 @@ int manager_start_udev(Manager *m);
 /* Take the well-known name last, once everything it promises is there. */
 int manager_request_name(Manager *m);
 
+/* The backend new claims use, and what the Backend property announces:
+ * usbfs while a zcusb.ko chosen at start is unloaded. */
+const BackendOps *manager_claim_backend(const Manager *m);
+
 Device *manager_find_device_by_syspath(Manager *m, const char *syspath);
 Device *manager_find_device_by_address(Manager *m, uint16_t bus, uint16_t address);
 Device *manager_find_device_by_path(Manager *m, const char *object_path);

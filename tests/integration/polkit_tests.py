@@ -185,7 +185,7 @@ def t_polkit_deny():
         auth.verdict = lambda call: "challenge" if not call["flags"] & INTERACTIVE else "yes"
         name, msg = claim_error(nobody, dev)
         h.check_eq(name, NEEDS_INTERACTION, "a challenge without interaction allowed")
-        h.check_in("--interactive", msg, "the fix")
+        h.check_in("ZCUSB_CLAIM_INTERACTIVE", msg, "the fix")
         r = nobody("claim", device=dev, interface=0, flags=INTERACTIVE)
         h.check_eq(auth.calls[-1]["flags"], INTERACTIVE, "AllowUserInteraction when asked for")
         h.check(auth.calls[-1]["cancellation_id"], "an interactive check has a cancellation id")
@@ -278,4 +278,38 @@ def t_polkit_disconnect():
         r = daemon("claim", device=dev, interface=0)  # Busy if a claim had been made for the ghost
         daemon("call", claim=r["claim"], method="Release")
         h.check("polkit: authorized" not in dw.daemon_log(), "zcusbd acted on an answer for a caller that left")
+        auth.close()
+
+
+@dtest("polkit-cli")
+def t_polkit_cli():
+    """zcusbctl --interactive, and what zcusbctl says for each polkit answer."""
+    h = datapath.h
+    devices = [fixtures.root_hub(), polkit_gadget()]
+    with DataWorld(devices, config="[Polkit]\nTimeoutSec=1\n") as dw:
+        dev = devices[1].object_path
+        nobody = h.as_user()
+        read = ["read", dev, "-i", "0", "-e", "0x81", "--bytes", "512"]
+
+        r = dw.w.ctl(*read, user=nobody, expect=1)
+        h.check_in("polkit is not running", r.err, "zcusbctl without an authority")
+        h.check_in("systemctl status polkit", r.err, "the fix")
+
+        auth = authority_class()(dw.w.bus.conn)
+        auth.verdict = lambda call: "yes" if call["flags"] & INTERACTIVE else "challenge"
+        r = dw.w.ctl(*read, user=nobody, expect=4)
+        h.check_in("run it again with --interactive", r.err, "zcusbctl when polkit wants a password")
+        h.check_eq(auth.calls[-1]["flags"], 0, "flags without --interactive")
+        for argv in (["--interactive"] + read, read[:1] + ["--interactive"] + read[1:]):
+            r = dw.w.ctl(*argv, user=nobody)
+            h.check_in("512 bytes in", r.out, f"zcusbctl {' '.join(argv[:2])}")
+            h.check_eq(auth.calls[-1]["flags"], INTERACTIVE, "flags with --interactive")
+            h.check_in("zcusbctl", auth.calls[-1]["details"]["program"], "detail program")
+
+        auth.verdict = lambda call: "dismissed"
+        r = dw.w.ctl("--interactive", *read, user=nobody, expect=4)
+        h.check_in("was cancelled", r.err, "zcusbctl after a dismissed dialog")
+        auth.verdict = lambda call: "no"
+        r = dw.w.ctl("--interactive", *read, user=nobody, expect=4)
+        h.check_in("polkit refused", r.err, "zcusbctl after polkit's no")
         auth.close()

@@ -1430,6 +1430,7 @@ def t_sigterm():
 import datapath  # noqa: E402
 import control_allowlist  # noqa: E402,F401 (adds its tests to datapath's)
 import polkit_tests  # noqa: E402,F401 (adds its tests to datapath's)
+import cli_tests  # noqa: E402,F401 (adds its tests to datapath's)
 datapath.register(sys.modules[__name__])
 
 
