@@ -91,31 +91,33 @@ static const char *usb_class_name(uint8_t class) {
 }
 
 /* The calling program, for the dialog only: polkit decides by the bus name,
- * never by this (a pid can be reused; the text is what the process says). */
-static void caller_program(pid_t pid, char *buf, size_t size) {
+ * never by this (a pid can be reused; comm is what the process calls itself).
+ * Under the shipped unit (no CAP_SYS_PTRACE, ProtectProc=invisible) another
+ * user's /proc entries are hidden: then the process is named by pid and uid. */
+static void caller_program(const Caller *caller, char *buf, size_t size) {
         char path[64];
         ssize_t n;
 
-        snprintf(buf, size, "an unknown program");
-        if (pid <= 0)
+        snprintf(buf, size, "process %d of uid %u", (int) caller->pid, (unsigned) caller->uid);
+        if (caller->pid <= 0)
                 return;
-        snprintf(path, sizeof(path), "/proc/%d/exe", (int) pid);
+        snprintf(path, sizeof(path), "/proc/%d/exe", (int) caller->pid);
         n = readlink(path, buf, size - 1);
         if (n > 0) {
                 buf[n] = '\0';
                 return;
         }
-        snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int) caller->pid);
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return;
-        n = read(fd, buf, size - 1);
-        if (n <= 0) {
-                snprintf(buf, size, "an unknown program");
+        char comm[32];
+        n = read(fd, comm, sizeof(comm) - 1);
+        if (n <= 0)
                 return;
-        }
-        buf[n] = '\0';
-        buf[strcspn(buf, "\n")] = '\0';
+        comm[n] = '\0';
+        comm[strcspn(comm, "\n")] = '\0';
+        snprintf(buf, size, "%s (process %d of uid %u)", comm, (int) caller->pid, (unsigned) caller->uid);
 }
 
 /* What a polkit agent shows ($(product) ... in the action's message) and what
@@ -136,7 +138,7 @@ static void claim_details_fill(ClaimDetails *x, const Device *d, uint8_t interfa
         snprintf(x->product_id, sizeof(x->product_id), "%04x", d->product_id);
         snprintf(x->interface, sizeof(x->interface), "%u", interface);
         snprintf(x->interface_class, sizeof(x->interface_class), "%02x", alt ? alt->class : 0);
-        caller_program(caller->pid, x->program, sizeof(x->program));
+        caller_program(caller, x->program, sizeof(x->program));
 
 #define DETAIL(k, v) (x->strv[n++] = (char *) (k), x->strv[n++] = (char *) (v))
         DETAIL("device", d->object_path);
