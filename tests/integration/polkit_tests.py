@@ -6,6 +6,8 @@ process (FakeAuthority) that answers as the test says: yes, no, challenge,
 dismissed, an error, or not yet (the test answers later, or never). Registers
 with datapath's tests."""
 
+import sys
+
 import datapath
 from datapath import DataWorld, dbus_error, dtest, gadget
 import fixtures
@@ -312,4 +314,78 @@ def t_polkit_cli():
         auth.verdict = lambda call: "no"
         r = dw.w.ctl("--interactive", *read, user=nobody, expect=4)
         h.check_in("polkit refused", r.err, "zcusbctl after polkit's no")
+        auth.close()
+
+
+# N ClaimInterface calls at once from one connection: prints each answer as JSON
+# ["ok", path] / ["error", name] in the order they come; exits after N answers (or 30 s).
+_BURST = r"""
+import dbus, dbus.mainloop.glib, json, sys
+from gi.repository import GLib
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+address, device, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+bus = dbus.bus.BusConnection(address)
+m = dbus.Interface(bus.get_object("org.zcusb1", "/org/zcusb1"), "org.zcusb1.Manager")
+loop = GLib.MainLoop()
+got = []
+def done(v):
+    got.append(v)
+    print(json.dumps(v), flush=True)
+for i in range(n):
+    m.ClaimInterface(dbus.ObjectPath(device), dbus.Byte(0), reply_handler=lambda p: done(["ok", str(p)]),
+                     error_handler=lambda e: done(["error", e.get_dbus_name()]))
+GLib.timeout_add(100, lambda: loop.quit() if len(got) == n else True)
+GLib.timeout_add(30000, loop.quit)
+loop.run()
+"""
+
+
+@dtest("polkit-limits")
+def t_polkit_limits():
+    """A caller gets 4 claims waiting for polkit at once (the 5th is Busy); zcusbd
+    stopping answers those still waiting with Busy; a polkit-granted claim
+    survives a udev change that keeps ZCUSB_POLKIT=1 and is revoked by one
+    that withdraws it."""
+    h = datapath.h
+    devices = [fixtures.root_hub(), polkit_gadget()]
+    with DataWorld(devices) as dw:
+        auth = authority_class()(dw.w.bus.conn)
+        gz = devices[1]
+        dev = gz.object_path
+
+        # revocation
+        nobody = dw.client(name="nobody")
+        s = datapath.Session(nobody, dev, buffer_size=4096, entries=8)
+        dw.w.tb.set_uevent_prop(gz.sys_syspath, "ZCUSB_ALLOW_GROUPS", "daemon")  # a change that leaves nobody to polkit
+        dw.w.tb.uevent(gz.sys_syspath, "change")
+        h.sleep_iterating(0.5)
+        got = s.run(datapath.bulk_in(s, 512))
+        datapath.expect_status(list(got.values())[0], 0, "a polkit-granted claim after a change keeping "
+                               "ZCUSB_POLKIT=1", 512)
+        dw.w.tb.set_uevent_prop(gz.sys_syspath, "ZCUSB_POLKIT", "0")
+        dw.w.tb.uevent(gz.sys_syspath, "change")
+        datapath.signals(nobody, want=(s.path, "revoked"))
+        s.call("Release")
+        dw.w.tb.set_uevent_prop(gz.sys_syspath, "ZCUSB_POLKIT", "1")
+        dw.w.tb.uevent(gz.sys_syspath, "change")
+        h.wait_until(lambda: nobody("dbus", path="/org/zcusb1", iface="org.zcusb1.Manager",
+                                    method="ListDevices", quiet=True), 5, "nobody to see the device again")
+
+        # at most 4 waiting per connection
+        auth.verdict = lambda call: "hold"
+        n0 = len(auth.calls)
+        burst = dw.w.background([sys.executable, "-c", _BURST, dw.w.bus.address, dev, "5"],
+                                user=h.as_user())
+        h.wait_until(lambda: len(auth.calls) - n0 >= 4, 10, "4 questions to polkit")
+        h.wait_until(lambda: '"org.zcusb1.Error.Busy"' in "\n".join(burst.lines), 10, "the 5th claim to be Busy")
+        h.sleep_iterating(0.3)
+        h.check_eq(len(auth.calls) - n0, 4, "questions to polkit for 5 claims at once")
+
+        # zcusbd stopping: the 4 waiting get Busy, zcusbd exits 0
+        rc, took = dw.w.daemon.stop()
+        h.check_eq(rc, 0, "zcusbd exit code with claims waiting for polkit")
+        h.wait_until(lambda: "\n".join(burst.lines).count('"org.zcusb1.Error.Busy"') == 5, 10,
+                     "the 4 waiting claims to be answered Busy")
+        with open(dw.w.daemon.errpath) as f:
+            datapath.check_sanitizers(f.read())
         auth.close()
