@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 #include <stdarg.h>
 
+#include "ctl-polkit-agent.h"
 #include "ctl-stream.h"
 #include "ctl-transfer.h"
 #include "devspec.h"
@@ -356,8 +357,12 @@ static int connect_and_claim(const TransferArgs *a, struct zcusb **ret_ctx, stru
         if (r < 0)
                 return fail(EXIT_UNREACHABLE, "cannot connect to the %s bus: %s; is dbus running?",
                             a->global.bus_address ?: "system", strerror(-r));
+        /* At a terminal, an interactive claim gets a text agent for the
+         * password prompt, for the claim only. */
+        pid_t agent = a->global.interactive ? polkit_agent_open() : 0;
         r = zcusb_claim_interface_with_flags(ctx, a->device, (uint8_t) a->interface,
                                              a->global.interactive ? ZCUSB_CLAIM_INTERACTIVE : 0, ret_claim);
+        polkit_agent_close(agent);
         if (r < 0) {
                 code = fail_lib(ctx, r, EXIT_FAIL);
                 zcusb_close(ctx);

@@ -18,6 +18,7 @@
  * caller gets a few at a time (one dialog is all a user can answer), all
  * callers together a bounded number. */
 #define CLAIM_REQUESTS_PER_CALLER 4u
+#define CLAIM_REQUESTS_PER_USER   16u /* one user's many connections cannot take every slot */
 #define CLAIM_REQUESTS_MAX        128u
 
 /* Acquire the peer, claim, reply. A refused claim leaves nothing behind. */
@@ -233,14 +234,17 @@ static int claim_request_new(Manager *m, sd_bus_message *message, const Caller *
         const char *sender = sd_bus_message_get_sender(message);
         ClaimDetails details;
         ClaimRequest *i;
-        unsigned of_sender = 0;
+        unsigned of_sender = 0, of_user = 0;
         int r;
 
         if (!sender)
                 return -EBADMSG;
-        TAILQ_FOREACH(i, &m->claim_requests, link)
+        TAILQ_FOREACH(i, &m->claim_requests, link) {
                 of_sender += streq(i->sender, sender);
-        if (of_sender >= CLAIM_REQUESTS_PER_CALLER || m->n_claim_requests >= CLAIM_REQUESTS_MAX)
+                of_user += i->caller.uid == caller->uid;
+        }
+        if (of_sender >= CLAIM_REQUESTS_PER_CALLER || of_user >= CLAIM_REQUESTS_PER_USER ||
+            m->n_claim_requests >= CLAIM_REQUESTS_MAX)
                 return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY,
                                          "Too many claims are waiting for polkit; retry once they are answered.");
 

@@ -6,6 +6,8 @@ process (FakeAuthority) that answers as the test says: yes, no, challenge,
 dismissed, an error, or not yet (the test answers later, or never). Registers
 with datapath's tests."""
 
+import os
+import shutil
 import sys
 
 import datapath
@@ -55,6 +57,7 @@ def authority_class():
             super().__init__(conn, AUTH_PATH)
             self.calls = []
             self.cancels = []
+            self.agents = []
             self.verdict = lambda call: "yes"
 
         @dbus.service.method(AUTH_IFACE, in_signature="(sa{sv})sa{ss}us", out_signature="(bba{ss})",
@@ -90,6 +93,26 @@ def authority_class():
                                                  name="org.freedesktop.PolicyKit1.Error.Cancelled"))
             else:
                 raise ValueError(verdict)
+
+        # What a text agent (pkttyagent) calls first.
+        @dbus.service.method(AUTH_IFACE, in_signature="(sa{sv})ssa{sv}", out_signature="")
+        def RegisterAuthenticationAgentWithOptions(self, subject, locale, object_path, options):
+            self._agent(subject, object_path)
+
+        @dbus.service.method(AUTH_IFACE, in_signature="(sa{sv})ss", out_signature="")
+        def RegisterAuthenticationAgent(self, subject, locale, object_path):
+            self._agent(subject, object_path)
+
+        def _agent(self, subject, object_path):
+            a = {"subject_kind": str(subject[0]), "subject": {str(k): int(v) if isinstance(v, int) else str(v)
+                                                              for k, v in subject[1].items()},
+                 "object_path": str(object_path)}
+            datapath.h.log(f"fake polkit: agent registered: {a}")
+            self.agents.append(a)
+
+        @dbus.service.method(AUTH_IFACE, in_signature="(sa{sv})s", out_signature="")
+        def UnregisterAuthenticationAgent(self, subject, object_path):
+            pass
 
         @dbus.service.method(AUTH_IFACE, in_signature="s", out_signature="")
         def CancelCheckAuthorization(self, cancellation_id):
@@ -307,6 +330,21 @@ def t_polkit_cli():
             h.check_in("512 bytes in", r.out, f"zcusbctl {' '.join(argv[:2])}")
             h.check_eq(auth.calls[-1]["flags"], INTERACTIVE, "flags with --interactive")
             h.check_in("zcusbctl", auth.calls[-1]["details"]["program"], "detail program")
+
+        # At a terminal, zcusbctl --interactive starts pkttyagent for itself first.
+        if shutil.which("script") and os.path.exists("/usr/bin/pkttyagent"):
+            cmd = " ".join([h.exe("ZCUSBCTL"), "--interactive"] + read)
+            r = h.run(h.as_user() + ["script", "-qec", cmd, "/dev/null"], env=dw.w.bus.env())
+            h.check_eq(r.rc, 0, f"zcusbctl --interactive at a terminal: exit code ({r.out!r})")
+            h.check_in("512 bytes in", r.out, "zcusbctl --interactive at a terminal")
+            h.check_eq(len(auth.agents), 1, "text agents registered")
+            h.check_eq(auth.agents[0]["subject_kind"], "unix-process", "the agent's subject")
+            h.check_eq(auth.calls[-1]["flags"], INTERACTIVE, "flags at a terminal")
+        else:
+            h.log("no script(1) or pkttyagent: the terminal agent is not exercised")
+        n = len(auth.agents)
+        dw.w.ctl("--interactive", *read, user=nobody)  # not a terminal: no agent
+        h.check_eq(len(auth.agents), n, "text agents started without a terminal")
 
         auth.verdict = lambda call: "dismissed"
         r = dw.w.ctl("--interactive", *read, user=nobody, expect=4)
