@@ -11,9 +11,11 @@
 #include <json-c/json.h>
 #include <stdarg.h>
 
+#include "ctl-polkit-agent.h"
 #include "ctl-stream.h"
 #include "ctl-transfer.h"
 #include "devspec.h"
+#include "messages.h"
 #include "zcusb.h"
 #include "zcusbctl.h"
 
@@ -49,9 +51,10 @@ typedef struct TransferArgs {
 static const char *fix_for(int r) {
         switch (-r) {
         case ENODEV:
-                return "'zcusbctl list' shows the devices you may see";
+                return ZCUSB_MSG_NO_SUCH_DEVICE_FIX;
         case EACCES:
-                return "'zcusbctl info DEVICE' shows what you may claim; udev rules grant access";
+                return "'zcusbctl info DEVICE' shows what you may claim; an administrator grants access with "
+                       "udev rules (or polkit rules)";
         case EHOSTUNREACH:
         case ENOTCONN:
                 return "start zcusbd with 'systemctl start zcusbd'";
@@ -70,12 +73,18 @@ static const char *fix_for(int r) {
                        "or receiving on that endpoint";
         case EPIPE:
                 return "check that the device expects this transfer; a halted bulk or interrupt endpoint "
-                       "stays halted until cleared (zcusb_claim_clear_halt(), Claim.ClearHalt)";
+                       "stays halted until cleared: 'zcusbctl clear-halt DEVICE --interface N --endpoint EP' "
+                       "(zcusb_claim_clear_halt(), Claim.ClearHalt)";
         case EOVERFLOW:
                 return "the device sent more than asked for; use a multiple of the endpoint's maximum "
                        "packet size as --transfer-size";
         case ESHUTDOWN:
                 return "zcusbd stopped; start it again and retry";
+        case ECANCELED:
+                return "run it again and complete the authentication, or ask an administrator for a polkit "
+                       "rule that grants it";
+        case ENOKEY:
+                return "run it again with --interactive to authenticate";
         default:
                 return NULL;
         }
@@ -113,6 +122,7 @@ enum {
         ARG_INDEX,
         ARG_LENGTH,
         ARG_DATA,
+        ARG_INTERACTIVE,
 };
 
 #define COMMON_OPTIONS                                                          \
@@ -120,6 +130,7 @@ enum {
         { "json",          no_argument,       NULL, 'j' },                      \
         { "bus-address",   required_argument, NULL, ARG_BUS_ADDRESS },          \
         { "interface",     required_argument, NULL, 'i' },                      \
+        { "interactive",   no_argument,       NULL, ARG_INTERACTIVE },          \
         { "timeout",       required_argument, NULL, ARG_TIMEOUT }
 
 static const struct option read_options[] = {
@@ -154,6 +165,12 @@ static const struct option control_options[] = {
         {}
 };
 
+static const struct option clear_halt_options[] = {
+        COMMON_OPTIONS,
+        { "endpoint",      required_argument, NULL, 'e' },
+        {}
+};
+
 static void usage(const char *command) {
         if (streq(command, "read"))
                 printf("Usage: zcusbctl read DEVICE --interface N --endpoint 0x81 --bytes SIZE\n"
@@ -169,6 +186,11 @@ static void usage(const char *command) {
                        "                      [--transfer-size 64K] [--queue-depth 8] [--timeout MS] [--json]\n\n"
                        "Write to a bulk or interrupt OUT endpoint: a file (up to --bytes), or SIZE\n"
                        "bytes of a pattern (counter: byte N is N mod 256).\n");
+        else if (streq(command, "clear-halt"))
+                printf("Usage: zcusbctl clear-halt DEVICE --interface N --endpoint EP [--json]\n\n"
+                       "Clear the halt (stall) of a bulk or interrupt endpoint of interface N, e.g.\n"
+                       "after the device refused a transfer: until then every transfer on it stalls,\n"
+                       "in later claims too.\n");
         else
                 printf("Usage: zcusbctl control DEVICE --interface N --request-type 0xc0 --request 0x5c\n"
                        "                        [--value 0] [--index 0] [--length 64] [--data HEX]\n"
@@ -176,7 +198,9 @@ static void usage(const char *command) {
                        "Send one control request through a claimed interface. IN requests (bit 7 of\n"
                        "--request-type set) print the received data as hex; OUT requests send --data.\n");
         printf("\nSIZE takes K, M, G suffixes (binary). Numbers may be hex (0x..). --timeout is per\n"
-               "transfer, in ms (default %u, 0: none). See 'zcusbctl --help' for DEVICE and exit codes.\n",
+               "transfer, in ms (default %u, 0: none). --interactive lets polkit ask you to\n"
+               "authenticate when the interface needs it (ZCUSB_POLKIT=1). See 'zcusbctl --help'\n"
+               "for DEVICE and exit codes.\n",
                DEFAULT_TIMEOUT_MS);
 }
 
@@ -203,8 +227,9 @@ static int parse_byte_size(const char *option, const char *s, uint64_t min, uint
  * code, or -1 after printing help. */
 static int parse_args(const CtlGlobal *global, int argc, char **argv, TransferArgs *a) {
         const char *command = argv[0];
-        const struct option *options = streq(command, "read")  ? read_options :
-                                       streq(command, "write") ? write_options : control_options;
+        const struct option *options = streq(command, "read")       ? read_options :
+                                       streq(command, "write")      ? write_options :
+                                       streq(command, "clear-halt") ? clear_halt_options : control_options;
         const char *why = NULL;
         DevSpec spec;
         uint64_t v = 0;
@@ -236,6 +261,9 @@ static int parse_args(const CtlGlobal *global, int argc, char **argv, TransferAr
                         break;
                 case ARG_BUS_ADDRESS:
                         a->global.bus_address = optarg;
+                        break;
+                case ARG_INTERACTIVE:
+                        a->global.interactive = true;
                         break;
                 case 'i':
                         r = parse_number("interface", optarg, UINT8_MAX, &v);
@@ -329,7 +357,12 @@ static int connect_and_claim(const TransferArgs *a, struct zcusb **ret_ctx, stru
         if (r < 0)
                 return fail(EXIT_UNREACHABLE, "cannot connect to the %s bus: %s; is dbus running?",
                             a->global.bus_address ?: "system", strerror(-r));
-        r = zcusb_claim_interface(ctx, a->device, (uint8_t) a->interface, ret_claim);
+        /* At a terminal, an interactive claim gets a text agent for the
+         * password prompt, for the claim only. */
+        pid_t agent = a->global.interactive ? polkit_agent_open() : 0;
+        r = zcusb_claim_interface_with_flags(ctx, a->device, (uint8_t) a->interface,
+                                             a->global.interactive ? ZCUSB_CLAIM_INTERACTIVE : 0, ret_claim);
+        polkit_agent_close(agent);
         if (r < 0) {
                 code = fail_lib(ctx, r, EXIT_FAIL);
                 zcusb_close(ctx);
@@ -600,5 +633,42 @@ int ctl_control(const CtlGlobal *global, int argc, char **argv) {
                 json_object_put(o);
         } else if (in)
                 printf("%s\n", hex);
+        return EXIT_OK;
+}
+
+/* ---- clear-halt ---- */
+
+int ctl_clear_halt(const CtlGlobal *global, int argc, char **argv) {
+        _cleanup_(context_closep) struct zcusb *ctx = NULL;
+        struct zcusb_claim *claim = NULL;
+        struct zcusb_endpoint ep;
+        TransferArgs a;
+        int r;
+
+        r = parse_args(global, argc, argv, &a);
+        if (r != EXIT_OK)
+                return r < 0 ? EXIT_OK : r;
+        if (a.endpoint < 0)
+                return fail(EXIT_USAGE, "'clear-halt' needs --endpoint ADDRESS, e.g. 0x81; 'zcusbctl info %s' "
+                            "lists them", a.device);
+        if ((a.endpoint & 0x0f) == 0)
+                return fail(EXIT_USAGE, "endpoint 0 cannot halt for good; give a bulk or interrupt endpoint");
+
+        r = connect_and_claim(&a, &ctx, &claim);
+        if (r != EXIT_OK)
+                return r;
+        r = zcusb_claim_get_endpoint(claim, (uint8_t) a.endpoint, &ep);
+        if (r == -ENOENT)
+                return fail(EXIT_USAGE, "%s; 'zcusbctl info %s' lists the endpoints", zcusb_last_error_message(ctx),
+                            a.device);
+        if (r < 0)
+                return fail_lib(ctx, r, EXIT_FAIL);
+        r = zcusb_claim_clear_halt(claim, (uint8_t) a.endpoint);
+        if (r < 0)
+                return fail_lib(ctx, r, EXIT_FAIL);
+        if (a.global.json)
+                printf("{\"endpoint\":%d,\"cleared\":true}\n", a.endpoint);
+        else
+                printf("Cleared the halt of endpoint 0x%02x of interface %d.\n", a.endpoint, a.interface);
         return EXIT_OK;
 }

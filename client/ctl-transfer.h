@@ -9,6 +9,7 @@
 typedef struct CtlGlobal {
         bool json;               /* --json before the command */
         const char *bus_address; /* --bus-address before the command, or NULL */
+        bool interactive;        /* --interactive: claims may ask polkit to authenticate the user */
 } CtlGlobal;
 
 /* ARGV[0] is the command name; the command parses its own options (also
@@ -16,3 +17,4 @@ typedef struct CtlGlobal {
 int ctl_read(const CtlGlobal *global, int argc, char **argv);
 int ctl_write(const CtlGlobal *global, int argc, char **argv);
 int ctl_control(const CtlGlobal *global, int argc, char **argv);
+int ctl_clear_halt(const CtlGlobal *global, int argc, char **argv);

@@ -8,6 +8,8 @@ int exit_code_for(int r, int fallback) {
         case ENODEV:
                 return EXIT_NO_DEVICE;
         case EACCES:
+        case ENOKEY:    /* polkit wants the user to authenticate */
+        case ECANCELED: /* the user cancelled the authentication a claim needed */
                 return EXIT_ACCESS;
         case EHOSTUNREACH:
         case ECONNRESET:

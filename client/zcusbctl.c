@@ -8,11 +8,13 @@
 #include "ctl-device.h"
 #include "ctl-transfer.h"
 #include "devspec.h"
+#include "messages.h"
 #include "util.h"
 #include "zcusb-dbus.h"
 #include "zcusbctl.h"
 
 static bool arg_json;
+static bool arg_interactive;
 static const char *arg_bus_address;
 
 static void help(void) {
@@ -35,6 +37,8 @@ static void help(void) {
                "       [--length L | --data HEX] [--timeout MS]\n"
                "                       Claim interface N and send one control request; prints\n"
                "                       the data an IN request returns as hex\n"
+               "  clear-halt DEVICE -i N -e EP\n"
+               "                       Claim interface N and clear the halt (stall) of endpoint EP\n"
                "  (read/write/control print a summary; 'zcusbctl COMMAND --help' has details)\n\n"
                "DEVICE is one of:\n"
                "  /org/zcusb1/device/usb1_3   object path\n"
@@ -46,7 +50,9 @@ static void help(void) {
                "     --version         Show the version\n"
                "  -j --json            Print JSON (one object per line for monitor)\n"
                "     --bus-address=A   Talk to zcusbd on D-Bus address A instead of the\n"
-               "                       system bus (DBUS_SYSTEM_BUS_ADDRESS also works)\n\n"
+               "                       system bus (DBUS_SYSTEM_BUS_ADDRESS also works)\n"
+               "     --interactive     Claims may ask you to authenticate (polkit), for\n"
+               "                       interfaces marked ZCUSB_POLKIT=1\n\n"
                "Exit status: 0 success, 1 failure, 2 usage error, 3 no such device,\n"
                "4 access denied, 5 zcusbd or the bus unreachable, 6 a transfer failed.\n");
 }
@@ -240,8 +246,8 @@ static int resolve_device(sd_bus *bus, const char *arg, char **ret) {
                                 return fail(EXIT_FAIL, "out of memory");
                 }
                 if (matches == 0)
-                        return fail(EXIT_NO_DEVICE, "%s: no such device (or you may not see it); "
-                                    "'zcusbctl list' shows what you may see", arg);
+                        return fail(EXIT_NO_DEVICE, "%s: " ZCUSB_MSG_NO_SUCH_DEVICE "; " ZCUSB_MSG_NO_SUCH_DEVICE_FIX,
+                                    arg);
                 if (matches > 1)
                         return fail(EXIT_USAGE, "%s matches %zu devices; name one by BUS:ADDR or "
                                     "VID:PID:SERIAL", arg, matches);
@@ -494,15 +500,17 @@ static const struct {
         { "read",    ctl_read },
         { "write",   ctl_write },
         { "control", ctl_control },
+        { "clear-halt", ctl_clear_halt },
 };
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_BUS_ADDRESS };
+        enum { ARG_VERSION = 0x100, ARG_BUS_ADDRESS, ARG_INTERACTIVE };
         static const struct option options[] = {
                 { "help",        no_argument,       NULL, 'h' },
                 { "version",     no_argument,       NULL, ARG_VERSION },
                 { "json",        no_argument,       NULL, 'j' },
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
+                { "interactive", no_argument,       NULL, ARG_INTERACTIVE },
                 {}
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -523,6 +531,9 @@ int main(int argc, char *argv[]) {
                 case ARG_BUS_ADDRESS:
                         arg_bus_address = optarg;
                         break;
+                case ARG_INTERACTIVE:
+                        arg_interactive = true;
+                        break;
                 default:
                         return fail(EXIT_USAGE, "see 'zcusbctl --help'");
                 }
@@ -531,7 +542,8 @@ int main(int argc, char *argv[]) {
 
         for (size_t i = 0; i < ELEMENTSOF(transfer_commands); i++)
                 if (streq(argv[optind], transfer_commands[i].name)) {
-                        CtlGlobal global = { .json = arg_json, .bus_address = arg_bus_address };
+                        CtlGlobal global = { .json = arg_json, .bus_address = arg_bus_address,
+                                             .interactive = arg_interactive };
                         return transfer_commands[i].run(&global, argc - optind, argv + optind);
                 }
 

@@ -120,7 +120,7 @@ static int caller_from_credentials(sd_bus_message *reply, Caller *ret) {
         _cleanup_free_ gid_t *gids = NULL;
         bool have_uid = false;
         size_t n_gids = 0;
-        uint32_t uid = 0;
+        uint32_t uid = 0, pid = 0;
         int r;
 
         r = sd_bus_message_enter_container(reply, 'a', "{sv}");
@@ -135,7 +135,9 @@ static int caller_from_credentials(sd_bus_message *reply, Caller *ret) {
                 if (streq(key, "UnixUserID")) {
                         r = sd_bus_message_read(reply, "v", "u", &uid);
                         have_uid = r >= 0;
-                } else if (streq(key, "UnixGroupIDs")) {
+                } else if (streq(key, "ProcessID"))
+                        r = sd_bus_message_read(reply, "v", "u", &pid);
+                else if (streq(key, "UnixGroupIDs")) {
                         const void *p;
                         size_t size;
 
@@ -164,7 +166,7 @@ static int caller_from_credentials(sd_bus_message *reply, Caller *ret) {
                 return r;
         if (!have_uid)
                 return -ENODATA;
-        *ret = (Caller) { .uid = uid, .gids = TAKE_PTR(gids), .n_gids = n_gids };
+        *ret = (Caller) { .uid = uid, .pid = (pid_t) pid, .gids = TAKE_PTR(gids), .n_gids = n_gids };
         return 0;
 }
 

@@ -142,8 +142,12 @@ static bool interface_has_iso(const Device *d, uint8_t interface) {
  * policy does not let us detach is an answer, not a failure: no fallback. */
 static int claim_attach(Manager *m, Device *d, uint8_t interface, bool may_detach, const BackendOps **ret_backend,
                         BackendInterface **ret_interface, char **ret_detached, char **ret_driver) {
-        const BackendOps *candidates[2] = { m->backend, &backend_usbfs };
-        size_t n = m->backend == &backend_usbfs || m->config.backend == BACKEND_CHOICE_MODULE ? 1 : 2;
+        /* Follow what the Backend property announces (no module attempt
+         * once zcusb.ko is gone), unless Backend=zcusb asks for it alone. */
+        const BackendOps *preferred = m->config.backend == BACKEND_CHOICE_MODULE ? m->backend
+                                                                                 : manager_claim_backend(m);
+        const BackendOps *candidates[2] = { preferred, &backend_usbfs };
+        size_t n = preferred == &backend_usbfs || m->config.backend == BACKEND_CHOICE_MODULE ? 1 : 2;
         const BackendDeviceInfo info = {
                 .devnode = d->devnode,
                 .sysname = d->sysname,
@@ -179,15 +183,9 @@ static int claim_attach(Manager *m, Device *d, uint8_t interface, bool may_detac
         return r;
 }
 
-int claim_new(Peer *peer, Device *d, uint8_t interface, Claim **ret, sd_bus_error *error) {
-        Manager *m = peer->manager;
-        _cleanup_free_ char *why = NULL, *driver = NULL, *detached = NULL, *object_path = NULL;
-        const BackendOps *backend = NULL;
-        BackendInterface *bi = NULL;
-        PolicyProps policy;
-        Claim *c, *other;
+int claim_check_interface(Device *d, const Peer *peer, uint8_t interface, sd_bus_error *error) {
         bool known = false;
-        int r;
+        Claim *other;
 
         for (size_t i = 0; i < d->descriptors.n_alt_settings; i++)
                 known = known || d->descriptors.alt_settings[i].interface_number == interface;
@@ -208,6 +206,21 @@ int claim_new(Peer *peer, Device *d, uint8_t interface, Claim **ret, sd_bus_erro
                                          interface, d->object_path,
                                          other->peer == peer ? " by you" : " by another client");
         }
+        return 0;
+}
+
+int claim_new(Peer *peer, Device *d, uint8_t interface, Claim **ret, sd_bus_error *error) {
+        Manager *m = peer->manager;
+        _cleanup_free_ char *why = NULL, *driver = NULL, *detached = NULL, *object_path = NULL;
+        const BackendOps *backend = NULL;
+        BackendInterface *bi = NULL;
+        PolicyProps policy;
+        Claim *c;
+        int r;
+
+        r = claim_check_interface(d, peer, interface, error);
+        if (r < 0 || sd_bus_error_is_set(error))
+                return r;
         if (isempty(d->devnode))
                 return sd_bus_error_setf(error, ZCUSB_ERROR_NO_SUCH_DEVICE,
                                          "Device %s has no device node.", d->object_path);

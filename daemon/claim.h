@@ -57,6 +57,7 @@ struct Claim {
         bool free_when_drained;   /* released, or its peer gone: free once drained */
         bool interface_released;
         bool ended_signalled;
+        bool granted_by_polkit;   /* polkit said yes: it holds while udev policy still defers to polkit */
         bool in_gc_queue;
         sd_bus_message *release_reply;
 
@@ -69,6 +70,9 @@ struct Claim {
 /* Claims INTERFACE of D for peer P. Bus errors (AccessDenied, Busy, ...) go
  * to *error with a sentence for the caller; then nothing is left behind. */
 int claim_new(Peer *p, Device *d, uint8_t interface, Claim **ret, sd_bus_error *error);
+/* Could INTERFACE of D be claimed now (it exists, nobody holds it)? Else a
+ * bus error in *error. PEER (may be NULL) only words the answer. */
+int claim_check_interface(Device *d, const Peer *peer, uint8_t interface, sd_bus_error *error);
 /* Unlink, uncharge and free; only the GC pass calls it. */
 Claim *claim_free(Claim *c);
 

@@ -28,6 +28,8 @@ void config_init(Config *c) {
                 .in_flight_per_client = 512,
                 .clients_per_user = 64,
                 .clients_global = 1024,
+                .polkit_timeout_sec = 25,
+                .polkit_interactive_timeout_sec = 300,
         };
 }
 
@@ -121,6 +123,17 @@ static int parse_count_field(const char *value, void *field, char **error) {
         return 0;
 }
 
+/* Seconds to wait for an answer: at least 1, at most a day. */
+static int parse_seconds_field(const char *value, void *field, char **error) {
+        uint32_t v;
+        int r = safe_atou32(value, 10, &v);
+
+        if (r < 0 || v < 1 || v > 86400)
+                return set_error(error, "'%s' is not a number of seconds from 1 to 86400", value);
+        *(uint32_t *) field = v;
+        return 0;
+}
+
 static const KeyInfo keys[] = {
         { "Daemon", "Backend",           parse_backend,     offsetof(Config, backend) },
         { "Daemon", "LoadModule",        parse_bool_field,  offsetof(Config, load_module) },
@@ -135,6 +148,9 @@ static const KeyInfo keys[] = {
         { "Quota",  "InFlightPerClient", parse_count_field, offsetof(Config, in_flight_per_client) },
         { "Quota",  "ClientsPerUser",    parse_count_field, offsetof(Config, clients_per_user) },
         { "Quota",  "ClientsGlobal",     parse_count_field, offsetof(Config, clients_global) },
+        { "Polkit", "TimeoutSec",        parse_seconds_field, offsetof(Config, polkit_timeout_sec) },
+        { "Polkit", "InteractiveTimeoutSec", parse_seconds_field,
+          offsetof(Config, polkit_interactive_timeout_sec) },
 };
 
 static bool section_known(const char *section) {
@@ -159,7 +175,7 @@ static int config_handler(void *user, const char *section, const char *name, con
                 return 0;
         }
         if (!section_known(section)) {
-                set_error(&s->error, "unknown section [%s]; known sections are [Daemon] and [Quota]", section);
+                set_error(&s->error, "unknown section [%s]; known sections are [Daemon], [Quota] and [Polkit]", section);
                 return 0;
         }
         for (size_t i = 0; i < ELEMENTSOF(keys); i++) {

@@ -28,6 +28,11 @@ typedef struct Config {
          * per uid and in all. root is never refused for being one too many. */
         uint32_t clients_per_user;
         uint32_t clients_global;
+
+        /* How long zcusbd waits for polkit's answer to a claim: without and
+         * with user interaction (someone typing a password). */
+        uint32_t polkit_timeout_sec;
+        uint32_t polkit_interactive_timeout_sec;
 } Config;
 
 void config_init(Config *c);

@@ -18,6 +18,7 @@ static void policy_strings_done(PolicyStrings *p) {
         free(p->allow_groups);
         free(p->detach);
         free(p->autobind);
+        free(p->polkit);
         *p = (PolicyStrings) {};
 }
 
@@ -31,6 +32,7 @@ static int policy_strings_read(PolicyStrings *p, sd_device *dev) {
                 { "ZCUSB_ALLOW_GROUPS", offsetof(PolicyStrings, allow_groups) },
                 { "ZCUSB_DETACH",       offsetof(PolicyStrings, detach) },
                 { "ZCUSB_AUTOBIND",     offsetof(PolicyStrings, autobind) },
+                { "ZCUSB_POLKIT",       offsetof(PolicyStrings, polkit) },
         };
         PolicyStrings n = {};
 
@@ -56,6 +58,7 @@ static PolicyProps policy_props(const PolicyStrings *s) {
                 .allow_users = s->allow_users,
                 .allow_groups = s->allow_groups,
                 .detach = s->detach,
+                .polkit = s->polkit,
         };
 }
 
@@ -351,9 +354,13 @@ PolicyProps device_interface_policy(const Device *d, uint8_t number) {
         return policy_props_merge(&dp, &ip);
 }
 
-bool device_may_claim_interface(const Device *d, const Caller *c, uint8_t number) {
+PolicyVerdict device_claim_verdict(const Device *d, const Caller *c, uint8_t number) {
         PolicyProps p = device_interface_policy(d, number);
-        return policy_may_claim(&p, c, &policy_resolver_nss);
+        return policy_claim_verdict(&p, c, &policy_resolver_nss);
+}
+
+bool device_may_claim_interface(const Device *d, const Caller *c, uint8_t number) {
+        return device_claim_verdict(d, c, number) == POLICY_ALLOW;
 }
 
 size_t device_interface_numbers(const Device *d, uint8_t numbers[static 256]) {
@@ -375,8 +382,9 @@ bool device_visible_to(const Device *d, const Caller *c) {
         if (policy_caller_is_root(c))
                 return true;
         n = device_interface_numbers(d, numbers);
+        /* One it might get through polkit counts: it must see what to ask for. */
         for (size_t k = 0; k < n; k++)
-                if (device_may_claim_interface(d, c, numbers[k]))
+                if (device_claim_verdict(d, c, numbers[k]) != POLICY_DENY)
                         return true;
         return false;
 }

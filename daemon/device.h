@@ -20,6 +20,7 @@ typedef struct PolicyStrings {
         char *allow_groups;
         char *detach;
         char *autobind;
+        char *polkit;
 } PolicyStrings;
 
 /* One usb_interface the kernel has registered (it may have a driver). */
@@ -79,8 +80,11 @@ bool device_remove_interface(Device *d, const char *sysname);
 const Interface *device_find_interface(const Device *d, uint8_t number);
 PolicyProps device_interface_policy(const Device *d, uint8_t number);
 
+PolicyVerdict device_claim_verdict(const Device *d, const Caller *c, uint8_t number);
+/* Granted by udev policy alone (polkit not counted). */
 bool device_may_claim_interface(const Device *d, const Caller *c, uint8_t number);
-/* root sees everything; others what they may claim at least one interface of. */
+/* root sees everything; others what they may claim at least one interface
+ * of, or may ask polkit for (ZCUSB_POLKIT=1). */
 bool device_visible_to(const Device *d, const Caller *c);
 
 /* Each distinct interface number of the active configuration, ascending. */

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
 #include <stddef.h>
 
+#include "claim-request.h"
 #include "claim.h"
 #include "device-dbus.h"
 #include "log.h"
@@ -69,39 +71,32 @@ static int method_get_device(sd_bus_message *message, void *userdata, sd_bus_err
 static int claim_interface_as(sd_bus_message *message, Manager *m, const Caller *caller, sd_bus_error *error) {
         const char *path;
         uint8_t interface;
-        Peer *peer;
-        Claim *claim;
-        Device *d;
         int r;
 
         r = sd_bus_message_read(message, "oy", &path, &interface);
         if (r < 0)
                 return r;
-        if (m->shutting_down)
-                return sd_bus_error_setf(error, ZCUSB_ERROR_BUSY, "zcusbd is stopping.");
+        return manager_claim_interface(m, message, caller, path, interface, 0, error);
+}
 
-        d = manager_find_device_by_path(m, path);
-        if (!d)
-                return sd_bus_error_setf(error, ZCUSB_ERROR_NO_SUCH_DEVICE, "No USB device at %s.", path);
-        if (!device_visible_to(d, caller))
-                return sd_bus_error_setf(error, ZCUSB_ERROR_ACCESS_DENIED, "You may not access the USB device %s.",
-                                         path);
-        if (!device_may_claim_interface(d, caller, interface))
-                return sd_bus_error_setf(error, ZCUSB_ERROR_ACCESS_DENIED,
-                                         "You may not claim interface %u of %s.", interface, path);
+static int claim_interface_with_flags_as(sd_bus_message *message, Manager *m, const Caller *caller,
+                                         sd_bus_error *error) {
+        const char *path;
+        uint8_t interface;
+        uint64_t flags;
+        int r;
 
-        /* A peer that ends up without the claim is collected by the next
-         * GC pass: a refused claim leaves nothing behind. */
-        r = manager_acquire_peer(m, message, caller, &peer, error);
-        if (r < 0 || sd_bus_error_is_set(error))
+        r = sd_bus_message_read(message, "oyt", &path, &interface, &flags);
+        if (r < 0)
                 return r;
-        r = claim_new(peer, d, interface, &claim, error);
-        if (r < 0 || sd_bus_error_is_set(error))
-                return r;
-        r = sd_bus_reply_method_return(message, "o", claim->object_path);
-        if (r < 0) /* the caller never learns of it: nothing may stay */
-                claim_stop(claim, CLAIM_END_RELEASED, true);
-        return r;
+        if (flags & ~ZCUSB_CLAIM_FLAGS_ALL)
+                return sd_bus_error_setf(error, ZCUSB_ERROR_INVALID_ARGUMENT, "Unknown flags 0x%" PRIx64 ".",
+                                         flags & ~ZCUSB_CLAIM_FLAGS_ALL);
+        return manager_claim_interface(m, message, caller, path, interface, flags, error);
+}
+
+static int method_claim_interface_with_flags(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return caller_call(userdata, message, claim_interface_with_flags_as, error);
 }
 
 static int method_claim_interface(sd_bus_message *message, void *userdata, sd_bus_error *error) {
@@ -151,10 +146,7 @@ static int property_get_backend(sd_bus *bus, const char *path, const char *inter
         Manager *m = userdata;
 
         (void) bus, (void) path, (void) interface, (void) property, (void) error;
-        /* zcusb.ko chosen at start but unloaded since: claims get usbfs. */
-        if (m->backend == &backend_zcusb && isempty(m->module_version))
-                return sd_bus_message_append(reply, "s", backend_usbfs.name);
-        return sd_bus_message_append(reply, "s", m->backend->name);
+        return sd_bus_message_append(reply, "s", manager_claim_backend(m)->name);
 }
 
 static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -200,6 +192,11 @@ const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_ARGS("o", device, "y", interface),
                                 SD_BUS_RESULT("o", claim),
                                 method_claim_interface,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ClaimInterfaceWithFlags",
+                                SD_BUS_ARGS("o", device, "y", interface, "t", flags),
+                                SD_BUS_RESULT("o", claim),
+                                method_claim_interface_with_flags,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
 
         SD_BUS_METHOD_WITH_ARGS("Subscribe",

@@ -2,6 +2,7 @@
 
 #include "bus-caller.h"
 #include "claim-dbus.h"
+#include "claim-request.h"
 #include "claim.h"
 #include "device-dbus.h"
 #include "log.h"
@@ -26,6 +27,7 @@ int manager_new(const Config *config, Manager **ret) {
         TAILQ_INIT(&m->claims);
         TAILQ_INIT(&m->claim_gc_queue);
         TAILQ_INIT(&m->peer_gc_queue);
+        TAILQ_INIT(&m->claim_requests);
         caller_cache_init(&m->callers);
         m->config = *config;
 
@@ -72,6 +74,8 @@ Manager *manager_free(Manager *m) {
         }
         sd_device_monitor_unref(m->monitor);
         sd_bus_slot_unref(m->peer_gone_slot);
+        while (!TAILQ_EMPTY(&m->claim_requests))
+                claim_request_free(TAILQ_FIRST(&m->claim_requests));
         caller_cache_done(&m->callers);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
@@ -154,6 +158,7 @@ static int manager_on_name_owner_changed(sd_bus_message *message, void *userdata
         if (name[0] != ':' || !isempty(new_owner))
                 return 0;
         caller_cache_forget(&m->callers, name);
+        manager_drop_claim_requests_of(m, name);
         p = manager_find_peer(m, name);
         if (p)
                 manager_peer_gone(m, p);
@@ -174,6 +179,7 @@ void manager_shutdown(Manager *m) {
         if (m->shutting_down)
                 return;
         m->shutting_down = true;
+        manager_abort_claim_requests(m);
         if (TAILQ_EMPTY(&m->claims)) {
                 (void) sd_event_exit(m->event, 0);
                 return;
@@ -194,11 +200,20 @@ static void manager_recheck_claims(Device *d) {
         Claim *c, *next;
 
         TAILQ_FOREACH_SAFE(c, &d->claims, device_link, next) {
-                if (c->end != CLAIM_ACTIVE || device_may_claim_interface(d, &c->peer->caller, c->interface_number))
+                PolicyVerdict v = device_claim_verdict(d, &c->peer->caller, c->interface_number);
+
+                if (c->end != CLAIM_ACTIVE || v == POLICY_ALLOW || (v == POLICY_ASK_POLKIT && c->granted_by_polkit))
                         continue;
                 log_notice("%s: access revoked for uid %u.", c->object_path, (unsigned) c->peer->caller.uid);
                 claim_stop(c, CLAIM_END_REVOKED, false);
         }
+}
+
+const BackendOps *manager_claim_backend(const Manager *m) {
+        /* zcusb.ko chosen at start but unloaded since: claims get usbfs. */
+        if (m->backend == &backend_zcusb && isempty(m->module_version))
+                return &backend_usbfs;
+        return m->backend;
 }
 
 Device *manager_find_device_by_syspath(Manager *m, const char *syspath) {

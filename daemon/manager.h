@@ -44,6 +44,11 @@ typedef struct Manager {
         sd_event_source *shutdown_timer;
 
         CallerCache callers; /* who is calling: bus-caller.c */
+
+        /* ClaimInterface calls waiting for polkit: claim-request.c */
+        TAILQ_HEAD(, ClaimRequest) claim_requests;
+        size_t n_claim_requests;
+        uint64_t next_claim_request_id;
 } Manager;
 
 int manager_new(const Config *config, Manager **ret);
@@ -59,6 +64,10 @@ int manager_connect_bus(Manager *m, const char *address);
 int manager_start_udev(Manager *m);
 /* Take the well-known name last, once everything it promises is there. */
 int manager_request_name(Manager *m);
+
+/* The backend new claims use, and what the Backend property announces:
+ * usbfs while a zcusb.ko chosen at start is unloaded. */
+const BackendOps *manager_claim_backend(const Manager *m);
 
 Device *manager_find_device_by_syspath(Manager *m, const char *syspath);
 Device *manager_find_device_by_address(Manager *m, uint16_t bus, uint16_t address);

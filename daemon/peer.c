@@ -30,18 +30,6 @@ static void manager_count_peers(Manager *m, uid_t uid, size_t *ret_all, size_t *
         *ret_of_uid = of_uid;
 }
 
-static int caller_copy(const Caller *from, Caller *to) {
-        *to = (Caller) { .uid = from->uid };
-        if (from->n_gids == 0)
-                return 0;
-        to->gids = calloc(from->n_gids, sizeof(gid_t));
-        if (!to->gids)
-                return -ENOMEM;
-        memcpy(to->gids, from->gids, from->n_gids * sizeof(gid_t));
-        to->n_gids = from->n_gids;
-        return 0;
-}
-
 int peer_new(Manager *m, const char *name, const Caller *caller, Peer **ret, sd_bus_error *error) {
         const Config *config = &m->config;
         Peer *p;

@@ -43,6 +43,8 @@ PolicyProps policy_props_merge(const PolicyProps *device, const PolicyProps *int
                         m.allow_groups = interface->allow_groups;
                 if (interface->detach)
                         m.detach = interface->detach;
+                if (interface->polkit)
+                        m.polkit = interface->polkit;
         }
         return m;
 }
@@ -128,15 +130,35 @@ bool policy_list_has_group(const char *list, const gid_t *gids, size_t n_gids, c
         return list_any(list, group_cb, &m);
 }
 
-bool policy_may_claim(const PolicyProps *p, const Caller *c, const PolicyResolver *r) {
+PolicyVerdict policy_claim_verdict(const PolicyProps *p, const Caller *c, const PolicyResolver *r) {
         int enable = p->enable ? parse_boolean(p->enable) : -1;
 
         if (policy_caller_is_root(c))
-                return enable != 0;
+                return enable != 0 ? POLICY_ALLOW : POLICY_DENY;
         if (enable != 1)
-                return false;
-        return policy_list_has_user(p->allow_users, c->uid, r) ||
-               policy_list_has_group(p->allow_groups, c->gids, c->n_gids, r);
+                return POLICY_DENY;
+        if (policy_list_has_user(p->allow_users, c->uid, r) ||
+            policy_list_has_group(p->allow_groups, c->gids, c->n_gids, r))
+                return POLICY_ALLOW;
+        if (p->polkit && parse_boolean(p->polkit) == 1)
+                return POLICY_ASK_POLKIT;
+        return POLICY_DENY;
+}
+
+bool policy_may_claim(const PolicyProps *p, const Caller *c, const PolicyResolver *r) {
+        return policy_claim_verdict(p, c, r) == POLICY_ALLOW;
+}
+
+int caller_copy(const Caller *from, Caller *to) {
+        *to = (Caller) { .uid = from->uid, .pid = from->pid };
+        if (from->n_gids == 0)
+                return 0;
+        to->gids = calloc(from->n_gids, sizeof(gid_t));
+        if (!to->gids)
+                return -ENOMEM;
+        memcpy(to->gids, from->gids, from->n_gids * sizeof(gid_t));
+        to->n_gids = from->n_gids;
+        return 0;
 }
 
 void caller_done(Caller *c) {

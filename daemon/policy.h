@@ -9,6 +9,7 @@
 
 typedef struct Caller {
         uid_t uid;
+        pid_t pid;   /* as the bus driver saw it at connection time; 0 if unknown. Informational only */
         gid_t *gids; /* every group of the caller, primary included */
         size_t n_gids;
 } Caller;
@@ -19,7 +20,14 @@ typedef struct PolicyProps {
         const char *allow_users;
         const char *allow_groups;
         const char *detach;
+        const char *polkit; /* ZCUSB_POLKIT: callers not granted above may ask polkit */
 } PolicyProps;
+
+typedef enum PolicyVerdict {
+        POLICY_DENY,
+        POLICY_ALLOW,
+        POLICY_ASK_POLKIT, /* not granted by udev policy, but polkit may grant it */
+} PolicyVerdict;
 
 /* Name lookups, replaceable in tests. Return 0 and fill *ret, or -ENOENT. */
 typedef struct PolicyResolver {
@@ -34,7 +42,11 @@ PolicyProps policy_props_merge(const PolicyProps *device, const PolicyProps *int
 
 bool policy_caller_is_root(const Caller *c);
 
-/* May this caller claim an interface with these (merged) properties? */
+/* May this caller claim an interface with these (merged) properties? root
+ * may unless ZCUSB_ENABLE=0; others need ZCUSB_ENABLE=1 and a grant from
+ * ZCUSB_ALLOW_USERS/GROUPS, or else ZCUSB_POLKIT=1 makes the answer polkit's. */
+PolicyVerdict policy_claim_verdict(const PolicyProps *p, const Caller *c, const PolicyResolver *r);
+/* Granted without asking anyone. */
 bool policy_may_claim(const PolicyProps *p, const Caller *c, const PolicyResolver *r);
 
 /* Does LIST (names or numbers, separated by spaces or commas) name the uid /
@@ -42,4 +54,5 @@ bool policy_may_claim(const PolicyProps *p, const Caller *c, const PolicyResolve
 bool policy_list_has_user(const char *list, uid_t uid, const PolicyResolver *r);
 bool policy_list_has_group(const char *list, const gid_t *gids, size_t n_gids, const PolicyResolver *r);
 
+int caller_copy(const Caller *from, Caller *to);
 void caller_done(Caller *c);

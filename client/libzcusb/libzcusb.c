@@ -8,6 +8,7 @@
 #include <stdarg.h>
 
 #include "devspec.h"
+#include "messages.h"
 #include "zcusb-internal.h"
 
 #define PROPERTIES_INTERFACE "org.freedesktop.DBus.Properties"
@@ -35,7 +36,9 @@ const char *zcusb_strerror(int err) {
                 { EPIPE,        "Stalled: the device rejected the transfer or request" },
                 { EREMOTEIO,    "Short transfer where a full one was required" },
                 { EOVERFLOW,    "The device sent more data than was asked for" },
-                { ECANCELED,    "Transfer cancelled" },
+                { ECANCELED,    "Cancelled (a transfer, or the authentication a claim needed)" },
+                { ENOKEY,       "The claim needs authentication: ask with ZCUSB_CLAIM_INTERACTIVE" },
+                { EHOSTDOWN,    "polkit, which decides this claim, could not be asked" },
                 { ESHUTDOWN,    "zcusbd is shutting down" },
         };
 
@@ -78,6 +81,10 @@ static int errno_from_bus_error(int r, const sd_bus_error *e) {
                 { ZCUSB_ERROR_BUSY,                  EBUSY },
                 { ZCUSB_ERROR_QUOTA_EXCEEDED,        EDQUOT },
                 { ZCUSB_ERROR_INVALID_ARGUMENT,      EINVAL },
+                /* polkit: refused needs-a-password, a cancelled dialog, no answer. */
+                { ZCUSB_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, ENOKEY },
+                { ZCUSB_ERROR_AUTHORIZATION_CANCELLED,   ECANCELED },
+                { ZCUSB_ERROR_AUTHORIZATION_UNAVAILABLE, EHOSTDOWN },
                 /* A device or claim object that went away. */
                 { SD_BUS_ERROR_UNKNOWN_OBJECT,       ENODEV },
                 { SD_BUS_ERROR_UNKNOWN_METHOD,       EOPNOTSUPP },
@@ -297,7 +304,7 @@ static int ctx_resolve_device(struct zcusb *ctx, const char *device, char **ret)
                 if (r < 0)
                         return ctx_malformed(ctx, r, "listing devices");
                 if (matches == 0)
-                        return ctx_errorf(ctx, -ENODEV, "%s: no such device, or you may not see it", device);
+                        return ctx_errorf(ctx, -ENODEV, "%s: " ZCUSB_MSG_NO_SUCH_DEVICE, device);
                 if (matches > 1)
                         return ctx_errorf(ctx, -ENOTUNIQ, "%s matches %zu devices; name one by BUS:ADDR or "
                                           "VID:PID:SERIAL", device, matches);
@@ -373,7 +380,16 @@ int claim_check_alive(struct zcusb_claim *claim) {
                           claim->device, claim->end_reason);
 }
 
+/* An interactive claim may wait for a user at a polkit dialog: longer than
+ * zcusbd's InteractiveTimeoutSec= default (300 s). */
+#define INTERACTIVE_CLAIM_TIMEOUT_USEC (330ULL * 1000000ULL)
+
 int zcusb_claim_interface(struct zcusb *ctx, const char *device, uint8_t interface, struct zcusb_claim **ret) {
+        return zcusb_claim_interface_with_flags(ctx, device, interface, 0, ret);
+}
+
+int zcusb_claim_interface_with_flags(struct zcusb *ctx, const char *device, uint8_t interface, uint64_t flags,
+                                     struct zcusb_claim **ret) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ char *object = NULL, *what = NULL;
@@ -381,7 +397,7 @@ int zcusb_claim_interface(struct zcusb *ctx, const char *device, uint8_t interfa
         const char *path;
         int r;
 
-        if (!ctx || !device || !ret)
+        if (!ctx || !device || !ret || (flags & ~ZCUSB_CLAIM_FLAGS_ALL))
                 return -EINVAL;
 
         r = ctx_watch_claims(ctx);
@@ -393,8 +409,23 @@ int zcusb_claim_interface(struct zcusb *ctx, const char *device, uint8_t interfa
 
         if (asprintf(&what, "claiming interface %u of %s", interface, device) < 0)
                 return -ENOMEM;
-        r = sd_bus_call_method(ctx->bus, ZCUSB_BUS_NAME, ZCUSB_MANAGER_PATH, ZCUSB_MANAGER_INTERFACE,
-                               "ClaimInterface", &error, &reply, "oy", object, interface);
+        if (flags == 0)
+                r = sd_bus_call_method(ctx->bus, ZCUSB_BUS_NAME, ZCUSB_MANAGER_PATH, ZCUSB_MANAGER_INTERFACE,
+                                       "ClaimInterface", &error, &reply, "oy", object, interface);
+        else {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+
+                r = sd_bus_message_new_method_call(ctx->bus, &call, ZCUSB_BUS_NAME, ZCUSB_MANAGER_PATH,
+                                                   ZCUSB_MANAGER_INTERFACE, "ClaimInterfaceWithFlags");
+                if (r >= 0)
+                        r = sd_bus_message_append(call, "oyt", object, interface, flags);
+                if (r >= 0 && (flags & ZCUSB_CLAIM_INTERACTIVE))
+                        r = sd_bus_message_set_allow_interactive_authorization(call, true);
+                if (r >= 0)
+                        r = sd_bus_call(ctx->bus, call,
+                                        (flags & ZCUSB_CLAIM_INTERACTIVE) ? INTERACTIVE_CLAIM_TIMEOUT_USEC : 0,
+                                        &error, &reply);
+        }
         if (r < 0)
                 return ctx_bus_error(ctx, r, &error, what);
         r = sd_bus_message_read(reply, "o", &path);

@@ -93,6 +93,15 @@ void zcusb_close(struct zcusb *ctx);
  * -EBUSY, -EDQUOT (too many claims). */
 int zcusb_claim_interface(struct zcusb *ctx, const char *device, uint8_t interface, struct zcusb_claim **ret);
 
+/* The same with FLAGS (ZCUSB_CLAIM_*, zcusb-dbus.h). ZCUSB_CLAIM_INTERACTIVE:
+ * where polkit decides (an interface marked ZCUSB_POLKIT=1), the user may be
+ * asked to authenticate, and the call waits for them (up to 330 s). Without it
+ * such a claim fails with -ENOKEY when polkit wants a password. More errors:
+ * -ECANCELED (the user dismissed the dialog), -EHOSTDOWN (polkit could not
+ * be asked), -EINVAL (unknown flags). Since LIBZCUSB_0.2. */
+int zcusb_claim_interface_with_flags(struct zcusb *ctx, const char *device, uint8_t interface, uint64_t flags,
+                                     struct zcusb_claim **ret);
+
 /* Release the interface: in-flight transfers are cancelled, every buffer and
  * queue of the claim is freed (their handles become invalid), a kernel driver
  * zcusbd detached is re-attached. The claim handle is freed whatever this

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdint.h>
+
 /* Names of zcusbd's D-Bus surface, shared by the daemon and its clients.
  * The API itself is documented in dbus/API.md. */
 
@@ -19,3 +21,19 @@
 #define ZCUSB_ERROR_QUOTA_EXCEEDED   "org.zcusb1.Error.QuotaExceeded"
 /* Not the caller's doing: zcusbd could not do it (its journal says why). */
 #define ZCUSB_ERROR_FAILED           "org.zcusb1.Error.Failed"
+/* polkit (ZCUSB_POLKIT=1 interfaces): the user dismissed or cancelled the
+ * authentication dialog. */
+#define ZCUSB_ERROR_AUTHORIZATION_CANCELLED   "org.zcusb1.Error.AuthorizationCancelled"
+/* polkit could not be asked (not running, no answer in time): not a denial. */
+#define ZCUSB_ERROR_AUTHORIZATION_UNAVAILABLE "org.zcusb1.Error.AuthorizationUnavailable"
+/* polkit would grant it after authentication, and the caller did not allow
+ * interaction: the D-Bus standard error, so generic clients know to retry
+ * with the ALLOW_INTERACTIVE_AUTHORIZATION header flag. */
+#define ZCUSB_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"
+
+/* The polkit action a ClaimInterface may need. */
+#define ZCUSB_POLKIT_ACTION_CLAIM "org.zcusb1.claim"
+
+/* Manager.ClaimInterfaceWithFlags flags; other bits are refused. */
+#define ZCUSB_CLAIM_INTERACTIVE (UINT64_C(1) << 0) /* polkit may ask the user (AllowUserInteraction) */
+#define ZCUSB_CLAIM_FLAGS_ALL   ZCUSB_CLAIM_INTERACTIVE

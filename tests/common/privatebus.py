@@ -42,6 +42,14 @@ CONFIG_TEMPLATE = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus C
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
   </policy>
+  <!-- as polkit's own bus policy: root may own the authority's name (the
+       integration tests run a fake one), anyone may talk to it -->
+  <policy user="root">
+    <allow own="org.freedesktop.PolicyKit1"/>
+  </policy>
+  <policy context="default">
+    <allow send_destination="org.freedesktop.PolicyKit1"/>
+  </policy>
   <!-- the project's own policy: what is under test -->
   <include>{project_policy}</include>
 </busconfig>

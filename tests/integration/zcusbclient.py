@@ -296,9 +296,13 @@ class Client:
         import dbus
         return dbus.Interface(self.bus.get_object(BUS_NAME, MANAGER_PATH), MANAGER_IFACE)
 
-    def claim(self, device, interface):
+    def claim(self, device, interface, flags=None):
         import dbus
-        path = self.manager().ClaimInterface(dbus.ObjectPath(device), dbus.Byte(interface))
+        if flags is None:
+            path = self.manager().ClaimInterface(dbus.ObjectPath(device), dbus.Byte(interface))
+        else:  # may wait for polkit (and a user at a dialog): no 25 s default
+            path = self.manager().ClaimInterfaceWithFlags(dbus.ObjectPath(device), dbus.Byte(interface),
+                                                          dbus.UInt64(flags), timeout=120)
         c = ClaimHandle(self, path)
         self.claims[c.path] = c
         return c
@@ -351,8 +355,8 @@ class Server:
         return key
 
     # --- commands: each returns a JSON-able value ---
-    def cmd_claim(self, device, interface):
-        c = self.client.claim(device, interface)
+    def cmd_claim(self, device, interface, flags=None):
+        c = self.client.claim(device, interface, flags)
         return {"claim": self._h(self.claims, "c", c), "path": c.path}
 
     def cmd_props(self, claim):

@@ -1429,6 +1429,8 @@ def t_sigterm():
 # the data-path tests (usbfs emulator + ring client) live in their own module
 import datapath  # noqa: E402
 import control_allowlist  # noqa: E402,F401 (adds its tests to datapath's)
+import polkit_tests  # noqa: E402,F401 (adds its tests to datapath's)
+import cli_tests  # noqa: E402,F401 (adds its tests to datapath's)
 datapath.register(sys.modules[__name__])
 import compat  # noqa: E402
 compat.register(sys.modules[__name__])

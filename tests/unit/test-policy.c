@@ -70,6 +70,32 @@ static void test_may_claim(void) {
         check(!policy_may_claim(&p, &alice, &fake));
 }
 
+static void test_polkit_verdict(void) {
+        PolicyProps p = { .enable = "1", .allow_users = "bob", .polkit = "1" };
+
+        check(policy_claim_verdict(&p, &bob, &fake) == POLICY_ALLOW);        /* granted: polkit not asked */
+        check(policy_claim_verdict(&p, &alice, &fake) == POLICY_ASK_POLKIT); /* not granted: polkit decides */
+        check(!policy_may_claim(&p, &alice, &fake));
+        check(policy_claim_verdict(&p, &root, &fake) == POLICY_ALLOW);
+
+        p.enable = "0"; /* opted out wins over polkit, for root too */
+        check(policy_claim_verdict(&p, &alice, &fake) == POLICY_DENY);
+        check(policy_claim_verdict(&p, &root, &fake) == POLICY_DENY);
+
+        p.enable = NULL; /* not opted in: polkit is not asked either */
+        check(policy_claim_verdict(&p, &alice, &fake) == POLICY_DENY);
+
+        p = (PolicyProps) { .enable = "1", .polkit = "0" };
+        check(policy_claim_verdict(&p, &alice, &fake) == POLICY_DENY);
+        p.polkit = "maybe";
+        check(policy_claim_verdict(&p, &alice, &fake) == POLICY_DENY);
+
+        /* the interface's ZCUSB_POLKIT overrides the device's */
+        PolicyProps dev = { .enable = "1", .polkit = "1" }, iface = { .polkit = "0" };
+        PolicyProps m = policy_props_merge(&dev, &iface);
+        check(policy_claim_verdict(&m, &alice, &fake) == POLICY_DENY);
+}
+
 static void test_merge(void) {
         PolicyProps dev = { .enable = "1", .allow_users = "alice" };
         PolicyProps iface = { .allow_users = "bob" };
@@ -91,6 +117,7 @@ static void test_merge(void) {
 int main(void) {
         RUN(test_lists);
         RUN(test_may_claim);
+        RUN(test_polkit_verdict);
         RUN(test_merge);
         return 0;
 }
