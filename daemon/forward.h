@@ -9,4 +9,5 @@ typedef struct Claim Claim;
 typedef struct Buffer Buffer;
 typedef struct Queue Queue;
 typedef struct Transfer Transfer;
+typedef struct Remote Remote;
 

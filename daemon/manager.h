@@ -44,6 +44,9 @@ typedef struct Manager {
         sd_event_source *shutdown_timer;
 
         CallerCache callers; /* who is calling: bus-caller.c */
+
+        TAILQ_HEAD(, Remote) remotes; /* USB/IP imports: remote.c */
+        size_t n_remotes;
 } Manager;
 
 int manager_new(const Config *config, Manager **ret);

@@ -19,3 +19,10 @@
 #define ZCUSB_ERROR_QUOTA_EXCEEDED   "org.zcusb1.Error.QuotaExceeded"
 /* Not the caller's doing: zcusbd could not do it (its journal says why). */
 #define ZCUSB_ERROR_FAILED           "org.zcusb1.Error.Failed"
+
+/* Remote (USB/IP) devices: AttachRemote's refusals and failures. */
+#define ZCUSB_ERROR_HOST_NOT_ALLOWED   "org.zcusb1.Error.HostNotAllowed"
+#define ZCUSB_ERROR_TIMEOUT            "org.zcusb1.Error.Timeout"
+#define ZCUSB_ERROR_REMOTE_UNREACHABLE "org.zcusb1.Error.RemoteUnreachable"
+#define ZCUSB_ERROR_REMOTE_PROTOCOL    "org.zcusb1.Error.RemoteProtocol"
+#define ZCUSB_ERROR_REMOTE_REFUSED     "org.zcusb1.Error.RemoteRefused"
