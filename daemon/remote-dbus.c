@@ -108,13 +108,20 @@ static int property_get_remote_devices(sd_bus *bus, const char *path, const char
         return sd_bus_message_close_container(reply);
 }
 
+/* By hand: sd_bus_emit_properties_changed() cannot find a property of a
+ * second vtable on the same interface (it asserts). An invalidation only. */
 void remote_emit_changed(Manager *m) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *signal = NULL;
         int k;
 
         if (!m->bus)
                 return;
-        k = sd_bus_emit_properties_changed(m->bus, ZCUSB_MANAGER_PATH, ZCUSB_MANAGER_INTERFACE, "RemoteDevices",
-                                           NULL);
+        k = sd_bus_message_new_signal(m->bus, &signal, ZCUSB_MANAGER_PATH, "org.freedesktop.DBus.Properties",
+                                      "PropertiesChanged");
+        if (k >= 0)
+                k = sd_bus_message_append(signal, "sa{sv}as", ZCUSB_MANAGER_INTERFACE, 0, 1, "RemoteDevices");
+        if (k >= 0)
+                k = sd_bus_send(m->bus, signal, NULL);
         if (k < 0)
                 log_debug_errno(k, "Cannot announce RemoteDevices: %m");
 }

@@ -1430,6 +1430,8 @@ def t_sigterm():
 import datapath  # noqa: E402
 import control_allowlist  # noqa: E402,F401 (adds its tests to datapath's)
 datapath.register(sys.modules[__name__])
+import remote_tests  # noqa: E402
+remote_tests.register(sys.modules[__name__])
 
 
 def main(argv):
