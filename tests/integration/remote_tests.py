@@ -12,6 +12,7 @@ kernel would. The VM tier (tests/vm/cases/85-remote.sh) does it for real.
 zcusbtest.py imports this module and calls register(itself)."""
 
 import dataclasses
+import json
 import os
 import socket
 import time
@@ -216,17 +217,26 @@ def register(t):
                 # attach again, then the connection drops: like an unplug
                 with open(os.path.join(w.tb.real(VHCI), "attach"), "w"):
                     pass
-                replies.clear()
-                w.bus.conn.call_async(t.BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "AttachRemote", "sqs",
-                                      ("127.0.0.1", srv.port, "1-1"), lambda *a: replies.append(("ok",) + a),
-                                      lambda e: replies.append(("error", e.get_dbus_name(), str(e))),
-                                      timeout=30)
-                wait_until(lambda: w.vhci_file("attach"), 5, "the second attach")
+                # the same through zcusbctl, as nobody (in AllowUsers=)
+                bg = w.background([t.exe("ZCUSBCTL"), "attach", f"127.0.0.1:{srv.port}", "1-1", "--json"],
+                                  user=nobody)
+                wait_until(lambda: w.vhci_file("attach"), 10, "the second attach")
                 dev2 = dataclasses.replace(dev, devnum=3)
                 w.set_status({0: (3, 0x30002, "3-1"), 1: (3, 0x10002, "3-2")})
                 w.tb.plug(dev2)
-                wait_until(lambda: replies, 10, "the second AttachRemote's answer")
-                check_eq(replies, [("ok", dev2.object_path)], "re-attach gives a new device object")
+                wait_until(lambda: bg.p.poll() is not None, 10, "zcusbctl attach to finish")
+                bg.pump()
+                check_eq(bg.p.returncode, 0, "zcusbctl attach exit code")
+                got = json.loads(bg.lines[-1])
+                check_eq(got, {"host": "127.0.0.1", "port": srv.port, "busid": "1-1", "object": dev2.object_path},
+                         "zcusbctl attach --json: re-attach gives a new device object")
+                lst = w.ctl("remote", "--json", user=nobody).json()
+                check_eq(lst, [{"host": "127.0.0.1", "port": srv.port, "busid": "1-1", "state": "attached",
+                                "object": dev2.object_path, "error": None}], "zcusbctl remote --json")
+                r = w.ctl("attach", "localhost", "1-1", user=nobody, expect=4)
+                check("AllowHosts" in r.err, f"zcusbctl attach to a host not allowed: {r.err!r}")
+                r = w.ctl("attach", "127.0.0.1:0", "1-1", expect=2)
+                r = w.ctl("detach", "001:003", expect=3)
                 w.set_status({0: (3, 0x30002, "3-1")})
                 w.tb.unplug(dev2)
                 wait_until(lambda: w.remote_devices() == [], 5, "the dropped remote to go")
