@@ -91,6 +91,12 @@ static int read_text(int dirfd, const char *name, char **ret) {
         return 0;
 }
 
+static int port_compare(const void *a, const void *b) {
+        const VhciPort *x = a, *y = b;
+
+        return x->port < y->port ? -1 : x->port > y->port;
+}
+
 int vhci_read_ports(VhciPort **ret, size_t *ret_n) {
         _cleanup_free_ VhciPort *ports = NULL;
         _cleanup_close_ int fd = -EBADF;
@@ -118,6 +124,9 @@ int vhci_read_ports(VhciPort **ret, size_t *ret_n) {
         closedir(d);
         if (r < 0)
                 return r;
+        /* Lowest free port first, as usbip(8) picks: readdir's order is none. */
+        if (n > 0)
+                qsort(ports, n, sizeof(VhciPort), port_compare);
         *ret = TAKE_PTR(ports);
         *ret_n = n;
         return 0;
