@@ -253,7 +253,7 @@ static int remote_read_reply(Remote *r, RemoteReply *reply) {
         if (n == 0)
                 return remote_fail(r, ZCUSB_ERROR_FAILED,
                                    "The connect helper exited without an answer (see journalctl -u "
-                                   "'zcusb-remote@*').") ;
+                                   "'zcusb-remote@*').");
         if (n != (ssize_t) sizeof(*reply) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || extra_fds ||
             reply->version != REMOTE_WIRE_VERSION || reply->failure >= _REMOTE_FAILURE_MAX)
                 return remote_fail(r, ZCUSB_ERROR_FAILED, "The connect helper sent a malformed reply.");

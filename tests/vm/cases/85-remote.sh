@@ -110,7 +110,7 @@ journal_since | grep -E 'Remote|vhci' | sed 's/^/   journal: /' || true
 step "zcin streams $STREAM_MIB MiB OUT and IN through zcusb.ko over vhci, every byte checked"
 kmod_stats
 zc0=$KS_zerocopy_bytes bo0=$KS_bounced_bytes
-run_as zcin "$loopback" --mode loop --bytes "${STREAM_MIB}M" --transfer-size 64K --queue-depth 4 --json "$obj" \
+run_as zcin "$loopback" --mode loop --bytes "${STREAM_MIB}M" --transfer-size 1M --queue-depth 4 --json "$obj" \
 	>/tmp/loop.json || fail "zcusb-loopback over the remote device exited $?"
 cat /tmp/loop.json
 [ "$(json 'j["verified"] and j["bytes"]' </tmp/loop.json)" = $((STREAM_MIB << 20)) ] ||
