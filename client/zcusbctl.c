@@ -6,6 +6,7 @@
 #include <systemd/sd-event.h>
 
 #include "ctl-device.h"
+#include "ctl-remote.h"
 #include "ctl-transfer.h"
 #include "devspec.h"
 #include "messages.h"
@@ -13,7 +14,7 @@
 #include "zcusb-dbus.h"
 #include "zcusbctl.h"
 
-static bool arg_json;
+bool arg_json;
 static bool arg_interactive;
 static const char *arg_bus_address;
 
@@ -39,6 +40,11 @@ static void help(void) {
                "                       the data an IN request returns as hex\n"
                "  clear-halt DEVICE -i N -e EP\n"
                "                       Claim interface N and clear the halt (stall) of endpoint EP\n"
+               "  attach HOST[:PORT] BUSID\n"
+               "                       Have zcusbd import a USB/IP device (port 3240 by\n"
+               "                       default) and print its local DEVICE\n"
+               "  detach DEVICE        Detach a remote device zcusbd imported\n"
+               "  remote               List zcusbd's remote devices and their state\n"
                "  (read/write/control print a summary; 'zcusbctl COMMAND --help' has details)\n\n"
                "DEVICE is one of:\n"
                "  /org/zcusb1/device/usb1_3   object path\n"
@@ -69,8 +75,8 @@ int fail(int code, const char *fmt, ...) {
 }
 
 /* Map a failed call to an exit code and a message naming cause and fix. */
-static int fail_bus(int r, const sd_bus_error *e, const char *what) {
-        if (sd_bus_error_has_name(e, ZCUSB_ERROR_ACCESS_DENIED))
+int fail_bus(int r, const sd_bus_error *e, const char *what) {
+        if (sd_bus_error_has_names(e, ZCUSB_ERROR_ACCESS_DENIED, ZCUSB_ERROR_HOST_NOT_ALLOWED))
                 return fail(EXIT_ACCESS, "%s: access denied: %s", what, e->message);
         if (sd_bus_error_has_name(e, ZCUSB_ERROR_NO_SUCH_DEVICE) ||
             sd_bus_error_has_names(e, SD_BUS_ERROR_UNKNOWN_OBJECT))
@@ -191,7 +197,7 @@ static int cmd_list(sd_bus *bus, int argc, char **argv) {
 }
 
 /* Find the object path for a DEVICE argument. */
-static int resolve_device(sd_bus *bus, const char *arg, char **ret) {
+int resolve_device(sd_bus *bus, const char *arg, char **ret) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_strv_free_ char **objects = NULL;
         _cleanup_free_ char *found = NULL;
@@ -489,6 +495,9 @@ static const struct {
         { "info",    cmd_info },
         { "monitor", cmd_monitor },
         { "status",  cmd_status },
+        { "attach",  ctl_attach },
+        { "detach",  ctl_detach },
+        { "remote",  ctl_remote },
 };
 
 /* Commands that move data through libzcusb on a connection of their own and

@@ -4,7 +4,17 @@
 #include "exit-codes.h"
 #include "util.h"
 
+#include <systemd/sd-bus.h>
+
 struct zcusb;
+
+/* -j/--json was given. */
+extern bool arg_json;
+
+/* A failed bus call R as an exit code and a message naming cause and fix. */
+int fail_bus(int r, const sd_bus_error *e, const char *what);
+/* DEVICE (any form 'zcusbctl --help' lists) -> object path, or an exit code. */
+int resolve_device(sd_bus *bus, const char *arg, char **ret);
 
 /* Print "zcusbctl: MESSAGE" to stderr and return CODE. */
 _printf_(2, 3) int fail(int code, const char *fmt, ...);

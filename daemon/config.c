@@ -6,7 +6,9 @@
 #include <syslog.h>
 
 #include "config.h"
+#include "host-port.h"
 #include "log.h"
+#include "usbip-proto.h"
 #include "util.h"
 
 #define CONFIG_DEFAULT_BYTES_PER_CLIENT   (UINT64_C(256) << 20)
@@ -30,6 +32,9 @@ void config_init(Config *c) {
                 .clients_global = 1024,
                 .polkit_timeout_sec = 25,
                 .polkit_interactive_timeout_sec = 300,
+                .remote_timeout_sec = 10,
+                .remote_max_devices = 8,
+                .remote_helper_socket = CONFIG_REMOTE_HELPER_SOCKET,
         };
 }
 
@@ -134,6 +139,46 @@ static int parse_seconds_field(const char *value, void *field, char **error) {
         return 0;
 }
 
+static int parse_text_field(const char *value, void *field, char **error) {
+        if (strlen(value) >= CONFIG_TEXT_MAX)
+                return set_error(error, "value is longer than %d characters", CONFIG_TEXT_MAX - 1);
+        strcpy(field, value);
+        return 0;
+}
+
+static int parse_remote_attach(const char *value, void *field, char **error) {
+        _cleanup_free_ char *copy = strdup(value);
+        char *save = NULL;
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+                char host[HOST_NAME_MAX_LEN + 1], busid[32];
+                uint16_t port;
+
+                if (parse_remote_target(w, USBIP_DEFAULT_PORT, host, &port, busid) < 0 ||
+                    !usbip_busid_is_valid(busid))
+                        return set_error(error, "Attach=: '%s' is not HOST[:PORT]/BUSID (e.g. lab1:3240/1-1.2)", w);
+        }
+        return parse_text_field(value, field, error);
+}
+
+static int parse_helper_socket(const char *value, void *field, char **error) {
+        if (value[0] != '/' || strlen(value) >= CONFIG_PATH_MAX)
+                return set_error(error, "HelperSocket=%s is not an absolute path of at most %d characters", value,
+                                 CONFIG_PATH_MAX - 1);
+        strcpy(field, value);
+        return 0;
+}
+
+static int parse_timeout_field(const char *value, void *field, char **error) {
+        int r = parse_count_field(value, field, error);
+
+        if (r >= 0 && (*(uint32_t *) field == 0 || *(uint32_t *) field > 600))
+                return set_error(error, "timeout %s is not between 1 and 600 seconds", value);
+        return r;
+}
+
 static const KeyInfo keys[] = {
         { "Daemon", "Backend",           parse_backend,     offsetof(Config, backend) },
         { "Daemon", "LoadModule",        parse_bool_field,  offsetof(Config, load_module) },
@@ -151,6 +196,13 @@ static const KeyInfo keys[] = {
         { "Polkit", "TimeoutSec",        parse_seconds_field, offsetof(Config, polkit_timeout_sec) },
         { "Polkit", "InteractiveTimeoutSec", parse_seconds_field,
           offsetof(Config, polkit_interactive_timeout_sec) },
+        { "Remote", "AllowHosts",        parse_text_field,  offsetof(Config, remote_allow_hosts) },
+        { "Remote", "AllowUsers",        parse_text_field,  offsetof(Config, remote_allow_users) },
+        { "Remote", "AllowGroups",       parse_text_field,  offsetof(Config, remote_allow_groups) },
+        { "Remote", "Attach",            parse_remote_attach, offsetof(Config, remote_attach) },
+        { "Remote", "TimeoutSec",        parse_timeout_field, offsetof(Config, remote_timeout_sec) },
+        { "Remote", "MaxDevices",        parse_count_field, offsetof(Config, remote_max_devices) },
+        { "Remote", "HelperSocket",      parse_helper_socket, offsetof(Config, remote_helper_socket) },
 };
 
 static bool section_known(const char *section) {
@@ -171,11 +223,11 @@ static int config_handler(void *user, const char *section, const char *name, con
         s->error_line = s->line;
 
         if (isempty(section)) {
-                set_error(&s->error, "'%s' is outside any section; put it under [Daemon] or [Quota]", name);
+                set_error(&s->error, "'%s' is outside any section; put it under [Daemon], [Quota] or [Remote]", name);
                 return 0;
         }
         if (!section_known(section)) {
-                set_error(&s->error, "unknown section [%s]; known sections are [Daemon], [Quota] and [Polkit]", section);
+                set_error(&s->error, "unknown section [%s]; known sections are [Daemon], [Quota], [Polkit] and [Remote]", section);
                 return 0;
         }
         for (size_t i = 0; i < ELEMENTSOF(keys); i++) {

@@ -10,6 +10,10 @@ typedef enum BackendChoice {
         BACKEND_CHOICE_MODULE, /* zcusb.ko only; claims fail without it */
 } BackendChoice;
 
+#define CONFIG_TEXT_MAX 1024
+#define CONFIG_PATH_MAX 108 /* sun_path */
+#define CONFIG_REMOTE_HELPER_SOCKET "/run/zcusb/remote-connect.socket"
+
 typedef struct Config {
         BackendChoice backend;
         bool load_module;
@@ -33,6 +37,16 @@ typedef struct Config {
          * with user interaction (someone typing a password). */
         uint32_t polkit_timeout_sec;
         uint32_t polkit_interactive_timeout_sec;
+        /* [Remote]: USB/IP imports (remote.c). Lists as written, words
+         * separated by spaces or commas, parsed where used; fixed arrays so
+         * a Config stays a plain value that can be copied. */
+        char remote_allow_hosts[CONFIG_TEXT_MAX];
+        char remote_allow_users[CONFIG_TEXT_MAX];
+        char remote_allow_groups[CONFIG_TEXT_MAX];
+        char remote_attach[CONFIG_TEXT_MAX]; /* HOST[:PORT]/BUSID ... */
+        uint32_t remote_timeout_sec;
+        uint32_t remote_max_devices;
+        char remote_helper_socket[CONFIG_PATH_MAX];
 } Config;
 
 void config_init(Config *c);

@@ -10,4 +10,5 @@ typedef struct Buffer Buffer;
 typedef struct Queue Queue;
 typedef struct Transfer Transfer;
 typedef struct ClaimRequest ClaimRequest;
+typedef struct Remote Remote;
 

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "log.h"
 #include "manager.h"
+#include "remote.h"
 #include "util.h"
 
 static const char *arg_bus_address;
@@ -102,6 +103,10 @@ static void print_config(const Config *c) {
                format_size(a, sizeof(a), c->bytes_per_client), format_size(b, sizeof(b), c->bytes_per_user),
                format_size(g, sizeof(g), c->bytes_global), c->claims_per_client, c->buffers_per_client,
                c->queues_per_client, c->in_flight_per_client, c->clients_per_user, c->clients_global);
+        printf("\n[Remote]\nAllowHosts=%s\nAllowUsers=%s\nAllowGroups=%s\nAttach=%s\nTimeoutSec=%u\n"
+               "MaxDevices=%u\nHelperSocket=%s\n",
+               c->remote_allow_hosts, c->remote_allow_users, c->remote_allow_groups, c->remote_attach,
+               c->remote_timeout_sec, c->remote_max_devices, c->remote_helper_socket);
 }
 
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -182,6 +187,10 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 return 1;
         r = manager_request_name(m);
+        if (r < 0)
+                return 1;
+        /* After enumeration, so an attached device is recognised as it comes. */
+        r = remote_start_persistent(m);
         if (r < 0)
                 return 1;
 

@@ -9,6 +9,7 @@
 #include "manager.h"
 #include "module.h"
 #include "peer.h"
+#include "remote.h"
 #include "util.h"
 #include "zcusb-dbus.h"
 
@@ -28,6 +29,7 @@ int manager_new(const Config *config, Manager **ret) {
         TAILQ_INIT(&m->claim_gc_queue);
         TAILQ_INIT(&m->peer_gc_queue);
         TAILQ_INIT(&m->claim_requests);
+        TAILQ_INIT(&m->remotes);
         caller_cache_init(&m->callers);
         m->config = *config;
 
@@ -61,6 +63,7 @@ Manager *manager_free(Manager *m) {
 
         if (!m)
                 return NULL;
+        remote_free_all(m);
         if (!TAILQ_EMPTY(&m->claims))
                 log_warning("Exiting with claims still draining.");
         else {
@@ -298,6 +301,7 @@ static void manager_drop_device(Manager *m, Device *d) {
         TAILQ_FOREACH_SAFE(c, &d->claims, device_link, next)
                 claim_device_removed(c);
         manager_emit_device_removed(m, d);
+        remote_on_device_removed(m, d);
         TAILQ_REMOVE(&m->devices, d, link);
         m->n_devices--;
         device_free(d);
@@ -341,6 +345,7 @@ static int manager_add_device(Manager *m, sd_device *dev, sd_device_action_t act
         log_info("Device %s %04x:%04x \"%s\" at %s.", d->sysname, d->vendor_id, d->product_id,
                  d->product, d->object_path);
         manager_emit_device_added(m, d);
+        remote_on_device_added(m, d);
         return 0;
 }
 
@@ -503,6 +508,10 @@ int manager_connect_bus(Manager *m, const char *address) {
                                      manager_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "Cannot add manager object: %m");
+        r = sd_bus_add_object_vtable(m->bus, NULL, ZCUSB_MANAGER_PATH, ZCUSB_MANAGER_INTERFACE,
+                                     remote_manager_vtable, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot add the remote-device methods: %m");
         r = sd_bus_add_fallback_vtable(m->bus, NULL, ZCUSB_DEVICE_PATH_PREFIX, ZCUSB_DEVICE_INTERFACE,
                                        device_vtable, device_object_find, m);
         if (r < 0)

@@ -49,6 +49,8 @@ typedef struct Manager {
         TAILQ_HEAD(, ClaimRequest) claim_requests;
         size_t n_claim_requests;
         uint64_t next_claim_request_id;
+        TAILQ_HEAD(, Remote) remotes; /* USB/IP imports: remote.c */
+        size_t n_remotes;
 } Manager;
 
 int manager_new(const Config *config, Manager **ret);

@@ -83,3 +83,24 @@ char *module_version(void) {
         buf[strcspn(buf, "\n")] = '\0';
         return strdup(buf);
 }
+
+int module_load_by_name(const char *name) {
+        _cleanup_(kmod_ctx_unrefp) struct kmod_ctx *ctx = NULL;
+        _cleanup_(kmod_module_unrefp) struct kmod_module *mod = NULL;
+        int r;
+
+        ctx = kmod_new(NULL, NULL);
+        if (!ctx)
+                return -ENOMEM;
+        kmod_set_log_fn(ctx, kmod_log, NULL);
+        r = kmod_module_new_from_name(ctx, name, &mod);
+        if (r < 0)
+                return r;
+        r = kmod_module_probe_insert_module(mod, KMOD_PROBE_FAIL_ON_LOADED, NULL, NULL, NULL, NULL);
+        if (r == -EEXIST)
+                return 0;
+        if (r < 0)
+                return r;
+        log_info("Loaded %s.", name);
+        return 0;
+}

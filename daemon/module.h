@@ -9,3 +9,7 @@ int module_ensure_loaded(bool load, char **reason);
 
 /* The module's MODULE_VERSION, or NULL when it is not loaded. */
 char *module_version(void);
+
+/* Load module NAME (e.g. "vhci-hcd") through libkmod with its
+ * dependencies. 0 when loaded (now or before), < 0 errno otherwise. */
+int module_load_by_name(const char *name);

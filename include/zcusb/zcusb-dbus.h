@@ -37,3 +37,10 @@
 /* Manager.ClaimInterfaceWithFlags flags; other bits are refused. */
 #define ZCUSB_CLAIM_INTERACTIVE (UINT64_C(1) << 0) /* polkit may ask the user (AllowUserInteraction) */
 #define ZCUSB_CLAIM_FLAGS_ALL   ZCUSB_CLAIM_INTERACTIVE
+
+/* Remote (USB/IP) devices: AttachRemote's refusals and failures. */
+#define ZCUSB_ERROR_HOST_NOT_ALLOWED   "org.zcusb1.Error.HostNotAllowed"
+#define ZCUSB_ERROR_TIMEOUT            "org.zcusb1.Error.Timeout"
+#define ZCUSB_ERROR_REMOTE_UNREACHABLE "org.zcusb1.Error.RemoteUnreachable"
+#define ZCUSB_ERROR_REMOTE_PROTOCOL    "org.zcusb1.Error.RemoteProtocol"
+#define ZCUSB_ERROR_REMOTE_REFUSED     "org.zcusb1.Error.RemoteRefused"

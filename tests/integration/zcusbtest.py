@@ -1434,6 +1434,8 @@ import cli_tests  # noqa: E402,F401 (adds its tests to datapath's)
 datapath.register(sys.modules[__name__])
 import compat  # noqa: E402
 compat.register(sys.modules[__name__])
+import remote_tests  # noqa: E402
+remote_tests.register(sys.modules[__name__])
 
 
 def main(argv):

@@ -15,6 +15,9 @@
 #               submitted behind a pending IN (how long until it completes)
 #   scaling     64 KiB x 8 IN: 1 client vs --scale-clients clients on as many gadgets at once
 #   footprint   zcusbd's RSS and wakeups/s: idle, with --idle-clients idle clients, streaming
+#   remote      zcusbd over zcusb.ko: a local SourceSink vs the same kind of gadget exported by
+#               usbip-host/usbipd and imported by zcusbd through vhci-hcd over 127.0.0.1 (both
+#               ends in the guest), the largest of --sizes, IN and OUT, interleaved per round
 # Options:
 #   --rounds N          interleaved rounds; rows are medians [min-max] of N (default 5)
 #   --mib N             MiB per throughput run (default 64) ...
@@ -50,7 +53,7 @@ die() {
 	echo "run-bench: $*" >&2
 	exit 2
 }
-ROUNDS=5 MIB=64 MAX_SECONDS=3 SIZES=16K:8,64K:8,1M:4 ONLY=throughput,latency,scaling,footprint
+ROUNDS=5 MIB=64 MAX_SECONDS=3 SIZES=16K:8,64K:8,1M:4 ONLY=throughput,latency,scaling,footprint,remote
 CONTENDERS=libusb-sync,libusb-async-malloc,libusb-async-devmem,zcusbd-usbfs,zcusbd-zcusb.ko,zcusbd-kqueues,compat-devmem
 SPEED=super RTT=200 BEHIND=20 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
 TIMEOUT=2400 VERBOSE=() SUMMARIZE=""
@@ -98,8 +101,8 @@ sections=()
 IFS=, read -ra want <<<"$ONLY"
 for s in "${want[@]}"; do
 	case $s in
-	throughput | latency | scaling | footprint) sections+=("$s") ;;
-	*) die "--only: unknown section '$s' (throughput, latency, scaling, footprint)" ;;
+	throughput | latency | scaling | footprint | remote) sections+=("$s") ;;
+	*) die "--only: unknown section '$s' (throughput, latency, scaling, footprint, remote)" ;;
 	esac
 done
 [ ${#sections[@]} -gt 0 ] || die "--only: no section"
@@ -134,8 +137,8 @@ done
 command -v python3 >/dev/null || die "python3 not found (it makes the table)"
 
 # dummy_hcd: one UDC per gadget: ss, lb, kbd (run-cases.sh), the scaling's extra SourceSinks,
-# the footprint's Loopback gadgets (8 functions each).
-num=$((3 + SCALE_CLIENTS - 1 + (IDLE_CLIENTS + 7) / 8))
+# the footprint's Loopback gadgets (8 functions each), the remote section's exported SourceSink.
+num=$((3 + SCALE_CLIENTS - 1 + (IDLE_CLIENTS + 7) / 8 + 1))
 dummy="num=$num"
 [ "$SPEED" = high ] || dummy+=" is_super_speed=1"
 

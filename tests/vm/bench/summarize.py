@@ -188,6 +188,56 @@ def main():
             lines.append("")
         out["throughput"] = rows
 
+    # --- remote (USB/IP over loopback) vs local ---
+    rm = [r for r in recs if r.get("section") == "remote"]
+    for r in rm:
+        check_backend(r)
+    if "remote" in sections:
+        if not rm:
+            bad.append("remote: no figures")
+        lines.append("REMOTE  zcusbd over zcusb.ko: local SourceSink vs one imported over USB/IP (usbip-host + usbipd ->"
+                     " 127.0.0.1 -> vhci-hcd, both ends in this guest), %s MiB per run (or %s s)" %
+                     (meta.get("mib"), meta.get("max_seconds")))
+        lines.append("  guest CPU s/GiB counts both ends (stub and vhci kernel threads, TCP over loopback); x local: the"
+                     " remote figure to the local one of the same round")
+        lines.append("%-6s %-3s %-7s %-22s %8s  %-6s %-6s %-22s %8s" % (
+            "size", "dir", "where", "MB/s [min-max]", "x local", "client", "zcusbd", "guest CPU s/GiB", "x local"))
+        rows = []
+        for size, depth, test in sorted({(r["size"], r["depth"], r["test"]) for r in rm}, key=lambda k: (k[0], k[2] != "in")):
+            per = {}  # (where, round) -> figures
+            for r in rm:
+                if (r["size"], r["depth"], r["test"]) != (size, depth, test):
+                    continue
+                gib = r["bytes"] / GIB
+                if gib <= 0 or r["seconds"] <= 0:
+                    bad.append("remote %s %s %s round %s moved nothing" % (r["where"], size, test, r["round"]))
+                    continue
+                base = idle.get(r.get("idle_round"), idle_all) or 0
+                per[r["where"], r["round"]] = {
+                    "mbs": r["bytes"] / r["seconds"] / 1e6, "client": r["client_cpu"] / gib,
+                    "daemon": r["daemon_cpu"] / gib if r["daemon_cpu"] >= 0 else None,
+                    "guest": (r["guest_busy"] - base * r["seconds"]) / gib if r["guest_busy"] >= 0 else None}
+            for where in ("local", "remote"):
+                rounds = sorted(rd for w, rd in per if w == where)
+                f = [per[where, rd] for rd in rounds]
+
+                def x_local(field):
+                    return [per[where, rd][field] / per["local", rd][field] for rd in rounds
+                            if ("local", rd) in per and per[where, rd][field] is not None and per["local", rd][field]]
+                row = {"size": size, "depth": depth, "dir": test, "where": where,
+                       "mbs": stat([x["mbs"] for x in f]), "client_cpu_per_gib": stat([x["client"] for x in f]),
+                       "zcusbd_cpu_per_gib": stat([x["daemon"] for x in f]),
+                       "guest_cpu_per_gib": stat([x["guest"] for x in f]),
+                       "x_local_mbs": stat(x_local("mbs")), "x_local_guest_cpu": stat(x_local("guest"))}
+                rows.append(row)
+                lines.append("%-6s %-3s %-7s %-22s %8s  %-6s %-6s %-22s %8s" % (
+                    "%sx%d" % (size_name(size), depth), test, where, fmt_stat(row["mbs"]),
+                    fmt(row["x_local_mbs"]["median"], 2), fmt(row["client_cpu_per_gib"]["median"], 2),
+                    fmt(row["zcusbd_cpu_per_gib"]["median"], 2), fmt_stat(row["guest_cpu_per_gib"], 2),
+                    fmt(row["x_local_guest_cpu"]["median"], 2)))
+        lines.append("")
+        out["remote"] = rows
+
     # --- latency ---
     lat = [r for r in recs if r.get("section") == "latency"]
     for r in lat:

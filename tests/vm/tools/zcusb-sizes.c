@@ -18,6 +18,8 @@
  *                                          names the status seen before)
  *
  * Options: --device DEV (0525:a4a1), --interface N (0), --in EP (0x81), --out EP (0x02),
+ *   --offset N (0: where in both buffers verify's transfers start; 512 with 32256 bytes is the
+ *   seed case's layout, a 3584-byte first SG element and seven 4096-byte pages),
  *   --gadget-buflen N (65536: the Loopback's bulk_buflen, which decides when a ZLP is needed),
  *   --expect-backend NAME (fail unless the claim's Backend property is NAME).
  * SIZE takes K and M suffixes (binary). Every claim prints "backend NAME" (the Claim's Backend
@@ -44,6 +46,7 @@ typedef struct Options {
         uint8_t ep_in, ep_out;
         unsigned gadget_buflen;
         const char *expect_backend;
+        uint32_t offset; /* of verify's transfers in both buffers */
 } Options;
 
 typedef struct Session {
@@ -135,10 +138,10 @@ static int session_open(Session *s, const Options *opt, size_t capacity, int ver
                 fprintf(stderr, "zcusb-sizes: OUT endpoint with a max packet size of 0\n");
                 return EXIT_FAILURE;
         }
-        r = zcusb_buffer_alloc(s->claim, capacity, &s->out);
+        r = zcusb_buffer_alloc(s->claim, capacity + opt->offset, &s->out);
         if (r < 0)
                 return report(s, "allocating the OUT buffer", r);
-        r = zcusb_buffer_alloc(s->claim, capacity + 4096, &s->in);
+        r = zcusb_buffer_alloc(s->claim, capacity + opt->offset + 4096, &s->in);
         if (r < 0)
                 return report(s, "allocating the IN buffer", r);
         r = zcusb_queue_open(s->claim, 4, &s->queue);
@@ -163,7 +166,8 @@ static int submit(Session *s, uint8_t ep, struct zcusb_buffer *b, uint32_t lengt
                   unsigned timeout_ms, uint64_t user_data) {
         struct zcusb_sqe sqe;
 
-        zcusb_prep_transfer(&sqe, ZCUSB_OP_BULK, ep, zcusb_buffer_id(b), 0, length, timeout_ms, user_data);
+        zcusb_prep_transfer(&sqe, ZCUSB_OP_BULK, ep, zcusb_buffer_id(b), s->opt->offset, length, timeout_ms,
+                            user_data);
         sqe.flags = flags;
         return zcusb_queue_submit(s->queue, &sqe);
 }
@@ -200,7 +204,8 @@ static int wait_all(Session *s, struct zcusb_cqe *cqes, unsigned n) {
 
 /* Send SIZE bytes, read them back, compare. */
 static int round_trip(Session *s, uint32_t size, uint64_t seed) {
-        uint8_t *out = zcusb_buffer_data(s->out), *in = zcusb_buffer_data(s->in);
+        uint8_t *out = (uint8_t *) zcusb_buffer_data(s->out) + s->opt->offset;
+        uint8_t *in = (uint8_t *) zcusb_buffer_data(s->in) + s->opt->offset;
         struct zcusb_cqe cqes[2] = {};
         uint32_t in_length = size;
         uint16_t flags = 0;
@@ -441,6 +446,8 @@ int main(int argc, char *argv[]) {
                         bad = (opt.gadget_buflen = (unsigned) strtoul(v, NULL, 0)) == 0;
                 else if (strcmp(o, "--expect-backend") == 0)
                         opt.expect_backend = v;
+                else if (strcmp(o, "--offset") == 0)
+                        bad = parse_size(v, &opt.offset) < 0 || opt.offset >= MAX_SIZE;
                 else
                         bad = 1;
                 if (bad) {
@@ -461,7 +468,7 @@ int main(int argc, char *argv[]) {
                 return do_stream(&opt, argv[i + 1]);
 usage:
         fprintf(stderr, "Usage: %s [--device DEV] [--interface N] [--in EP] [--out EP] [--gadget-buflen N]\n"
-                        "       [--expect-backend NAME] verify SIZE... | hold | cycles MIN SECS | stream SECS\n",
+                        "       [--expect-backend NAME] [--offset N] verify SIZE... | hold | cycles MIN SECS | stream SECS\n",
                 argv[0]);
         return 2;
 }

@@ -10,6 +10,10 @@
 #   scaling     1 client on ss, then SCALE_CLIENTS clients at once on ss, ss2, ss3.. (gadgets
 #               added here), 64 KiB x 8 IN for SCALE_SECONDS, started together (--go barrier);
 #               SCALE_ROUNDS rounds
+#   remote      zcusbd-zcusb.ko on the local SourceSink ss vs on a SourceSink (ssr, its own product
+#               id) exported by usbip-host + usbipd and imported by zcusbd over 127.0.0.1 through
+#               vhci-hcd (both ends in this guest: the guest CPU counts both); the largest of SIZES,
+#               IN and OUT, ROUNDS rounds, the order alternating
 #   footprint   zcusbd's RSS and wakeups per second (voluntary context switches of all its
 #               threads) over FOOT_SECONDS: idle; with IDLE_CLIENTS idle clients (claim, buffer,
 #               queue, nothing in flight; Loopback functions of gadgets lbm1, lbm2 added here);
@@ -32,7 +36,7 @@ set -euo pipefail
 # shellcheck source=tests/vm/guest/kmod.sh
 . "$ZCUSB_VM_GUEST/kmod.sh"
 
-SECTIONS="throughput latency scaling footprint"
+SECTIONS="throughput latency scaling footprint remote"
 CONTENDERS="libusb-sync libusb-async-malloc libusb-async-devmem zcusbd-usbfs zcusbd-zcusb.ko zcusbd-kqueues"
 ROUNDS=5 MIB=64 MAX_SECONDS=3 SIZES="16384:8 65536:8 1048576:4"
 RTT_COUNT=200 BEHIND_COUNT=20 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
@@ -240,10 +244,15 @@ idle_baseline() {
 		tee -a "$OUT"
 }
 
+REMOTE_CONF=/etc/zcusb/zcusbd.conf.d/60-bench-remote.conf
+REMOTE_BUSID="" USBIPD_PID=""
 cleanup() {
 	local p
 	for p in $(jobs -p); do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	[ -z "$REMOTE_BUSID" ] || usbip unbind -b "$REMOTE_BUSID" >/dev/null 2>&1 || true
+	gadget_del ssr >/dev/null 2>&1 || true
+	rm -f "$REMOTE_CONF"
 	kmod_uninstall
 	zcusbd_config_clear
 	zcusbd_restart
@@ -261,6 +270,13 @@ printf '{"section":"meta","speed_mbps":%s,"kernel":"%s","rounds":%d,"mib":%d,"ma
 	"$(</sys/module/dummy_hcd/parameters/is_super_speed)" >>"$OUT"
 step "SourceSink $ss at $speed Mb/s; sections: $SECTIONS; contenders: $CONTENDERS; $ROUNDS rounds"
 ensure_zcusbd
+if has_section remote; then
+	# vhci-hcd before zcusbd's restart below (its unit makes vhci's sysfs writable at start)
+	NEED_KMOD=1
+	systemctl start zcusb-vhci.service || fail "zcusb-vhci.service failed"
+	mkdir -p "${REMOTE_CONF%/*}"
+	printf '[Remote]\nAllowHosts=127.0.0.1\n' >"$REMOTE_CONF"
+fi
 if [ $NEED_KMOD = 1 ]; then
 	kmod_install
 	zcusbd_restart
@@ -283,6 +299,50 @@ if has_section throughput; then
 			record ",\"section\":\"throughput\",\"round\":$round" "${CMD[@]}" in,out "$MIB"
 		done
 	done
+fi
+
+# --- remote ---------------------------------------------------------------------------------
+if has_section remote; then
+	step "remote: export SourceSink ssr with usbip-host + usbipd, zcusbd imports it over 127.0.0.1"
+	gadget_add ssr sourcesink || fail "gadget_add ssr (dummy_hcd num= too small?)"
+	echo 0xa4ad >/sys/kernel/config/usb_gadget/zc_ssr/idProduct
+	gadget_plug ssr || fail "gadget_plug ssr failed"
+	d=$(gadget_sysfs ssr) || fail "ssr not plugged"
+	REMOTE_BUSID=${d##*/}
+	modprobe usbip-host || fail "modprobe usbip-host failed"
+	usbip bind -b "$REMOTE_BUSID" >/dev/null || fail "usbip bind -b $REMOTE_BUSID failed"
+	usbipd -4 >"$W/usbipd.log" 2>&1 &
+	USBIPD_PID=$!
+	wait_until 20 "usbipd listening" bash -c 'exec 3<>/dev/tcp/127.0.0.1/3240'
+	largest=${SDLIST[${#SDLIST[@]} - 1]}
+	for sd in "${SDLIST[@]}"; do [ "${sd%%:*}" -le "${largest%%:*}" ] || largest=$sd; done
+	contender_setup zcusbd-zcusb.ko
+	zcusbctl attach --json 127.0.0.1 "$REMOTE_BUSID" >"$W/attach.json" || fail "zcusbctl attach failed"
+	robj=$(json 'j["object"]' <"$W/attach.json")
+	rsys=$(zcusbctl info --json "$robj" | json 'j["sysfs_path"]')
+	read -r rin rout <<<"$(intf_bulk_eps "${rsys##*/}:1.0")"
+	note "imported as $robj ($rsys), bulk $rin/$rout; $largest per run"
+	for ((round = 1; round <= ROUNDS; round++)); do
+		step "remote: round $round of $ROUNDS"
+		idle_baseline "$((1000 + round))" 2
+		contender_setup zcusbd-zcusb.ko
+		[ "$DAEMON_PID" = "$(daemon_pid)" ] || fail "zcusbd restarted during the remote section (the import is gone)"
+		for where in $( ((round % 2)) && echo "local remote" || echo "remote local"); do
+			if [ "$where" = local ]; then
+				client_cmd zcusbd-zcusb.ko ss 0525 a4a0 --sizes "$largest" --max-seconds "$MAX_SECONDS"
+			else
+				CMD=("$zb" --device "$robj" --in "$rin" --out "$rout" --daemon-pid "$DAEMON_PID" --sizes "$largest"
+					--max-seconds "$MAX_SECONDS" zcusbd-zcusb.ko)
+			fi
+			record ",\"section\":\"remote\",\"round\":$round,\"idle_round\":$((1000 + round)),\"where\":\"$where\"" \
+				"${CMD[@]}" in,out "$MIB"
+		done
+	done
+	zcusbctl detach "$robj" >/dev/null || fail "zcusbctl detach $robj failed"
+	kill "$USBIPD_PID" 2>/dev/null || true
+	usbip unbind -b "$REMOTE_BUSID" >/dev/null 2>&1 || true
+	REMOTE_BUSID=""
+	gadget_del ssr || true
 fi
 
 # --- latency --------------------------------------------------------------------------------

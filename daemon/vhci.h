@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* vhci-hcd's sysfs face (drivers/usb/usbip/vhci_sysfs.c): the status
+ * tables, and the attach/detach files through which a connected USB/IP
+ * socket becomes a local USB device. */
+
+#define VHCI_SYSFS_DIR "/sys/devices/platform/vhci_hcd.0"
+#define VHCI_STATUS_NULL 4 /* VDEV_ST_NULL: the port is free */
+
+typedef struct VhciPort {
+        uint32_t port;     /* global port number, as attach/detach take it */
+        bool super_speed;  /* on the SuperSpeed root hub ("ss") */
+        uint32_t status;   /* VDEV_ST_* */
+        char local_busid[32]; /* the attached usb_device's name, "0-0" when none */
+} VhciPort;
+
+/* Parse one status file ("hub port sta spd dev sockfd local_busid" rows).
+ * Appends to *ports (grown), returns 0 or -EINVAL for text that is not a
+ * vhci status table. */
+int vhci_parse_status(const char *text, VhciPort **ports, size_t *n_ports);
+
+/* A free port on the root hub SPEED needs (SuperSpeed devices on "ss",
+ * the others on "hs"), not in SKIP; -EBUSY when none. */
+int vhci_pick_port(const VhciPort *ports, size_t n_ports, uint32_t speed, const uint32_t *skip, size_t n_skip);
+
+/* Every port of every vhci controller, read now. -ENOENT when vhci-hcd is
+ * not loaded. */
+int vhci_read_ports(VhciPort **ret, size_t *ret_n);
+
+/* Hand SOCKFD to the kernel on a free port of the right speed (retrying
+ * another port when one is taken under us). On success *ret_port is the
+ * port; the kernel holds its own reference to the socket. */
+int vhci_attach(int sockfd, uint32_t devid, uint32_t speed, uint32_t *ret_port);
+int vhci_detach(uint32_t port);
+
+/* The name of the usb_device on PORT ("" when none yet). */
+int vhci_port_device(uint32_t port, char ret[static 32]);
