@@ -5,7 +5,7 @@
 # zcpk2 on the SourceSink gadget (0525:a4a0), matched by the details zcusbd passes. zcpk3, whom
 # no rule names, gets the action's defaults: no active session here, so no. The interface stays
 # visible to all three (they may ask); zcusbd goes on serving throughout.
-# timeout: 150
+# timeout: 240
 set -euo pipefail
 # shellcheck source=tests/vm/guest/lib.sh
 . "$ZCUSB_VM_GUEST/lib.sh"
@@ -120,5 +120,4 @@ rule_lines | sed 's/^/   rule: /'
 rule_lines | grep -q "^zcpk1 asks for 0525:a4a0 interface 0 (.*, class ff, serial .*, devpath [0-9-]*) from " ||
 	fail "the rule did not see the details zcusbd passes (vendor_id, product_id, interface, product, class, serial, devpath, program)"
 run systemctl is-active zcusbd.service
-run_as zcpk1 zcusbctl read 0525:a4a0 -i 0 -e 0x81 --bytes 4K >/dev/null || fail "zcpk1's second read failed"
 echo "PASS"
