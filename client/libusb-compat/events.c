@@ -188,7 +188,11 @@ static int handle_events(struct libusb_context *ctx, int timeout_ms) {
                         pthread_mutex_lock(&ctx->lock);
                         c = claim_by_id(ctx, key);
                         if (c) {
-                                (void) zcusb_queue_wait(c->queue, 0); /* drains the eventfd */
+                                /* The doorbell first, then the ring: a completion posted in
+                                 * between rings again. (zcusb_queue_wait() leaves the eventfd
+                                 * readable while completions wait, which would wake epoll once
+                                 * more for nothing.) epoll said readable: this read cannot block. */
+                                (void) !read(c->queue_fd, &v, sizeof(v));
                                 io_reap_claim(c);
                         }
                         pthread_mutex_unlock(&ctx->lock);

@@ -173,6 +173,7 @@ target() { # NAME VID PID
 # (VID PID), then the arguments of both programs: CMD=(...).
 client_cmd() { # C NAME VID PID ARGS...
 	local c=$1 drv
+	RECORD_AS=""
 	target "$2" "$3" "$4"
 	shift 4
 	if [ "$KIND" = libusb ]; then
@@ -181,6 +182,8 @@ client_cmd() { # C NAME VID PID ARGS...
 		CMD=("$lb" "${LSEL[@]}" "${EPS[@]}" "$@" "$MODE")
 	elif [ "$KIND" = compat ]; then
 		CMD=(zcusb-run "$lb" "${LSEL[@]}" "${EPS[@]}" "$@" "$MODE")
+		# libusb-bench names itself after its mode: record() renames it
+		RECORD_AS=$c
 	else
 		CMD=("$zb" --device "$ZDEV" "${EPS[@]}" --daemon-pid "$DAEMON_PID" "$@" "$c")
 	fi
@@ -215,6 +218,7 @@ record() {
 	extra+=$KQ_EXTRA
 	while IFS= read -r line; do
 		[ -n "$line" ] || continue
+		[ -z "${RECORD_AS:-}" ] || line=${line/\"contender\":\"libusb-$MODE\"/\"contender\":\"$RECORD_AS\"}
 		line="${line%\}}$extra}"
 		printf '%s\n' "$line" >>"$OUT"
 		printf '   %s\n' "$line"
