@@ -58,12 +58,14 @@ else
         # A container or chroot: no systemd to start services, so start the
         # system bus and zcusbd by hand. Their logs go to /var/log/zcusbd.log.
         echo "==> systemd is not PID 1 here (a container?): starting the system bus and zcusbd directly"
-        if [ ! -S /run/dbus/system_bus_socket ]; then
+        if dbus-send --system --dest=org.freedesktop.DBus --type=method_call \
+                /org/freedesktop/DBus org.freedesktop.DBus.ReloadConfig 2>/dev/null; then
+                :
+        else
+                # None running (a socket or pid file left by one that was killed is stale).
+                rm -f /run/dbus/system_bus_socket /run/dbus/pid
                 mkdir -p /run/dbus
                 dbus-daemon --system --fork
-        else
-                dbus-send --system --dest=org.freedesktop.DBus --type=method_call \
-                        /org/freedesktop/DBus org.freedesktop.DBus.ReloadConfig || true
         fi
         [ -n "$MODULE_SKIP" ] || modprobe zcusb 2>/dev/null || true
         if ! busctl --system status org.zcusb1 >/dev/null 2>&1; then

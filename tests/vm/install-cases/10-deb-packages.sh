@@ -49,6 +49,11 @@ for f in /usr/sbin/zcusbd /usr/bin/zcusbctl /lib/systemd/system/zcusbd.service /
 	[ ! -e "$f" ] || fail "$f is still there after taking the rig's tree off"
 done
 kheaders_link
+# A container image's "start no services" (the host's / may be one) is no Debian machine's.
+if [ -e /usr/sbin/policy-rc.d ]; then
+	rm -f /usr/sbin/policy-rc.d
+	note "removed /usr/sbin/policy-rc.d (the host image's; it keeps packages from starting services)"
+fi
 
 step "apt-get install ${debs[*]##*/}"
 t0=${EPOCHREALTIME/./}
@@ -75,9 +80,18 @@ step "zcusbd.service: enabled, running, on zcusb.ko; zcusbd.conf is a conffile"
 	unit_journal zcusbd.service >&2
 	fail "zcusbd.service is $(systemctl is-active zcusbd.service) after the install"
 }
+[ "$(systemctl is-enabled zcusb-module-watch.path)" = enabled ] ||
+	fail "zcusb-module-watch.path is $(systemctl is-enabled zcusb-module-watch.path)"
+# apt configures zcusbd before zcusb-dkms (a Recommends orders nothing): zcusbd starts on
+# usbfs, then DKMS's depmod wakes zcusb-module-watch.path, which restarts zcusbd onto the module.
+backend_is_zcusb() {
+	[ "$(busctl --system get-property org.zcusb1 /org/zcusb1 org.zcusb1.Manager Backend)" = 's "zcusb.ko"' ]
+}
+wait_until 120 "zcusbd on zcusb.ko (zcusb-module-watch: $(systemctl is-active zcusb-module-watch.service))" backend_is_zcusb
 zcusbctl status >/tmp/status.txt || fail "zcusbctl status exited $?"
 sed 's/^/   | /' /tmp/status.txt
 grep -q '^ *Backend: zcusb.ko$' /tmp/status.txt || fail "zcusbd does not use zcusb.ko after the install"
+journalctl -b --no-pager -o cat -u zcusb-module-watch.service | sed 's/^/   journal: /' | tail -n 4
 dpkg-query -W -f='${Conffiles}\n' zcusbd | grep -q '^ /etc/zcusb/zcusbd.conf ' ||
 	fail "/etc/zcusb/zcusbd.conf is no conffile of zcusbd: $(dpkg-query -W -f='${Conffiles}' zcusbd)"
 pkg-config --modversion zcusb >/dev/null || fail "pkg-config finds no zcusb (libzcusb-dev)"
