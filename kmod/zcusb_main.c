@@ -684,4 +684,4 @@ MODULE_DESCRIPTION("zcusb: zero-copy USB interface access for zcusbd");
 MODULE_AUTHOR("zcusb project");
 MODULE_LICENSE("GPL");
 /* PACKAGE_VERSION of dkms.conf; zcusbd reports it as ModuleVersion */
-MODULE_VERSION("0.1.0");
+MODULE_VERSION("0.2.0");
