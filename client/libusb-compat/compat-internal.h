@@ -221,6 +221,8 @@ struct libusb_context {
         LIST_HEAD(, CompatClaim) claims;
         uint64_t next_claim_id;
         TAILQ_HEAD(, CompatTransfer) done;
+        bool completing; /* io_run_completions() runs callbacks in completing_thread */
+        pthread_t completing_thread;
 
         /* Events: one epoll fd is the only pollfd a program sees; in it the
          * queues' completion eventfds, the bus fd and a wake eventfd. */

@@ -76,22 +76,10 @@ static void stage_release(CompatTransfer *ct) {
         ct->staged = false;
 }
 
-/* Put CT on the ring, or on the claim's waiting list when our share of it is used. */
-static int push(CompatClaim *c, CompatTransfer *ct) {
+static void fill_sqe(CompatClaim *c, CompatTransfer *ct, unsigned slot, struct zcusb_sqe *sqe) {
         struct libusb_transfer *t = &ct->pub;
-        struct zcusb_sqe sqe;
         enum zcusb_opcode op;
-        unsigned slot;
-        int r;
 
-        if (c->in_flight >= COMPAT_MAX_IN_FLIGHT || c->ring_used >= COMPAT_QUEUE_ENTRIES) {
-                ct->state = TRANSFER_WAITING;
-                TAILQ_INSERT_TAIL(&c->waiting, ct, link);
-                return 0;
-        }
-        for (slot = 0; slot < COMPAT_MAX_IN_FLIGHT; slot++)
-                if (!c->slots[slot])
-                        break;
         switch (t->type) {
         case LIBUSB_TRANSFER_TYPE_CONTROL:     op = ZCUSB_OP_CONTROL; break;
         case LIBUSB_TRANSFER_TYPE_ISOCHRONOUS: op = ZCUSB_OP_ISO; break;
@@ -99,16 +87,42 @@ static int push(CompatClaim *c, CompatTransfer *ct) {
         default:                               op = ZCUSB_OP_BULK; break;
         }
         c->generation[slot]++;
-        zcusb_prep_transfer(&sqe, op, op == ZCUSB_OP_CONTROL ? 0 : t->endpoint, ct->buffer_id, ct->offset,
+        zcusb_prep_transfer(sqe, op, op == ZCUSB_OP_CONTROL ? 0 : t->endpoint, ct->buffer_id, ct->offset,
                             ct->zc_length, t->timeout, (uint64_t) c->generation[slot] << 16 | slot);
         if (op == ZCUSB_OP_ISO)
-                sqe.iso_packets = (uint32_t) t->num_iso_packets;
+                sqe->iso_packets = (uint32_t) t->num_iso_packets;
         if (op == ZCUSB_OP_BULK && (t->endpoint & LIBUSB_ENDPOINT_IN) && (t->flags & LIBUSB_TRANSFER_SHORT_NOT_OK))
-                sqe.flags |= ZCUSB_SQE_SHORT_NOT_OK;
+                sqe->flags |= ZCUSB_SQE_SHORT_NOT_OK;
         if (op == ZCUSB_OP_BULK && !(t->endpoint & LIBUSB_ENDPOINT_IN) &&
             (t->flags & LIBUSB_TRANSFER_ADD_ZERO_PACKET))
-                sqe.flags |= ZCUSB_SQE_ZERO_PACKET;
+                sqe->flags |= ZCUSB_SQE_ZERO_PACKET;
+}
 
+/* Inside the event handler's completion callbacks, submissions wait and go to
+ * the ring as one batch after them (one index update, at most one doorbell):
+ * a streaming program resubmits from every callback. */
+static bool deferring(struct libusb_context *ctx) {
+        return ctx->completing && pthread_equal(ctx->completing_thread, pthread_self());
+}
+
+/* Put CT on the ring, or on the claim's waiting list: behind transfers already
+ * waiting, while deferring, or when our share of the ring is used. */
+static int push(CompatClaim *c, CompatTransfer *ct) {
+        struct libusb_context *ctx = c->handle->dev->ctx;
+        struct zcusb_sqe sqe;
+        unsigned slot;
+        int r;
+
+        if (!TAILQ_EMPTY(&c->waiting) || deferring(ctx) || c->in_flight >= COMPAT_MAX_IN_FLIGHT ||
+            c->ring_used >= COMPAT_QUEUE_ENTRIES) {
+                ct->state = TRANSFER_WAITING;
+                TAILQ_INSERT_TAIL(&c->waiting, ct, link);
+                return 0;
+        }
+        for (slot = 0; slot < COMPAT_MAX_IN_FLIGHT; slot++)
+                if (!c->slots[slot])
+                        break;
+        fill_sqe(c, ct, slot, &sqe);
         r = zcusb_queue_submit(c->queue, &sqe);
         if (r == -EAGAIN) { /* zcusbd has not taken earlier entries yet */
                 ct->state = TRANSFER_WAITING;
@@ -125,23 +139,53 @@ static int push(CompatClaim *c, CompatTransfer *ct) {
         return 0;
 }
 
+#define BATCH 32
+
 void io_submit_waiting(CompatClaim *c) {
         struct libusb_context *ctx = c->handle->dev->ctx;
-        CompatTransfer *ct;
+        struct zcusb_sqe sqes[BATCH];
+        CompatTransfer *batch[BATCH], *ct;
+        unsigned slots[BATCH], n, k, slot = 0;
+        int r;
 
-        while ((ct = TAILQ_FIRST(&c->waiting)) && c->in_flight < COMPAT_MAX_IN_FLIGHT &&
-               c->ring_used < COMPAT_QUEUE_ENTRIES) {
-                int r;
-
-                TAILQ_REMOVE(&c->waiting, ct, link);
-                ct->state = TRANSFER_IDLE;
-                r = push(c, ct);
-                if (r < 0) {
-                        stage_release(ct);
-                        complete_locally(ctx, ct, r == -ENODEV ? LIBUSB_TRANSFER_NO_DEVICE : LIBUSB_TRANSFER_ERROR,
-                                         0);
-                } else if (ct->state == TRANSFER_WAITING)
-                        break;
+        for (;;) {
+                n = 0;
+                TAILQ_FOREACH(ct, &c->waiting, link) {
+                        if (n == BATCH || c->in_flight + n >= COMPAT_MAX_IN_FLIGHT ||
+                            c->ring_used + n >= COMPAT_QUEUE_ENTRIES)
+                                break;
+                        while (c->slots[slot]) /* one is free: in_flight + n < the slots */
+                                slot = (slot + 1) % COMPAT_MAX_IN_FLIGHT;
+                        c->slots[slot] = ct; /* taken for this batch; undone if not queued */
+                        slots[n] = slot;
+                        batch[n] = ct;
+                        fill_sqe(c, ct, slot, &sqes[n]);
+                        n++;
+                }
+                if (n == 0)
+                        return;
+                r = zcusb_queue_submit_batch(c->queue, sqes, n);
+                k = r > 0 ? (unsigned) r : 0;
+                for (unsigned i = 0; i < n; i++) {
+                        ct = batch[i];
+                        if (i < k) {
+                                TAILQ_REMOVE(&c->waiting, ct, link);
+                                ct->slot = (uint16_t) slots[i];
+                                ct->state = TRANSFER_IN_FLIGHT;
+                                c->in_flight++;
+                                c->ring_used++;
+                                continue;
+                        }
+                        c->slots[slots[i]] = NULL;
+                        if (r < 0 && r != -EAGAIN) {
+                                TAILQ_REMOVE(&c->waiting, ct, link);
+                                stage_release(ct);
+                                complete_locally(ctx, ct, r == -ENODEV ? LIBUSB_TRANSFER_NO_DEVICE :
+                                                                         LIBUSB_TRANSFER_ERROR, 0);
+                        }
+                }
+                if (k < n && (r >= 0 || r == -EAGAIN))
+                        return; /* the ring is full: the next reap tries again */
         }
 }
 
@@ -427,6 +471,10 @@ void io_flush_claim(CompatClaim *c, enum libusb_transfer_status status) {
 }
 
 void io_run_completions(struct libusb_context *ctx) {
+        pthread_mutex_lock(&ctx->lock);
+        ctx->completing = true;
+        ctx->completing_thread = pthread_self();
+        pthread_mutex_unlock(&ctx->lock);
         for (;;) {
                 struct libusb_transfer *t;
                 CompatTransfer *ct;
@@ -436,6 +484,20 @@ void io_run_completions(struct libusb_context *ctx) {
                 ct = TAILQ_FIRST(&ctx->done);
                 if (ct)
                         TAILQ_REMOVE(&ctx->done, ct, link);
+                if (!ct) {
+                        CompatClaim *c;
+
+                        /* What the callbacks submitted, one batch per claim. */
+                        ctx->completing = false;
+                        LIST_FOREACH(c, &ctx->claims, link)
+                                if (!TAILQ_EMPTY(&c->waiting))
+                                        io_submit_waiting(c);
+                        ct = TAILQ_FIRST(&ctx->done); /* submissions that failed */
+                        if (ct) {
+                                TAILQ_REMOVE(&ctx->done, ct, link);
+                                ctx->completing = true;
+                        }
+                }
                 pthread_mutex_unlock(&ctx->lock);
                 if (!ct)
                         return;
