@@ -46,6 +46,7 @@ rig_tree_remove() {
 	# (no daemon-reload: the package's postinst does one; dbus-daemon follows its
 	# configuration directories itself)
 }
+
 dkms_module_gone() {
 	local left
 	left=$(dkms status zcusb 2>/dev/null)
