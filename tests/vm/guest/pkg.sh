@@ -8,9 +8,9 @@
 #                               (/usr/src/linux-headers-*, which /lib/modules/KVER/build points
 #                               to): links to the cache's unpacked packages (fetch-kernel.sh).
 #                               dpkg -i of the cached .debs would unpack ~20000 files under TCG.
-#   rig_tree_remove / _restore  take the rig's install of this build (/run/zcusb-vm/root, put
+#   rig_tree_remove             take the rig's install of this build (/run/zcusb-vm/root, put
 #                               over / by /init) off the guest's root, so the case starts on a
-#                               machine without zcusb, and put it back for the next cases
+#                               machine without zcusb
 #   dkms_module_gone            fail unless DKMS and /lib/modules know no zcusb any more
 #   dkms_make_log               print the end of DKMS's build log (for a failing case)
 
@@ -45,16 +45,6 @@ rig_tree_remove() {
 	(cd "$PKG_X/root" && find . -mindepth 1 -depth -type d -print0) | (cd / && xargs -0r rmdir 2>/dev/null) || true
 	# (no daemon-reload: the package's postinst does one; dbus-daemon follows its
 	# configuration directories itself)
-}
-rig_tree_restore() {
-	local e n
-	for e in "$PKG_X"/root/*; do
-		n=${e##*/}
-		cp -a "$e/." "/$n/" || fail "restoring the rig's /$n"
-	done
-	systemctl daemon-reload
-	systemctl reload dbus
-	udevadm control --reload
 }
 
 dkms_module_gone() {
