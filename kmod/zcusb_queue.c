@@ -383,7 +383,7 @@ static int zcusb_kq_map_ring(struct zcusb_kqueue *kq, int fd, size_t bytes)
 	struct zcusb_opener *c = kq->c;
 	unsigned long limit = (unsigned long)READ_ONCE(zcusb_max_pinned_mb)
 			      << (20 - PAGE_SHIFT);
-	unsigned long i, npages = bytes >> PAGE_SHIFT;
+	unsigned long i, npages = DIV_ROUND_UP(bytes, PAGE_SIZE);
 	struct file *f;
 	int ret = 0;
 

@@ -110,6 +110,8 @@ static void zcusb_urb_complete(struct urb *urb)
 {
 	struct zcusb_urbctx *ctx = urb->context;
 	struct zcusb_xfer *x = ctx->x;
+	/* read now: once x is on a completed list it may be freed at once */
+	struct zcusb_kqueue *kq = x->kq;
 	struct zcusb_opener *c = x->c;
 	bool later = ctx->idx + 1 < x->nurbs;
 	bool unlink = false, done;
@@ -138,12 +140,12 @@ static void zcusb_urb_complete(struct urb *urb)
 	spin_lock_irqsave(&c->lock, flags);
 	done = !--x->urbs_left;
 	if (done)
-		list_move_tail(&x->node, x->kq ? &x->kq->completed :
-						 &c->completed);
+		list_move_tail(&x->node, kq ? &kq->completed : &c->completed);
 	spin_unlock_irqrestore(&c->lock, flags);
+	/* x is not ours any more; kq and c outlive their URBs' completions */
 	if (done) {
-		if (x->kq)
-			zcusb_queue_kick(x->kq);
+		if (kq)
+			zcusb_queue_kick(kq);
 		else
 			wake_up(&c->wait);
 	}
