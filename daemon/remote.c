@@ -93,7 +93,7 @@ Remote *remote_free(Remote *r) {
         r->timer = sd_event_source_disable_unref(r->timer);
         /* Who attached it detaches it: nothing outlives zcusbd on vhci. */
         if (r->has_port) {
-                int k = vhci_detach(r->vhci_port);
+                int k = vhci_detach_if_ours(r->vhci_port, usbip_devid(&r->device));
                 if (k < 0 && k != -EINVAL)
                         log_warning_errno(k, "Cannot detach vhci port %u (%s:%u/%s): %m", r->vhci_port, r->host,
                                           r->port, r->busid);
@@ -173,7 +173,7 @@ _printf_(3, 4) static int remote_fail(Remote *r, const char *error_name, const c
         remote_stop_helper(r);
         r->timer = sd_event_source_disable_unref(r->timer);
         if (r->has_port) {
-                (void) vhci_detach(r->vhci_port);
+                (void) vhci_detach_if_ours(r->vhci_port, usbip_devid(&r->device));
                 r->has_port = false;
         }
         remote_forget_device(r);

@@ -16,7 +16,7 @@ int vhci_parse_status(const char *text, VhciPort **ports, size_t *n_ports) {
                 const char *nl = strchr(line, '\n');
                 size_t len = nl ? (size_t) (nl - line) : strlen(line);
                 char buf[160], hub[4], busid[32];
-                unsigned port, status;
+                unsigned port, status, devid;
                 VhciPort *p;
 
                 if (len == 0 || len >= sizeof(buf))
@@ -32,7 +32,7 @@ int vhci_parse_status(const char *text, VhciPort **ports, size_t *n_ports) {
                         continue;
                 }
                 /* hub port sta spd dev sockfd local_busid */
-                if (sscanf(buf, "%3s %u %u %*u %*x %*s %31s", hub, &port, &status, busid) != 4)
+                if (sscanf(buf, "%3s %u %u %*u %x %*s %31s", hub, &port, &status, &devid, busid) != 5)
                         return -EINVAL;
                 if (!streq(hub, "hs") && !streq(hub, "ss"))
                         return -EINVAL;
@@ -40,7 +40,9 @@ int vhci_parse_status(const char *text, VhciPort **ports, size_t *n_ports) {
                 if (!p)
                         return -ENOMEM;
                 *ports = p;
-                p[*n_ports] = (VhciPort) { .port = port, .super_speed = streq(hub, "ss"), .status = status };
+                p[*n_ports] = (VhciPort) {
+                        .port = port, .super_speed = streq(hub, "ss"), .status = status, .devid = devid,
+                };
                 strcpy(p[*n_ports].local_busid, busid);
                 (*n_ports)++;
         }
@@ -184,6 +186,20 @@ int vhci_detach(uint32_t port) {
 
         snprintf(line, sizeof(line), "%u", port);
         return write_attr("detach", line);
+}
+
+int vhci_detach_if_ours(uint32_t port, uint32_t devid) {
+        _cleanup_free_ VhciPort *ports = NULL;
+        size_t n = 0;
+        int r;
+
+        r = vhci_read_ports(&ports, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (ports[i].port == port)
+                        return ports[i].status != VHCI_STATUS_NULL && ports[i].devid == devid ? vhci_detach(port) : 0;
+        return 0;
 }
 
 int vhci_port_device(uint32_t port, char ret[static 32]) {

@@ -16,6 +16,7 @@ typedef struct VhciPort {
         uint32_t port;     /* global port number, as attach/detach take it */
         bool super_speed;  /* on the SuperSpeed root hub ("ss") */
         uint32_t status;   /* VDEV_ST_* */
+        uint32_t devid;    /* the remote device's busnum << 16 | devnum, as attach was given */
         char local_busid[32]; /* the attached usb_device's name, "0-0" when none */
 } VhciPort;
 
@@ -37,6 +38,10 @@ int vhci_read_ports(VhciPort **ret, size_t *ret_n);
  * port; the kernel holds its own reference to the socket. */
 int vhci_attach(int sockfd, uint32_t devid, uint32_t speed, uint32_t *ret_port);
 int vhci_detach(uint32_t port);
+/* Detach PORT only if it still holds the import of DEVID: vhci-hcd frees a
+ * port by itself when the connection drops, and someone else's import may
+ * have it by now. 0 also when it was not ours (nothing done). */
+int vhci_detach_if_ours(uint32_t port, uint32_t devid);
 
 /* The name of the usb_device on PORT ("" when none yet). */
 int vhci_port_device(uint32_t port, char ret[static 32]);

@@ -120,6 +120,7 @@ static void test_vhci_status(void) {
         check(vhci_parse_status(status_text, &ports, &n) == 0);
         check(n == 4);
         check(ports[0].port == 0 && !ports[0].super_speed && ports[0].status == 6);
+        check(ports[0].devid == 0x00010002 && ports[2].devid == 0x00010003);
         check_streq(ports[0].local_busid, "3-1");
         check(ports[3].port == 9 && ports[3].super_speed && ports[3].status == VHCI_STATUS_NULL);
 
