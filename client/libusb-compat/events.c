@@ -50,14 +50,20 @@ void LIBUSB_CALL libusb_lock_events(libusb_context *ctx) {
         ctx->event_handler_set = true;
 }
 
+/* Waiters (libusb_wait_for_event) re-check their condition: a transfer
+ * they wait for may have completed, or one of them may take over event
+ * handling. libusb wakes them after completions and on unlock_events. */
+static void signal_event_waiters(libusb_context *ctx) {
+        pthread_mutex_lock(&ctx->waiters_lock);
+        pthread_cond_broadcast(&ctx->waiters_cond);
+        pthread_mutex_unlock(&ctx->waiters_lock);
+}
+
 void LIBUSB_CALL libusb_unlock_events(libusb_context *ctx) {
         ctx = compat_ctx(ctx);
         ctx->event_handler_set = false;
         pthread_mutex_unlock(&ctx->events_lock);
-        /* Waiters re-check their condition: one of them may take over. */
-        pthread_mutex_lock(&ctx->waiters_lock);
-        pthread_cond_broadcast(&ctx->waiters_cond);
-        pthread_mutex_unlock(&ctx->waiters_lock);
+        signal_event_waiters(ctx);
 }
 
 int LIBUSB_CALL libusb_event_handling_ok(libusb_context *ctx) {
@@ -201,6 +207,7 @@ static int handle_events(struct libusb_context *ctx, int timeout_ms) {
         if (bus)
                 handle_bus(ctx);
         io_run_completions(ctx);
+        signal_event_waiters(ctx);
         hotplug_dispatch(ctx);
         return LIBUSB_SUCCESS;
 }
