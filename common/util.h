@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <time.h>
 #include <unistd.h>
 
 /* glibc's sys/queue.h lacks the BSD variant that allows removing VAR. */
@@ -73,6 +74,16 @@ static inline void strv_freep(char ***l) {
 #define _cleanup_close_ _cleanup_(closep)
 #define _cleanup_fclose_ _cleanup_(fclosep)
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
+
+#define USEC_PER_SEC UINT64_C(1000000)
+
+/* CLOCK_MONOTONIC in microseconds, as sd-event's timers take it. */
+static inline uint64_t now_monotonic_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
 
 static inline bool streq(const char *a, const char *b) {
         return strcmp(a, b) == 0;

@@ -21,6 +21,11 @@
 /* The whole request blocks zcusbd's loop; answers are cached, and a device
  * that does not answer within this costs each caller this once. */
 #define DESCRIPTOR_TIMEOUT_MS 500
+/* ... and after such a silence zcusbd asks that device nothing new for this
+ * long (uncached requests fail -ETIMEDOUT at once), so callers rotating
+ * through uncached (type, index, language) keys cannot hold zcusbd's loop
+ * more than DESCRIPTOR_TIMEOUT_MS in every DESCRIPTOR_QUIET_USEC. */
+#define DESCRIPTOR_QUIET_USEC (10 * USEC_PER_SEC)
 /* Bound per device: a caller walking every index x language cannot make
  * zcusbd grow without limit (beyond it answers are read, not kept). */
 #define DESCRIPTOR_CACHE_MAX 64
@@ -142,7 +147,15 @@ int device_read_descriptor(Device *d, uint8_t type, uint8_t index, uint16_t lang
                 return 0;
         }
 
+        uint64_t now = now_monotonic_usec();
+        if (now < d->descriptor_quiet_until)
+                return -ETIMEDOUT;
         r = read_from_device(d, type, index, language, &data, &size);
+        if (r == -ETIMEDOUT) {
+                d->descriptor_quiet_until = now + DESCRIPTOR_QUIET_USEC;
+                log_info("%s did not answer GET_DESCRIPTOR within %u ms: asking it nothing new for %u s.",
+                         d->sysname, DESCRIPTOR_TIMEOUT_MS, (unsigned) (DESCRIPTOR_QUIET_USEC / USEC_PER_SEC));
+        }
         if (r < 0)
                 log_debug_errno(r, "%s: GET_DESCRIPTOR(type %#x, index %u, language %#x) failed: %m",
                                 d->sysname, type, index, language);

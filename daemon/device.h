@@ -57,6 +57,7 @@ struct Device {
         /* Descriptors read from the device on request (device-descriptor-cache.c). */
         DescriptorCacheEntry *descriptor_cache;
         size_t n_descriptor_cache;
+        uint64_t descriptor_quiet_until; /* CLOCK_MONOTONIC usec: the device timed out, ask it nothing new before */
         PolicyStrings policy;
 
         Interface *interfaces;

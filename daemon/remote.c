@@ -14,7 +14,6 @@
 #include "vhci.h"
 #include "zcusb-dbus.h"
 
-#define USEC_PER_SEC UINT64_C(1000000)
 /* From the sysfs write to the usb_device's uevent: enumeration over the
  * network, under TCG too. */
 #define REMOTE_ENUMERATE_TIMEOUT_USEC (20 * USEC_PER_SEC)

@@ -45,13 +45,6 @@ int transfer_status_from_urb(int urb_status) {
  * expired and re-arms for the earliest deadline left, so a busy stream
  * costs one expiry per timeout period. Only an empty list turns it off, so
  * a queue with nothing in flight causes no wakeup. */
-static uint64_t monotonic_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
 static void transfer_deadline_arm(Queue *q, uint64_t deadline) {
         if (q->deadline_armed != 0 && q->deadline_armed <= deadline)
                 return; /* fires in time for it */
@@ -99,7 +92,7 @@ int transfer_on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) usec;
         q->deadline_armed = 0;
         if (sd_event_now(sd_event_source_get_event(s), CLOCK_MONOTONIC, &now) < 0)
-                now = monotonic_usec();
+                now = now_monotonic_usec();
         /* transfer_cancel() takes each off the list (its end may come
          * within the call, and free it). */
         while ((t = TAILQ_FIRST(&q->deadlines)) && t->deadline <= now)
@@ -274,7 +267,7 @@ int transfer_start(Queue *q, const struct zcusb_sqe *sqe, const TransferPlan *pl
                 uint64_t now;
 
                 if (sd_event_now(c->manager->event, CLOCK_MONOTONIC, &now) < 0)
-                        now = monotonic_usec();
+                        now = now_monotonic_usec();
                 transfer_deadline_add(t, now + (uint64_t) t->timeout_ms * 1000);
         }
         r = c->backend->submit(c->backend_interface, &t->backend);

@@ -14,6 +14,7 @@ import struct
 
 import datapath
 import fixtures
+import usbfs_emu
 
 h = None
 _TESTS = {}
@@ -82,6 +83,18 @@ def t_descriptors():
         h.check_eq(dbus_error_name(get_descriptor, w, gz.object_path, 3, 77, 0x0409), "org.zcusb1.Error.Failed",
                    "GetDescriptor(string 77) again")
         h.check_eq(len(dw.emu.find("CONTROL", since=mark)), 0, "usbfs CONTROL for a cached stall")
+
+        # a device that does not answer: Failed, and zcusbd asks it nothing new for a while
+        # (uncached keys fail at once, no usbfs CONTROL), while cached answers still come
+        h.check_eq(dbus_error_name(get_descriptor, w, gz.object_path, 3, usbfs_emu.SILENT_STRING_INDEX, 0x0409),
+                   "org.zcusb1.Error.Failed", "GetDescriptor of a string the device never answers")
+        mark = dw.emu.mark()
+        for idx in (0xE0, 0xE1, 0xE2):
+            h.check_eq(dbus_error_name(get_descriptor, w, gz.object_path, 3, idx, 0x0409), "org.zcusb1.Error.Failed",
+                       f"GetDescriptor(string {idx:#x}) right after a timeout")
+        h.check_eq(len(dw.emu.find("CONTROL", since=mark)), 0, "usbfs CONTROL while the device is left alone")
+        h.check_eq(get_descriptor(w, gz.object_path, 3, ip, 0x0409)[2:].decode("utf-16-le"), gz.product,
+                   "GetDescriptor(string product), cached, right after a timeout")
 
         # types with side effects or in the Descriptors property are refused
         for t in (1, 2, 4, 0x21, 0):

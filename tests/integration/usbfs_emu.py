@@ -126,6 +126,9 @@ def check_abi(abi):
     return bad
 
 
+# GET_DESCRIPTOR(string, this index) times out, as on a device that does not answer.
+SILENT_STRING_INDEX = 0xEE
+
 class Urb:
     __slots__ = ("addr", "data", "buf", "type", "ep", "flags", "length", "npackets", "iso_lengths",
                  "out", "seq", "status", "actual", "in_data", "iso_results", "state", "submitted_at",
@@ -523,7 +526,9 @@ class UsbfsEmulator:
             reply = self._control_in_reply(rtype, req, value, index, wlen)
         else:
             self._error(f"synchronous USBDEVFS_CONTROL {rtype:#x}/{req:#x} used")
-        if reply is None:
+        if rtype == 0x80 and req == 6 and value == (3 << 8 | SILENT_STRING_INDEX):
+            r = -errno.ETIMEDOUT  # a device that does not answer (the kernel's timeout, without the wait)
+        elif reply is None:
             r = -errno.EPIPE
         else:
             reply = reply[:wlen]
