@@ -29,6 +29,9 @@ trap cleanup EXIT
 kmsg_mark
 
 step "start: no zcusb.ko installed or loaded, no DKMS state, this kernel's headers as the package installs them"
+# (what a failed 10-deb-packages may have left)
+dpkg --purge zcusb-dkms zcusbd libzcusb0 libzcusb-dev >/dev/null 2>&1 || true
+if kmod_loaded; then rmmod zcusb || fail "zcusb.ko is loaded before the case and rmmod refuses"; fi
 if kmod_loaded; then fail "zcusb.ko is loaded before the case"; fi
 if modinfo zcusb >/dev/null 2>&1; then fail "a zcusb.ko is installed before the case: $(modinfo -n zcusb)"; fi
 st=$(dkms status zcusb 2>/dev/null)
