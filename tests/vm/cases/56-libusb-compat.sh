@@ -162,4 +162,11 @@ run_as zcin "$loopback" --mode claim "$lb" >/tmp/probe.json 2>/tmp/probe.err ||
 [ "$(jfield used_bytes </tmp/probe.json)" = 0 ] || fail "a new claim starts with UsedBytes $(jfield used_bytes </tmp/probe.json)"
 ! journal_since | grep -q "leaves" || fail "zcusbd reports bytes left charged: $(journal_since | grep leaves)"
 note "$claim ended; the interface is claimable again, a new claim starts at 0 bytes"
+
+# The Loopback echoes what the killed program wrote and never read back to the next reader:
+# replug it so the cases after this one start clean.
+gadget_unplug lb >/dev/null || fail "gadget_unplug lb failed"
+gadget_plug lb >/dev/null || fail "gadget_plug lb failed"
+lb=$(gadget_object lb) || fail "the Loopback gadget did not come back"
+wait_until 20 "zcusbd to see the replugged Loopback" busctl --system introspect org.zcusb1 "$lb"
 echo "PASS"
