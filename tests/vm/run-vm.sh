@@ -102,6 +102,18 @@ else
 	done
 fi
 [ ${#CASES[@]} -gt 0 ] || die "no cases found in $CASE_DIR"
+# The install cases run the host's source tree and build in place; the guest mounts its own
+# tmpfs on /tmp and /run, so a tree there is invisible to it: skip (77) and say why.
+if [ "${CASE_DIR##*/}" = install-cases ]; then
+	for p in "$(cd "$HERE/../.." && pwd)" "$BUILD"; do
+		case $p/ in
+		/tmp/* | /run/*)
+			log "SKIP: $p is under /tmp or /run, which the guest does not see: clone and build elsewhere to run ${CASES[*]}"
+			exit 77
+			;;
+		esac
+	done
+fi
 
 # --- tools and kernel ----------------------------------------------------------------------
 QEMU=${ZCUSB_VM_QEMU:-qemu-system-x86_64}
