@@ -123,8 +123,9 @@ if busctl --system status org.zcusb1 >/dev/null 2>&1; then fail "org.zcusb1 is s
 [ "$(systemctl is-active zcusbd.service)" != active ] || fail "zcusbd.service still active"
 left=()
 while read -r f; do
-	# every file and link goes; directories are checked below (most are shared: /usr/bin, ...)
-	if [ -L "$f" ] || { [ -e "$f" ] && [ ! -d "$f" ]; }; then left+=("$f"); fi
+	# every file and link goes; directories are checked below (most are shared: /usr/bin, ...),
+	# and so are links to them (/lib -> usr/lib on a merged-/usr system is in the file list)
+	if { [ -L "$f" ] || [ -e "$f" ]; } && [ ! -d "$f" ]; then left+=("$f"); fi
 done <<<"$files"
 [ ${#left[@]} = 0 ] || fail "left after the purge: ${left[*]}"
 for f in /etc/zcusb "/usr/src/zcusb-"* /usr/share/doc/{zcusbd,libzcusb0,libzcusb-dev,zcusb-dkms} \
