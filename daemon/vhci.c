@@ -188,21 +188,8 @@ int vhci_detach(uint32_t port) {
         return write_attr("detach", line);
 }
 
-int vhci_detach_if_ours(uint32_t port, uint32_t devid) {
-        _cleanup_free_ VhciPort *ports = NULL;
-        size_t n = 0;
-        int r;
-
-        r = vhci_read_ports(&ports, &n);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n; i++)
-                if (ports[i].port == port)
-                        return ports[i].status != VHCI_STATUS_NULL && ports[i].devid == devid ? vhci_detach(port) : 0;
-        return 0;
-}
-
-int vhci_port_device(uint32_t port, char ret[static 32]) {
+/* PORT as its status table says now; -ENOENT when no controller has it. */
+static int vhci_read_port(uint32_t port, VhciPort *ret) {
         _cleanup_free_ VhciPort *ports = NULL;
         size_t n = 0;
         int r;
@@ -212,8 +199,31 @@ int vhci_port_device(uint32_t port, char ret[static 32]) {
                 return r;
         for (size_t i = 0; i < n; i++)
                 if (ports[i].port == port) {
-                        strcpy(ret, streq(ports[i].local_busid, "0-0") ? "" : ports[i].local_busid);
+                        *ret = ports[i];
                         return 0;
                 }
         return -ENOENT;
+}
+
+int vhci_detach_if_ours(uint32_t port, uint32_t devid) {
+        VhciPort p;
+        int r;
+
+        r = vhci_read_port(port, &p);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        return p.status != VHCI_STATUS_NULL && p.devid == devid ? vhci_detach(port) : 0;
+}
+
+int vhci_port_device(uint32_t port, char ret[static 32]) {
+        VhciPort p;
+        int r;
+
+        r = vhci_read_port(port, &p);
+        if (r < 0)
+                return r;
+        strcpy(ret, streq(p.local_busid, "0-0") ? "" : p.local_busid);
+        return 0;
 }
