@@ -1431,9 +1431,8 @@ import datapath  # noqa: E402
 import control_allowlist  # noqa: E402,F401 (adds its tests to datapath's)
 import polkit_tests  # noqa: E402,F401 (adds its tests to datapath's)
 import cli_tests  # noqa: E402,F401 (adds its tests to datapath's)
+import compat  # noqa: E402,F401 (adds its tests to datapath's)
 datapath.register(sys.modules[__name__])
-import compat  # noqa: E402
-compat.register(sys.modules[__name__])
 import remote_tests  # noqa: E402
 remote_tests.register(sys.modules[__name__])
 
