@@ -231,14 +231,20 @@ static void test_doorbell_grace(void) {
         harness_finish(&h, "doorbell grace", true);
 }
 
-static void test_backpressure(void) {
+/* A claim whose peer may have IN_FLIGHT transfers in flight at once. */
+static void harness_claim_in_flight_limit(Harness *h, uint32_t in_flight) {
         Config config;
-        Harness h;
 
         config_init(&config);
-        config.in_flight_per_client = 2;
-        harness_new(&h, &config);
-        harness_claim(&h);
+        config.in_flight_per_client = in_flight;
+        harness_new(h, &config);
+        harness_claim(h);
+}
+
+static void test_backpressure(void) {
+        Harness h;
+
+        harness_claim_in_flight_limit(&h, 2);
         for (uint64_t u = 1; u <= 5; u++)
                 submit_bulk(&h, EP_IN, u, 0);
         /* Give its poll timer every chance to take more than it may. */
@@ -274,13 +280,9 @@ static void test_backpressure(void) {
  * entries never wait behind them"). Before, it stayed on the ring for as
  * long as they stayed in flight, possibly forever. */
 static void test_cancel_behind_in_flight_limit(void) {
-        Config config;
         Harness h;
 
-        config_init(&config);
-        config.in_flight_per_client = 2;
-        harness_new(&h, &config);
-        harness_claim(&h);
+        harness_claim_in_flight_limit(&h, 2);
         submit_bulk(&h, EP_IN, 1, 0);
         submit_bulk(&h, EP_IN, 2, 0);
         settle_all_taken(&h);
@@ -308,13 +310,9 @@ static void test_cancel_behind_in_flight_limit(void) {
 
 static void test_held_entries(void) {
         struct zcusb_sqe bad;
-        Config config;
         Harness h;
 
-        config_init(&config);
-        config.in_flight_per_client = 2;
-        harness_new(&h, &config);
-        harness_claim(&h);
+        harness_claim_in_flight_limit(&h, 2);
         for (uint64_t u = 1; u <= 4; u++)
                 submit_bulk(&h, EP_IN, u, 0);
         /* A bad entry behind them fails at once instead of being held. */
