@@ -33,6 +33,10 @@
 #   --scale-clients N --scale-seconds S --scale-rounds N   (default 4, 3, 3)
 #   --idle-clients N --foot-seconds S     (default 16, 4)
 #   --timeout SECS      limit of the whole VM run (default 2400)
+#   --perf              after the throughput rounds, one more run of every contender at the first
+#                       of --sizes (IN and OUT) under `perf record -a` (whole guest, cpu-clock):
+#                       the hottest symbols per contender in BUILD_DIR/tests/vm/bench-results/
+#                       perf-CONTENDER.txt (needs linux-perf on the host; the guest uses its /usr)
 #   -v                  stream the guest console
 # Quick iteration: --only throughput --rounds 1 --sizes 64K:8 --mib 16
 #
@@ -46,7 +50,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 COMMAND="tests/vm/bench/run-bench.sh${*:+ $*}"
 usage() {
-	sed -n '2,38p' "$0" >&2
+	sed -n '2,42p' "$0" >&2
 	exit 2
 }
 die() {
@@ -56,7 +60,7 @@ die() {
 ROUNDS=5 MIB=64 MAX_SECONDS=3 SIZES=16K:8,64K:8,1M:4 ONLY=throughput,latency,scaling,footprint,remote
 CONTENDERS=libusb-sync,libusb-async-malloc,libusb-async-devmem,zcusbd-usbfs,zcusbd-zcusb.ko,zcusbd-kqueues,compat-devmem
 SPEED=super RTT=200 BEHIND=20 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
-TIMEOUT=2400 VERBOSE=() SUMMARIZE=""
+TIMEOUT=2400 VERBOSE=() SUMMARIZE="" PERF=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rounds) ROUNDS=${2:?}; shift 2 ;;
@@ -74,6 +78,7 @@ while [ $# -gt 0 ]; do
 	--idle-clients) IDLE_CLIENTS=${2:?}; shift 2 ;;
 	--foot-seconds) FOOT_SECONDS=${2:?}; shift 2 ;;
 	--timeout) TIMEOUT=${2:?}; shift 2 ;;
+	--perf) PERF=1; shift ;;
 	--summarize) SUMMARIZE=${2:?}; shift 2 ;;
 	-v | --verbose) VERBOSE=(-v); shift ;;
 	-h | --help) usage ;;
@@ -135,6 +140,7 @@ for p in zcusb-bench libusb-bench; do
 		die "$BUILD/tests/vm/bench/$p not built (meson compile -C $BUILD; libusb-bench needs libusb-1.0-0-dev)"
 done
 command -v python3 >/dev/null || die "python3 not found (it makes the table)"
+[ $PERF = 0 ] || command -v perf >/dev/null || die "--perf: no perf on this machine (apt-get install linux-perf)"
 
 # dummy_hcd: one UDC per gadget: ss, lb, kbd (run-cases.sh), the scaling's extra SourceSinks,
 # the footprint's Loopback gadgets (8 functions each), the remote section's exported SourceSink.
@@ -153,7 +159,7 @@ sed "s/^# timeout: [0-9]*/# timeout: $((TIMEOUT > 240 ? TIMEOUT - 120 : TIMEOUT 
 	printf 'SECTIONS=%q\n' "${sections[*]}"
 	printf 'CONTENDERS=%q\n' "${contenders[*]}"
 	printf 'SIZES=%q\n' "${sizes[*]}"
-	printf 'ROUNDS=%d MIB=%d MAX_SECONDS=%s RTT_COUNT=%d BEHIND_COUNT=%d\n' "$ROUNDS" "$MIB" "$MAX_SECONDS" "$RTT" "$BEHIND"
+	printf 'ROUNDS=%d MIB=%d MAX_SECONDS=%s RTT_COUNT=%d BEHIND_COUNT=%d PERF=%d\n' "$ROUNDS" "$MIB" "$MAX_SECONDS" "$RTT" "$BEHIND" "$PERF"
 	printf 'SCALE_CLIENTS=%d SCALE_SECONDS=%s SCALE_ROUNDS=%d IDLE_CLIENTS=%d FOOT_SECONDS=%s\n' \
 		"$SCALE_CLIENTS" "$SCALE_SECONDS" "$SCALE_ROUNDS" "$IDLE_CLIENTS" "$FOOT_SECONDS"
 } >"$CASES/bench.env"

@@ -39,7 +39,7 @@ set -euo pipefail
 SECTIONS="throughput latency scaling footprint remote"
 CONTENDERS="libusb-sync libusb-async-malloc libusb-async-devmem zcusbd-usbfs zcusbd-zcusb.ko zcusbd-kqueues"
 ROUNDS=5 MIB=64 MAX_SECONDS=3 SIZES="16384:8 65536:8 1048576:4"
-RTT_COUNT=200 BEHIND_COUNT=20 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
+RTT_COUNT=200 BEHIND_COUNT=20 PERF=0 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
 # run-bench.sh's choices
 # shellcheck source=/dev/null
 [ ! -f "${BASH_SOURCE[0]%/*}/bench.env" ] || . "${BASH_SOURCE[0]%/*}/bench.env"
@@ -302,6 +302,26 @@ if has_section throughput; then
 			client_cmd "$c" ss 0525 a4a0 --sizes "$sizes" --max-seconds "$MAX_SECONDS"
 			record ",\"section\":\"throughput\",\"round\":$round" "${CMD[@]}" in,out "$MIB"
 		done
+	done
+fi
+
+# --- profile (--perf) -----------------------------------------------------------------------
+# One more run per contender, not measured: perf record of the whole guest while it streams the
+# first size IN and OUT; the hottest symbols (process, symbol) to perf-CONTENDER.txt.
+if has_section throughput && [ "$PERF" = 1 ]; then
+	step "profile: perf record -a while each contender streams ${SDLIST[0]} (size:depth) in,out"
+	for c in "${CLIST[@]}"; do
+		contender_setup "$c"
+		client_cmd "$c" ss 0525 a4a0 --sizes "${SDLIST[0]}" --max-seconds "$MAX_SECONDS"
+		perf record -q -a -g -e cpu-clock -F 499 -o "$W/perf.data" -- "${CMD[@]}" in,out "$MIB" \
+			>"$W/perf-run.out" 2>"$W/perf-run.err" || { cat "$W/perf-run.err"; fail "perf record of $c failed"; }
+		{
+			echo "# $c, ${SDLIST[0]} (size:depth), in,out, $MIB MiB each: whole guest, cpu-clock 499 Hz"
+			sed 's/^/# /' "$W/perf-run.out"
+			perf report -i "$W/perf.data" --stdio --no-children --sort comm,dso,sym -g none \
+				--percent-limit 0.5 2>/dev/null | grep -v '^$'
+		} >"$ZCUSB_VM_RESULTS/perf-$c.txt"
+		note "perf-$c.txt: $(grep -c '%' "$ZCUSB_VM_RESULTS/perf-$c.txt") symbols >= 0.5 %"
 	done
 fi
 
