@@ -15,6 +15,9 @@ MODULE_SRC=/usr/src/zcusb-$MODULE_VERSION
 MODULE_SKIP=""
 MODULE_HEADERS=""
 KVER=$(uname -r)
+# Prefixed to the files the checks read (/lib/modules, /sys, /proc, /etc/dkms):
+# tests point it at a fake machine. Empty: this one.
+MODULE_SYSROOT=${MODULE_SYSROOT:-}
 
 # The kernel refuses modules not signed by a key it trusts: Secure Boot (through
 # lockdown), lockdown set by hand, or module.sig_enforce. Prints the cause.
@@ -23,12 +26,13 @@ module_signing_required() {
         if command -v mokutil >/dev/null 2>&1 && mokutil --sb-state 2>/dev/null | grep -q 'SecureBoot enabled'; then
                 sb=1
         fi
-        if [ -r /sys/kernel/security/lockdown ]; then
+        if [ -r "$MODULE_SYSROOT/sys/kernel/security/lockdown" ]; then
                 # "none [integrity] confidentiality": the bracketed word is the mode
-                lockdown=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/security/lockdown)
+                lockdown=$(sed -n 's/.*\[\(.*\)\].*/\1/p' "$MODULE_SYSROOT/sys/kernel/security/lockdown")
                 [ "$lockdown" = none ] && lockdown=""
         fi
-        [ -r /sys/module/module/parameters/sig_enforce ] && read -r enforce </sys/module/module/parameters/sig_enforce
+        [ -r "$MODULE_SYSROOT/sys/module/module/parameters/sig_enforce" ] &&
+                read -r enforce <"$MODULE_SYSROOT/sys/module/module/parameters/sig_enforce"
         [ "$enforce" = Y ] || enforce=""
         if [ -n "$sb" ]; then
                 echo "Secure Boot is enabled${lockdown:+ (kernel lockdown: $lockdown)}"
@@ -51,11 +55,11 @@ module_check() {
                 MODULE_SKIP="this is a container ($virt): it runs the host's kernel, and only the host can load modules into it. For zero copy run zcusbd and zcusb.ko on the host (./scripts/install.sh there, or the Debian packages)."
                 return
         fi
-        if [ ! -d "/lib/modules/$KVER/kernel" ]; then
+        if [ ! -d "$MODULE_SYSROOT/lib/modules/$KVER/kernel" ]; then
                 MODULE_SKIP="the running kernel $KVER has no module tree (/lib/modules/$KVER): it was not installed by the distribution (a kernel given by a VM host or a boot loader from outside). Boot a Debian kernel (apt-get install linux-image-amd64 linux-headers-amd64, reboot) and run install.sh again."
                 return
         fi
-        [ -e "/lib/modules/$KVER/build/Makefile" ] && return
+        [ -e "$MODULE_SYSROOT/lib/modules/$KVER/build/Makefile" ] && return
         MODULE_HEADERS=linux-headers-$KVER
         policy=$(apt-cache policy "$MODULE_HEADERS" 2>/dev/null | sed -n 's/^ *Candidate: *//p')
         if [ -z "$policy" ] || [ "$policy" = "(none)" ]; then
@@ -94,7 +98,7 @@ module_install() {
         echo "    zcusb.ko $MODULE_VERSION installed for $KVER by DKMS (rebuilt on kernel upgrades)"
         # A loaded older build stays in use: unload it (refused while a claim
         # holds /dev/zcusb open; then it is used until the next boot).
-        if [ -e /sys/module/zcusb ] && [ -z "$installed" ]; then
+        if [ -e "$MODULE_SYSROOT/sys/module/zcusb" ] && [ -z "$installed" ]; then
                 modprobe -r zcusb 2>/dev/null ||
                         echo "    an older zcusb.ko is loaded and in use: the new one loads at the next boot"
         fi
@@ -105,14 +109,14 @@ module_install() {
 module_explain() {
         local err signing
         [ -z "$MODULE_SKIP" ] || return 0
-        [ -e /sys/module/zcusb ] && return 0
+        [ -e "$MODULE_SYSROOT/sys/module/zcusb" ] && return 0
         if [ "$(systemctl is-enabled zcusb-load.service 2>/dev/null)" = masked ]; then
                 MODULE_SKIP="zcusb-load.service is masked (an administrator keeps the module out). For zero copy: systemctl unmask zcusb-load.service && systemctl restart zcusbd"
         elif signing=$(module_signing_required); then
                 MODULE_SKIP="$signing, and the kernel did not load zcusb.ko: it loads only modules signed by a key it trusts (modprobe zcusb shows the error). DKMS signed zcusb.ko with its own key; enroll it: mokutil --import $(module_mok_cert), reboot, confirm the key in MokManager, then systemctl restart zcusbd. (Or turn Secure Boot off in the firmware.)"
         elif ! err=$(modprobe zcusb 2>&1); then
                 MODULE_SKIP="loading zcusb.ko failed: ${err:-modprobe zcusb failed}. See dmesg and dkms status zcusb."
-        elif [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
+        elif [ "$(cat "$MODULE_SYSROOT/proc/1/comm" 2>/dev/null)" = systemd ]; then
                 echo "    zcusb-load.service did not load zcusb.ko, modprobe did (systemctl status zcusb-load says why): restarting zcusbd on it"
                 systemctl restart zcusbd
         fi
@@ -120,6 +124,7 @@ module_explain() {
 
 module_mok_cert() {
         local c=""
-        [ -r /etc/dkms/framework.conf ] && c=$(sed -n 's/^mok_certificate=\(.*\)/\1/p' /etc/dkms/framework.conf | tail -n1)
+        [ -r "$MODULE_SYSROOT/etc/dkms/framework.conf" ] &&
+                c=$(sed -n 's/^mok_certificate=\(.*\)/\1/p' "$MODULE_SYSROOT/etc/dkms/framework.conf" | tail -n1)
         echo "${c:-/var/lib/dkms/mok.pub}"
 }
