@@ -61,7 +61,9 @@ module_check() {
         fi
         [ -e "$MODULE_SYSROOT/lib/modules/$KVER/build/Makefile" ] && return
         MODULE_HEADERS=linux-headers-$KVER
-        policy=$(apt-cache policy "$MODULE_HEADERS" 2>/dev/null | sed -n 's/^ *Candidate: *//p')
+        # (|| true: an apt-cache that fails, e.g. on a lock, reads as "no candidate"
+        # below instead of ending install.sh without a word under set -e)
+        policy=$(apt-cache policy "$MODULE_HEADERS" 2>/dev/null | sed -n 's/^ *Candidate: *//p' || true)
         if [ -z "$policy" ] || [ "$policy" = "(none)" ]; then
                 MODULE_SKIP="no headers package $MODULE_HEADERS in the apt sources (DKMS builds against the running kernel's headers; Debian removes old kernels' headers from its archive). Upgrade the kernel (apt-get update && apt-get install linux-image-amd64 linux-headers-amd64), reboot into it and run install.sh again."
         fi
@@ -107,13 +109,18 @@ module_install() {
 # zcusbd is up; if zcusb.ko is not loaded, say why (and load it if nothing
 # but the unit's run failed).
 module_explain() {
-        local err signing
+        local err signing instead
         [ -z "$MODULE_SKIP" ] || return 0
         [ -e "$MODULE_SYSROOT/sys/module/zcusb" ] && return 0
         if [ "$(systemctl is-enabled zcusb-load.service 2>/dev/null)" = masked ]; then
                 MODULE_SKIP="zcusb-load.service is masked (an administrator keeps the module out). For zero copy: systemctl unmask zcusb-load.service && systemctl restart zcusbd"
         elif signing=$(module_signing_required); then
-                MODULE_SKIP="$signing, and the kernel did not load zcusb.ko: it loads only modules signed by a key it trusts (modprobe zcusb shows the error). DKMS signed zcusb.ko with its own key; enroll it: mokutil --import $(module_mok_cert), reboot, confirm the key in MokManager, then systemctl restart zcusbd. (Or turn Secure Boot off in the firmware.)"
+                case $signing in
+                "Secure Boot"*) instead="turn Secure Boot off in the firmware" ;;
+                *"locked down"*) instead="boot without lockdown= on the kernel command line" ;;
+                *) instead="boot without module.sig_enforce=1 on the kernel command line" ;;
+                esac
+                MODULE_SKIP="$signing, and the kernel did not load zcusb.ko: it loads only modules signed by a key it trusts (modprobe zcusb shows the error). DKMS signed zcusb.ko with its own key; enroll it: mokutil --import $(module_mok_cert), reboot, confirm the key in MokManager, then systemctl restart zcusbd. (Or $instead.)"
         elif ! err=$(modprobe zcusb 2>&1); then
                 MODULE_SKIP="loading zcusb.ko failed: ${err:-modprobe zcusb failed}. See dmesg and dkms status zcusb."
         elif [ "$(cat "$MODULE_SYSROOT/proc/1/comm" 2>/dev/null)" = systemd ]; then

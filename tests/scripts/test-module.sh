@@ -138,8 +138,8 @@ printed() { # TEXT: a line of the output
 
 no_headers_sentence="no headers package linux-headers-$KVER_FAKE in the apt sources (DKMS builds against the running kernel's headers; Debian removes old kernels' headers from its archive). Upgrade the kernel (apt-get update && apt-get install linux-image-amd64 linux-headers-amd64), reboot into it and run install.sh again."
 container_sentence="this is a container (lxc): it runs the host's kernel, and only the host can load modules into it. For zero copy run zcusbd and zcusb.ko on the host (./scripts/install.sh there, or the Debian packages)."
-signing_sentence() { # CAUSE CERTIFICATE
-        echo "$1, and the kernel did not load zcusb.ko: it loads only modules signed by a key it trusts (modprobe zcusb shows the error). DKMS signed zcusb.ko with its own key; enroll it: mokutil --import $2, reboot, confirm the key in MokManager, then systemctl restart zcusbd. (Or turn Secure Boot off in the firmware.)"
+signing_sentence() { # CAUSE CERTIFICATE [OTHER WAY OUT]
+        echo "$1, and the kernel did not load zcusb.ko: it loads only modules signed by a key it trusts (modprobe zcusb shows the error). DKMS signed zcusb.ko with its own key; enroll it: mokutil --import $2, reboot, confirm the key in MokManager, then systemctl restart zcusbd. (Or ${3:-turn Secure Boot off in the firmware}.)"
 }
 
 # --- module_check: before anything is built ---
@@ -194,6 +194,12 @@ fake apt-cache 'exit 0' # what apt-cache policy prints for a name it does not kn
 run module_check
 expect "$no_headers_sentence" "linux-headers-$KVER_FAKE"
 
+machine "check: headers missing, apt-cache fails (a held lock, broken lists): said, not a silent stop"
+rm -r "$m/root/lib/modules/$KVER_FAKE/build"
+fake apt-cache 'echo "E: Could not get lock /var/lib/apt/lists/lock" >&2; exit 100'
+run module_check
+expect "$no_headers_sentence" "linux-headers-$KVER_FAKE"
+
 # --- module_explain: after module_install and zcusbd's start, zcusb.ko is not loaded ---
 
 machine "explain: module_check said why already"
@@ -238,13 +244,15 @@ names "Secure Boot is enabled" "mokutil --import /root/dkms.der"
 machine "explain: lockdown set by hand"
 put sys/kernel/security/lockdown "none integrity [confidentiality]"
 run module_check module_explain
-expect "$(signing_sentence "the kernel is locked down (confidentiality)" /var/lib/dkms/mok.pub)" ""
+expect "$(signing_sentence "the kernel is locked down (confidentiality)" /var/lib/dkms/mok.pub \
+	"boot without lockdown= on the kernel command line")" ""
 names "locked down (confidentiality)" "mokutil --import"
 
 machine "explain: module.sig_enforce=1"
 put sys/module/module/parameters/sig_enforce Y
 run module_check module_explain
-expect "$(signing_sentence "the kernel enforces module signatures (module.sig_enforce=1)" /var/lib/dkms/mok.pub)" ""
+expect "$(signing_sentence "the kernel enforces module signatures (module.sig_enforce=1)" /var/lib/dkms/mok.pub \
+	"boot without module.sig_enforce=1 on the kernel command line")" ""
 names "module.sig_enforce=1" "mokutil --import"
 
 machine "explain: modprobe fails (no EFI, no lockdown LSM, no signature support)"
