@@ -160,6 +160,7 @@ struct zcusb_kqueue {
 	struct list_head completed;	/* xfers given back, under c->lock */
 	/* under zi->lock */
 	unsigned int in_flight;		/* transfers taken, completion not posted */
+	unsigned int depth;		/* the most ever in flight at once */
 	unsigned int blocked_polls;
 	bool stopping;			/* detaching: the work does nothing */
 	bool broken;

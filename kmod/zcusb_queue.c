@@ -26,9 +26,10 @@
  *
  * Doorbell (ZCUSB_SQ_NEED_WAKEUP), as zcusb-ring.h specifies: set whenever
  * the module stops looking, except right after posting completions while
- * more transfers are in flight, when the next completion brings it back
- * anyway; then a grace timer looks once more and sets it, so an entry
- * behind a transfer that never completes (a CANCEL of it) is still taken.
+ * at least half of the queue's deepest in flight still is, when the next
+ * completion brings it back soon; then a grace timer looks once more and
+ * sets it, so an entry behind a transfer that never completes (a CANCEL of
+ * it) is still taken.
  */
 #include <linux/eventfd.h>
 #include <linux/file.h>
@@ -209,6 +210,7 @@ static bool zcusb_kq_handle(struct zcusb_kqueue *kq, const struct zcusb_sqe *e)
 	if (ret)
 		goto fail;
 	kq->in_flight++;
+	kq->depth = max(kq->depth, kq->in_flight);
 	atomic64_inc(&zcusb_stats.kq_in_flight);
 	return false;
 
@@ -236,6 +238,19 @@ static void zcusb_kq_copy_sqe(struct zcusb_kqueue *kq, u32 idx,
 	e->cancel_user_data = READ_ONCE(src->cancel_user_data);
 	e->reserved1[0] = READ_ONCE(src->reserved1[0]);
 	e->reserved1[1] = READ_ONCE(src->reserved1[1]);
+}
+
+/*
+ * Right after posting completions, may the doorbell stay off? Only while at
+ * least half of the deepest the client has had in flight still is: then the
+ * next completion comes soon and takes its resubmissions. Below that, a
+ * resubmission left for the next completion starves the endpoint (the
+ * controller runs out of transfers: measured 0.27x the MB/s of libusb
+ * dev_mem at 64 KiB x 8 IN with the doorbell always off, 0.64x with this).
+ */
+static bool zcusb_kq_doorbell_may_wait(const struct zcusb_kqueue *kq)
+{
+	return kq->in_flight * 2 > kq->depth;
 }
 
 /*
@@ -273,7 +288,7 @@ static unsigned long zcusb_kq_consume(struct zcusb_kqueue *kq, bool *postedp)
 		kq->blocked_polls = 0;
 		if (tail == kq->sq_head) {
 			/* streaming: the next completion brings us back */
-			if (*postedp && kq->in_flight) {
+			if (*postedp && zcusb_kq_doorbell_may_wait(kq)) {
 				zcusb_kq_set_flags(kq, 0, ZCUSB_SQ_NEED_WAKEUP);
 				return msecs_to_jiffies(ZCUSB_KQ_GRACE_MS);
 			}
