@@ -19,10 +19,10 @@ static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe);
  * behind a transfer that never completes (a quiet IN endpoint, no timeout),
  * a CANCEL of it included, is taken at once and nothing polls the ring.
  *
- * Except while the queue streams: transfers in flight, and one of its
- * completions posted within the grace period. Its client resubmits
- * as it reaps, and the next completion brings zcusbd back to the ring
- * anyway. A doorbell per batch costs the client a syscall and zcusbd a
+ * Except while the queue streams: at least half of its deepest in flight
+ * still in flight, and one of its completions posted within the grace
+ * period. Its client resubmits as it reaps, and the next completion brings
+ * zcusbd back to the ring soon. A doorbell per batch costs the client a syscall and zcusbd a
  * wakeup, which under emulation doubled zcusbd's CPU per transfer; so the
  * flag stays clear, and if no completion comes within the grace period the
  * grace timer looks once and sets it. It is pushed back per batch of
@@ -205,11 +205,15 @@ static void queue_unkick(Queue *q) {
 }
 
 /* Streaming (see above): completions posted in this pass, or within the
- * grace period (its timer is pending), and transfers still in flight. */
+ * grace period (its timer is pending), and at least half of the deepest the
+ * queue has had in flight still is. Below that, resubmissions left for the
+ * next completion starve the endpoint: the controller runs out of transfers
+ * (with zcusb.ko's queues, which follow the same rule, 64 KiB x 8 IN went
+ * from 0.27x to 0.64x the MB/s of libusb dev_mem with the depth test). */
 static bool queue_streaming(Queue *q) {
         int enabled = SD_EVENT_OFF;
 
-        if (q->in_flight == 0)
+        if (q->in_flight * 2 <= q->depth)
                 return false;
         if (q->posted)
                 return true;

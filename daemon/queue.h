@@ -43,6 +43,7 @@ struct Queue {
         uint64_t deadline_armed;       /* when the timer fires; 0: off */
 
         unsigned in_flight;            /* transfers started from this queue */
+        unsigned depth;                /* the most ever in flight at once */
         struct zcusb_cqe *backlog;     /* completions the ring had no room for */
         uint32_t n_backlog;
         struct zcusb_sqe *held;        /* taken, waiting for the in-flight limit (private copies): */

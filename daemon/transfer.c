@@ -114,7 +114,8 @@ static void transfer_link(Transfer *t) {
 
         TAILQ_INSERT_TAIL(&c->in_flight, t, link);
         c->n_in_flight++;
-        t->queue->in_flight++;
+        if (++t->queue->in_flight > t->queue->depth)
+                t->queue->depth = t->queue->in_flight;
         t->buffer->users++;
         c->peer->account.counts[QUOTA_IN_FLIGHT]++;
 }

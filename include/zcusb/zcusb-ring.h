@@ -39,12 +39,14 @@
  *   is set; one write covers every entry published before it. zcusbd sets the
  *   flag whenever it stops looking, transfers in flight or not, so an entry
  *   behind a transfer that never completes (a CANCEL of it, say) is taken at
- *   once. The one exception: right after posting completions while more of
- *   the queue's transfers are in flight it leaves the flag clear, takes what
- *   the client resubmits at the next completion, and sets the flag again if
- *   none comes within a grace period (4 to 50 ms, four times the queue's
- *   usual time between completions), so a streaming client rings no
- *   doorbell per batch. (zcusbd before issue #11 left the flag clear
+ *   once. The one exception: right after posting completions while at least
+ *   half of the most transfers the queue has had in flight at once still
+ *   are in flight, it leaves the flag clear, takes what the client
+ *   resubmits at the next completion, and sets the flag again if none comes
+ *   within a grace period (4 to 50 ms, four times the queue's usual time
+ *   between completions), so a streaming client rings no doorbell per
+ *   batch; a queue drained below that half rings, so its endpoint never
+ *   waits for transfers the client has already resubmitted. (zcusbd before issue #11 left the flag clear
  *   whenever transfers were in flight and polled the ring every few
  *   milliseconds: a client that follows this rule works with either.) A
  *   client that is slow to reap may find entries left on the ring for want

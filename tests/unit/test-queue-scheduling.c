@@ -231,6 +231,52 @@ static void test_doorbell_grace(void) {
         harness_finish(&h, "doorbell grace", true);
 }
 
+/* A batch that drains the queue to half of its deepest or below turns the
+ * doorbell on: the endpoint must not wait for the next completion (which
+ * may be far off, or never come) to get what the client resubmits. */
+static void test_doorbell_drained(void) {
+        Harness h;
+
+        harness_new(&h, NULL);
+        harness_claim(&h);
+        for (uint64_t u = 1; u <= 4; u++)
+                submit_bulk(&h, EP_IN, u, 0);
+        settle(&h);
+        check_in_flight(&h, 4);
+
+        /* 3 of 4 left: the doorbell stays off. */
+        fake_complete(fake_transfer_for(1), 0, CHUNK);
+        settle(&h);
+        check_completed(&h.client, 1, 0);
+        check(!client_need_wakeup(&h.client));
+
+        /* 1 of 4 left (a frame's worth completed together): on. */
+        fake_complete(fake_transfer_for(2), 0, CHUNK);
+        fake_complete(fake_transfer_for(3), 0, CHUNK);
+        settle(&h);
+        check_completed(&h.client, 2, 0);
+        check_completed(&h.client, 3, 0);
+        check_in_flight(&h, 1);
+        check(client_need_wakeup(&h.client));
+        /* so the resubmissions ring and are taken at once, not at 4's end */
+        submit_bulk(&h, EP_IN, 5, 0);
+        submit_bulk(&h, EP_IN, 6, 0);
+        settle(&h);
+        check(fake_transfer_for(5) && fake_transfer_for(6));
+        check_in_flight(&h, 3);
+
+        for (uint64_t u = 4; u <= 6; u++)
+                fake_complete(fake_transfer_for(u), 0, CHUNK);
+        settle(&h);
+        for (uint64_t u = 4; u <= 6; u++)
+                check_completed(&h.client, u, 0);
+        check_in_flight(&h, 0);
+        check(client_need_wakeup(&h.client));
+
+        harness_release(&h);
+        harness_finish(&h, "doorbell drained", true);
+}
+
 /* A claim whose peer may have IN_FLIGHT transfers in flight at once. */
 static void harness_claim_in_flight_limit(Harness *h, uint32_t in_flight) {
         Config config;
@@ -410,6 +456,7 @@ int main(void) {
         RUN(test_cancel_behind_pending_in);
         RUN(test_batch_done);
         RUN(test_doorbell_grace);
+        RUN(test_doorbell_drained);
         RUN(test_backpressure);
         RUN(test_cancel_behind_in_flight_limit);
         RUN(test_held_entries);
