@@ -320,6 +320,11 @@ if has_section throughput && [ "$PERF" = 1 ]; then
 			sed 's/^/# /' "$W/perf-run.out"
 			perf report -i "$W/perf.data" --stdio --no-children --sort comm,dso,sym -g none \
 				--percent-limit 0.5 2>/dev/null | grep -v '^$'
+			# time with interrupts off lands where they come back on (cpu-clock is a
+			# timer): the callers say whose it was
+			echo "# callers of the hottest symbols"
+			perf report -i "$W/perf.data" --stdio --no-children --sort sym -g caller,1,callee,function,percent \
+				--percent-limit 1 2>/dev/null | grep -v '^$' | head -n 600
 		} >"$ZCUSB_VM_RESULTS/perf-$c.txt"
 		note "perf-$c.txt: $(grep -c '%' "$ZCUSB_VM_RESULTS/perf-$c.txt") symbols >= 0.5 %"
 	done
