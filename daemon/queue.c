@@ -22,9 +22,9 @@ static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe);
  * Except while the queue streams: at least half of its deepest in flight
  * still in flight, and one of its completions posted within the grace
  * period. Its client resubmits as it reaps, and the next completion brings
- * zcusbd back to the ring soon. A doorbell per batch costs the client a syscall and zcusbd a
- * wakeup, which under emulation doubled zcusbd's CPU per transfer; so the
- * flag stays clear, and if no completion comes within the grace period the
+ * zcusbd back to the ring soon. A doorbell per batch costs the client a
+ * syscall and zcusbd a wakeup, which under emulation doubled zcusbd's CPU
+ * per transfer; so the flag stays clear, and if no completion comes within the grace period the
  * grace timer looks once and sets it. It is pushed back per batch of
  * completions, not periodic: a queue whose transfers keep completing never
  * sees it fire.

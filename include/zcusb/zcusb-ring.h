@@ -46,9 +46,10 @@
  *   within a grace period (4 to 50 ms, four times the queue's usual time
  *   between completions), so a streaming client rings no doorbell per
  *   batch; a queue drained below that half rings, so its endpoint never
- *   waits for transfers the client has already resubmitted. (zcusbd before issue #11 left the flag clear
- *   whenever transfers were in flight and polled the ring every few
- *   milliseconds: a client that follows this rule works with either.) A
+ *   waits for transfers the client has already resubmitted. (zcusbd before
+ *   issue #11 left the flag clear whenever transfers were in flight and
+ *   polled the ring every few milliseconds: a client that follows this rule
+ *   works with either.) A
  *   client that is slow to reap may find entries left on the ring for want
  *   of completion slots: zcusbd polls for those, as reaping rings no
  *   doorbell.
