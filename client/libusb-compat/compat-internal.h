@@ -96,7 +96,7 @@ void device_unlist(struct libusb_device *dev);
 const struct libusb_endpoint_descriptor *device_find_endpoint(const struct libusb_config_descriptor *config,
                                                                uint8_t interface, uint8_t alt, uint8_t endpoint);
 
-/* ---- handles and claims (handle.c) ---- */
+/* ---- handles and claims (handle.c), their memory (memory.c) ---- */
 
 /* Staging memory of a claim: zcusb buffers carved into pages for transfers
  * whose buffer is ordinary memory (copied in and out). */
