@@ -98,23 +98,33 @@ const struct libusb_endpoint_descriptor *device_find_endpoint(const struct libus
 
 /* ---- handles and claims (handle.c), their memory (memory.c) ---- */
 
-/* Staging memory of a claim: zcusb buffers carved into pages for transfers
- * whose buffer is ordinary memory (copied in and out). */
-typedef struct StagingArena {
-        LIST_ENTRY(StagingArena) link;
-        struct zcusb_buffer *buffer;
-        uint8_t *data;
-        size_t pages;
-        uint64_t *used; /* a bit per page */
-} StagingArena;
-
-/* Memory from libusb_dev_mem_alloc(): a zcusb buffer of one claim. */
-typedef struct DevMem {
-        LIST_ENTRY(DevMem) link;
+/* A zcusb buffer of a claim carved into pages, for staging memory (ordinary
+ * buffers, copied in and out) and for libusb_dev_mem_alloc() (zero copy).
+ * Asking zcusbd for a buffer costs a D-Bus round trip and the pinning of every
+ * page, and libusb programs allocate dev_mem per transfer and free it per
+ * stream: so arenas stay with their claim and what is freed is used again.
+ * DATA is a mapping of the program's own: dev_mem outlives the claim, whose
+ * release has zcusbd free the buffer and libzcusb unmap its mapping. */
+typedef struct Arena {
+        LIST_ENTRY(Arena) link;      /* handle->arenas */
         struct CompatClaim *claim;   /* NULL once the interface is released */
         struct zcusb_buffer *buffer; /* NULL then too */
-        uint8_t *data;               /* the program's own mapping of the buffer */
-        size_t size, map_size;
+        uint32_t buffer_id;
+        uint8_t *data;
+        size_t size;                 /* of the buffer and of DATA */
+        size_t pages;
+        size_t used_pages;           /* by staging and dev_mem */
+        size_t dev_mem_pages;        /* by dev_mem */
+        uint64_t *used;              /* a bit per page */
+} Arena;
+
+/* Memory from libusb_dev_mem_alloc(): pages of an arena. */
+typedef struct DevMem {
+        LIST_ENTRY(DevMem) link; /* handle->dev_mem */
+        Arena *arena;
+        uint8_t *data;
+        size_t size;             /* as asked for */
+        size_t pages;
 } DevMem;
 
 typedef struct CompatTransfer CompatTransfer;
@@ -134,7 +144,6 @@ typedef struct CompatClaim {
         unsigned in_flight;     /* transfers in slots */
         unsigned ring_used;     /* entries whose completion is outstanding: transfers + cancels */
         TAILQ_HEAD(, CompatTransfer) waiting; /* submission ring full */
-        LIST_HEAD(, StagingArena) arenas;
         LIST_ENTRY(CompatClaim) link;           /* ctx->claims */
 } CompatClaim;
 
@@ -142,6 +151,7 @@ struct libusb_device_handle {
         struct libusb_device *dev;
         LIST_ENTRY(libusb_device_handle) link;
         CompatClaim *claims[256];
+        LIST_HEAD(, Arena) arenas;  /* of its claims, and those of released ones dev_mem still uses */
         LIST_HEAD(, DevMem) dev_mem;
         struct libusb_config_descriptor *config; /* the active one, parsed once */
 };
@@ -149,12 +159,15 @@ struct libusb_device_handle {
 /* The claim whose current alt setting has ENDPOINT, or for endpoint 0 any
  * claim of the handle; NULL if none. ctx->lock held. */
 CompatClaim *handle_claim_for_endpoint(struct libusb_device_handle *handle, uint8_t endpoint);
-void staging_free_all(CompatClaim *c);
+/* Claim C is being released: its arenas leave it (ctx->lock held). */
+void memory_claim_released(CompatClaim *c);
+/* The handle is being closed: what dev_mem is left goes (its claims are released). */
+void memory_handle_closed(struct libusb_device_handle *handle);
 /* SIZE bytes of staging memory of claim C: *ret_data, *ret_buffer_id, *ret_offset. */
 int staging_alloc(CompatClaim *c, size_t size, uint8_t **ret_data, uint32_t *ret_buffer_id, uint64_t *ret_offset);
 void staging_release(CompatClaim *c, const uint8_t *data, size_t size);
-/* The dev_mem region holding [P, P+SIZE) on claim C, or NULL. */
-DevMem *handle_find_dev_mem(struct libusb_device_handle *handle, CompatClaim *c, const uint8_t *p, size_t size);
+/* The dev_mem region of claim C holding [P, P+SIZE), or NULL. */
+const DevMem *dev_mem_find(struct libusb_device_handle *handle, CompatClaim *c, const uint8_t *p, size_t size);
 
 /* ---- transfers (io.c) ---- */
 

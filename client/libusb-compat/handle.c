@@ -2,7 +2,6 @@
 /* Device handles and claimed interfaces (= zcusbd claims); their memory is in memory.c. */
 #include <errno.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <string.h>
 
 #include "compat-internal.h"
@@ -17,6 +16,7 @@ int LIBUSB_CALL libusb_open(libusb_device *dev, libusb_device_handle **ret) {
         if (!h)
                 return LIBUSB_ERROR_NO_MEM;
         h->dev = libusb_ref_device(dev);
+        LIST_INIT(&h->arenas);
         LIST_INIT(&h->dev_mem);
         /* Nothing to open: zcusbd holds the device; claims make the access. */
         if (dev->active_config)
@@ -51,21 +51,10 @@ libusb_device *LIBUSB_CALL libusb_get_device(libusb_device_handle *handle) {
 }
 
 static void claim_free(struct libusb_context *ctx, CompatClaim *c) {
-        DevMem *m, *next;
-
         /* ctx->lock held */
         io_flush_claim(c, LIBUSB_TRANSFER_CANCELLED);
         events_unwatch_claim(ctx, c);
-        for (m = LIST_FIRST(&c->handle->dev_mem); m; m = next) {
-                next = LIST_NEXT(m, link);
-                if (m->claim != c)
-                        continue;
-                /* zcusbd frees the buffer with the claim; the program's mapping (a
-                 * second one of the same pages) stays valid until libusb_dev_mem_free(). */
-                m->claim = NULL;
-                m->buffer = NULL;
-        }
-        staging_free_all(c);
+        memory_claim_released(c);
         LIST_REMOVE(c, link);
         c->handle->claims[c->interface] = NULL;
         bus_lock(ctx);
@@ -85,13 +74,8 @@ void LIBUSB_CALL libusb_close(libusb_device_handle *handle) {
                 if (handle->claims[i])
                         claim_free(ctx, handle->claims[i]);
         LIST_REMOVE(handle, link);
+        memory_handle_closed(handle);
         pthread_mutex_unlock(&ctx->lock);
-        while (!LIST_EMPTY(&handle->dev_mem)) {
-                DevMem *m = LIST_FIRST(&handle->dev_mem);
-                LIST_REMOVE(m, link);
-                (void) munmap(m->data, m->map_size);
-                free(m);
-        }
         /* Transfers flushed above still have callbacks to run. */
         ctx_wake(ctx);
         compat_free_config(handle->config);
@@ -123,7 +107,6 @@ int LIBUSB_CALL libusb_claim_interface(libusb_device_handle *handle, int interfa
         c->interface = (uint8_t) interface_number;
         c->queue_fd = -1;
         TAILQ_INIT(&c->waiting);
-        LIST_INIT(&c->arenas);
 
         bus_lock(ctx);
         r = zcusb_claim_interface(ctx->zc, dev->object, (uint8_t) interface_number, &c->claim);

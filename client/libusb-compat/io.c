@@ -226,8 +226,8 @@ int LIBUSB_CALL libusb_submit_transfer(struct libusb_transfer *t) {
         struct libusb_context *ctx;
         size_t length, data_size;
         uint8_t endpoint = t->endpoint;
+        const DevMem *m;
         CompatClaim *c;
-        DevMem *m;
         int r;
 
         if (!handle || t->length < 0 || (t->length > 0 && !t->buffer))
@@ -292,11 +292,11 @@ int LIBUSB_CALL libusb_submit_transfer(struct libusb_transfer *t) {
         }
 
         ct->claim = c;
-        m = t->type == LIBUSB_TRANSFER_TYPE_ISOCHRONOUS ? NULL : handle_find_dev_mem(handle, c, t->buffer, length);
+        m = t->type == LIBUSB_TRANSFER_TYPE_ISOCHRONOUS ? NULL : dev_mem_find(handle, c, t->buffer, length);
         if (m) {
                 ct->staged = false;
-                ct->buffer_id = zcusb_buffer_id(m->buffer);
-                ct->offset = (uint64_t) (t->buffer - m->data);
+                ct->buffer_id = m->arena->buffer_id;
+                ct->offset = (uint64_t) (t->buffer - m->arena->data);
                 ct->zc_length = (uint32_t) length;
         } else {
                 data_size = length;

@@ -216,6 +216,25 @@ def t_libusb_stream():
         datapath.h.wait_until(lambda: not claimed(dw), 5, "zcusbd to release the interface")
 
 
+@dtest("libusb-devmem")
+def t_libusb_devmem():
+    # BytesPerClient: the queue, a 4 MiB arena and a 6 MiB one do not fit together
+    with datapath.DataWorld(config="[Quota]\nBytesPerClient=9M\n") as dw:
+        r = lu_run(dw.w, "ZCUSB_LU_DEVMEM", "--size=65536", "--depth=8", "--rounds=4", extra_env={"LIBUSB_DEBUG": "4"})
+        steps = {x["step"]: x for x in json_lines(r.out) if "step" in x}
+        for name in ("reuse", "busy", "release", "grow"):
+            datapath.h.check(steps.get(name, {}).get("ok"), f"lu-devmem step {name}: {steps.get(name)}")
+        # dev_mem and staging take pages of a claim's arenas: 4 rounds of 8 buffers, the busy
+        # and release steps, 4 x 1 MiB in one arena; then 6 MiB (the empty 4 MiB arena given
+        # back for it) and 1 MiB (an arena of just that: 4 MiB would not fit)
+        arenas = [l for l in r.err.splitlines() if "new arena" in l]
+        sizes = [int(l.split("new arena of ")[1].split()[0]) for l in arenas]
+        mib = 1 << 20
+        datapath.h.check_eq(sizes, [4 * mib, 4 * mib, 6 * mib, mib],
+                            "arenas asked of zcusbd (bytes): one per claim, then the grow step's two")
+        datapath.h.wait_until(lambda: not claimed(dw), 5, "zcusbd to release the interface")
+
+
 def check_out_pattern_tail(emu, total, n, what):
     got = emu.received(0x02)
     datapath.h.check_eq(len(got), total, f"{what}: bytes the device received in all")
