@@ -159,6 +159,9 @@ struct libusb_device_handle {
 /* The claim whose current alt setting has ENDPOINT, or for endpoint 0 any
  * claim of the handle; NULL if none. ctx->lock held. */
 CompatClaim *handle_claim_for_endpoint(struct libusb_device_handle *handle, uint8_t endpoint);
+/* Claim C is new: its first arena, which its first transfer or dev_mem needs
+ * (ctx->lock held; a failure is left for then). */
+void memory_claim_new(CompatClaim *c);
 /* Claim C is being released: its arenas leave it (ctx->lock held). */
 void memory_claim_released(CompatClaim *c);
 /* The handle is being closed: what dev_mem is left goes (its claims are released). */

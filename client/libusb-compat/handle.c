@@ -137,6 +137,7 @@ int LIBUSB_CALL libusb_claim_interface(libusb_device_handle *handle, int interfa
                 pthread_mutex_unlock(&ctx->lock);
                 return LIBUSB_ERROR_OTHER;
         }
+        memory_claim_new(c);
         pthread_mutex_unlock(&ctx->lock);
         return LIBUSB_SUCCESS;
 }

@@ -130,12 +130,9 @@ static int arena_new(CompatClaim *c, size_t pages, Arena **ret) {
         if (r == -EDQUOT && arenas_trim(ctx) > 0)
                 r = buffer_alloc(c, bytes, &buffer);
         if (r == -EDQUOT && need < bytes)
-                r = buffer_alloc(c, bytes = need, &buffer);
-        if (r < 0) {
-                log_warn(ctx, "interface %u: a buffer of %zu bytes: %s", c->interface, bytes,
-                         zcusb_last_error_message(ctx->zc));
+                r = buffer_alloc(c, need, &buffer);
+        if (r < 0)
                 return r;
-        }
 
         r = -ENOMEM;
         a = calloc(1, sizeof(*a));
@@ -178,12 +175,28 @@ static int claim_take(CompatClaim *c, size_t pages, Arena **ret, size_t *ret_fir
                         return 0;
                 }
         r = arena_new(c, pages, &a);
-        if (r < 0)
+        if (r < 0) {
+                log_warn(c->handle->dev->ctx, "interface %u: no zcusb buffer for %zu bytes: %s", c->interface,
+                         pages * PAGE, zcusb_last_error_message(c->handle->dev->ctx->zc));
                 return r;
+        }
         if (!arena_take(a, pages, ret_first))
                 return -EPROTO; /* zcusbd's buffer is smaller than asked for: libzcusb checks */
         *ret = a;
         return 0;
+}
+
+void memory_claim_new(CompatClaim *c) {
+        Arena *a;
+
+        /* The cost of an arena (a D-Bus round trip, zcusbd allocating and
+         * zcusb.ko pinning 4 MiB) is the claim's, not its first transfer's:
+         * every claim that moves data, control requests included, needs one,
+         * and programs set up (claim, allocate) before they measure or stream.
+         * If zcusbd says no, the first use asks again (maybe for less). */
+        if (arena_new(c, ARENA_MIN / PAGE, &a) < 0)
+                log_dbg(c->handle->dev->ctx, "interface %u: no first arena: %s", c->interface,
+                        zcusb_last_error_message(c->handle->dev->ctx->zc));
 }
 
 void memory_claim_released(CompatClaim *c) {
