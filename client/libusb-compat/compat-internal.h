@@ -143,6 +143,7 @@ typedef struct CompatClaim {
         uint16_t generation[COMPAT_MAX_IN_FLIGHT];
         unsigned in_flight;     /* transfers in slots */
         unsigned ring_used;     /* entries whose completion is outstanding: transfers + cancels */
+        unsigned cancels_pending; /* transfers in slots whose CANCEL found the ring full */
         TAILQ_HEAD(, CompatTransfer) waiting; /* submission ring full */
         LIST_ENTRY(CompatClaim) link;           /* ctx->claims */
 } CompatClaim;
@@ -185,6 +186,7 @@ struct CompatTransfer {
         TransferState state;
         CompatClaim *claim;
         bool cancelling;
+        bool cancel_pending;    /* its CANCEL waits for a slot on the ring */
         bool staged;            /* data goes through staging memory */
         uint8_t *stage;         /* that memory */
         size_t stage_size;
@@ -209,8 +211,12 @@ void io_reap_claim(CompatClaim *c);
 void io_flush_claim(CompatClaim *c, enum libusb_transfer_status status);
 /* Run the callbacks of ctx->done. Takes ctx->lock itself. */
 void io_run_completions(struct libusb_context *ctx);
-/* Push waiting transfers of C onto the ring as slots free up. ctx->lock held. */
+/* Push pending cancels, then waiting transfers of C onto the ring as slots
+ * free up. ctx->lock held. */
 void io_submit_waiting(CompatClaim *c);
+/* Try the pending cancels of every claim again (the ring may have room with
+ * no completion to say so); true if some still wait. ctx->lock held. */
+bool io_retry_cancels(struct libusb_context *ctx);
 
 /* ---- hotplug (hotplug.c) ---- */
 

@@ -10,6 +10,7 @@ registered by datapath.register().
 
 import json
 import os
+import signal
 import struct
 
 import datapath
@@ -232,6 +233,39 @@ def t_libusb_devmem():
         mib = 1 << 20
         datapath.h.check_eq(sizes, [4 * mib, 4 * mib, 6 * mib, mib],
                             "arenas asked of zcusbd (bytes): one per claim, then the grow step's two")
+        datapath.h.wait_until(lambda: not claimed(dw), 5, "zcusbd to release the interface")
+
+
+@dtest("libusb-cancel-full-ring")
+def t_libusb_cancel_full_ring():
+    # 256 IN transfers the device never answers: 192 go on the claim's ring of 256 entries,
+    # 64 wait in the library. With zcusbd stopped nothing leaves the ring, so after 64
+    # CANCEL entries it is full: the other cancels must wait for room, not fail or vanish.
+    with datapath.DataWorld() as dw:
+        emu = dw.emu
+        emu.hold(0x81)
+        user = datapath.h.as_user(uid=datapath.NOBODY, gid=datapath.NOBODY)
+        bg = datapath.h.Background(user + [datapath.h.exe("ZCUSB_LU_CANCEL"), "--count=256", "--seconds=15"],
+                                   env=lu_env(dw.w))
+        datapath.h.wait_until(lambda: any('"ready"' in l for l in bg.lines), 15, "lu-cancel to claim")
+        daemon = dw.w.daemon.p.pid
+        os.kill(daemon, signal.SIGSTOP)
+        try:
+            bg.p.send_signal(signal.SIGUSR1)
+            datapath.h.wait_until(lambda: any('"submitted"' in l for l in bg.lines), 15, "lu-cancel to submit and cancel")
+        finally:
+            os.kill(daemon, signal.SIGCONT)
+        datapath.h.wait_until(lambda: bg.p.poll() is not None, 20, "lu-cancel to see every transfer end")
+        bg.pump()
+        got = {}
+        for x in json_lines("\n".join(bg.lines)):
+            got.update(x)
+        datapath.h.log(f"lu-cancel: {got}")
+        datapath.h.check_eq((got.get("submitted"), got.get("cancel_ok"), got.get("cancel_failed")), (256, 256, 0),
+                            "(submitted, cancels accepted, cancels refused)")
+        datapath.h.check_eq((got.get("callbacks"), got.get("cancelled")), (256, 256), "(callbacks, CANCELLED)")
+        datapath.h.check_eq(bg.p.returncode, 0, "lu-cancel exit status")
+        datapath.h.check_eq(emu.in_flight, {}, "URBs left at the device")
         datapath.h.wait_until(lambda: not claimed(dw), 5, "zcusbd to release the interface")
 
 
