@@ -96,25 +96,35 @@ void device_unlist(struct libusb_device *dev);
 const struct libusb_endpoint_descriptor *device_find_endpoint(const struct libusb_config_descriptor *config,
                                                                uint8_t interface, uint8_t alt, uint8_t endpoint);
 
-/* ---- handles and claims (handle.c) ---- */
+/* ---- handles and claims (handle.c), their memory (memory.c) ---- */
 
-/* Staging memory of a claim: zcusb buffers carved into pages for transfers
- * whose buffer is ordinary memory (copied in and out). */
-typedef struct StagingArena {
-        LIST_ENTRY(StagingArena) link;
-        struct zcusb_buffer *buffer;
-        uint8_t *data;
-        size_t pages;
-        uint64_t *used; /* a bit per page */
-} StagingArena;
-
-/* Memory from libusb_dev_mem_alloc(): a zcusb buffer of one claim. */
-typedef struct DevMem {
-        LIST_ENTRY(DevMem) link;
+/* A zcusb buffer of a claim carved into pages, for staging memory (ordinary
+ * buffers, copied in and out) and for libusb_dev_mem_alloc() (zero copy).
+ * Asking zcusbd for a buffer costs a D-Bus round trip and the pinning of every
+ * page, and libusb programs allocate dev_mem per transfer and free it per
+ * stream: so arenas stay with their claim and what is freed is used again.
+ * DATA is a mapping of the program's own: dev_mem outlives the claim, whose
+ * release has zcusbd free the buffer and libzcusb unmap its mapping. */
+typedef struct Arena {
+        LIST_ENTRY(Arena) link;      /* handle->arenas */
         struct CompatClaim *claim;   /* NULL once the interface is released */
         struct zcusb_buffer *buffer; /* NULL then too */
-        uint8_t *data;               /* the program's own mapping of the buffer */
-        size_t size, map_size;
+        uint32_t buffer_id;
+        uint8_t *data;
+        size_t size;                 /* of the buffer and of DATA */
+        size_t pages;
+        size_t used_pages;           /* by staging and dev_mem */
+        size_t dev_mem_pages;        /* by dev_mem */
+        uint64_t *used;              /* a bit per page */
+} Arena;
+
+/* Memory from libusb_dev_mem_alloc(): pages of an arena. */
+typedef struct DevMem {
+        LIST_ENTRY(DevMem) link; /* handle->dev_mem */
+        Arena *arena;
+        uint8_t *data;
+        size_t size;             /* as asked for */
+        size_t pages;
 } DevMem;
 
 typedef struct CompatTransfer CompatTransfer;
@@ -133,8 +143,8 @@ typedef struct CompatClaim {
         uint16_t generation[COMPAT_MAX_IN_FLIGHT];
         unsigned in_flight;     /* transfers in slots */
         unsigned ring_used;     /* entries whose completion is outstanding: transfers + cancels */
+        unsigned cancels_pending; /* transfers in slots whose CANCEL found the ring full */
         TAILQ_HEAD(, CompatTransfer) waiting; /* submission ring full */
-        LIST_HEAD(, StagingArena) arenas;
         LIST_ENTRY(CompatClaim) link;           /* ctx->claims */
 } CompatClaim;
 
@@ -142,6 +152,7 @@ struct libusb_device_handle {
         struct libusb_device *dev;
         LIST_ENTRY(libusb_device_handle) link;
         CompatClaim *claims[256];
+        LIST_HEAD(, Arena) arenas;  /* of its claims, and those of released ones dev_mem still uses */
         LIST_HEAD(, DevMem) dev_mem;
         struct libusb_config_descriptor *config; /* the active one, parsed once */
 };
@@ -149,12 +160,18 @@ struct libusb_device_handle {
 /* The claim whose current alt setting has ENDPOINT, or for endpoint 0 any
  * claim of the handle; NULL if none. ctx->lock held. */
 CompatClaim *handle_claim_for_endpoint(struct libusb_device_handle *handle, uint8_t endpoint);
-void staging_free_all(CompatClaim *c);
+/* Claim C is new: its first arena, which its first transfer or dev_mem needs
+ * (ctx->lock held; a failure is left for then). */
+void memory_claim_new(CompatClaim *c);
+/* Claim C is being released: its arenas leave it (ctx->lock held). */
+void memory_claim_released(CompatClaim *c);
+/* The handle is being closed: what dev_mem is left goes (its claims are released). */
+void memory_handle_closed(struct libusb_device_handle *handle);
 /* SIZE bytes of staging memory of claim C: *ret_data, *ret_buffer_id, *ret_offset. */
 int staging_alloc(CompatClaim *c, size_t size, uint8_t **ret_data, uint32_t *ret_buffer_id, uint64_t *ret_offset);
 void staging_release(CompatClaim *c, const uint8_t *data, size_t size);
-/* The dev_mem region holding [P, P+SIZE) on claim C, or NULL. */
-DevMem *handle_find_dev_mem(struct libusb_device_handle *handle, CompatClaim *c, const uint8_t *p, size_t size);
+/* The dev_mem region of claim C holding [P, P+SIZE), or NULL. */
+const DevMem *dev_mem_find(struct libusb_device_handle *handle, CompatClaim *c, const uint8_t *p, size_t size);
 
 /* ---- transfers (io.c) ---- */
 
@@ -169,6 +186,7 @@ struct CompatTransfer {
         TransferState state;
         CompatClaim *claim;
         bool cancelling;
+        bool cancel_pending;    /* its CANCEL waits for a slot on the ring */
         bool staged;            /* data goes through staging memory */
         uint8_t *stage;         /* that memory */
         size_t stage_size;
@@ -193,8 +211,12 @@ void io_reap_claim(CompatClaim *c);
 void io_flush_claim(CompatClaim *c, enum libusb_transfer_status status);
 /* Run the callbacks of ctx->done. Takes ctx->lock itself. */
 void io_run_completions(struct libusb_context *ctx);
-/* Push waiting transfers of C onto the ring as slots free up. ctx->lock held. */
+/* Push pending cancels, then waiting transfers of C onto the ring as slots
+ * free up. ctx->lock held. */
 void io_submit_waiting(CompatClaim *c);
+/* Try the pending cancels of every claim again (the ring may have room with
+ * no completion to say so); true if some still wait. ctx->lock held. */
+bool io_retry_cancels(struct libusb_context *ctx);
 
 /* ---- hotplug (hotplug.c) ---- */
 

@@ -18,6 +18,7 @@
 
 #define EPOLL_KEY_WAKE 0
 #define EPOLL_KEY_BUS 1
+#define CANCEL_RETRY_MS 4
 
 int events_watch_claim(struct libusb_context *ctx, CompatClaim *c) {
         struct epoll_event ev = { .events = EPOLLIN, .data.u64 = c->id };
@@ -166,8 +167,12 @@ static int handle_events(struct libusb_context *ctx, int timeout_ms) {
         if (__atomic_exchange_n(&ctx->interrupted, 0, __ATOMIC_ACQ_REL))
                 return LIBUSB_SUCCESS;
 
-        /* Completions already decided (local answers, flushed transfers) come first. */
+        /* Completions already decided (local answers, flushed transfers) come first.
+         * Cancels that found a ring full go when zcusbd has taken entries, which
+         * nothing announces: look again soon. */
         pthread_mutex_lock(&ctx->lock);
+        if (io_retry_cancels(ctx) && (timeout_ms < 0 || timeout_ms > CANCEL_RETRY_MS))
+                timeout_ms = CANCEL_RETRY_MS;
         if (!TAILQ_EMPTY(&ctx->done))
                 timeout_ms = 0;
         pthread_mutex_unlock(&ctx->lock);

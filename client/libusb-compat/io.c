@@ -106,15 +106,15 @@ static bool deferring(struct libusb_context *ctx) {
 }
 
 /* Put CT on the ring, or on the claim's waiting list: behind transfers already
- * waiting, while deferring, or when our share of the ring is used. */
+ * waiting or cancels pending, while deferring, or when our share of the ring is used. */
 static int push(CompatClaim *c, CompatTransfer *ct) {
         struct libusb_context *ctx = c->handle->dev->ctx;
         struct zcusb_sqe sqe;
         unsigned slot;
         int r;
 
-        if (!TAILQ_EMPTY(&c->waiting) || deferring(ctx) || c->in_flight >= COMPAT_MAX_IN_FLIGHT ||
-            c->ring_used >= COMPAT_QUEUE_ENTRIES) {
+        if (!TAILQ_EMPTY(&c->waiting) || c->cancels_pending > 0 || deferring(ctx) ||
+            c->in_flight >= COMPAT_MAX_IN_FLIGHT || c->ring_used >= COMPAT_QUEUE_ENTRIES) {
                 ct->state = TRANSFER_WAITING;
                 TAILQ_INSERT_TAIL(&c->waiting, ct, link);
                 return 0;
@@ -139,6 +139,59 @@ static int push(CompatClaim *c, CompatTransfer *ct) {
         return 0;
 }
 
+/* The CANCEL entry of CT, in flight on C; -EAGAIN when the ring has no slot. */
+static int send_cancel(CompatClaim *c, CompatTransfer *ct) {
+        uint64_t ud = (uint64_t) c->generation[ct->slot] << 16 | ct->slot;
+        struct zcusb_sqe sqe;
+        int r;
+
+        zcusb_prep_transfer(&sqe, ZCUSB_OP_CANCEL, 0, 0, 0, 0, 0, CANCEL_TAG | ud);
+        sqe.cancel_user_data = ud;
+        r = zcusb_queue_submit(c->queue, &sqe);
+        if (r < 0)
+                return r;
+        c->ring_used++;
+        return 0;
+}
+
+static void cancel_pending_clear(CompatClaim *c, CompatTransfer *ct) {
+        if (!ct->cancel_pending)
+                return;
+        ct->cancel_pending = false;
+        c->cancels_pending--;
+}
+
+/* The cancels that found the ring full, while it has room. */
+static void send_pending_cancels(CompatClaim *c) {
+        for (unsigned slot = 0; slot < COMPAT_MAX_IN_FLIGHT && c->cancels_pending > 0; slot++) {
+                CompatTransfer *ct = c->slots[slot];
+                int r;
+
+                if (!ct || !ct->cancel_pending)
+                        continue;
+                r = send_cancel(c, ct);
+                if (r == -EAGAIN)
+                        return;
+                cancel_pending_clear(c, ct);
+                /* A dead queue: the claim's end flushes the transfer. */
+                if (r < 0)
+                        log_warn(c->handle->dev->ctx, "cannot cancel transfer %p: %s", (void *) &ct->pub,
+                                 zcusb_strerror(r));
+        }
+}
+
+bool io_retry_cancels(struct libusb_context *ctx) {
+        bool pending = false;
+        CompatClaim *c;
+
+        LIST_FOREACH(c, &ctx->claims, link)
+                if (c->cancels_pending > 0) {
+                        io_submit_waiting(c);
+                        pending = pending || c->cancels_pending > 0;
+                }
+        return pending;
+}
+
 #define BATCH 32
 
 void io_submit_waiting(CompatClaim *c) {
@@ -148,6 +201,12 @@ void io_submit_waiting(CompatClaim *c) {
         unsigned slots[BATCH], n, k, slot = 0;
         int r;
 
+        /* Cancels first: they end transfers, and no transfer passes them. */
+        if (c->cancels_pending > 0) {
+                send_pending_cancels(c);
+                if (c->cancels_pending > 0)
+                        return;
+        }
         for (;;) {
                 n = 0;
                 TAILQ_FOREACH(ct, &c->waiting, link) {
@@ -226,8 +285,8 @@ int LIBUSB_CALL libusb_submit_transfer(struct libusb_transfer *t) {
         struct libusb_context *ctx;
         size_t length, data_size;
         uint8_t endpoint = t->endpoint;
+        const DevMem *m;
         CompatClaim *c;
-        DevMem *m;
         int r;
 
         if (!handle || t->length < 0 || (t->length > 0 && !t->buffer))
@@ -240,6 +299,7 @@ int LIBUSB_CALL libusb_submit_transfer(struct libusb_transfer *t) {
         ct->actual = 0;
         ct->status_override = 0;
         ct->cancelling = false;
+        ct->cancel_pending = false;
 
         switch (t->type) {
         case LIBUSB_TRANSFER_TYPE_CONTROL: {
@@ -292,11 +352,11 @@ int LIBUSB_CALL libusb_submit_transfer(struct libusb_transfer *t) {
         }
 
         ct->claim = c;
-        m = t->type == LIBUSB_TRANSFER_TYPE_ISOCHRONOUS ? NULL : handle_find_dev_mem(handle, c, t->buffer, length);
+        m = t->type == LIBUSB_TRANSFER_TYPE_ISOCHRONOUS ? NULL : dev_mem_find(handle, c, t->buffer, length);
         if (m) {
                 ct->staged = false;
-                ct->buffer_id = zcusb_buffer_id(m->buffer);
-                ct->offset = (uint64_t) (t->buffer - m->data);
+                ct->buffer_id = m->arena->buffer_id;
+                ct->offset = (uint64_t) (t->buffer - m->arena->data);
                 ct->zc_length = (uint32_t) length;
         } else {
                 data_size = length;
@@ -337,7 +397,6 @@ int LIBUSB_CALL libusb_submit_transfer(struct libusb_transfer *t) {
 int LIBUSB_CALL libusb_cancel_transfer(struct libusb_transfer *t) {
         CompatTransfer *ct = compat_transfer(t);
         struct libusb_context *ctx = t->dev_handle->dev->ctx;
-        struct zcusb_sqe sqe;
         CompatClaim *c;
         int r = LIBUSB_SUCCESS;
 
@@ -355,16 +414,22 @@ int LIBUSB_CALL libusb_cancel_transfer(struct libusb_transfer *t) {
                         r = LIBUSB_ERROR_NOT_FOUND; /* libusb: already being cancelled */
                         break;
                 }
-                zcusb_prep_transfer(&sqe, ZCUSB_OP_CANCEL, 0, 0, 0, 0, 0,
-                                    CANCEL_TAG | ((uint64_t) c->generation[ct->slot] << 16 | ct->slot));
-                sqe.cancel_user_data = (uint64_t) c->generation[ct->slot] << 16 | ct->slot;
-                r = zcusb_queue_submit(c->queue, &sqe);
+                r = c->cancels_pending > 0 ? -EAGAIN : send_cancel(c, ct);
+                if (r == -EAGAIN) {
+                        /* The ring is full (zcusbd has not taken what is on it yet).
+                         * libusb's cancel is asynchronous anyway: the CANCEL goes when
+                         * a slot frees, the callback says CANCELLED (or how the transfer
+                         * ended first). The event handler may sleep: it must retry. */
+                        ct->cancel_pending = true;
+                        c->cancels_pending++;
+                        ctx_wake(ctx);
+                        r = 0;
+                }
                 if (r < 0) {
                         log_warn(ctx, "cannot cancel transfer %p: %s", (void *) t, zcusb_strerror(r));
                         r = compat_error(r);
                         break;
                 }
-                c->ring_used++;
                 ct->cancelling = true;
                 break;
         default:
@@ -442,6 +507,7 @@ void io_reap_claim(CompatClaim *c) {
                         ct = c->slots[slot];
                         c->slots[slot] = NULL;
                         c->in_flight--;
+                        cancel_pending_clear(c, ct); /* it ended first */
                         finish_from_completion(ctx, ct, cqes[i].status, cqes[i].actual_length);
                 }
         }
@@ -459,6 +525,7 @@ void io_flush_claim(CompatClaim *c, enum libusb_transfer_status status) {
                 if (!ct)
                         continue;
                 c->slots[slot] = NULL;
+                ct->cancel_pending = false;
                 stage_release(ct);
                 complete_locally(ctx, ct, status, 0);
         }
@@ -467,7 +534,7 @@ void io_flush_claim(CompatClaim *c, enum libusb_transfer_status status) {
                 stage_release(ct);
                 complete_locally(ctx, ct, status, 0);
         }
-        c->in_flight = c->ring_used = 0;
+        c->in_flight = c->ring_used = c->cancels_pending = 0;
 }
 
 void io_run_completions(struct libusb_context *ctx) {

@@ -10,6 +10,7 @@ registered by datapath.register().
 
 import json
 import os
+import signal
 import struct
 
 import datapath
@@ -213,6 +214,58 @@ def t_libusb_stream():
         datapath.h.check(all(x["mismatches"] == 0 and x["bytes"] == 65536 for x in json_lines(r.out) if "phase" in x),
                 f"synchronous stream: {r.out}")
         check_out_pattern_tail(emu, received, 65536, "synchronous")
+        datapath.h.wait_until(lambda: not claimed(dw), 5, "zcusbd to release the interface")
+
+
+@dtest("libusb-devmem")
+def t_libusb_devmem():
+    # BytesPerClient: the queue, a 4 MiB arena and a 6 MiB one do not fit together
+    with datapath.DataWorld(config="[Quota]\nBytesPerClient=9M\n") as dw:
+        r = lu_run(dw.w, "ZCUSB_LU_DEVMEM", "--size=65536", "--depth=8", "--rounds=4", extra_env={"LIBUSB_DEBUG": "4"})
+        steps = {x["step"]: x for x in json_lines(r.out) if "step" in x}
+        for name in ("reuse", "busy", "release", "grow"):
+            datapath.h.check(steps.get(name, {}).get("ok"), f"lu-devmem step {name}: {steps.get(name)}")
+        # dev_mem and staging take pages of a claim's arenas: 4 rounds of 8 buffers, the busy
+        # and release steps, 4 x 1 MiB in one arena; then 6 MiB (the empty 4 MiB arena given
+        # back for it) and 1 MiB (an arena of just that: 4 MiB would not fit)
+        arenas = [l for l in r.err.splitlines() if "new arena" in l]
+        sizes = [int(l.split("new arena of ")[1].split()[0]) for l in arenas]
+        mib = 1 << 20
+        datapath.h.check_eq(sizes, [4 * mib, 4 * mib, 6 * mib, mib],
+                            "arenas asked of zcusbd (bytes): one per claim, then the grow step's two")
+        datapath.h.wait_until(lambda: not claimed(dw), 5, "zcusbd to release the interface")
+
+
+@dtest("libusb-cancel-full-ring")
+def t_libusb_cancel_full_ring():
+    # 256 IN transfers the device never answers: 192 go on the claim's ring of 256 entries,
+    # 64 wait in the library. With zcusbd stopped nothing leaves the ring, so after 64
+    # CANCEL entries it is full: the other cancels must wait for room, not fail or vanish.
+    with datapath.DataWorld() as dw:
+        emu = dw.emu
+        emu.hold(0x81)
+        user = datapath.h.as_user(uid=datapath.NOBODY, gid=datapath.NOBODY)
+        bg = datapath.h.Background(user + [datapath.h.exe("ZCUSB_LU_CANCEL"), "--count=256", "--seconds=15"],
+                                   env=lu_env(dw.w))
+        datapath.h.wait_until(lambda: any('"ready"' in l for l in bg.lines), 15, "lu-cancel to claim")
+        daemon = dw.w.daemon.p.pid
+        os.kill(daemon, signal.SIGSTOP)
+        try:
+            bg.p.send_signal(signal.SIGUSR1)
+            datapath.h.wait_until(lambda: any('"submitted"' in l for l in bg.lines), 15, "lu-cancel to submit and cancel")
+        finally:
+            os.kill(daemon, signal.SIGCONT)
+        datapath.h.wait_until(lambda: bg.p.poll() is not None, 20, "lu-cancel to see every transfer end")
+        bg.pump()
+        got = {}
+        for x in json_lines("\n".join(bg.lines)):
+            got.update(x)
+        datapath.h.log(f"lu-cancel: {got}")
+        datapath.h.check_eq((got.get("submitted"), got.get("cancel_ok"), got.get("cancel_failed")), (256, 256, 0),
+                            "(submitted, cancels accepted, cancels refused)")
+        datapath.h.check_eq((got.get("callbacks"), got.get("cancelled")), (256, 256), "(callbacks, CANCELLED)")
+        datapath.h.check_eq(bg.p.returncode, 0, "lu-cancel exit status")
+        datapath.h.check_eq(emu.in_flight, {}, "URBs left at the device")
         datapath.h.wait_until(lambda: not claimed(dw), 5, "zcusbd to release the interface")
 
 
