@@ -307,7 +307,7 @@ fi
 
 # --- profile (--perf) -----------------------------------------------------------------------
 # One more run per contender, not measured: perf record of the whole guest while it streams the
-# first size IN and OUT; the hottest symbols (process, symbol) to perf-CONTENDER.txt.
+# first size IN and OUT; the hottest symbols (process, symbol) and their callers to perf-CONTENDER.txt.
 if has_section throughput && [ "$PERF" = 1 ]; then
 	step "profile: perf record -a while each contender streams ${SDLIST[0]} (size:depth) in,out"
 	for c in "${CLIST[@]}"; do
@@ -317,7 +317,12 @@ if has_section throughput && [ "$PERF" = 1 ]; then
 			>"$W/perf-run.out" 2>"$W/perf-run.err" || { cat "$W/perf-run.err"; fail "perf record of $c failed"; }
 		{
 			echo "# $c, ${SDLIST[0]} (size:depth), in,out, $MIB MiB each: whole guest, cpu-clock 499 Hz"
-			sed 's/^/# /' "$W/perf-run.out"
+			# (as record() does: libusb-bench names itself after its mode)
+			if [ -n "$RECORD_AS" ]; then
+				sed "s/\"contender\":\"libusb-$MODE\"/\"contender\":\"$RECORD_AS\"/; s/^/# /" "$W/perf-run.out"
+			else
+				sed 's/^/# /' "$W/perf-run.out"
+			fi
 			perf report -i "$W/perf.data" --stdio --no-children --sort comm,dso,sym -g none \
 				--percent-limit 0.5 2>/dev/null | grep -v '^$'
 			# time with interrupts off lands where they come back on (cpu-clock is a
