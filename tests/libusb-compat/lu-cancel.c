@@ -11,6 +11,8 @@
  * Exit: 0 every transfer ended CANCELLED, 1 not, 2 usage, 3 setup failed.
  */
 #include <libusb.h>
+
+#include "lu-common.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,16 +59,9 @@ int main(int argc, char **argv) {
         sigemptyset(&set);
         sigaddset(&set, SIGUSR1);
         sigprocmask(SIG_BLOCK, &set, NULL);
-        r = libusb_init(NULL);
-        if (r < 0) {
-                fprintf(stderr, "lu-cancel: libusb_init: %s\n", libusb_error_name(r));
+        handle = lu_open_claim("lu-cancel", opt.vid, opt.pid, opt.interface, false);
+        if (!handle)
                 return 3;
-        }
-        handle = libusb_open_device_with_vid_pid(NULL, (uint16_t) opt.vid, (uint16_t) opt.pid);
-        if (!handle || libusb_claim_interface(handle, opt.interface) < 0) {
-                fprintf(stderr, "lu-cancel: cannot open or claim %04x:%04x\n", opt.vid, opt.pid);
-                return 3;
-        }
         for (int i = 0; i < opt.count; i++) {
                 t[i] = libusb_alloc_transfer(0);
                 if (!t[i])

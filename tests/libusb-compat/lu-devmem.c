@@ -13,6 +13,8 @@
  * Exit: 0 every step ok, 1 a step failed, 2 usage, 3 setup failed.
  */
 #include <libusb.h>
+
+#include "lu-common.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -125,7 +127,6 @@ static bool step_grow(void) {
 int main(int argc, char **argv) {
         const char *only = NULL;
         bool ok = true;
-        int r;
 
         for (int i = 1; i < argc; i++) {
                 const char *a = argv[i];
@@ -142,21 +143,9 @@ int main(int argc, char **argv) {
         if (opt.size <= 0 || opt.depth <= 0 || opt.depth > MAX_DEPTH || opt.rounds <= 0)
                 return 2;
 
-        r = libusb_init(NULL);
-        if (r < 0) {
-                fprintf(stderr, "lu-devmem: libusb_init: %s\n", libusb_error_name(r));
+        handle = lu_open_claim("lu-devmem", opt.vid, opt.pid, opt.interface, false);
+        if (!handle)
                 return 3;
-        }
-        handle = libusb_open_device_with_vid_pid(NULL, (uint16_t) opt.vid, (uint16_t) opt.pid);
-        if (!handle) {
-                fprintf(stderr, "lu-devmem: no device %04x:%04x\n", opt.vid, opt.pid);
-                return 3;
-        }
-        r = libusb_claim_interface(handle, opt.interface);
-        if (r < 0) {
-                fprintf(stderr, "lu-devmem: claim %d: %s\n", opt.interface, libusb_error_name(r));
-                return 3;
-        }
         if (!only || strstr(only, "reuse"))
                 ok = step_reuse() && ok;
         if (!only || strstr(only, "busy"))

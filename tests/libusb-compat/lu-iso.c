@@ -8,6 +8,8 @@
  * lu-iso [--alt=1] [--in=0x83] [--out=0x04] [--packets=8] [--size=1024] [--transfers=4] [--offset=N]
  */
 #include <libusb.h>
+
+#include "lu-common.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,10 +78,8 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "lu-iso: unknown argument %s\n", argv[i]);
                 return 2;
         }
-        if (libusb_init(NULL) < 0)
-                return 3;
-        h = libusb_open_device_with_vid_pid(NULL, 0x0525, 0xa4a0);
-        if (!h || libusb_claim_interface(h, 0) < 0)
+        h = lu_open_claim("lu-iso", 0x0525, 0xa4a0, 0, false);
+        if (!h)
                 return 3;
         r = libusb_set_interface_alt_setting(h, 0, alt);
         if (r < 0) {

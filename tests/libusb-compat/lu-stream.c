@@ -17,6 +17,8 @@
  */
 #include <errno.h>
 #include <libusb.h>
+
+#include "lu-common.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,22 +275,9 @@ int main(int argc, char **argv) {
         if (opt.size <= 0 || opt.depth <= 0 || opt.buflen <= 0)
                 return 2;
 
-        r = libusb_init(NULL);
-        if (r < 0) {
-                fprintf(stderr, "lu-stream: libusb_init: %s\n", libusb_error_name(r));
+        handle = lu_open_claim("lu-stream", opt.vid, opt.pid, opt.interface, true);
+        if (!handle)
                 return 3;
-        }
-        handle = libusb_open_device_with_vid_pid(NULL, (uint16_t) opt.vid, (uint16_t) opt.pid);
-        if (!handle) {
-                fprintf(stderr, "lu-stream: no device %04x:%04x\n", opt.vid, opt.pid);
-                return 3;
-        }
-        (void) libusb_set_auto_detach_kernel_driver(handle, 1);
-        r = libusb_claim_interface(handle, opt.interface);
-        if (r < 0) {
-                fprintf(stderr, "lu-stream: claim %d: %s\n", opt.interface, libusb_error_name(r));
-                return 3;
-        }
         if (opt.control)
                 ok = control_roundtrip() && ok;
         if (opt.loopback)
