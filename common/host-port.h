@@ -15,7 +15,9 @@ int parse_host_port(const char *s, uint16_t default_port, char host[static HOST_
                     uint16_t *ret_port);
 
 /* "HOST[:PORT]/BUSID" (the form of zcusbd.conf's Attach=). BUSID is only
- * split off here, not checked. */
+ * split off here, not checked. A longer string is none: "[" HOST "]:" PORT
+ * "/" BUSID. */
+#define REMOTE_TARGET_MAX_LEN (1 + HOST_NAME_MAX_LEN + 2 + 5 + 1 + 31)
 int parse_remote_target(const char *s, uint16_t default_port, char host[static HOST_NAME_MAX_LEN + 1],
                         uint16_t *ret_port, char busid[static 32]);
 

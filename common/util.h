@@ -108,6 +108,26 @@ static inline const char *startswith(const char *s, const char *prefix) {
         return strncmp(s, prefix, l) == 0 ? s + l : NULL;
 }
 
+/* The lists of the configuration and of udev properties: words separated by
+ * spaces, tabs or commas. Returns the next word after *p (not terminated; its
+ * length in *len) and moves *p past it; NULL at the end. */
+static inline const char *word_list_next(const char **p, size_t *len) {
+        const char *w = *p + strspn(*p, " \t,");
+
+        *len = strcspn(w, " \t,");
+        *p = w + *len;
+        return *len > 0 ? w : NULL;
+}
+
+/* WORD (LEN bytes) as a string in BUF; false when it does not fit. */
+static inline bool word_copy(const char *word, size_t len, char *buf, size_t size) {
+        if (len >= size)
+                return false;
+        memcpy(buf, word, len);
+        buf[len] = '\0';
+        return true;
+}
+
 /* Replace *p with a copy of s (NULL allowed). Returns -ENOMEM or 0. */
 static inline int free_and_strdup(char **p, const char *s) {
         char *t = NULL;

@@ -147,18 +147,18 @@ static int parse_text_field(const char *value, void *field, char **error) {
 }
 
 static int parse_remote_attach(const char *value, void *field, char **error) {
-        _cleanup_free_ char *copy = strdup(value);
-        char *save = NULL;
+        const char *p = value, *word;
+        size_t n;
 
-        if (!copy)
-                return -ENOMEM;
-        for (char *w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
-                char host[HOST_NAME_MAX_LEN + 1], busid[32];
+        while ((word = word_list_next(&p, &n))) {
+                char w[REMOTE_TARGET_MAX_LEN + 1], host[HOST_NAME_MAX_LEN + 1], busid[32];
                 uint16_t port;
 
-                if (parse_remote_target(w, USBIP_DEFAULT_PORT, host, &port, busid) < 0 ||
+                if (!word_copy(word, n, w, sizeof(w)) ||
+                    parse_remote_target(w, USBIP_DEFAULT_PORT, host, &port, busid) < 0 ||
                     !usbip_busid_is_valid(busid))
-                        return set_error(error, "Attach=: '%s' is not HOST[:PORT]/BUSID (e.g. lab1:3240/1-1.2)", w);
+                        return set_error(error, "Attach=: '%.*s' is not HOST[:PORT]/BUSID (e.g. lab1:3240/1-1.2)",
+                                         n > 64 ? 64 : (int) n, word);
         }
         return parse_text_field(value, field, error);
 }

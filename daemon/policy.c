@@ -55,26 +55,19 @@ bool policy_caller_is_root(const Caller *c) {
 
 /* Calls cb for each token of LIST; stops and returns true when cb does. */
 static bool list_any(const char *list, bool (*cb)(const char *token, void *userdata), void *userdata) {
-        const char *p = list;
+        const char *p = list, *w;
+        size_t n;
 
         if (!list)
                 return false;
-        for (;;) {
+        while ((w = word_list_next(&p, &n))) {
                 char token[256];
-                size_t n;
 
-                p += strspn(p, " \t,");
-                if (!*p)
-                        return false;
-                n = strcspn(p, " \t,");
-                if (n < sizeof(token)) { /* longer tokens cannot be names: skip */
-                        memcpy(token, p, n);
-                        token[n] = '\0';
-                        if (cb(token, userdata))
-                                return true;
-                }
-                p += n;
+                /* longer words cannot be names: skipped */
+                if (word_copy(w, n, token, sizeof(token)) && cb(token, userdata))
+                        return true;
         }
+        return false;
 }
 
 /* A token that is all digits is a number, anything else a name. */

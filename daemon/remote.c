@@ -441,19 +441,18 @@ void remote_on_device_removed(Manager *m, Device *d) {
 }
 
 int remote_start_persistent(Manager *m) {
-        _cleanup_free_ char *copy = strdup(m->config.remote_attach);
-        char *save = NULL;
+        const char *p = m->config.remote_attach, *word;
+        size_t n;
 
-        if (!copy)
-                return -ENOMEM;
-        for (char *w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
-                char host[HOST_NAME_MAX_LEN + 1], busid[32];
+        while ((word = word_list_next(&p, &n))) {
+                char w[REMOTE_TARGET_MAX_LEN + 1], host[HOST_NAME_MAX_LEN + 1], busid[32];
                 uint16_t port;
                 Remote *r;
                 int k;
 
                 /* config.c checked the syntax already */
-                if (parse_remote_target(w, USBIP_DEFAULT_PORT, host, &port, busid) < 0 ||
+                if (!word_copy(word, n, w, sizeof(w)) ||
+                    parse_remote_target(w, USBIP_DEFAULT_PORT, host, &port, busid) < 0 ||
                     remote_find(m, host, port, busid))
                         continue;
                 k = remote_new(m, host, port, busid, true, 0, &r);
@@ -489,15 +488,17 @@ bool remote_may_attach(Manager *m, const Caller *c) {
 }
 
 bool remote_host_allowed(Manager *m, const char *host) {
-        _cleanup_free_ char *copy = strdup(m->config.remote_allow_hosts);
-        char *save = NULL;
+        const char *p = m->config.remote_allow_hosts, *word;
+        size_t n;
 
-        if (!copy)
-                return false;
         /* As written, never resolved: zcusbd has no network, and a name's
          * addresses may change; the admin lists what callers may name. */
-        for (char *w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save))
-                if (streq(w, "*") || strcasecmp(w, host) == 0)
+        while ((word = word_list_next(&p, &n))) {
+                char w[HOST_NAME_MAX_LEN + 1];
+
+                /* longer words cannot be host names: skipped */
+                if (word_copy(word, n, w, sizeof(w)) && (streq(w, "*") || strcasecmp(w, host) == 0))
                         return true;
+        }
         return false;
 }

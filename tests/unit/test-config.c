@@ -86,6 +86,33 @@ static void test_errors(void) {
         /* inih's own syntax error comes first and must not borrow a later message. */
         check_error("[Daemon]\nthis line has no equals sign\n[Quota]\nBogus=1\n", "bad.conf:2: syntax error");
         check_error("[Quota]\nBogus=1\nthis line has no equals sign\n", "bad.conf:2: unknown key 'Bogus'");
+        /* Attach= is a word list (spaces, tabs, commas); the bad word is named, cut at 64 */
+        check_error("[Remote]\nAttach=lab1/1-1, ,lab2:3240\n", "bad.conf:2: Attach=: 'lab2:3240' is not HOST[:PORT]/BUSID");
+        char long_target[400];
+        memset(long_target, 'a', sizeof(long_target));
+        memcpy(long_target + sizeof(long_target) - 5, "/1-1", 5);
+        _cleanup_free_ char *text = NULL;
+        check(asprintf(&text, "[Remote]\nAttach=lab1/1-1\t%s\n", long_target) > 0);
+        check_error(text, "bad.conf:2: Attach=: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' is not");
+}
+
+/* The one word splitter of the configuration's and udev properties' lists. */
+static void test_word_list(void) {
+        const char *p = " a,b\t\tlonger-word ,,", *w;
+        const char *want[] = { "a", "b", "longer-word" };
+        char buf[8];
+        size_t n, i = 0;
+
+        while ((w = word_list_next(&p, &n))) {
+                check(i < 3 && n == strlen(want[i]) && strncmp(w, want[i], n) == 0);
+                check(word_copy(w, n, buf, sizeof(buf)) == (n < sizeof(buf)));
+                i++;
+        }
+        check(i == 3 && *p == '\0');
+        p = "";
+        check(!word_list_next(&p, &n));
+        p = " \t, ";
+        check(!word_list_next(&p, &n));
 }
 
 static void write_file(const char *path, const char *text) {
@@ -161,6 +188,7 @@ int main(void) {
         RUN(test_defaults);
         RUN(test_all_keys);
         RUN(test_errors);
+        RUN(test_word_list);
         RUN(test_dropins);
         RUN(test_sizes);
         return 0;
