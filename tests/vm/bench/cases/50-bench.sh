@@ -204,6 +204,13 @@ kq_after() {
 	KQ_EXTRA=",\"kq_entries\":$((KS_kq_transfers - KQ0))"
 }
 
+# LINE of a client's JSON as recorded, in RECORDED: libusb-bench names itself after its mode,
+# the compat contender (RECORD_AS) is renamed. (No subshell: a process start costs under TCG.)
+as_recorded() {
+	RECORDED=$1
+	[ -z "${RECORD_AS:-}" ] || RECORDED=${RECORDED/\"contender\":\"libusb-$MODE\"/\"contender\":\"$RECORD_AS\"}
+}
+
 # record EXTRA CMD...: run a client, append each of its JSON lines, with EXTRA (",\"k\":v..."),
 # to bench.jsonl.
 record() {
@@ -218,7 +225,8 @@ record() {
 	extra+=$KQ_EXTRA
 	while IFS= read -r line; do
 		[ -n "$line" ] || continue
-		[ -z "${RECORD_AS:-}" ] || line=${line/\"contender\":\"libusb-$MODE\"/\"contender\":\"$RECORD_AS\"}
+		as_recorded "$line"
+		line=$RECORDED
 		line="${line%\}}$extra}"
 		printf '%s\n' "$line" >>"$OUT"
 		printf '   %s\n' "$line"
@@ -317,12 +325,10 @@ if has_section throughput && [ "$PERF" = 1 ]; then
 			>"$W/perf-run.out" 2>"$W/perf-run.err" || { cat "$W/perf-run.err"; fail "perf record of $c failed"; }
 		{
 			echo "# $c, ${SDLIST[0]} (size:depth), in,out, $MIB MiB each: whole guest, cpu-clock 499 Hz"
-			# (as record() does: libusb-bench names itself after its mode)
-			if [ -n "$RECORD_AS" ]; then
-				sed "s/\"contender\":\"libusb-$MODE\"/\"contender\":\"$RECORD_AS\"/; s/^/# /" "$W/perf-run.out"
-			else
-				sed 's/^/# /' "$W/perf-run.out"
-			fi
+			while IFS= read -r line; do
+				as_recorded "$line"
+				printf '# %s\n' "$RECORDED"
+			done <"$W/perf-run.out"
 			perf report -i "$W/perf.data" --stdio --no-children --sort comm,dso,sym -g none \
 				--percent-limit 0.5 2>/dev/null | grep -v '^$'
 			# time with interrupts off lands where they come back on (cpu-clock is a
