@@ -22,9 +22,16 @@
 #include "log.h"
 #include "util.h"
 
-/* Big enough to keep a SuperSpeed bulk endpoint busy, small enough that a
- * few in flight stay far below usbfs_memory_mb (16 MiB by default). */
+/* Bulk transfers larger than this go as several URBs chained by
+ * BULK_CONTINUATION: big enough to keep a SuperSpeed bulk endpoint busy,
+ * small enough that a few in flight stay far below usbfs_memory_mb (16 MiB
+ * by default), which no single URB may exceed. Where the host controller
+ * takes scatter-gather lists (usbfs: BULK_SCATTER_GATHER), usbfs builds one
+ * from 16 KiB pieces and no contiguous buffer is needed: there an URB may be
+ * larger, and the usual transfer sizes up to 1 MiB go as one URB, as libusb
+ * submits them (each extra URB costs a submit, a reap and often a wakeup). */
 #define USBFS_CHUNK_MAX (256u * 1024u)
+#define USBFS_SG_CHUNK_MAX (1024u * 1024u)
 
 typedef struct UsbfsUrb UsbfsUrb;
 
@@ -60,6 +67,7 @@ struct BackendInterface {
         char *devnode;
         uint8_t number;
         uint32_t caps;
+        uint32_t chunk_max; /* USBFS_CHUNK_MAX or, with scatter-gather, USBFS_SG_CHUNK_MAX */
         bool gone;
         sd_event_source *io;
         sd_event_source *retry; /* resubmits pending URBs when no completion will */
@@ -348,6 +356,7 @@ static int usbfs_open_interface(sd_event *event, const BackendDeviceInfo *device
         }
         if (ioctl(h->fd, USBDEVFS_GET_CAPABILITIES, &h->caps) < 0)
                 h->caps = 0; /* old kernel: no splitting, one URB per transfer */
+        h->chunk_max = h->caps & USBDEVFS_CAP_BULK_SCATTER_GATHER ? USBFS_SG_CHUNK_MAX : USBFS_CHUNK_MAX;
         r = sd_event_add_io(event, &h->io, h->fd, EPOLLOUT, usbfs_on_io, h);
         if (r >= 0)
                 r = sd_event_add_time_relative(event, &h->retry, CLOCK_MONOTONIC, USBFS_RETRY_USEC, 1000,
@@ -442,8 +451,8 @@ static int usbfs_submit(UsbfsInterface *h, BackendTransfer *t) {
         if (h->gone)
                 return -ENODEV;
 
-        if (p->opcode == ZCUSB_OP_BULK && t->data_length > USBFS_CHUNK_MAX && (split_ok || !p->in)) {
-                chunk = USBFS_CHUNK_MAX / p->max_packet_size * p->max_packet_size;
+        if (p->opcode == ZCUSB_OP_BULK && t->data_length > h->chunk_max && (split_ok || !p->in)) {
+                chunk = h->chunk_max / p->max_packet_size * p->max_packet_size;
                 if (chunk == 0)
                         chunk = p->max_packet_size;
                 n = (t->data_length + chunk - 1) / chunk;
@@ -557,8 +566,9 @@ static void usbfs_cancel(UsbfsInterface *h, BackendTransfer *t) {
 }
 
 static uint64_t usbfs_transfer_memory(const TransferPlan *p) {
-        /* Beyond the inline URB: split bulk transfers (assuming the kernel
-         * allows splitting) and iso descriptors. */
+        /* Beyond the inline URB: split bulk transfers (at most as many as
+         * without scatter-gather, the kernel allowing splitting) and iso
+         * descriptors. */
         uint16_t mps = p->max_packet_size ?: 1;
         uint32_t chunk = USBFS_CHUNK_MAX / mps * mps;
         uint64_t n = 1;

@@ -92,6 +92,7 @@ URB_OFF = {"type": 0, "endpoint": 1, "status": 4, "flags": 8, "buffer": 16, "buf
            "actual_length": 28, "start_frame": 32, "number_of_packets": 36, "error_count": 40,
            "signr": 44, "usercontext": 48, "iso_frame_desc": 56}
 
+CAP_BULK_SCATTER_GATHER = 0x08
 CAPABILITIES = 0x1FF  # what dummy_hcd reports (vm-notes): ZERO_PACKET ... MMAP, CONTINUATION, REAP_AFTER_DISCONNECT
 
 PATTERN_MOD = 251
@@ -155,8 +156,9 @@ class Endpoint:
 class UsbfsEmulator:
     """One emulated usbfs device node. `device` is a fixtures.UsbDevice."""
 
-    def __init__(self, testbed, device, log=None, always_ready=False):
+    def __init__(self, testbed, device, log=None, always_ready=False, capabilities=CAPABILITIES):
         self.tb = testbed
+        self.capabilities = capabilities  # GET_CAPABILITIES
         self.always_ready = always_ready
         self.fifo = None
         self.ready = True
@@ -398,7 +400,7 @@ class UsbfsEmulator:
 
     def _do_get_capabilities(self, arg):
         d = arg.resolve(0, 4)
-        d.update(0, struct.pack("<I", CAPABILITIES))
+        d.update(0, struct.pack("<I", self.capabilities))
         self._record("GET_CAPABILITIES")
         return 0
 
