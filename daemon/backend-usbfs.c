@@ -84,9 +84,17 @@ typedef BackendInterface UsbfsInterface;
 static void usbfs_update_io(UsbfsInterface *h) {
         int enabled = SD_EVENT_OFF;
 
-        /* usbfs signals completions with POLLOUT. Watch only while the kernel
-         * holds URBs: an idle watch could spin on emulated fds in tests. */
-        (void) sd_event_source_set_enabled(h->io, TAILQ_EMPTY(&h->submitted) ? SD_EVENT_OFF : SD_EVENT_ON);
+        /* usbfs signals completions with POLLOUT. Watch while the kernel
+         * holds URBs, and after that until a wakeup finds nothing to reap
+         * (usbfs_on_io turns it off then): on usbfs a watch left on costs
+         * nothing (no completion, no POLLOUT), and a client that submits one
+         * transfer at a time is spared two epoll_ctl() per transfer. An fd
+         * that is always ready (emulated ones in tests, a HUP) stops after
+         * one wakeup. */
+        if (h->gone)
+                (void) sd_event_source_set_enabled(h->io, SD_EVENT_OFF);
+        else if (!TAILQ_EMPTY(&h->submitted))
+                (void) sd_event_source_set_enabled(h->io, SD_EVENT_ON);
 
         if (TAILQ_EMPTY(&h->pending) || h->gone) {
                 (void) sd_event_source_set_enabled(h->retry, SD_EVENT_OFF);
@@ -244,7 +252,10 @@ static void usbfs_fail_all(UsbfsInterface *h) {
         usbfs_update_io(h);
 }
 
-static void usbfs_reap(UsbfsInterface *h) {
+/* Returns how many URBs it reaped. */
+static unsigned usbfs_reap(UsbfsInterface *h) {
+        unsigned reaped = 0;
+
         for (;;) {
                 struct usbdevfs_urb *urb = NULL;
 
@@ -256,14 +267,16 @@ static void usbfs_reap(UsbfsInterface *h) {
                         if (errno == ENODEV) {
                                 h->gone = true;
                                 usbfs_fail_all(h);
-                                return;
+                                return reaped;
                         }
                         log_warning_errno(errno, "%s: reaping failed: %m", h->devnode);
                         break;
                 }
                 usbfs_reaped(h, urb);
+                reaped++;
         }
         usbfs_submit_pending(h);
+        return reaped;
 }
 
 static int usbfs_on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -276,7 +289,8 @@ static int usbfs_on_io(sd_event_source *s, int fd, uint32_t revents, void *userd
         UsbfsInterface *h = userdata;
 
         (void) s, (void) fd;
-        usbfs_reap(h);
+        if (usbfs_reap(h) == 0 && TAILQ_EMPTY(&h->submitted))
+                (void) sd_event_source_set_enabled(h->io, SD_EVENT_OFF); /* see usbfs_update_io() */
         if ((revents & (EPOLLERR | EPOLLHUP)) && !h->gone) {
                 /* Unplugged: what could be reaped was; the rest is lost. */
                 h->gone = true;

@@ -43,8 +43,11 @@ int transfer_status_from_urb(int urb_status) {
  * armed no later than the first of them. A transfer that ends leaves the
  * list and does not move the timer: a timer that fires early finds nothing
  * expired and re-arms for the earliest deadline left, so a busy stream
- * costs one expiry per timeout period. Only an empty list turns it off, so
- * a queue with nothing in flight causes no wakeup. */
+ * costs one expiry per timeout period. An empty list leaves it armed too
+ * (turning it off and on would cost two timerfd_settime() per transfer to
+ * a client that submits one at a time): it fires once more, finds nothing
+ * and stays off, so a queue with nothing in flight wakes zcusbd at most
+ * once, at the last deadline it had. */
 static void transfer_deadline_arm(Queue *q, uint64_t deadline) {
         if (q->deadline_armed != 0 && q->deadline_armed <= deadline)
                 return; /* fires in time for it */
@@ -78,10 +81,6 @@ static void transfer_deadline_remove(Transfer *t) {
                 return;
         TAILQ_REMOVE(&q->deadlines, t, deadline_link);
         t->deadline = 0;
-        if (TAILQ_EMPTY(&q->deadlines) && q->deadline_armed != 0) {
-                (void) sd_event_source_set_enabled(q->deadline_source, SD_EVENT_OFF);
-                q->deadline_armed = 0;
-        }
 }
 
 int transfer_on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {

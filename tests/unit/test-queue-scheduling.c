@@ -73,10 +73,26 @@ static void test_timeout_among_completions(void) {
         settle(&h);
         check_completed(&h.client, 2, -ETIMEDOUT);
 
-        /* The last deadline gone, the timer is off: nothing in flight wakes nobody. */
+        /* The last deadline gone, the timer stays armed (no timerfd_settime()
+         * per transfer for a client that submits one at a time) ... */
         fake_complete(fake_transfer_for(1), 0, CHUNK);
         settle(&h);
         check_completed(&h.client, 1, 0);
+        check(TAILQ_EMPTY(&h.queue->deadlines) && h.queue->deadline_armed != 0);
+        check(sd_event_source_get_enabled(h.queue->deadline_source, &enabled) >= 0 && enabled == SD_EVENT_ONESHOT);
+        /* ... a next transfer with a later deadline does not move it ... */
+        uint64_t armed = h.queue->deadline_armed;
+        submit_bulk(&h, EP_OUT, 3, 60 * 1000);
+        settle_all_taken(&h);
+        check(h.queue->deadline_armed == armed);
+        fake_complete(fake_transfer_for(3), 0, CHUNK);
+        settle(&h);
+        check_completed(&h.client, 3, 0);
+        /* ... and when it fires it finds nothing, and is off: nothing in
+         * flight wakes zcusbd once more at most. */
+        check(sd_event_source_set_time(h.queue->deadline_source, 1) >= 0); /* its deadline, now */
+        for (int i = 0; i < 10 && h.queue->deadline_armed != 0; i++)
+                check(sd_event_run(h.m->event, 0) >= 0);
         check(TAILQ_EMPTY(&h.queue->deadlines) && h.queue->deadline_armed == 0);
         check(sd_event_source_get_enabled(h.queue->deadline_source, &enabled) >= 0 && enabled == SD_EVENT_OFF);
         check_in_flight(&h, 0);
