@@ -255,36 +255,30 @@ static int fake_detach_queue(BackendInterface *bi, uint32_t id, int end_status, 
         return 0;
 }
 
+/* Both tables: the same fake, with or without in-kernel queues. */
+#define FAKE_BACKEND_OPS                                \
+        .transfer_priv_size = sizeof(FakePriv),         \
+        .probe = fake_probe,                            \
+        .open_interface = fake_open_interface,          \
+        .close_interface = fake_close_interface,        \
+        .disconnect = fake_disconnect,                  \
+        .set_alt_setting = fake_set_alt_setting,        \
+        .clear_halt = fake_clear_halt,                  \
+        .submit = fake_submit,                          \
+        .cancel = fake_cancel,                          \
+        .forget_buffer = fake_forget_buffer,            \
+        .transfer_memory = fake_transfer_memory
+
 const BackendOps fake_backend = {
         .name = "fake",
         .kind = BACKEND_USBFS,
-        .transfer_priv_size = sizeof(FakePriv),
-        .probe = fake_probe,
-        .open_interface = fake_open_interface,
-        .close_interface = fake_close_interface,
-        .disconnect = fake_disconnect,
-        .set_alt_setting = fake_set_alt_setting,
-        .clear_halt = fake_clear_halt,
-        .submit = fake_submit,
-        .cancel = fake_cancel,
-        .forget_buffer = fake_forget_buffer,
-        .transfer_memory = fake_transfer_memory,
+        FAKE_BACKEND_OPS,
 };
 
 const BackendOps fake_backend_kq = {
         .name = "fake-kq",
         .kind = BACKEND_ZCUSB,
-        .transfer_priv_size = sizeof(FakePriv),
-        .probe = fake_probe,
-        .open_interface = fake_open_interface,
-        .close_interface = fake_close_interface,
-        .disconnect = fake_disconnect,
-        .set_alt_setting = fake_set_alt_setting,
-        .clear_halt = fake_clear_halt,
-        .submit = fake_submit,
-        .cancel = fake_cancel,
-        .forget_buffer = fake_forget_buffer,
-        .transfer_memory = fake_transfer_memory,
+        FAKE_BACKEND_OPS,
         .add_buffer = fake_add_buffer,
         .attach_queue = fake_attach_queue,
         .detach_queue = fake_detach_queue,
