@@ -43,6 +43,7 @@ struct BackendInterface {
         int fd;
         bool autobound; /* bound to zcusb.ko at plug (ZCUSB_AUTOBIND): stays bound */
         bool gone;
+        int queue_stats; /* QUEUE_STATS: 0 not asked yet, > 0 the module has it, < 0 it has not */
         sd_event_source *io;
         TAILQ_HEAD(, Registration) registrations;
         TAILQ_HEAD(, ZcusbTransfer) in_flight;
@@ -427,13 +428,57 @@ static int zcusb_attach_queue(ZcusbInterface *i, const BackendQueue *q, uint32_t
         return 0;
 }
 
-static int zcusb_detach_queue(ZcusbInterface *i, uint32_t id, int end_status, BackendQueue *ret_q) {
+/* Does the module count its queues (QUEUE_STATS)? Asked once per
+ * interface: queue 0 is none, so a module that has it says ENOENT. */
+static bool interface_has_queue_stats(ZcusbInterface *i) {
+        static bool logged = false;
+        struct zcusb_queue_stats st = {};
+
+        if (i->queue_stats != 0)
+                return i->queue_stats > 0;
+        if (ioctl(i->fd, ZCUSB_IOC_QUEUE_STATS, &st) < 0 && (errno == ENOTTY || errno == EINVAL)) {
+                i->queue_stats = -1;
+                if (!logged)
+                        log_debug("zcusb.ko has no QUEUE_STATS (an older module): the claims' counters leave "
+                                  "out what its queues serve.");
+                logged = true;
+        } else
+                i->queue_stats = 1;
+        return i->queue_stats > 0;
+}
+
+static void counters_from_stats(const struct zcusb_queue_stats *st, TransferCounters *ret) {
+        *ret = (TransferCounters) {
+                .submitted = st->submitted, .completed = st->completed, .failed = st->failed,
+                .bytes_in = st->bytes_in, .bytes_out = st->bytes_out, .in_flight = st->in_flight,
+        };
+}
+
+static int zcusb_detach_queue(ZcusbInterface *i, uint32_t id, int end_status, BackendQueue *ret_q,
+                              TransferCounters *ret_counters) {
+        struct zcusb_queue_stats st = {};
         struct zcusb_queue_detach d = { .queue_id = id, .end_status = end_status };
 
+        /* The final counters, written once the module serves no more: a
+         * QUEUE_STATS before the detach would miss what ends in between. */
+        if (interface_has_queue_stats(i))
+                d.stats_addr = (uint64_t) (uintptr_t) &st;
         if (ioctl(i->fd, ZCUSB_IOC_QUEUE_DETACH, &d) < 0)
                 return -errno;
         ret_q->sq_head = d.sq_head;
         ret_q->cq_tail = d.cq_tail;
+        counters_from_stats(&st, ret_counters);
+        return 0;
+}
+
+static int zcusb_queue_counters(ZcusbInterface *i, uint32_t id, TransferCounters *ret) {
+        struct zcusb_queue_stats st = { .queue_id = id };
+
+        if (!interface_has_queue_stats(i))
+                return -EOPNOTSUPP;
+        if (ioctl(i->fd, ZCUSB_IOC_QUEUE_STATS, &st) < 0)
+                return -errno;
+        counters_from_stats(&st, ret);
         return 0;
 }
 
@@ -453,4 +498,5 @@ const BackendOps backend_zcusb = {
         .add_buffer = zcusb_add_buffer,
         .attach_queue = zcusb_attach_queue,
         .detach_queue = zcusb_detach_queue,
+        .queue_counters = zcusb_queue_counters,
 };

@@ -50,6 +50,18 @@ typedef struct BackendQueue {
         uint32_t sq_head, cq_tail;
 } BackendQueue;
 
+/* A claim's transfer counters (its Submitted .. InFlight properties), as
+ * zcusbd counts the queues it serves (queue.c, transfer.c) and a kernel
+ * counts those it serves: every ring entry acted on is submitted; it
+ * ends completed (status 0: NOP, and CANCEL whatever it answers) or failed
+ * (refused, or ended with an error); bytes are the actual length of
+ * completed transfers by direction; in_flight is taken and not yet ended. */
+typedef struct TransferCounters {
+        uint64_t submitted, completed, failed;
+        uint64_t bytes_in, bytes_out;
+        uint64_t in_flight;
+} TransferCounters;
+
 /* One transfer as a backend sees it; the core's Transfer embeds it. */
 typedef struct BackendTransfer {
         TransferPlan plan;            /* checked, private copies */
@@ -120,11 +132,17 @@ typedef struct BackendOps {
          * add_buffer makes buffer B nameable by its client id in such
          * rings (pinned and charged by the module until forget_buffer).
          * detach_queue ends the kernel's part: what is in flight completes
-         * with END_STATUS and *ret_q gets the indices zcusbd goes on from.
-         * -EOPNOTSUPP: the kernel has no such thing (zcusbd serves). */
+         * with END_STATUS, *ret_q gets the indices zcusbd goes on from and
+         * *ret_counters what the kernel counted for the queue, taken once it
+         * served no more (all 0 when it cannot count). queue_counters reads
+         * them while it serves. -EOPNOTSUPP: the kernel has no such thing
+         * (zcusbd serves; a kernel that cannot count: the counters stay
+         * zcusbd's own). */
         int (*add_buffer)(BackendInterface *bi, const BackendBuffer *b);
         int (*attach_queue)(BackendInterface *bi, const BackendQueue *q, uint32_t *ret_id);
-        int (*detach_queue)(BackendInterface *bi, uint32_t id, int end_status, BackendQueue *ret_q);
+        int (*detach_queue)(BackendInterface *bi, uint32_t id, int end_status, BackendQueue *ret_q,
+                            TransferCounters *ret_counters);
+        int (*queue_counters)(BackendInterface *bi, uint32_t id, TransferCounters *ret);
 } BackendOps;
 
 extern const BackendOps backend_usbfs;

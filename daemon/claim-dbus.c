@@ -295,6 +295,35 @@ static int property_get_used(sd_bus *bus, const char *path, const char *interfac
         return sd_bus_message_append(reply, "t", c->peer->account.bytes);
 }
 
+/* Submitted .. BytesOut and InFlight: what zcusbd counted and what the kernel
+ * counts for the queues it serves (claim_get_counters). */
+static int property_get_counter(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        static const struct {
+                const char *name;
+                size_t offset;
+        } counters[] = {
+                { "Submitted", offsetof(TransferCounters, submitted) },
+                { "Completed", offsetof(TransferCounters, completed) },
+                { "Failed",    offsetof(TransferCounters, failed) },
+                { "BytesIn",   offsetof(TransferCounters, bytes_in) },
+                { "BytesOut",  offsetof(TransferCounters, bytes_out) },
+        };
+        Claim *c = userdata;
+        TransferCounters n;
+
+        (void) bus, (void) path, (void) interface, (void) error;
+        claim_get_counters(c, &n);
+        if (streq(property, "InFlight"))
+                return sd_bus_message_append(reply, "u",
+                                             (uint32_t) (n.in_flight < UINT32_MAX ? n.in_flight : UINT32_MAX));
+        for (size_t i = 0; i < ELEMENTSOF(counters); i++)
+                if (streq(property, counters[i].name))
+                        return sd_bus_message_append(reply, "t",
+                                                     *(const uint64_t *) ((const uint8_t *) &n + counters[i].offset));
+        return -EINVAL;
+}
+
 const sd_bus_vtable claim_vtable[] = {
         SD_BUS_VTABLE_START(0),
 
@@ -306,14 +335,14 @@ const sd_bus_vtable claim_vtable[] = {
         SD_BUS_PROPERTY("ServedBy", "s", property_get_served_by, 0, 0),
         SD_BUS_PROPERTY("QuotaBytes", "t", property_get_quota, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("UsedBytes", "t", property_get_used, 0, 0),
-        SD_BUS_PROPERTY("InFlight", "u", NULL, offsetof(Claim, n_in_flight), 0),
+        SD_BUS_PROPERTY("InFlight", "u", property_get_counter, 0, 0),
         SD_BUS_PROPERTY("Buffers", "u", NULL, offsetof(Claim, n_buffers), 0),
         SD_BUS_PROPERTY("Queues", "u", NULL, offsetof(Claim, n_queues), 0),
-        SD_BUS_PROPERTY("Submitted", "t", NULL, offsetof(Claim, submitted), 0),
-        SD_BUS_PROPERTY("Completed", "t", NULL, offsetof(Claim, completed), 0),
-        SD_BUS_PROPERTY("Failed", "t", NULL, offsetof(Claim, failed), 0),
-        SD_BUS_PROPERTY("BytesIn", "t", NULL, offsetof(Claim, bytes_in), 0),
-        SD_BUS_PROPERTY("BytesOut", "t", NULL, offsetof(Claim, bytes_out), 0),
+        SD_BUS_PROPERTY("Submitted", "t", property_get_counter, 0, 0),
+        SD_BUS_PROPERTY("Completed", "t", property_get_counter, 0, 0),
+        SD_BUS_PROPERTY("Failed", "t", property_get_counter, 0, 0),
+        SD_BUS_PROPERTY("BytesIn", "t", property_get_counter, 0, 0),
+        SD_BUS_PROPERTY("BytesOut", "t", property_get_counter, 0, 0),
 
         SD_BUS_METHOD_WITH_ARGS("AllocBuffer",
                                 SD_BUS_ARGS("t", size),

@@ -50,6 +50,8 @@ struct Claim {
         void *transfer_cache;     /* ended bulk/interrupt Transfer blocks (transfer.c) */
         uint32_t n_transfer_cache;
 
+        /* Counted by zcusbd (queue.c, transfer.c), and by the kernel for
+         * queues it served once they are detached (claim_add_counters). */
         uint64_t submitted, completed, failed, bytes_in, bytes_out;
 
         ClaimEnd end;
@@ -102,6 +104,14 @@ void claim_uncharge(Claim *c, uint64_t bytes);
 /* Take/put one of the claim's peer's counted objects (QUOTA_BUFFERS, ...). */
 int claim_take_count(Claim *c, QuotaCount kind, sd_bus_error *error);
 void claim_put_count(Claim *c, QuotaCount kind);
+
+/* The claim's transfer counters as its properties show them: its own, plus
+ * what the kernel counts for the queues it serves now (one backend call per
+ * such queue). */
+void claim_get_counters(Claim *c, TransferCounters *ret);
+/* A kernel served one of C's queues no more: what it counted becomes C's
+ * own (its in_flight aside: nothing of it is in flight any more). */
+void claim_add_counters(Claim *c, const TransferCounters *n);
 
 const char *claim_end_to_string(ClaimEnd e);
 int claim_end_status(ClaimEnd e);

@@ -533,11 +533,32 @@ static void queue_attach_kernel(Queue *q, int ring_fd) {
         log_debug("Queue %u of %s: served by the kernel (queue %u).", q->id, c->object_path, q->kernel_id);
 }
 
+int queue_kernel_counters(Queue *q, TransferCounters *ret) {
+        Claim *c = q->claim;
+        int r;
+
+        *ret = (TransferCounters) {};
+        if (!q->kernel || !c->backend_interface || !c->backend->queue_counters)
+                return 0;
+        r = c->backend->queue_counters(c->backend_interface, q->kernel_id, ret);
+        if (r == -EOPNOTSUPP)
+                return 0; /* an older module: the backend said so once */
+        if (r < 0) {
+                *ret = q->kernel_seen; /* never less than was shown */
+                return log_debug_errno(r, "Queue %u of %s: cannot read the kernel's counters: %m", q->id,
+                                       c->object_path);
+        }
+        q->kernel_seen = *ret;
+        return 0;
+}
+
 /* The kernel stops serving Q: what it had in flight completes with
  * END_STATUS, and zcusbd goes on from where it stopped (an ending claim
- * fails what comes; CloseQueue frees it). */
+ * fails what comes; CloseQueue frees it). What the kernel counted for Q
+ * becomes the claim's own, so its counters never go back. */
 static void queue_detach_kernel(Queue *q, int end_status) {
         Claim *c = q->claim;
+        TransferCounters counters = {};
         BackendQueue bq = {};
         int r = -ENODEV;
 
@@ -545,13 +566,18 @@ static void queue_detach_kernel(Queue *q, int end_status) {
                 return;
         q->kernel = false;
         if (c->backend_interface)
-                r = c->backend->detach_queue(c->backend_interface, q->kernel_id, end_status, &bq);
+                r = c->backend->detach_queue(c->backend_interface, q->kernel_id, end_status, &bq, &counters);
         if (r < 0) {
-                /* The interface is closed: the module ended the queue (DEAD). */
+                /* The interface is closed: the module ended the queue (DEAD),
+                 * its transfers too. Keep what was last read of its counts. */
                 log_debug_errno(r, "Queue %u of %s: detach from the kernel: %m", q->id, c->object_path);
+                counters = q->kernel_seen;
+                counters.failed += counters.in_flight;
+                claim_add_counters(c, &counters);
                 ring_mark_broken(&q->ring);
                 return;
         }
+        claim_add_counters(c, &counters);
         q->ring.sq_head = bq.sq_head;
         q->ring.cq_tail = bq.cq_tail;
         (void) sd_event_source_set_enabled(q->submit_source, SD_EVENT_ON);

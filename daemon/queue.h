@@ -7,6 +7,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "backend.h"
 #include "forward.h"
 #include "ring.h"
 
@@ -54,6 +55,7 @@ struct Queue {
         bool broken_logged;
         bool kernel;                   /* served by the backend's kernel (in-kernel queue) */
         uint32_t kernel_id;
+        TransferCounters kernel_seen;  /* the kernel's counters for it, as last read */
         unsigned blocked_polls;        /* polls in a row while blocked with nothing in flight */
 
         TAILQ_ENTRY(Queue) link;
@@ -88,6 +90,10 @@ int queue_kernel_add_buffer(Claim *c, const BackendBuffer *b);
 /* "kernel" when every queue of C is (or its next one would be) served by
  * the kernel, else "daemon". */
 const char *queue_served_by(const Claim *c);
+/* What the kernel counted so far for Q while it serves Q (one call into the
+ * backend); all 0 for a queue zcusbd serves, whose counts are its claim's
+ * own, or when the kernel cannot say. */
+int queue_kernel_counters(Queue *q, TransferCounters *ret);
 
 /* Post a completion (to the ring, or to the backlog when it is full). */
 void queue_complete(Queue *q, uint64_t user_data, int status, uint32_t actual);

@@ -159,6 +159,9 @@ struct zcusb_kqueue {
 
 	struct list_head completed;	/* xfers given back, under c->lock */
 	/* under zi->lock */
+	struct zcusb_kq_counts {	/* QUEUE_STATS: as zcusbd counts */
+		u64 submitted, completed, failed, bytes_in, bytes_out;
+	} n;
 	unsigned int in_flight;		/* transfers taken, completion not posted */
 	unsigned int depth;		/* the most ever in flight at once */
 	unsigned int blocked_polls;
@@ -264,7 +267,9 @@ ssize_t zcusb_selftest_show(char *buf);
 
 /* zcusb_queue.c */
 int zcusb_queue_attach(struct zcusb_opener *c, struct zcusb_queue_attach *a);
-int zcusb_queue_detach(struct zcusb_opener *c, struct zcusb_queue_detach *d);
+int zcusb_queue_detach(struct zcusb_opener *c, struct zcusb_queue_detach *d,
+		       struct zcusb_queue_stats *st);
+int zcusb_queue_stats(struct zcusb_opener *c, struct zcusb_queue_stats *st);
 void zcusb_queue_detach_all(struct zcusb_opener *c, int end_status);
 void zcusb_queue_disconnect(struct zcusb_opener *c);
 void zcusb_queue_kick(struct zcusb_kqueue *kq);

@@ -446,6 +446,34 @@ static int zcusb_ioc_clear_halt(struct zcusb_opener *c, u32 ep)
 	return usb_clear_halt(zi->udev, pipe);
 }
 
+/*
+ * QUEUE_DETACH; takes zi->lock itself (it waits for the queue's work). The
+ * final counters go to stats_addr, taken after the module stopped serving:
+ * nothing counted is missed between a last QUEUE_STATS and the detach.
+ */
+static int zcusb_ioc_queue_detach(struct zcusb_opener *c, void __user *p)
+{
+	struct zcusb_queue_detach d;
+	struct zcusb_queue_stats st;
+	void __user *up;
+	int ret;
+
+	if (copy_from_user(&d, p, sizeof(d)))
+		return -EFAULT;
+	up = u64_to_user_ptr(d.stats_addr);
+	/* a bad address fails here, before the queue is detached */
+	if (d.stats_addr && !access_ok(up, sizeof(st)))
+		return -EFAULT;
+	ret = zcusb_queue_detach(c, &d, d.stats_addr ? &st : NULL);
+	if (ret)
+		return ret;
+	if (copy_to_user(p, &d, sizeof(d)))
+		return -EFAULT;
+	if (d.stats_addr && copy_to_user(up, &st, sizeof(st)))
+		return -EFAULT;
+	return 0;
+}
+
 static long zcusb_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	struct zcusb_opener *c = file->private_data;
@@ -454,7 +482,7 @@ static long zcusb_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	union {
 		struct zcusb_submit submit;
 		struct zcusb_queue_attach attach;
-		struct zcusb_queue_detach detach;
+		struct zcusb_queue_stats stats;
 		struct zcusb_buffer_alias alias;
 		struct zcusb_alt alt;
 		u64 user_data;
@@ -479,13 +507,10 @@ static long zcusb_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		ret = copy_from_user(&a.alias, p, sizeof(a.alias));
 		break;
 	case ZCUSB_IOC_QUEUE_DETACH:
-		/* takes zi->lock itself (it waits for the queue's work) */
-		if (copy_from_user(&a.detach, p, sizeof(a.detach)))
-			return -EFAULT;
-		ret = zcusb_queue_detach(c, &a.detach);
-		if (!ret && copy_to_user(p, &a.detach, sizeof(a.detach)))
-			ret = -EFAULT;
-		return ret;
+		return zcusb_ioc_queue_detach(c, p);
+	case ZCUSB_IOC_QUEUE_STATS:
+		ret = copy_from_user(&a.stats, p, sizeof(a.stats));
+		break;
 	case ZCUSB_IOC_CANCEL:
 		ret = get_user(a.user_data, (u64 __user *)p);
 		break;
@@ -505,9 +530,9 @@ static long zcusb_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 
 	if (mutex_lock_interruptible(&zi->lock))
 		return -ERESTARTSYS;
-	/* after disconnect only what drains or frees still works */
+	/* after disconnect only what drains, frees or reads counters works */
 	if (zi->disconnected && cmd != ZCUSB_IOC_REAP &&
-	    cmd != ZCUSB_IOC_UNREGISTER) {
+	    cmd != ZCUSB_IOC_UNREGISTER && cmd != ZCUSB_IOC_QUEUE_STATS) {
 		ret = -ENODEV;
 		goto out;
 	}
@@ -546,9 +571,14 @@ static long zcusb_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 			};
 
 			mutex_unlock(&zi->lock);
-			zcusb_queue_detach(c, &d);
+			zcusb_queue_detach(c, &d, NULL);
 			return -EFAULT;
 		}
+		break;
+	case ZCUSB_IOC_QUEUE_STATS:
+		ret = zcusb_queue_stats(c, &a.stats);
+		if (!ret && copy_to_user(p, &a.stats, sizeof(a.stats)))
+			ret = -EFAULT;
 		break;
 	}
 out:

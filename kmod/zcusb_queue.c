@@ -105,6 +105,25 @@ static void zcusb_kq_post(struct zcusb_kqueue *kq, u64 user_data, int status,
 	smp_store_release(&kq->hdr->cq_tail.value, ++kq->cq_tail);
 }
 
+/*
+ * Count an entry's end as zcusbd counts those of the queues it serves
+ * (daemon/queue.c, transfer.c): status 0 is completed, with its bytes by
+ * direction; anything else (a refusal too) is failed, its bytes not counted.
+ */
+static void zcusb_kq_count_end(struct zcusb_kqueue *kq, int status, bool in,
+			       u32 actual)
+{
+	if (status) {
+		kq->n.failed++;
+		return;
+	}
+	kq->n.completed++;
+	if (in)
+		kq->n.bytes_in += actual;
+	else
+		kq->n.bytes_out += actual;
+}
+
 /* Free completion slots; a cq_head beyond what was posted reads as none. */
 static u32 zcusb_kq_cq_space(struct zcusb_kqueue *kq)
 {
@@ -129,6 +148,7 @@ static bool zcusb_kq_reap(struct zcusb_kqueue *kq)
 		list_del(&x->node);
 		zcusb_xfer_finish(x);
 		zcusb_kq_post(kq, x->user_data, x->status, x->actual);
+		zcusb_kq_count_end(kq, x->status, x->in, x->actual);
 		kq->in_flight--;
 		atomic64_dec(&zcusb_stats.kq_in_flight);
 		zcusb_xfer_free(x);
@@ -161,6 +181,7 @@ static bool zcusb_kq_handle(struct zcusb_kqueue *kq, const struct zcusb_sqe *e)
 	int ret;
 
 	atomic64_inc(&zcusb_stats.kq_transfers);
+	kq->n.submitted++;
 	if (e->opcode != ZCUSB_OP_NOP && e->opcode != ZCUSB_OP_CANCEL &&
 	    e->buffer_id)
 		r = xa_load(&c->aliases, e->buffer_id);
@@ -171,10 +192,13 @@ static bool zcusb_kq_handle(struct zcusb_kqueue *kq, const struct zcusb_sqe *e)
 	switch (e->opcode) {
 	case ZCUSB_OP_NOP:
 		zcusb_kq_post(kq, e->user_data, 0, 0);
+		kq->n.completed++;
 		return true;
 	case ZCUSB_OP_CANCEL:
 		ret = zcusb_cancel_kq(kq, e->cancel_user_data);
 		zcusb_kq_post(kq, e->user_data, ret, 0);
+		/* answered, -ENOENT too: completed, as zcusbd counts it */
+		kq->n.completed++;
 		return true;
 	case ZCUSB_OP_ISO:
 		/* zcusbd puts claims of interfaces with iso endpoints on usbfs */
@@ -216,6 +240,7 @@ static bool zcusb_kq_handle(struct zcusb_kqueue *kq, const struct zcusb_sqe *e)
 
 fail:
 	zcusb_kq_post(kq, e->user_data, ret, 0);
+	kq->n.failed++;
 	return true;
 }
 
@@ -545,14 +570,31 @@ fail:
 	return ret;
 }
 
+/* The counters of @kq, zi->lock held: a consistent snapshot. */
+static void zcusb_kq_fill_stats(const struct zcusb_kqueue *kq,
+				struct zcusb_queue_stats *st)
+{
+	*st = (struct zcusb_queue_stats){
+		.queue_id = kq->id,
+		.submitted = kq->n.submitted,
+		.completed = kq->n.completed,
+		.failed = kq->n.failed,
+		.bytes_in = kq->n.bytes_in,
+		.bytes_out = kq->n.bytes_out,
+		.in_flight = kq->in_flight,
+	};
+}
+
 /*
  * Stop serving @kq: no more wakeups, every URB killed, then (zi->lock
  * taken again) what is in flight completes with @end_status (-ENODEV once
- * the device is gone) and the ring keeps the module's last indices.
+ * the device is gone) and the ring keeps the module's last indices; @st
+ * (may be NULL) gets the final counters, nothing left to count.
  * Called without zi->lock; @kq is off the list already (so stopping).
  */
 static void zcusb_kq_stop(struct zcusb_kqueue *kq, int end_status,
-			  bool mark_dead, struct zcusb_queue_detach *d)
+			  bool mark_dead, struct zcusb_queue_detach *d,
+			  struct zcusb_queue_stats *st)
 {
 	struct zcusb_opener *c = kq->c;
 	struct zcusb_intf *zi = c->zi;
@@ -586,25 +628,37 @@ static void zcusb_kq_stop(struct zcusb_kqueue *kq, int end_status,
 		d->sq_head = kq->sq_head;
 		d->cq_tail = kq->cq_tail;
 	}
+	if (st)
+		zcusb_kq_fill_stats(kq, st);
 	atomic64_dec(&zcusb_stats.kqueues);
 	zcusb_kq_free(kq);
 	mutex_unlock(&zi->lock);
 }
 
-/* QUEUE_DETACH, without zi->lock: zcusbd serves the ring from here on. */
-int zcusb_queue_detach(struct zcusb_opener *c, struct zcusb_queue_detach *d)
+static struct zcusb_kqueue *zcusb_kq_find(struct zcusb_opener *c, u32 id)
+{
+	struct zcusb_kqueue *kq;
+
+	list_for_each_entry(kq, &c->kqueues, node)
+		if (kq->id == id)
+			return kq;
+	return NULL;
+}
+
+/*
+ * QUEUE_DETACH, without zi->lock: zcusbd serves the ring from here on.
+ * @st (may be NULL) gets the final counters.
+ */
+int zcusb_queue_detach(struct zcusb_opener *c, struct zcusb_queue_detach *d,
+		       struct zcusb_queue_stats *st)
 {
 	struct zcusb_intf *zi = c->zi;
-	struct zcusb_kqueue *kq, *found = NULL;
+	struct zcusb_kqueue *found;
 
-	if (d->reserved || d->end_status > 0 || d->end_status < -MAX_ERRNO)
+	if (d->end_status > 0 || d->end_status < -MAX_ERRNO)
 		return -EINVAL;
 	mutex_lock(&zi->lock);
-	list_for_each_entry(kq, &c->kqueues, node)
-		if (kq->id == d->queue_id) {
-			found = kq;
-			break;
-		}
+	found = zcusb_kq_find(c, d->queue_id);
 	if (found) {
 		list_del(&found->node);
 		found->stopping = true;
@@ -612,7 +666,21 @@ int zcusb_queue_detach(struct zcusb_opener *c, struct zcusb_queue_detach *d)
 	mutex_unlock(&zi->lock);
 	if (!found)
 		return -ENOENT;
-	zcusb_kq_stop(found, d->end_status, false, d);
+	zcusb_kq_stop(found, d->end_status, false, d, st);
+	return 0;
+}
+
+/* QUEUE_STATS; zi->lock held (the queue's work counts under it). */
+int zcusb_queue_stats(struct zcusb_opener *c, struct zcusb_queue_stats *st)
+{
+	struct zcusb_kqueue *kq;
+
+	if (st->reserved || st->reserved2[0] || st->reserved2[1])
+		return -EINVAL;
+	kq = zcusb_kq_find(c, st->queue_id);
+	if (!kq)
+		return -ENOENT;
+	zcusb_kq_fill_stats(kq, st);
 	return 0;
 }
 
@@ -637,7 +705,7 @@ void zcusb_queue_detach_all(struct zcusb_opener *c, int end_status)
 		if (!kq)
 			return;
 		zcusb_kq_stop(kq, zi->disconnected ? -ENODEV : end_status,
-			      true, NULL);
+			      true, NULL, NULL);
 	}
 }
 

@@ -26,7 +26,9 @@
  * flight complete with the given status, and the final private indices are
  * returned so that zcusbd can go on serving the ring itself. Closing the
  * file (zcusbd stopped or killed) detaches every queue with -ESHUTDOWN and
- * marks its ring ZCUSB_SQ_DEAD.
+ * marks its ring ZCUSB_SQ_DEAD. QUEUE_STATS reads what the module counted
+ * for a queue (as zcusbd counts the queues it serves); QUEUE_DETACH can
+ * write the final counters, taken once the module served no more.
  */
 #ifndef _UAPI_ZCUSB_ABI_H
 #define _UAPI_ZCUSB_ABI_H
@@ -104,7 +106,29 @@ struct zcusb_queue_detach {
 	__s32 end_status;       /* status of transfers still in flight (-errno) */
 	__u32 sq_head;          /* out: the module's private indices, which */
 	__u32 cq_tail;          /* out: the ring's header may not show */
-	__u64 reserved;
+	__u64 stats_addr;       /* 0, or where to write the queue's final
+				 * struct zcusb_queue_stats (modules without
+				 * QUEUE_STATS: must be 0, -EINVAL) */
+};
+
+/*
+ * What the module counted for one in-kernel queue since QUEUE_ATTACH, as
+ * zcusbd counts the queues it serves: every entry taken off the ring is
+ * submitted; it ends completed (status 0; NOP, and CANCEL whatever it
+ * answers) or failed (refused by the checks, or ended with an error); the
+ * bytes are the actual_length of completed transfers, by direction (control:
+ * data stage). submitted == completed + failed + in_flight.
+ */
+struct zcusb_queue_stats {
+	__u32 queue_id;         /* in */
+	__u32 reserved;         /* 0 */
+	__u64 submitted;        /* out: the counters */
+	__u64 completed;
+	__u64 failed;
+	__u64 bytes_in;
+	__u64 bytes_out;
+	__u64 in_flight;        /* out: taken, completion not posted yet */
+	__u64 reserved2[2];     /* 0 in, 0 out */
 };
 
 #define ZCUSB_IOC_MAGIC 'Z'
@@ -120,5 +144,6 @@ struct zcusb_queue_detach {
 #define ZCUSB_IOC_BUFFER_ALIAS _IOW(ZCUSB_IOC_MAGIC, 8, struct zcusb_buffer_alias)
 #define ZCUSB_IOC_QUEUE_ATTACH _IOWR(ZCUSB_IOC_MAGIC, 9, struct zcusb_queue_attach)
 #define ZCUSB_IOC_QUEUE_DETACH _IOWR(ZCUSB_IOC_MAGIC, 10, struct zcusb_queue_detach)
+#define ZCUSB_IOC_QUEUE_STATS  _IOWR(ZCUSB_IOC_MAGIC, 11, struct zcusb_queue_stats)
 
 #endif /* _UAPI_ZCUSB_ABI_H */

@@ -4,8 +4,9 @@
  * module's checks (the "selftest" attribute), then a queue attached on the
  * Loopback fd and driven as a client drives it: data moved both ways
  * through the ring, refused entries, CANCEL, a timeout, a hostile sq_tail
- * (BROKEN), DETACH handing back the indices and close marking the ring
- * DEAD with -ESHUTDOWN; nothing stays pinned.
+ * (BROKEN), the queue's counters (QUEUE_STATS, live and the final ones
+ * DETACH writes), DETACH handing back the indices and close marking the
+ * ring DEAD with -ESHUTDOWN; nothing stays pinned.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -111,6 +112,26 @@ static int tq_reap(struct tq *q, struct zcusb_cqe *out, int timeout_ms)
 	}
 }
 
+static int queue_stats(int fd, uint32_t id, struct zcusb_queue_stats *st)
+{
+	*st = (struct zcusb_queue_stats){ .queue_id = id };
+	return ioctl(fd, ZCUSB_IOC_QUEUE_STATS, st) < 0 ? -errno : 0;
+}
+
+/* submitted, completed, failed, bytes in, bytes out, in flight as expected */
+static int stats_are(const struct zcusb_queue_stats *st, uint64_t sub, uint64_t ok,
+		     uint64_t failed, uint64_t in, uint64_t out, uint64_t in_flight)
+{
+	return st->submitted == sub && st->completed == ok && st->failed == failed &&
+	       st->bytes_in == in && st->bytes_out == out && st->in_flight == in_flight &&
+	       !st->reserved && !st->reserved2[0] && !st->reserved2[1];
+}
+
+#define STATS_FMT "submitted %llu completed %llu failed %llu in %llu out %llu in flight %llu"
+#define STATS_ARGS(st) (unsigned long long)(st).submitted, (unsigned long long)(st).completed, \
+	(unsigned long long)(st).failed, (unsigned long long)(st).bytes_in, \
+	(unsigned long long)(st).bytes_out, (unsigned long long)(st).in_flight
+
 static struct zcusb_sqe bulk(uint8_t ep, uint32_t bid, uint64_t off, uint32_t len, uint64_t ud)
 {
 	return (struct zcusb_sqe){ .opcode = ZCUSB_OP_BULK, .endpoint = ep, .buffer_id = bid,
@@ -121,6 +142,7 @@ void test_queue(struct dev *d)
 {
 	struct zcusb_buffer_alias al = { .buffer_id = region_id, .client_id = 7 };
 	struct zcusb_queue_detach det = { 0 };
+	struct zcusb_queue_stats st, fin;
 	struct zcusb_cqe c;
 	struct zcusb_sqe e;
 	struct stats s0, s;
@@ -217,22 +239,48 @@ void test_queue(struct dev *d)
 		      "timeout_ms 200 -> %d after %.2f s", c.status, now() - t);
 	}
 
+	/* QUEUE_STATS: a queue id the file does not have, reserved fields set */
+	ret = queue_stats(d->fd, q.id + 100, &st);
+	CHECK(ret == -ENOENT, "QUEUE_STATS of queue %u (none) -> %s", q.id + 100, strerror(-ret));
+	ret = queue_stats(d->fd, 0, &st);
+	CHECK(ret == -ENOENT, "QUEUE_STATS of queue 0 -> %s", strerror(-ret));
+	st = (struct zcusb_queue_stats){ .queue_id = q.id, .reserved2[1] = 1 };
+	ret = ioctl(d->fd, ZCUSB_IOC_QUEUE_STATS, &st) < 0 ? -errno : 0;
+	CHECK(ret == -EINVAL, "QUEUE_STATS with a reserved field set -> %s", strerror(-ret));
+
 	/* DETACH hands the indices back; the ring is zcusbd's again */
 	e = bulk(d->ep_in, 7, IN_AREA, 512, 13);
 	tq_push(&q, &e);
 	tq_ring(&q);
 	usleep(100 * 1000);
-	det.queue_id = q.id;
-	det.end_status = -EACCES;
-	ret = ioctl(d->fd, ZCUSB_IOC_QUEUE_DETACH, &det);
-	CHECK(ret == 0 && det.sq_head == q.tail && det.cq_tail == q.head + 1,
-	      "QUEUE_DETACH: sq_head %u (tail %u), cq_tail %u (head %u)", det.sq_head, q.tail,
-	      det.cq_tail, q.head);
+	{
+		/* as zcusbd counts: the loop's 2 x k transfers and CANCEL 11
+		 * completed; 5 refused, 10 cancelled, 12 timed out failed; 13
+		 * in flight (and failed by the detach) */
+		uint64_t k = n / LOOP_BUFLEN, sub = 2 * k + 5 + 2 + 1 + 1;
+
+		ret = queue_stats(d->fd, q.id, &st);
+		CHECK(ret == 0 && st.queue_id == q.id && stats_are(&st, sub, 2 * k + 1, 7, n, n, 1),
+		      "QUEUE_STATS live: " STATS_FMT " (%s)", STATS_ARGS(st), strerror(-ret));
+		det.queue_id = q.id;
+		det.end_status = -EACCES;
+		det.stats_addr = (uintptr_t)&fin;
+		memset(&fin, 0xff, sizeof(fin));
+		ret = ioctl(d->fd, ZCUSB_IOC_QUEUE_DETACH, &det);
+		CHECK(ret == 0 && det.sq_head == q.tail && det.cq_tail == q.head + 1,
+		      "QUEUE_DETACH: sq_head %u (tail %u), cq_tail %u (head %u)", det.sq_head, q.tail,
+		      det.cq_tail, q.head);
+		CHECK(ret == 0 && fin.queue_id == q.id && stats_are(&fin, sub, 2 * k + 1, 8, n, n, 0),
+		      "QUEUE_DETACH's final counters: " STATS_FMT, STATS_ARGS(fin));
+	}
 	ret = tq_reap(&q, &c, 1000);
 	CHECK(ret == 0 && c.user_data == 13 && c.status == -EACCES,
 	      "the pending IN completed with the detach status: %d", c.status);
+	det.stats_addr = 0;
 	ret = ioctl(d->fd, ZCUSB_IOC_QUEUE_DETACH, &det);
 	CHECK(ret < 0 && errno == ENOENT, "second DETACH -> %s", strerror(errno));
+	ret = queue_stats(d->fd, q.id, &st);
+	CHECK(ret == -ENOENT, "QUEUE_STATS of the detached queue -> %s", strerror(-ret));
 	tq_close(&q);
 
 	/* hostile indices: BROKEN, the module stops serving it */

@@ -218,18 +218,69 @@ static uint64_t fake_transfer_memory(const TransferPlan *plan) {
         return fake.transfer_memory;
 }
 
+static int fake_add_buffer(BackendInterface *bi, const BackendBuffer *b) {
+        (void) bi, (void) b;
+        return 0;
+}
+
+static int fake_attach_queue(BackendInterface *bi, const BackendQueue *q, uint32_t *ret_id) {
+        (void) q;
+        if (bi->disconnected)
+                return -ENODEV;
+        fake.n_attach_queue++;
+        *ret_id = fake.n_attach_queue;
+        return 0;
+}
+
+static int fake_queue_counters(BackendInterface *bi, uint32_t id, TransferCounters *ret) {
+        (void) bi, (void) id;
+        fake.n_queue_counters++;
+        if (fake.kq_no_counters)
+                return -EOPNOTSUPP;
+        *ret = fake.kq_counters;
+        return 0;
+}
+
+/* The indices zcusbd goes on from: the ring's, as the client left them
+ * (the fake kernel took nothing). */
+static int fake_detach_queue(BackendInterface *bi, uint32_t id, int end_status, BackendQueue *ret_q,
+                             TransferCounters *ret_counters) {
+        (void) bi, (void) id;
+        fake.n_detach_queue++;
+        fake.kq_end_status = end_status;
+        if (fake.kq_detach_error < 0)
+                return fake.kq_detach_error;
+        *ret_q = (BackendQueue) {};
+        *ret_counters = fake.kq_no_counters ? (TransferCounters) {} : fake.kq_counters;
+        return 0;
+}
+
+/* Both tables: the same fake, with or without in-kernel queues. */
+#define FAKE_BACKEND_OPS                                \
+        .transfer_priv_size = sizeof(FakePriv),         \
+        .probe = fake_probe,                            \
+        .open_interface = fake_open_interface,          \
+        .close_interface = fake_close_interface,        \
+        .disconnect = fake_disconnect,                  \
+        .set_alt_setting = fake_set_alt_setting,        \
+        .clear_halt = fake_clear_halt,                  \
+        .submit = fake_submit,                          \
+        .cancel = fake_cancel,                          \
+        .forget_buffer = fake_forget_buffer,            \
+        .transfer_memory = fake_transfer_memory
+
 const BackendOps fake_backend = {
         .name = "fake",
         .kind = BACKEND_USBFS,
-        .transfer_priv_size = sizeof(FakePriv),
-        .probe = fake_probe,
-        .open_interface = fake_open_interface,
-        .close_interface = fake_close_interface,
-        .disconnect = fake_disconnect,
-        .set_alt_setting = fake_set_alt_setting,
-        .clear_halt = fake_clear_halt,
-        .submit = fake_submit,
-        .cancel = fake_cancel,
-        .forget_buffer = fake_forget_buffer,
-        .transfer_memory = fake_transfer_memory,
+        FAKE_BACKEND_OPS,
+};
+
+const BackendOps fake_backend_kq = {
+        .name = "fake-kq",
+        .kind = BACKEND_ZCUSB,
+        FAKE_BACKEND_OPS,
+        .add_buffer = fake_add_buffer,
+        .attach_queue = fake_attach_queue,
+        .detach_queue = fake_detach_queue,
+        .queue_counters = fake_queue_counters,
 };

@@ -39,10 +39,17 @@ typedef struct FakeBackendState {
         bool cancel_synchronous;       /* cancel ends the transfer before returning */
         bool complete_in_submit;       /* submit ends the transfer (status 0, all bytes) before returning */
         uint64_t transfer_memory;      /* what transfer_memory() reports */
+        /* fake_backend_kq: its kernel serves every queue (it takes no
+         * entry: the test says what it counted). */
+        TransferCounters kq_counters;  /* what queue_counters and detach_queue report */
+        bool kq_no_counters;           /* an older module: it cannot count (-EOPNOTSUPP, zeros) */
+        int kq_detach_error;           /* detach_queue fails with this */
 
         /* What happened. */
         unsigned n_open, n_close, n_disconnect, n_set_alt_setting, n_clear_halt;
         unsigned n_submit, n_submit_refused, n_cancel, n_forget_buffer;
+        unsigned n_attach_queue, n_detach_queue, n_queue_counters;
+        int kq_end_status;                /* what the last detach_queue was given */
         unsigned n_closed_with_in_flight; /* close_interface with transfers unfinished: a core bug */
         unsigned n_double_ends;           /* a second end of one transfer requested: a test bug */
         char *reattached_driver;          /* what the last close_interface was asked to re-attach */
@@ -54,6 +61,8 @@ typedef struct FakeBackendState {
 
 extern FakeBackendState fake;
 extern const BackendOps fake_backend;
+/* The same with in-kernel queues (as zcusb.ko has them). */
+extern const BackendOps fake_backend_kq;
 
 /* Forget every record and knob (between scenarios). */
 void fake_backend_reset(void);

@@ -538,6 +538,135 @@ static void test_shutdown(void) {
         harness_finish(&h, "shutdown", false);
 }
 
+/* ---- a queue the kernel serves (fake_backend_kq) ---- */
+
+static bool counters_eq(const TransferCounters *a, const TransferCounters *b) {
+        return a->submitted == b->submitted && a->completed == b->completed && a->failed == b->failed &&
+               a->bytes_in == b->bytes_in && a->bytes_out == b->bytes_out && a->in_flight == b->in_flight;
+}
+
+/* No counter of B is below A's (in_flight aside: it is a level). */
+static bool counters_grew(const TransferCounters *a, const TransferCounters *b) {
+        return b->submitted >= a->submitted && b->completed >= a->completed && b->failed >= a->failed &&
+               b->bytes_in >= a->bytes_in && b->bytes_out >= a->bytes_out;
+}
+
+static void check_counters(Claim *c, TransferCounters want) {
+        TransferCounters n;
+
+        claim_get_counters(c, &n);
+        if (!counters_eq(&n, &want)) {
+                fprintf(stderr, "counters: submitted %" PRIu64 " completed %" PRIu64 " failed %" PRIu64 " in %" PRIu64
+                        " out %" PRIu64 " in flight %" PRIu64 "; expected %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+                        " %" PRIu64 " %" PRIu64 "\n", n.submitted, n.completed, n.failed, n.bytes_in, n.bytes_out,
+                        n.in_flight, want.submitted, want.completed, want.failed, want.bytes_in, want.bytes_out,
+                        want.in_flight);
+                check(!"unexpected claim counters");
+        }
+}
+
+static void harness_claim_kq(Harness *h) {
+        harness_new(h, NULL);
+        h->m->backend = &fake_backend_kq;
+        harness_claim(h);
+        check(h->queue->kernel && fake.n_attach_queue == 1);
+        check_streq(queue_served_by(h->claim), "kernel");
+        check_counters(h->claim, (TransferCounters) {});
+}
+
+/* The claim's counters are zcusbd's own plus what the kernel counts for the
+ * queue it serves, read live (one backend call per read); CloseQueue
+ * detaches it and the kernel's final counts become the claim's own, so
+ * nothing goes back; zcusbd then serves the ring and counts on from there. */
+static void test_kernel_queue_counters(void) {
+        const TransferCounters live = { .submitted = 10, .completed = 6, .failed = 1,
+                                        .bytes_in = 3000, .bytes_out = 4000, .in_flight = 3 };
+        /* its 3 in flight ended at the detach: 2 completed, 1 failed */
+        const TransferCounters final = { .submitted = 10, .completed = 8, .failed = 2,
+                                         .bytes_in = 3500, .bytes_out = 4000 };
+        TransferCounters before, after;
+        unsigned reads;
+        Harness h;
+
+        harness_claim_kq(&h);
+        fake.kq_counters = live;
+        reads = fake.n_queue_counters;
+        check_counters(h.claim, live);
+        check(fake.n_queue_counters == reads + 1);
+        check(h.claim->submitted == 0); /* the kernel's, not yet the claim's own */
+
+        claim_get_counters(h.claim, &before);
+        fake.kq_counters = final;
+        check(queue_cancel_all(h.queue) == 0);
+        check(!h.queue->kernel && fake.n_detach_queue == 1 && fake.kq_end_status == -ECANCELED);
+        check(h.claim->submitted == 10 && h.claim->completed == 8 && h.claim->failed == 2);
+        check(h.claim->bytes_in == 3500 && h.claim->bytes_out == 4000);
+        reads = fake.n_queue_counters;
+        claim_get_counters(h.claim, &after);
+        check(counters_grew(&before, &after) && counters_eq(&after, &final));
+        check(fake.n_queue_counters == reads); /* served by zcusbd now: nothing to ask */
+
+        submit_bulk(&h, EP_IN, 1, 0);
+        settle_all_taken(&h);
+        check_counters(h.claim, (TransferCounters) { .submitted = 11, .completed = 8, .failed = 2, .bytes_in = 3500,
+                                                     .bytes_out = 4000, .in_flight = 1 });
+        fake_complete(fake_transfer_for(1), 0, CHUNK);
+        settle(&h);
+        check_completed(&h.client, 1, 0);
+        check_counters(h.claim, (TransferCounters) { .submitted = 11, .completed = 9, .failed = 2,
+                                                     .bytes_in = 3500 + CHUNK, .bytes_out = 4000 });
+
+        harness_release(&h);
+        harness_finish(&h, "kernel queue counters", true);
+}
+
+/* Revoked (as on unplug, release, shutdown: claim_stop), the queue is
+ * detached with the claim's status and its counts stay the claim's; a
+ * detach that fails (the module ended the queue itself) keeps what was last
+ * read, what was in flight then counted failed. */
+static void test_kernel_queue_counters_end(void) {
+        const TransferCounters live = { .submitted = 5, .completed = 3, .bytes_out = 3 * CHUNK, .in_flight = 2 };
+        Harness h;
+
+        harness_claim_kq(&h);
+        fake.kq_counters = live;
+        check_counters(h.claim, live);
+        fake.kq_counters = (TransferCounters) { .submitted = 5, .completed = 3, .failed = 2, .bytes_out = 3 * CHUNK };
+        claim_stop(h.claim, CLAIM_END_REVOKED, false);
+        check(fake.n_detach_queue == 1 && fake.kq_end_status == -EACCES);
+        check(ring_is_dead(&h.client, -EACCES));
+        check_counters(h.claim, fake.kq_counters);
+        harness_release(&h);
+        harness_finish(&h, "kernel queue revoked", true);
+
+        harness_claim_kq(&h);
+        fake.kq_counters = live;
+        check_counters(h.claim, live);
+        fake.kq_detach_error = -ENOENT;
+        fake.kq_counters = (TransferCounters) {};
+        claim_stop(h.claim, CLAIM_END_REVOKED, false);
+        check(fake.n_detach_queue == 1);
+        check_counters(h.claim, (TransferCounters) { .submitted = 5, .completed = 3, .failed = 2,
+                                                     .bytes_out = 3 * CHUNK });
+        harness_release(&h);
+        harness_finish(&h, "kernel queue detach failed", true);
+}
+
+/* A module that cannot count (no QUEUE_STATS): the counters are zcusbd's
+ * own, as before it could. */
+static void test_kernel_queue_no_counters(void) {
+        Harness h;
+
+        harness_claim_kq(&h);
+        fake.kq_no_counters = true;
+        fake.kq_counters = (TransferCounters) { .submitted = 7, .completed = 7, .bytes_in = 7 * CHUNK };
+        check_counters(h.claim, (TransferCounters) {});
+        check(queue_cancel_all(h.queue) == 0 && fake.n_detach_queue == 1);
+        check_counters(h.claim, (TransferCounters) {});
+        harness_release(&h);
+        harness_finish(&h, "kernel queue, no counters", true);
+}
+
 int main(void) {
         /* Errors only: what the daemon says of its own bugs ("accounting
          * bug", "freed with transfers in flight") still shows. */
@@ -557,5 +686,8 @@ int main(void) {
         RUN(test_synchronous_ends);
         RUN(test_complete_in_submit);
         RUN(test_shutdown);
+        RUN(test_kernel_queue_counters);
+        RUN(test_kernel_queue_counters_end);
+        RUN(test_kernel_queue_no_counters);
         return 0;
 }

@@ -2,14 +2,16 @@
 # In-kernel queues: zcusbd over zcusb.ko hands each queue to the module, which serves the ring
 # itself. Checks: a claim reports ServedBy "kernel" and moves 64 MiB out and back through the
 # Loopback byte for byte, the module's queue counter counting the entries and zcusbd's CPU time
-# not growing per transfer; a hostile client (guest/hostile-kqueue.py, unprivileged) floods
+# not growing per transfer; the claim's counters (Submitted, Completed, Failed, BytesIn,
+# BytesOut, InFlight) count those transfers, read with the queue open (the module's live
+# counters, QUEUE_STATS) and after CloseQueue (its final ones, kept by zcusbd); a hostile client (guest/hostile-kqueue.py, unprivileged) floods
 # garbage entries, rewrites submitted slots from a second thread and tampers with the indices
 # for 8 s: the ring ends BROKEN (the module reads sq_tail first even with a bogus cq_head), afterwards no queue, nothing in flight or pinned, and another
 # client still works; a SIGKILLed streaming client leaves nothing pinned; zcusbd SIGKILLed
 # under a streaming client: the module ends the queue (its control fd closed), the client
 # stops with an error instead of hanging, nothing stays pinned, the restarted zcusbd serves a
-# new client; KernelQueues=no: ServedBy "daemon", the same transfers, the module's queue
-# counter unchanged. The kernel logs no WARN/BUG/Oops.
+# new client; KernelQueues=no: ServedBy "daemon", the same transfers and the same claim
+# counters, the module's queue counter unchanged. The kernel logs no WARN/BUG/Oops.
 # timeout: 360
 set -euo pipefail
 # shellcheck source=tests/vm/guest/lib.sh
@@ -62,11 +64,29 @@ lb_replug() {
 	lb=$(gadget_object lb) || fail "the Loopback gadget did not come back"
 	wait_until 20 "zcusbd to see the replugged Loopback" busctl --system introspect org.zcusb1 "$lb"
 }
-loop_ok() { # BYTES: zcin moves BYTES out and back, every byte checked
-	run_as zcin "$loopback" --json --mode loop --bytes "$1" --queue-depth 4 "$lb" >/tmp/loop.json ||
-		fail "zcusb-loopback --bytes $1 exited $?: $(cat /tmp/loop.json)"
+loop_ok() { # BYTES [ARG...]: zcin moves BYTES out and back, every byte checked
+	local bytes=$1
+	shift
+	run_as zcin "$loopback" --json --mode loop --bytes "$bytes" --queue-depth 4 "$@" "$lb" >/tmp/loop.json ||
+		fail "zcusb-loopback --bytes $bytes exited $?: $(cat /tmp/loop.json)"
 	[ "$(jfield verified </tmp/loop.json)" = true ] || fail "zcusb-loopback did not verify: $(cat /tmp/loop.json)"
 	note "$(cat /tmp/loop.json)"
+}
+# After loop_ok BYTES --counters: the claim's counters, with the queue open and after
+# CloseQueue, are the client's transfers (all completed) and BYTES each way, nothing failed or
+# in flight. WHAT names the run.
+check_counters() { # BYTES WHAT
+	local n want field v when
+	n=$(($(jfield transfers_out </tmp/loop.json) + $(jfield transfers_in </tmp/loop.json)))
+	for when in open closed; do
+		for want in submitted:$n completed:$n failed:0 bytes_in:$1 bytes_out:$1 in_flight:0; do
+			field=${want%%:*}
+			v=$(jfield "${when}_$field" </tmp/loop.json) || fail "$2: no ${when}_$field in $(cat /tmp/loop.json)"
+			[ "$v" = "${want#*:}" ] ||
+				fail "$2: the claim's $field with the queue $when is $v, expected ${want#*:} ($n transfers, $1 bytes each way)"
+		done
+	done
+	note "$2: claim counters submitted = completed = $n, failed 0, bytes in = out = $1, in flight 0 (queue open and closed)"
 }
 
 step "zcusbd on zcusb.ko (Backend=zcusb), in-kernel queues on by default"
@@ -82,7 +102,7 @@ step "64 MiB out and back through a kernel-served queue; zcusbd is not woken per
 kmod_stats
 kq0=$KS_kq_transfers zc0=$KS_zerocopy_bytes
 cpu0=$(zcusbd_cpu_ticks)
-loop_ok 64M
+loop_ok 64M --counters
 cpu1=$(zcusbd_cpu_ticks)
 kmod_stats
 note "kq_transfers +$((KS_kq_transfers - kq0)), zero copy +$((KS_zerocopy_bytes - zc0)) bytes, zcusbd CPU +$((cpu1 - cpu0)) ticks"
@@ -92,6 +112,7 @@ note "kq_transfers +$((KS_kq_transfers - kq0)), zero copy +$((KS_zerocopy_bytes 
 # The daemon path costs zcusbd several wakeups per transfer (seconds of CPU under TCG for
 # 4096 transfers); here it only sets the claim up and tears it down.
 [ $((cpu1 - cpu0)) -lt 200 ] || fail "zcusbd used $((cpu1 - cpu0)) ticks of CPU for a kernel-served stream"
+check_counters $((64 << 20)) "kernel-served"
 wait_module_idle 5
 
 step "hostile client: garbage entries, slots rewritten from a second thread, indices tampered, 8 s"
@@ -139,7 +160,8 @@ zcusbd_config "Backend=zcusb" "KernelQueues=no"
 zcusbd_restart
 kmod_stats
 kq0=$KS_kq_transfers
-loop_ok 16M
+loop_ok 64M --counters
+check_counters $((64 << 20)) "daemon-served"
 run_as zcin timeout 60 python3 "$hostile" "$lb" 2 daemon >/tmp/hostile2.json 2>/tmp/hostile2.err ||
 	fail "hostile-kqueue.py (daemon-served) exited $?: $(cat /tmp/hostile2.json /tmp/hostile2.err)"
 note "$(cat /tmp/hostile2.json)"

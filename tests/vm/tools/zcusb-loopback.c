@@ -17,13 +17,17 @@
  *   --interface N (0)  --in-endpoint EP (0x81)  --out-endpoint EP (0x02)
  *   --bytes SIZE (16M)  --transfer-size SIZE (64K)  --queue-depth N (4, per direction)
  *   --timeout MS (10000, per transfer; 0 none)  --alloc SIZE  --hold  --json
+ *   --counters  after the stream, read the claim's transfer counters with the queue
+ *               still open, close the queue and read them again
  * SIZE takes K, M, G (binary). DEVICE as zcusbctl takes it (object path, BUS:ADDR,
  * VID:PID[:SERIAL], sysfs path).
  *
  * Prints "N bytes ... in T s, X MB/s" on stdout, or with --json one object: mode, bytes (moved
  * each way), seconds, mb_per_s, transfers_out, transfers_in, verified (true when IN data was
  * checked here: loop and in; out leaves the checking to the device), stream_offset (in: the
- * device's stream byte the read began at).
+ * device's stream byte the read began at); with --counters also open_X and closed_X for X in
+ * submitted, completed, failed, bytes_in, bytes_out, in_flight (the claim's properties with
+ * the queue open, and after CloseQueue).
  * Exit: 0 ok; 1 data mismatch or other failure; 2 usage (also: DEVICE names more
  * than one); 3 no such device (also: gone mid-stream); 4 access denied; 5 zcusbd
  * unreachable; 6 a transfer failed (zcusbctl's codes: client/CLI.md, client/exit-codes.h).
@@ -61,6 +65,7 @@ typedef struct Options {
         uint64_t alloc;
         bool hold;
         bool json;
+        bool counters;
 } Options;
 
 typedef struct Slot {
@@ -158,7 +163,7 @@ static void usage(FILE *to) {
         fprintf(to,
                 "Usage: %s [--mode loop|in|out|claim] [--interface N] [--in-endpoint 0x81]\n"
                 "       [--out-endpoint 0x02] [--bytes 16M] [--transfer-size 64K] [--queue-depth 4]\n"
-                "       [--timeout MS] [--alloc SIZE] [--hold] [--json] DEVICE\n"
+                "       [--timeout MS] [--alloc SIZE] [--hold] [--json] [--counters] DEVICE\n"
                 "Streams zcusb-pattern.h's test data through zcusbd and checks every byte.\n",
                 program);
 }
@@ -177,6 +182,7 @@ static int parse_options(int argc, char **argv, Options *o) {
                 { "alloc",         required_argument, NULL, 'a' },
                 { "hold",          no_argument,       NULL, 'H' },
                 { "json",          no_argument,       NULL, 'j' },
+                { "counters",      no_argument,       NULL, 'C' },
                 {}
         };
         uint64_t v;
@@ -252,6 +258,9 @@ static int parse_options(int argc, char **argv, Options *o) {
                 case 'j':
                         o->json = true;
                         break;
+                case 'C':
+                        o->counters = true;
+                        break;
                 default:
                         usage(stderr);
                         return EXIT_USAGE;
@@ -264,6 +273,8 @@ static int parse_options(int argc, char **argv, Options *o) {
         o->device = argv[optind];
         if ((o->alloc || o->hold) && o->mode != MODE_CLAIM)
                 return fail(EXIT_USAGE, "--alloc and --hold are for --mode claim");
+        if (o->counters && o->mode == MODE_CLAIM)
+                return fail(EXIT_USAGE, "--counters is for the stream modes");
         return EXIT_OK;
 }
 
@@ -513,10 +524,37 @@ static bool dir_finished(const Stream *s, const Dir *d) {
         return !d->used || (d->moved == s->o->bytes && d->oldest_seq == d->next_seq);
 }
 
+/* --counters: the claim's transfer counters with the queue open (zcusbd adds
+ * what a kernel serving it counted) and after CloseQueue (those counts are
+ * the claim's own then). */
+static int read_counters(Stream *s, struct zcusb_usage *open, struct zcusb_usage *closed) {
+        int r;
+
+        r = zcusb_claim_get_usage(s->claim, open);
+        if (r < 0)
+                return fail_lib(s->ctx, "reading the claim's counters", r, EXIT_FAIL);
+        r = zcusb_queue_close(s->queue);
+        s->queue = NULL;
+        if (r < 0)
+                return fail_lib(s->ctx, "closing the queue", r, EXIT_FAIL);
+        r = zcusb_claim_get_usage(s->claim, closed);
+        if (r < 0)
+                return fail_lib(s->ctx, "reading the claim's counters", r, EXIT_FAIL);
+        return EXIT_OK;
+}
+
+static void print_counters(const char *when, const struct zcusb_usage *u) {
+        printf(",\"%s_submitted\":%" PRIu64 ",\"%s_completed\":%" PRIu64 ",\"%s_failed\":%" PRIu64
+               ",\"%s_bytes_in\":%" PRIu64 ",\"%s_bytes_out\":%" PRIu64 ",\"%s_in_flight\":%" PRIu32, when,
+               u->submitted, when, u->completed, when, u->failed, when, u->bytes_in, when, u->bytes_out, when,
+               u->in_flight);
+}
+
 static int run_stream(Stream *s) {
         const Options *o = s->o;
         unsigned entries = 1, slots = 0;
         double start, seconds, last = now_seconds();
+        struct zcusb_usage open_usage = {}, closed_usage = {};
         const Dir *main_dir;
         int r;
 
@@ -577,25 +615,43 @@ static int run_stream(Stream *s) {
                         return r;
         }
         seconds = now_seconds() - start;
+        if (o->counters) {
+                r = read_counters(s, &open_usage, &closed_usage);
+                if (r != EXIT_OK)
+                        return r;
+        }
 
         main_dir = s->dirs[1].used ? &s->dirs[1] : &s->dirs[0];
         {
                 double mbps = seconds > 0 ? (double) main_dir->moved / seconds / 1e6 : 0.0;
                 const char *mode = o->mode == MODE_LOOP ? "loop" : o->mode == MODE_IN ? "in" : "out";
 
-                if (o->json)
+                if (o->json) {
                         printf("{\"mode\":\"%s\",\"bytes\":%" PRIu64 ",\"seconds\":%.6f,\"mb_per_s\":%.3f,"
                                "\"transfers_out\":%" PRIu64 ",\"transfers_in\":%" PRIu64 ",\"verified\":%s,"
-                               "\"stream_offset\":%" PRIu64 "}\n",
+                               "\"stream_offset\":%" PRIu64,
                                mode, main_dir->moved, seconds, mbps, s->dirs[0].transfers, s->dirs[1].transfers,
                                s->dirs[1].used ? "true" : "false", s->dirs[1].stream_base);
-                else if (o->mode == MODE_LOOP)
+                        if (o->counters) {
+                                print_counters("open", &open_usage);
+                                print_counters("closed", &closed_usage);
+                        }
+                        printf("}\n");
+                } else if (o->mode == MODE_LOOP)
                         printf("%" PRIu64 " bytes out and back in %.3f s, %.1f MB/s each way, every byte verified\n",
                                main_dir->moved, seconds, mbps);
                 else
                         printf("%" PRIu64 " bytes %s in %.3f s, %.1f MB/s%s\n", main_dir->moved,
                                o->mode == MODE_IN ? "read" : "written", seconds, mbps,
                                o->mode == MODE_IN ? ", every byte verified" : "");
+                if (!o->json && o->counters)
+                        printf("claim counters (queue open / closed): submitted %" PRIu64 "/%" PRIu64 ", completed %"
+                               PRIu64 "/%" PRIu64 ", failed %" PRIu64 "/%" PRIu64 ", bytes in %" PRIu64 "/%" PRIu64
+                               ", bytes out %" PRIu64 "/%" PRIu64 ", in flight %" PRIu32 "/%" PRIu32 "\n",
+                               open_usage.submitted, closed_usage.submitted, open_usage.completed,
+                               closed_usage.completed, open_usage.failed, closed_usage.failed, open_usage.bytes_in,
+                               closed_usage.bytes_in, open_usage.bytes_out, closed_usage.bytes_out,
+                               open_usage.in_flight, closed_usage.in_flight);
         }
         return EXIT_OK;
 }
