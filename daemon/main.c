@@ -8,6 +8,7 @@
 #include "config.h"
 #include "log.h"
 #include "manager.h"
+#include "remote-record.h"
 #include "remote.h"
 #include "util.h"
 
@@ -183,6 +184,9 @@ static int run(int argc, char *argv[]) {
         r = manager_connect_bus(m, arg_bus_address);
         if (r < 0)
                 return 1;
+        /* Ports a crashed zcusbd left attached go before anything is
+         * attached again. */
+        remote_record_reap(m->runtime_dir);
         r = manager_start_udev(m);
         if (r < 0)
                 return 1;

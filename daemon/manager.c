@@ -9,6 +9,7 @@
 #include "manager.h"
 #include "module.h"
 #include "peer.h"
+#include "remote-record.h"
 #include "remote.h"
 #include "util.h"
 #include "zcusb-dbus.h"
@@ -32,6 +33,9 @@ int manager_new(const Config *config, Manager **ret) {
         TAILQ_INIT(&m->remotes);
         caller_cache_init(&m->callers);
         m->config = *config;
+        r = remote_record_dir_from_env(&m->runtime_dir);
+        if (r < 0)
+                return r;
 
         r = sd_event_default(&m->event);
         if (r < 0)
@@ -83,6 +87,7 @@ Manager *manager_free(Manager *m) {
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
         free(m->module_version);
+        free(m->runtime_dir);
         sd_event_source_disable_unref(m->shutdown_timer);
         sd_event_source_disable_unref(m->gc_source);
         quota_ledger_done(&m->ledger);

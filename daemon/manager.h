@@ -51,6 +51,7 @@ typedef struct Manager {
         uint64_t next_claim_request_id;
         TAILQ_HEAD(, Remote) remotes; /* USB/IP imports: remote.c */
         size_t n_remotes;
+        char *runtime_dir; /* $RUNTIME_DIRECTORY for remote-record.c; NULL when none */
 } Manager;
 
 int manager_new(const Config *config, Manager **ret);

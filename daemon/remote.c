@@ -8,6 +8,7 @@
 #include "log.h"
 #include "manager.h"
 #include "module.h"
+#include "remote-record.h"
 #include "remote-wire.h"
 #include "remote.h"
 #include "util.h"
@@ -76,6 +77,30 @@ static void remote_reply_error(Remote *r, const char *name, const char *message)
         r->pending = sd_bus_message_unref(r->pending);
 }
 
+/* The port is ours no longer: detached first when DETACH (only while it
+ * holds our import), then its record goes, unless that detach failed: the
+ * next zcusbd's start tries again. */
+static void remote_drop_port(Remote *r, bool detach) {
+        int k = 0;
+
+        if (!r->has_port)
+                return;
+        if (detach) {
+                k = vhci_detach_if_ours(r->vhci_port, usbip_devid(&r->device));
+                if (k == -EINVAL)
+                        k = 0; /* vhci-hcd freed it meanwhile */
+                if (k < 0)
+                        log_warning_errno(k, "Cannot detach vhci port %u (%s:%u/%s): %m", r->vhci_port, r->host,
+                                          r->port, r->busid);
+        }
+        if (k >= 0) {
+                k = remote_record_remove(r->manager->runtime_dir, r->vhci_port);
+                if (k < 0)
+                        log_warning_errno(k, "Cannot remove the record of vhci port %u: %m", r->vhci_port);
+        }
+        r->has_port = false;
+}
+
 static void remote_forget_device(Remote *r) {
         r->device_syspath = mfree_str(r->device_syspath);
         (void) free_and_strdup(&r->device_path, "/");
@@ -90,13 +115,9 @@ Remote *remote_free(Remote *r) {
         remote_reply_error(r, ZCUSB_ERROR_FAILED, "The remote device was dropped before it was attached.");
         remote_stop_helper(r);
         r->timer = sd_event_source_disable_unref(r->timer);
-        /* Who attached it detaches it: nothing outlives zcusbd on vhci. */
-        if (r->has_port) {
-                int k = vhci_detach_if_ours(r->vhci_port, usbip_devid(&r->device));
-                if (k < 0 && k != -EINVAL)
-                        log_warning_errno(k, "Cannot detach vhci port %u (%s:%u/%s): %m", r->vhci_port, r->host,
-                                          r->port, r->busid);
-        }
+        /* Who attached it detaches it: nothing outlives zcusbd on vhci
+         * (after a crash, the next start detaches: remote-record.h). */
+        remote_drop_port(r, true);
         TAILQ_REMOVE(&m->remotes, r, link);
         m->n_remotes--;
         free(r->last_error);
@@ -171,10 +192,7 @@ _printf_(3, 4) static int remote_fail(Remote *r, const char *error_name, const c
         remote_reply_error(r, error_name, message ?: "out of memory");
         remote_stop_helper(r);
         r->timer = sd_event_source_disable_unref(r->timer);
-        if (r->has_port) {
-                (void) vhci_detach_if_ours(r->vhci_port, usbip_devid(&r->device));
-                r->has_port = false;
-        }
+        remote_drop_port(r, true);
         remote_forget_device(r);
         remote_retry_or_free(r);
         return -EIO;
@@ -274,6 +292,23 @@ static bool vhci_loaded(void) {
         return access("/sys/module/vhci_hcd", F_OK) >= 0;
 }
 
+/* So that a crash of zcusbd does not leave the port attached for good. */
+static void remote_record_port(Remote *r) {
+        RemoteRecord rec = {
+                .vhci_port = r->vhci_port,
+                .devid = usbip_devid(&r->device),
+                .port = r->port,
+        };
+        int k;
+
+        strcpy(rec.host, r->host);
+        strcpy(rec.busid, r->busid);
+        k = remote_record_save(r->manager->runtime_dir, &rec);
+        if (k < 0)
+                log_warning_errno(k, "Cannot record vhci port %u in %s (%m): if zcusbd crashes, it stays attached.",
+                                  r->vhci_port, r->manager->runtime_dir);
+}
+
 static int remote_hand_to_vhci(Remote *r, int fd) {
         const UsbipDevice *d = &r->device;
         int k;
@@ -300,6 +335,7 @@ static int remote_hand_to_vhci(Remote *r, int fd) {
         r->has_port = true;
         log_info("Remote %s:%u/%s (%04x:%04x) handed to vhci-hcd port %u.", r->host, r->port, r->busid,
                  d->vendor_id, d->product_id, r->vhci_port);
+        remote_record_port(r);
         k = remote_arm_timer(r, REMOTE_ENUMERATE_TIMEOUT_USEC);
         if (k < 0)
                 return remote_fail(r, ZCUSB_ERROR_FAILED, "Cannot set a timer: %s.", strerror(-k));
@@ -421,7 +457,7 @@ void remote_on_device_removed(Manager *m, Device *d) {
                 if (!streq_ptr(r->device_syspath, d->syspath))
                         continue;
                 /* vhci-hcd frees the port with the device. */
-                r->has_port = false;
+                remote_drop_port(r, false);
                 remote_forget_device(r);
                 if (r->detaching) {
                         log_info("Remote %s:%u/%s detached.", r->host, r->port, r->busid);

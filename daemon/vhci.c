@@ -214,7 +214,10 @@ int vhci_detach_if_ours(uint32_t port, uint32_t devid) {
                 return 0;
         if (r < 0)
                 return r;
-        return p.status != VHCI_STATUS_NULL && p.devid == devid ? vhci_detach(port) : 0;
+        if (p.status == VHCI_STATUS_NULL || p.devid != devid)
+                return 0;
+        r = vhci_detach(port);
+        return r < 0 ? r : 1;
 }
 
 int vhci_port_device(uint32_t port, char ret[static 32]) {

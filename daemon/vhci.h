@@ -40,7 +40,7 @@ int vhci_attach(int sockfd, uint32_t devid, uint32_t speed, uint32_t *ret_port);
 int vhci_detach(uint32_t port);
 /* Detach PORT only if it still holds the import of DEVID: vhci-hcd frees a
  * port by itself when the connection drops, and someone else's import may
- * have it by now. 0 also when it was not ours (nothing done). */
+ * have it by now. 1 when detached, 0 when it was not ours (nothing done). */
 int vhci_detach_if_ours(uint32_t port, uint32_t devid);
 
 /* The name of the usb_device on PORT ("" when none yet). */

@@ -14,7 +14,11 @@ zcusbtest.py imports this module and calls register(itself)."""
 import dataclasses
 import json
 import os
+import shutil
+import signal
 import socket
+import stat
+import tempfile
 import time
 
 import fake_usbip
@@ -45,7 +49,7 @@ def register(t):
         """A World with a fake vhci-hcd, the connect helper listening, and
         a [Remote] section."""
 
-        def __init__(self, remote_conf="AllowHosts=127.0.0.1\n", devices=None):
+        def __init__(self, remote_conf="AllowHosts=127.0.0.1\n", devices=None, env=None):
             self.vhci_hub = dataclasses.replace(fixtures.root_hub(busnum=3), parent="/devices/platform/vhci_hcd.0")
             super().__init__(devices=(devices if devices is not None else [fixtures.gadget_zero()]) +
                              [self.vhci_hub], start=False)
@@ -63,8 +67,9 @@ def register(t):
                      t.exe("ZCUSB_REMOTE_CONNECT")], env=t.clean_env())
                 self.bg.append(self.helper)
                 wait_until(lambda: os.path.exists(self.helper_socket), 5, "the helper socket")
-                self.start(t.TEST_CONFIG + "[Remote]\nTimeoutSec=2\nHelperSocket=" + self.helper_socket + "\n" +
-                           remote_conf)
+                self.config_text = (t.TEST_CONFIG + "[Remote]\nTimeoutSec=2\nHelperSocket=" + self.helper_socket +
+                                    "\n" + remote_conf)
+                self.start(self.config_text, env=env)
             except BaseException:
                 self.__exit__(None, None, None)
                 raise
@@ -72,6 +77,10 @@ def register(t):
         def vhci_file(self, name):
             with open(os.path.join(self.tb.real(VHCI), name)) as f:
                 return f.read()
+
+        def clear_vhci_file(self, name):
+            with open(os.path.join(self.tb.real(VHCI), name), "w"):
+                pass
 
         def set_status(self, used):
             with open(os.path.join(self.tb.real(VHCI), "status"), "w") as f:
@@ -255,7 +264,107 @@ def register(t):
                 check_eq(len(rd), 1, f"one persistent entry: {rd}")
                 check_eq(rd[0][:5], ["127.0.0.1", srv.port, "1-1", rd[0][3], "/"], "the entry")
                 check(rd[0][3] in ("waiting", "connecting"), f"state while the server refuses: {rd[0][3]}")
+                check("RUNTIME_DIRECTORY is not set: no records" in w.daemon.stderr(),
+                      "without $RUNTIME_DIRECTORY the log says no records are kept")
                 check("no such device" in rd[0][5] or rd[0][3] == "connecting", f"last error: {rd[0][5]!r}")
                 w.still_serving("retries")
         finally:
             srv.close()
+
+
+    def read_file(path):
+        with open(path) as f:
+            return f.read()
+
+    def write_file(path, text):
+        with open(path, "w") as f:
+            f.write(text)
+
+    @t.test("remote-orphan")
+    def t_remote_orphan():
+        """zcusbd SIGKILLed with a remote device attached leaves the vhci port
+        attached and its record in $RUNTIME_DIRECTORY; the next zcusbd
+        detaches that port before it attaches anything (the persistent
+        Attach= then comes back on a port recorded anew), leaves alone a
+        recorded port that holds another devid by now, and removes malformed
+        records saying so. A clean stop detaches and removes the record."""
+        srv = fake_usbip.FakeUsbipServer("ok")
+        rundir = tempfile.mkdtemp(prefix="zcusbtest-run-")
+        env = {"RUNTIME_DIRECTORY": rundir}
+        devid = 0x10002  # the fake server's device: bus 1, device 2
+
+        def record(port):
+            return os.path.join(rundir, f"vhci-port-{port}")
+
+        def attach_and_plug(w, devnum, others):
+            """The kernel's side of zcusbd's next attach: port used, device plugged."""
+            wait_until(lambda: w.vhci_file("attach"), 10, "zcusbd to write vhci's attach file")
+            line = w.vhci_file("attach").split()
+            check_eq((line[2], line[3]), (str(devid), "3"), f"attach: devid and speed ({line})")
+            port = int(line[0])
+            dev = dataclasses.replace(fixtures.gadget_zero(), sysname=f"3-{port + 1}", busnum=3, devnum=devnum,
+                                      parent="/devices/platform/vhci_hcd.0/usb3")
+            w.set_status({**others, port: (3, devid, dev.sysname)})
+            w.tb.plug(dev)
+            wait_until(lambda: [e[3:5] for e in w.remote_devices()] == [["attached", dev.object_path]], 10,
+                       "the persistent remote to be attached")
+            return port, dev
+
+        try:
+            with RemoteWorld(f"AllowHosts=127.0.0.1\nAttach=127.0.0.1:{srv.port}/1-1\n", env=env) as w:
+                port, dev = attach_and_plug(w, 2, {})
+                want = f"vhci_port={port}\ndevid={devid:08x}\nhost=127.0.0.1\nport={srv.port}\nbusid=1-1\n"
+                check_eq(read_file(record(port)), want, "the record of the attached port")
+                check_eq(stat.S_IMODE(os.stat(record(port)).st_mode), 0o600, "the record's mode")
+                check_eq(sorted(os.listdir(rundir)), [f"vhci-port-{port}"], "the runtime directory")
+
+                w.daemon.p.send_signal(signal.SIGKILL)
+                wait_until(lambda: w.daemon.p.poll() is not None, 5, "zcusbd to die of SIGKILL")
+                w.daemon.stop()
+                check_eq(read_file(record(port)), want, "the record after SIGKILL")
+                check_eq(w.vhci_file("detach"), "", "a killed zcusbd detached nothing")
+
+                # Besides: port 9 was recorded, but holds another import by now
+                # (usbip attach by hand after the crash); broken records; a
+                # file that is none of zcusbd's.
+                other = {9: (5, 0x40007, "4-1")}
+                w.set_status({**other, port: (3, devid, dev.sysname)})
+                write_file(record(9), "vhci_port=9\ndevid=00010005\nhost=127.0.0.1\nport=3240\nbusid=2-1\n")
+                write_file(record(3), "vhci_port=3\ndevid=00010002\nhost=127.0.0.1\n")
+                write_file(record(4), want.replace("busid=1-1", "busid=1-1" + ".1" * 300))
+                write_file(record(5), want)  # port 5's name, port N's content
+                write_file(os.path.join(rundir, ".vhci-port-7.tmp"), "vhci_po")  # a write the kill cut short
+                write_file(os.path.join(rundir, "someone-elses"), "x\n")
+                w.clear_vhci_file("attach")
+
+                w.start(w.config_text, env=env)
+                check_eq(w.vhci_file("detach"), str(port), "the restarted zcusbd detached the orphaned port")
+                err = w.daemon.stderr()
+                line = (f"Detached vhci port {port} left attached by a previous zcusbd "
+                        f"(127.0.0.1:{srv.port}/1-1).")
+                check(line in err, f"the log says which remote it was: {line!r}")
+                check(line in err and err.index(line) < err.index(f"Remote 127.0.0.1:{srv.port}/1-1: importing."),
+                      "the orphan is detached before Attach= imports again")
+                check("vhci port 9 no longer holds 127.0.0.1:3240/2-1" in err, "the log on port 9 (left alone)")
+                for n, why in ((3, "a key is missing"), (4, "too large"), (5, "its port is not the one in its name")):
+                    check(f"Ignoring malformed record {record(n)} ({why}); removing it." in err,
+                          f"the log on the malformed record {n} ({why})")
+                check_eq(sorted(os.listdir(rundir)), ["someone-elses"], "records after the start: none left")
+
+                # the kernel's part of the detach; then Attach= attaches again
+                w.set_status(other)
+                w.tb.unplug(dev)
+                port2, dev2 = attach_and_plug(w, 3, other)
+                check(port2 != 9, f"the port in use by another import is not reused: {port2}")
+                check_eq(read_file(record(port2)), want.replace(f"vhci_port={port}", f"vhci_port={port2}"),
+                         "the re-attached port's record")
+                check_eq(w.vhci_file("detach"), str(port), "port 9 was never detached")
+
+                w.clear_vhci_file("detach")
+                rc, _ = w.daemon.stop()
+                check_eq(rc, 0, "zcusbd exit code after SIGTERM")
+                check_eq(w.vhci_file("detach"), str(port2), "a clean stop detaches")
+                check_eq(sorted(os.listdir(rundir)), ["someone-elses"], "a clean stop removes the record")
+        finally:
+            srv.close()
+            shutil.rmtree(rundir, ignore_errors=True)

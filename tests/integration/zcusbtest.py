@@ -401,7 +401,8 @@ class Bus:
 
     def env(self, extra=None):
         env = dict(os.environ)
-        for k in ("DBUS_SESSION_BUS_ADDRESS", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        # RUNTIME_DIRECTORY: zcusbd keeps records there (a test names its own)
+        for k in ("DBUS_SESSION_BUS_ADDRESS", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "RUNTIME_DIRECTORY"):
             env.pop(k, None)
         env["DBUS_SYSTEM_BUS_ADDRESS"] = self.address
         env.update(extra or {})
@@ -462,7 +463,7 @@ TEST_CONFIG = "[Daemon]\nBackend=usbfs\nLoadModule=no\nLogLevel=debug\n\n"
 
 class Daemon:
     def __init__(self, bus, workdir, config_text=TEST_CONFIG, config_name="zcusbd.conf", dropins=None,
-                 args=None):
+                 args=None, env=None):
         self.bus = bus
         self.config = os.path.join(workdir, config_name)
         with open(self.config, "w") as f:
@@ -478,7 +479,7 @@ class Daemon:
         log(f"$ {' '.join(self.argv)} &")
         self.started = time.monotonic()
         self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self.err,
-                                  stderr=self.err, env=bus.env(), preexec_fn=_die_with_us)
+                                  stderr=self.err, env=bus.env(env), preexec_fn=_die_with_us)
         self.rc = None
 
     def wait_ready(self, timeout=10):
@@ -549,8 +550,8 @@ class World:
                 self.__exit__(*sys.exc_info())
                 raise
 
-    def start(self, config_text=TEST_CONFIG, dropins=None):
-        self.daemon = Daemon(self.bus, self.workdir, config_text, dropins=dropins).wait_ready()
+    def start(self, config_text=TEST_CONFIG, dropins=None, env=None):
+        self.daemon = Daemon(self.bus, self.workdir, config_text, dropins=dropins, env=env).wait_ready()
         return self.daemon
 
     def __enter__(self):
