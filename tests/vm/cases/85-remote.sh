@@ -10,8 +10,9 @@
 # round-trips byte for byte; usbipd killed and the exporting side dropping the connection ->
 # the streaming client ends with -ENODEV (exit 3), zcusbd logs the drop; re-attach gives a new
 # device object that works; detach with a claim streaming -> that client ends with exit 3 and
-# the entry goes; the helper unit's systemd-analyze security exposure below 4.0; no vhci
-# port left in use, nothing pinned, a clean kernel log.
+# the entry goes; zcusbd SIGKILLed with a remote attached leaves the port attached and its record
+# in /run/zcusbd, and the restarted zcusbd detaches it; the helper unit's systemd-analyze
+# security exposure below 4.0; no vhci port left in use, nothing pinned, a clean kernel log.
 # timeout: 720
 set -euo pipefail
 # shellcheck source=tests/vm/guest/lib.sh
@@ -188,6 +189,33 @@ for ((i = 0; i < 100; i++)); do [ "$(vhci_used)" = 0 ] && break; sleep 0.2; done
 kmod_stats
 [ "$KS_pinned_pages" = 0 ] || fail "pinned_pages $KS_pinned_pages after the detach"
 run systemctl is-active zcusbd.service
+
+step "zcusbd SIGKILLed with a remote attached: the port stays, the restarted zcusbd detaches it"
+wait_until 30 "the stub to offer $busid again" bash -c "read -r s </sys/bus/usb/devices/$busid/usbip_status && [ \"\$s\" = 1 ]"
+run_as zcin zcusbctl attach --json 127.0.0.1 "$busid" >/tmp/attach3.json || fail "attach before the kill exited $?"
+[ "$(vhci_used)" = 1 ] || fail "$(vhci_used) vhci ports in use after the attach, expected 1"
+records=$(ls /run/zcusbd/vhci-port-* 2>/dev/null || true)
+[ -n "$records" ] || fail "no record of the attached port in /run/zcusbd: $(ls -la /run/zcusbd 2>&1)"
+note "record: $records: $(tr '\n' ' ' <"$records")"
+journal_mark
+restarts=$(systemctl show -P NRestarts zcusbd.service)
+systemctl kill -s KILL zcusbd.service
+# Restart=on-failure brings it back (should systemd not, the case does)
+for ((i = 0; i < 100; i++)); do
+	[ "$(systemctl show -P NRestarts zcusbd.service)" != "$restarts" ] && systemctl is-active -q zcusbd.service && break
+	sleep 0.2
+done
+if ! systemctl is-active -q zcusbd.service; then
+	note "systemd did not restart zcusbd within 20 s: restarting it"
+	systemctl reset-failed zcusbd.service 2>/dev/null || true
+	zcusbd_restart
+fi
+journal_wait 30 "left attached by a previous zcusbd"
+journal_since | grep -E 'left attached|vhci' | sed 's/^/   journal: /' || true
+for ((i = 0; i < 100; i++)); do [ "$(vhci_used)" = 0 ] && break; sleep 0.2; done
+[ "$(vhci_used)" = 0 ] || fail "$(vhci_used) vhci ports still in use after the restart"
+[ ! -e "$records" ] || fail "the record $records is still there after the restart detached its port"
+wait_until 20 "no remote entry after the restart" remote_none
 
 step "kernel log"
 kmsg_check
