@@ -468,6 +468,18 @@ def t_claim():
         h.check_eq(other("props", claim=r["claim"])["UsedBytes"], 0, "UsedBytes of the new owner's claim")
 
 
+def bulk_in_urbs(c, s, emu, length, user_data, what):
+    """One bulk IN of LENGTH into the start of the session's buffer, its status
+    and data checked; returns (length, flags) of the URBs zcusbd submitted."""
+    mark = emu.mark()
+    stream = emu.endpoint(0x81).stream
+    c("fill", buffer=s.buf, offset=0, length=length, byte=0)
+    got = s.run(bulk_in(s, length, user_data=user_data))
+    expect_status(got[user_data], 0, what, actual=length)
+    h.check(s.verify(0, length, stream) is None, f"{what} data")
+    return [(u[2]["length"], u[2]["flags"]) for u in emu.find("SUBMITURB", since=mark, ep=0x81)]
+
+
 @dtest("bulk")
 def t_bulk():
     with DataWorld() as dw:
@@ -504,14 +516,7 @@ def t_bulk():
         h.log("4 MiB OUT verified byte for byte")
 
         # larger than 256 KiB: split into URBs of 256 KiB chained with BULK_CONTINUATION
-        mark = emu.mark()
-        stream = emu.endpoint(0x81).stream
-        c("fill", buffer=s.buf, offset=0, length=MIB, byte=0)
-        got = s.run(bulk_in(s, MIB, user_data=1000))
-        expect_status(got[1000], 0, "1 MiB IN", actual=MIB)
-        h.check(s.verify(0, MIB, stream) is None, "1 MiB IN data")
-        urbs = emu.find("SUBMITURB", since=mark, ep=0x81)
-        h.check_eq([(u[2]["length"], u[2]["flags"]) for u in urbs],
+        h.check_eq(bulk_in_urbs(c, s, emu, MIB, 1000, "1 MiB IN"),
                    [(256 * KIB, 0x01), (256 * KIB, 0x05), (256 * KIB, 0x05), (256 * KIB, 0x04)],
                    "URBs of a 1 MiB IN (length, flags: SHORT_NOT_OK=1 CONTINUATION=4)")
         mark = emu.mark()
@@ -572,24 +577,10 @@ def t_bulk_sg():
     with DataWorld(scatter_gather=True) as dw:
         emu = dw.emu
         c = dw.client()
-        gz = dw.devices[1]
         s = Session(c, dw.devices[1].object_path, buffer_size=5 * MIB, entries=8)
 
-        mark = emu.mark()
-        stream = emu.endpoint(0x81).stream
-        c("fill", buffer=s.buf, offset=0, length=MIB, byte=0)
-        got = s.run(bulk_in(s, MIB, user_data=1))
-        expect_status(got[1], 0, "1 MiB IN", actual=MIB)
-        h.check(s.verify(0, MIB, stream) is None, "1 MiB IN data")
-        h.check_eq([(u[2]["length"], u[2]["flags"]) for u in emu.find("SUBMITURB", since=mark, ep=0x81)],
-                   [(MIB, 0x00)], "URBs of a 1 MiB IN (length, flags)")
-
-        mark = emu.mark()
-        stream = emu.endpoint(0x81).stream
-        got = s.run(bulk_in(s, 2 * MIB + 512, user_data=2))
-        expect_status(got[2], 0, "2 MiB + 512 IN", actual=2 * MIB + 512)
-        h.check(s.verify(0, 2 * MIB + 512, stream) is None, "2 MiB + 512 IN data")
-        h.check_eq([(u[2]["length"], u[2]["flags"]) for u in emu.find("SUBMITURB", since=mark, ep=0x81)],
+        h.check_eq(bulk_in_urbs(c, s, emu, MIB, 1, "1 MiB IN"), [(MIB, 0x00)], "URBs of a 1 MiB IN (length, flags)")
+        h.check_eq(bulk_in_urbs(c, s, emu, 2 * MIB + 512, 2, "2 MiB + 512 IN"),
                    [(MIB, 0x01), (MIB, 0x05), (512, 0x04)],
                    "URBs of a 2 MiB + 512 IN (length, flags: SHORT_NOT_OK=1 CONTINUATION=4)")
 
