@@ -62,6 +62,15 @@ typedef struct TransferCounters {
         uint64_t in_flight;
 } TransferCounters;
 
+static inline void transfer_counters_add(TransferCounters *to, const TransferCounters *n) {
+        to->submitted += n->submitted;
+        to->completed += n->completed;
+        to->failed += n->failed;
+        to->bytes_in += n->bytes_in;
+        to->bytes_out += n->bytes_out;
+        to->in_flight += n->in_flight;
+}
+
 /* One transfer as a backend sees it; the core's Transfer embeds it. */
 typedef struct BackendTransfer {
         TransferPlan plan;            /* checked, private copies */

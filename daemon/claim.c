@@ -52,30 +52,22 @@ Queue *claim_find_queue(Claim *c, uint32_t id) {
 }
 
 void claim_add_counters(Claim *c, const TransferCounters *n) {
-        c->submitted += n->submitted;
-        c->completed += n->completed;
-        c->failed += n->failed;
-        c->bytes_in += n->bytes_in;
-        c->bytes_out += n->bytes_out;
+        TransferCounters ended = *n;
+
+        ended.in_flight = 0;
+        transfer_counters_add(&c->counted, &ended);
 }
 
 void claim_get_counters(Claim *c, TransferCounters *ret) {
-        TransferCounters n = {
-                .submitted = c->submitted, .completed = c->completed, .failed = c->failed,
-                .bytes_in = c->bytes_in, .bytes_out = c->bytes_out, .in_flight = c->n_in_flight,
-        };
+        TransferCounters n = c->counted;
         Queue *q;
 
+        n.in_flight = c->n_in_flight;
         TAILQ_FOREACH(q, &c->queues, link) {
                 TransferCounters k;
 
                 (void) queue_kernel_counters(q, &k);
-                n.submitted += k.submitted;
-                n.completed += k.completed;
-                n.failed += k.failed;
-                n.bytes_in += k.bytes_in;
-                n.bytes_out += k.bytes_out;
-                n.in_flight += k.in_flight;
+                transfer_counters_add(&n, &k);
         }
         *ret = n;
 }

@@ -52,7 +52,7 @@ struct Claim {
 
         /* Counted by zcusbd (queue.c, transfer.c), and by the kernel for
          * queues it served once they are detached (claim_add_counters). */
-        uint64_t submitted, completed, failed, bytes_in, bytes_out;
+        TransferCounters counted; /* in_flight unused: n_in_flight is the claim's */
 
         ClaimEnd end;
         int end_status;

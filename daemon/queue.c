@@ -141,8 +141,8 @@ static bool queue_take_held(Queue *q, struct zcusb_sqe *ret) {
 /* A held entry that ends without starting: counted and completed as an
  * entry refused on arrival is. */
 static void queue_end_held(Queue *q, uint64_t user_data, int status) {
-        q->claim->submitted++;
-        q->claim->failed++;
+        q->claim->counted.submitted++;
+        q->claim->counted.failed++;
         queue_complete(q, user_data, status, 0);
 }
 
@@ -423,9 +423,9 @@ static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe) {
         Buffer *buffer;
         int r;
 
-        c->submitted++;
+        c->counted.submitted++;
         if (c->end != CLAIM_ACTIVE) {
-                c->failed++;
+                c->counted.failed++;
                 queue_complete(q, sqe->user_data, c->end_status, 0);
                 return;
         }
@@ -436,7 +436,7 @@ static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe) {
                 goto fail;
 
         if (sqe->opcode == ZCUSB_OP_NOP) {
-                c->completed++;
+                c->counted.completed++;
                 queue_complete(q, sqe->user_data, 0, 0);
                 return;
         }
@@ -444,7 +444,7 @@ static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe) {
                 Transfer *t = queue_find_transfer(q, sqe->cancel_user_data);
                 bool held = !t && queue_cancel_held(q, sqe->cancel_user_data);
 
-                c->completed++;
+                c->counted.completed++;
                 queue_complete(q, sqe->user_data, t || held ? 0 : -ENOENT, 0);
                 if (t)
                         transfer_cancel(t, -ECANCELED);
@@ -465,7 +465,7 @@ static void queue_handle_entry(Queue *q, const struct zcusb_sqe *sqe) {
 fail:
         log_debug("%s: submission %llu refused: %s (%s).", c->object_path, (unsigned long long) sqe->user_data,
                   why ?: "error", strerror(-r));
-        c->failed++;
+        c->counted.failed++;
         queue_complete(q, sqe->user_data, r, 0);
 }
 

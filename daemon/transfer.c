@@ -324,13 +324,13 @@ void backend_transfer_done(BackendTransfer *bt, int urb_status, uint32_t actual)
                 transfer_write_iso_results(t);
 
         if (status == 0) {
-                c->completed++;
+                c->counted.completed++;
                 if (plan->in)
-                        c->bytes_in += actual;
+                        c->counted.bytes_in += actual;
                 else
-                        c->bytes_out += actual;
+                        c->counted.bytes_out += actual;
         } else
-                c->failed++;
+                c->counted.failed++;
         queue_complete(q, t->user_data, status, actual);
 
         bool was_throttled = peer->account.counts[QUOTA_IN_FLIGHT] >= config->in_flight_per_client;

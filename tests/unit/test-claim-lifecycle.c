@@ -61,8 +61,8 @@ static void test_complete(void) {
         for (uint64_t u = 1; u <= 6; u++)
                 check_completed(&h.client, u, 0);
         check(client_completions(&h.client, 2, &cqe) == 1 && cqe.actual_length == 100);
-        check(h.claim->completed == 7 && h.claim->failed == 0);
-        check(h.claim->bytes_in == 3 * CHUNK + 100 && h.claim->bytes_out == 2 * CHUNK);
+        check(h.claim->counted.completed == 7 && h.claim->counted.failed == 0);
+        check(h.claim->counted.bytes_in == 3 * CHUNK + 100 && h.claim->counted.bytes_out == 2 * CHUNK);
         check(h.peer->account.bytes == h.charged_at_start);
 
         harness_release(&h);
@@ -339,7 +339,7 @@ static void test_submit_failure(void) {
         check_in_flight(&h, 0);
         check(h.buffer->users == 0 && h.queue->in_flight == 0);
         check(h.peer->account.bytes == h.charged_at_start);
-        check(h.claim->failed == 1);
+        check(h.claim->counted.failed == 1);
 
         submit_bulk(&h, EP_IN, 2, 0);
         settle_all_taken(&h);
@@ -499,7 +499,7 @@ static void test_complete_in_submit(void) {
         check_completed(&h.client, 1, 0);
         check_completed(&h.client, 2, 0);
         check_in_flight(&h, 0);
-        check(h.claim->bytes_out == 2 * CHUNK);
+        check(h.claim->counted.bytes_out == 2 * CHUNK);
         check(h.peer->account.bytes == h.charged_at_start);
         for (unsigned i = 0; i < 4; i++)
                 check(sd_event_run(h.m->event, 5 * MSEC) >= 0);
@@ -593,14 +593,14 @@ static void test_kernel_queue_counters(void) {
         reads = fake.n_queue_counters;
         check_counters(h.claim, live);
         check(fake.n_queue_counters == reads + 1);
-        check(h.claim->submitted == 0); /* the kernel's, not yet the claim's own */
+        check(h.claim->counted.submitted == 0); /* the kernel's, not yet the claim's own */
 
         claim_get_counters(h.claim, &before);
         fake.kq_counters = final;
         check(queue_cancel_all(h.queue) == 0);
         check(!h.queue->kernel && fake.n_detach_queue == 1 && fake.kq_end_status == -ECANCELED);
-        check(h.claim->submitted == 10 && h.claim->completed == 8 && h.claim->failed == 2);
-        check(h.claim->bytes_in == 3500 && h.claim->bytes_out == 4000);
+        check(h.claim->counted.submitted == 10 && h.claim->counted.completed == 8 && h.claim->counted.failed == 2);
+        check(h.claim->counted.bytes_in == 3500 && h.claim->counted.bytes_out == 4000);
         reads = fake.n_queue_counters;
         claim_get_counters(h.claim, &after);
         check(counters_grew(&before, &after) && counters_eq(&after, &final));
