@@ -18,17 +18,22 @@
  *                        the last of its URBs is given back, then
  *                        ->completed until REAP or release() takes it off
  *                        and frees it (process context, intf->lock held).
- *                        A transfer of an in-kernel queue goes to its
- *                        queue's ->completed instead, which the queue's
- *                        work item drains.
+ *                        A transfer of an in-kernel queue is posted to
+ *                        its ring by the completion of its last URB and
+ *                        goes to its queue's ->reclaim, or (IN data to
+ *                        copy from bounce buffers) to its ->completed;
+ *                        the queue's next pass frees (and posts) them.
  *   struct zcusb_kqueue  an in-kernel queue (zcusb_queue.c); owned by
  *                        opener->kqueues from QUEUE_ATTACH until
- *                        QUEUE_DETACH or release() frees it.
+ *                        QUEUE_DETACH or release() frees it (or, in one
+ *                        corner, its queued task work: zcusb_kq_stop()).
  *
  * Locking: intf->lock (mutex) serialises every ioctl, open, release and
  * disconnect of one interface; opener->lock (spinlock, irqsave) protects
  * the two transfer lists and the per-transfer completion state, which URB
- * completion handlers (atomic context) update.
+ * completion handlers (atomic context) update; kqueue->cq_lock (spinlock,
+ * irqsave, taken inside opener->lock or alone) the queue's completion ring
+ * and counters, which those handlers post to.
  */
 #ifndef ZCUSB_H
 #define ZCUSB_H
@@ -147,7 +152,7 @@ struct zcusb_kqueue {
 	struct zcusb_sqe *sq;
 	struct zcusb_cqe *cq;
 	u32 sq_entries, cq_entries;	/* private copies */
-	u32 sq_head, cq_tail;		/* private: never read back */
+	u32 sq_head;			/* private, under zi->lock */
 
 	struct eventfd_ctx *submit;
 	struct eventfd_ctx *complete;
@@ -157,15 +162,27 @@ struct zcusb_kqueue {
 	struct delayed_work work;
 	struct usb_anchor anchor;	/* this queue's URBs */
 
-	struct list_head completed;	/* xfers given back, under c->lock */
-	/* under zi->lock */
+	/* a pass in the context of the task that rang the doorbell */
+	struct callback_head tw;
+	atomic_t tw_wakes;		/* doorbells since it was queued; 0: idle */
+	struct task_struct *tw_task;	/* compared only, never dereferenced */
+	bool tw_orphan;			/* the queue is gone: the task work frees it */
+
+	/* under c->lock */
+	struct list_head completed;	/* xfers given back, to finish and post */
+	struct list_head reclaim;	/* xfers posted already, to free */
+
+	/* under cq_lock (irqsave): completions are posted from URB completion */
+	spinlock_t cq_lock;
+	u32 cq_tail;			/* private: never read back */
 	struct zcusb_kq_counts {	/* QUEUE_STATS: as zcusbd counts */
 		u64 submitted, completed, failed, bytes_in, bytes_out;
 	} n;
 	unsigned int in_flight;		/* transfers taken, completion not posted */
-	unsigned int depth;		/* the most ever in flight at once */
+
+	/* under zi->lock */
 	unsigned int blocked_polls;
-	bool stopping;			/* detaching: the work does nothing */
+	bool stopping;			/* detaching: passes do nothing */
 	bool broken;
 	bool dead;			/* device gone: serves no more */
 };
@@ -273,6 +290,9 @@ int zcusb_queue_stats(struct zcusb_opener *c, struct zcusb_queue_stats *st);
 void zcusb_queue_detach_all(struct zcusb_opener *c, int end_status);
 void zcusb_queue_disconnect(struct zcusb_opener *c);
 void zcusb_queue_kick(struct zcusb_kqueue *kq);
+bool zcusb_queue_xfer_done(struct zcusb_kqueue *kq, struct zcusb_xfer *x);
+void zcusb_queue_xfer_report(struct zcusb_kqueue *kq, bool posted);
+void zcusb_queue_reclaim_all(struct zcusb_opener *c);
 
 /* zcusb_sg.c */
 unsigned int zcusb_sg_limits(struct usb_device *udev, u32 len,

@@ -542,6 +542,8 @@ static long zcusb_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		ret = zcusb_ioc_register(c, p);
 		break;
 	case ZCUSB_IOC_UNREGISTER:
+		/* ended transfers of the range leave it first */
+		zcusb_queue_reclaim_all(c);
 		ret = zcusb_unregister(c, a.u32);
 		break;
 	case ZCUSB_IOC_SUBMIT:

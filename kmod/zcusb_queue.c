@@ -5,13 +5,21 @@
  * consumes the submission ring and fills the completion ring itself, and
  * zcusbd is no longer woken per transfer.
  *
- * One work item per queue does everything (process context, zi->lock
- * held): it posts the completions of the queue's transfers, then takes new
- * entries. It runs when the client writes the submit eventfd (a wait-queue
- * callback on the eventfd, as KVM's irqfd and vhost do), when a transfer's
- * last URB is given back, and by timer while entries wait for completion
- * slots (the client rings no doorbell when it reaps) or while the doorbell
- * is off after a batch of completions (below).
+ * Who does what (the path a libusb program takes through usbfs, with no
+ * thread of our own in it):
+ * - The completion handler of a transfer's last URB (atomic context)
+ *   posts its completion and signals the complete eventfd; the transfer
+ *   itself is freed by the queue's next pass. Only IN data bounced through
+ *   kernel buffers (disable_zerocopy, a constrained controller) waits for
+ *   the queue's work item, which copies it out in process context first.
+ * - A pass takes new entries (zi->lock held). It runs in the context of the
+ *   task that rang the doorbell: the wait-queue callback on the submit
+ *   eventfd (as KVM's irqfd and vhost have) queues a task work on the
+ *   writer, which runs the pass as that write(2) returns, so the client's
+ *   own syscall submits its URBs (what USBDEVFS_SUBMITURB does). When the
+ *   eventfd is signalled from a context with no user task to borrow (an
+ *   interrupt, a kernel thread), the queue's work item runs it instead, as
+ *   it does for timers and for passes that have more than a ring to take.
  *
  * The ring is client-writable memory: every entry is copied out once
  * (READ_ONCE per field) and checked by zcusb_check.c against the
@@ -24,12 +32,9 @@
  * requeues itself behind other work: nothing the client writes can make it
  * loop without bound or sleep.
  *
- * Doorbell (ZCUSB_SQ_NEED_WAKEUP), as zcusb-ring.h specifies: set whenever
- * the module stops looking, except right after posting completions while
- * at least half of the queue's deepest in flight still is, when the next
- * completion brings it back soon; then a grace timer looks once more and
- * sets it, so an entry behind a transfer that never completes (a CANCEL of
- * it) is still taken.
+ * Doorbell (ZCUSB_SQ_NEED_WAKEUP): always set, as zcusb-ring.h allows, since
+ * nothing but a doorbell brings a pass (completions are posted without
+ * one); ringing it costs the client the write(2) that also submits.
  */
 #include <linux/eventfd.h>
 #include <linux/file.h>
@@ -37,8 +42,10 @@
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>
+#include <linux/sched.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
+#include <linux/task_work.h>
 #include <linux/vmalloc.h>
 #include <linux/version.h>
 
@@ -54,8 +61,8 @@
 /* entries waiting for completion slots: look every 4 ms, backing off to 1 s */
 #define ZCUSB_KQ_POLL_MS	4
 #define ZCUSB_KQ_POLL_MAX_SHIFT	8
-/* doorbell off after a batch: look again after this if nothing completes */
-#define ZCUSB_KQ_GRACE_MS	10
+/* passes one doorbell's task work makes for doorbells rung meanwhile */
+#define ZCUSB_KQ_TW_PASSES	4
 
 static size_t zcusb_ring_bytes(u32 sq_entries, u32 *sq_off, u32 *cq_off)
 {
@@ -92,11 +99,13 @@ static void zcusb_kq_break(struct zcusb_kqueue *kq)
 		kq->id);
 }
 
+/* Post one completion; cq_lock held. */
 static void zcusb_kq_post(struct zcusb_kqueue *kq, u64 user_data, int status,
 			  u32 actual)
 {
 	struct zcusb_cqe *cqe = &kq->cq[kq->cq_tail & (kq->cq_entries - 1)];
 
+	lockdep_assert_held(&kq->cq_lock);
 	WRITE_ONCE(cqe->user_data, user_data);
 	WRITE_ONCE(cqe->status, status);
 	WRITE_ONCE(cqe->actual_length, actual);
@@ -106,13 +115,20 @@ static void zcusb_kq_post(struct zcusb_kqueue *kq, u64 user_data, int status,
 }
 
 /*
- * Count an entry's end as zcusbd counts those of the queues it serves
- * (daemon/queue.c, transfer.c): status 0 is completed, with its bytes by
- * direction; anything else (a refusal too) is failed, its bytes not counted.
+ * Post the end of an entry and count it as zcusbd counts those of the
+ * queues it serves (daemon/queue.c, transfer.c): status 0 is completed,
+ * with its bytes by direction; anything else (a refusal too) is failed,
+ * its bytes not counted. @in_flight: it was counted in flight until now.
+ * cq_lock held.
  */
-static void zcusb_kq_count_end(struct zcusb_kqueue *kq, int status, bool in,
-			       u32 actual)
+static void zcusb_kq_end(struct zcusb_kqueue *kq, u64 user_data, int status,
+			 bool in, u32 actual, bool in_flight)
 {
+	zcusb_kq_post(kq, user_data, status, actual);
+	if (in_flight) {
+		kq->in_flight--;
+		atomic64_dec(&zcusb_stats.kq_in_flight);
+	}
 	if (status) {
 		kq->n.failed++;
 		return;
@@ -124,7 +140,51 @@ static void zcusb_kq_count_end(struct zcusb_kqueue *kq, int status, bool in,
 		kq->n.bytes_out += actual;
 }
 
-/* Free completion slots; a cq_head beyond what was posted reads as none. */
+/* As zcusb_kq_end(), taking cq_lock (process context). */
+static void zcusb_kq_end_locked(struct zcusb_kqueue *kq, u64 user_data,
+				int status, bool in, u32 actual, bool in_flight)
+{
+	spin_lock_irq(&kq->cq_lock);
+	zcusb_kq_end(kq, user_data, status, in, actual, in_flight);
+	spin_unlock_irq(&kq->cq_lock);
+}
+
+static void zcusb_kq_signal(struct zcusb_kqueue *kq)
+{
+	if (!(READ_ONCE(kq->hdr->cq_flags.value) & ZCUSB_CQ_NO_WAKEUP))
+		zcusb_eventfd_signal(kq->complete);
+}
+
+/*
+ * The last URB of @x is back (any context, c->lock held). With nothing
+ * left to do in process context, post it now and leave it on ->reclaim for
+ * the next pass to free; else on ->completed for the work to finish.
+ */
+bool zcusb_queue_xfer_done(struct zcusb_kqueue *kq, struct zcusb_xfer *x)
+{
+	unsigned long flags;
+
+	if (x->in && x->zc_bytes != x->length) {
+		list_move_tail(&x->node, &kq->completed);
+		return false;
+	}
+	list_move_tail(&x->node, &kq->reclaim);
+	spin_lock_irqsave(&kq->cq_lock, flags);
+	zcusb_kq_end(kq, x->user_data, x->status, x->in, x->actual, true);
+	spin_unlock_irqrestore(&kq->cq_lock, flags);
+	return true;
+}
+
+/* After zcusb_queue_xfer_done(), c->lock released. */
+void zcusb_queue_xfer_report(struct zcusb_kqueue *kq, bool posted)
+{
+	if (posted)
+		zcusb_kq_signal(kq);
+	else
+		zcusb_queue_kick(kq);
+}
+
+/* Free completion slots (cq_lock held); a cq_head beyond what was posted reads as none. */
 static u32 zcusb_kq_cq_space(struct zcusb_kqueue *kq)
 {
 	u32 used = kq->cq_tail - smp_load_acquire(&kq->hdr->cq_head.value);
@@ -132,28 +192,49 @@ static u32 zcusb_kq_cq_space(struct zcusb_kqueue *kq)
 	return used > kq->cq_entries ? 0 : kq->cq_entries - used;
 }
 
-/* Post the completions of transfers whose URBs are all back. */
+/*
+ * Free the transfers posted from completion context and finish, post and
+ * free those left for process context (zi->lock held). Returns whether
+ * anything was posted here.
+ */
 static bool zcusb_kq_reap(struct zcusb_kqueue *kq)
 {
 	struct zcusb_opener *c = kq->c;
 	struct zcusb_xfer *x, *tmp;
+	LIST_HEAD(reclaim);
 	LIST_HEAD(list);
 
 	spin_lock_irq(&c->lock);
+	list_splice_init(&kq->reclaim, &reclaim);
 	list_splice_init(&kq->completed, &list);
 	spin_unlock_irq(&c->lock);
+	list_for_each_entry_safe(x, tmp, &reclaim, node) {
+		list_del(&x->node);
+		zcusb_xfer_free(x);
+	}
 	if (list_empty(&list))
 		return false;
 	list_for_each_entry_safe(x, tmp, &list, node) {
 		list_del(&x->node);
 		zcusb_xfer_finish(x);
-		zcusb_kq_post(kq, x->user_data, x->status, x->actual);
-		zcusb_kq_count_end(kq, x->status, x->in, x->actual);
-		kq->in_flight--;
-		atomic64_dec(&zcusb_stats.kq_in_flight);
+		zcusb_kq_end_locked(kq, x->user_data, x->status, x->in,
+				    x->actual, true);
 		zcusb_xfer_free(x);
 	}
 	return true;
+}
+
+/*
+ * UNREGISTER (zi->lock held): a range the client no longer uses should not
+ * stay pinned by transfers that ended and wait only to be freed.
+ */
+void zcusb_queue_reclaim_all(struct zcusb_opener *c)
+{
+	struct zcusb_kqueue *kq;
+
+	list_for_each_entry(kq, &c->kqueues, node)
+		if (zcusb_kq_reap(kq))
+			zcusb_kq_signal(kq);
 }
 
 static void zcusb_region_read(const struct zcusb_region *r, u64 off, void *buf,
@@ -170,7 +251,11 @@ static void zcusb_region_read(const struct zcusb_region *r, u64 off, void *buf,
 	}
 }
 
-/* Check and start one entry (a private copy), or complete it at once. */
+/*
+ * Check and start one entry (a private copy, its completion slot taken),
+ * or post its end at once. Returns whether something was posted here (the
+ * caller signals).
+ */
 static bool zcusb_kq_handle(struct zcusb_kqueue *kq, const struct zcusb_sqe *e)
 {
 	struct zcusb_opener *c = kq->c;
@@ -181,7 +266,6 @@ static bool zcusb_kq_handle(struct zcusb_kqueue *kq, const struct zcusb_sqe *e)
 	int ret;
 
 	atomic64_inc(&zcusb_stats.kq_transfers);
-	kq->n.submitted++;
 	if (e->opcode != ZCUSB_OP_NOP && e->opcode != ZCUSB_OP_CANCEL &&
 	    e->buffer_id)
 		r = xa_load(&c->aliases, e->buffer_id);
@@ -191,14 +275,15 @@ static bool zcusb_kq_handle(struct zcusb_kqueue *kq, const struct zcusb_sqe *e)
 
 	switch (e->opcode) {
 	case ZCUSB_OP_NOP:
-		zcusb_kq_post(kq, e->user_data, 0, 0);
-		kq->n.completed++;
+		zcusb_kq_end_locked(kq, e->user_data, 0, false, 0, false);
 		return true;
 	case ZCUSB_OP_CANCEL:
 		ret = zcusb_cancel_kq(kq, e->cancel_user_data);
+		spin_lock_irq(&kq->cq_lock);
 		zcusb_kq_post(kq, e->user_data, ret, 0);
 		/* answered, -ENOENT too: completed, as zcusbd counts it */
 		kq->n.completed++;
+		spin_unlock_irq(&kq->cq_lock);
 		return true;
 	case ZCUSB_OP_ISO:
 		/* zcusbd puts claims of interfaces with iso endpoints on usbfs */
@@ -230,17 +315,20 @@ static bool zcusb_kq_handle(struct zcusb_kqueue *kq, const struct zcusb_sqe *e)
 	if (e->flags & ZCUSB_SQE_ZERO_PACKET)
 		s.flags |= ZCUSB_SUBMIT_ZERO_PACKET;
 
-	ret = zcusb_submit_xfer(c, &s, kq, e->timeout_ms);
-	if (ret)
-		goto fail;
+	/* in flight before its URBs are: their completion may post it at once */
+	spin_lock_irq(&kq->cq_lock);
 	kq->in_flight++;
-	kq->depth = max(kq->depth, kq->in_flight);
+	spin_unlock_irq(&kq->cq_lock);
 	atomic64_inc(&zcusb_stats.kq_in_flight);
+	ret = zcusb_submit_xfer(c, &s, kq, e->timeout_ms);
+	if (ret) {
+		zcusb_kq_end_locked(kq, e->user_data, ret, false, 0, true);
+		return true;
+	}
 	return false;
 
 fail:
-	zcusb_kq_post(kq, e->user_data, ret, 0);
-	kq->n.failed++;
+	zcusb_kq_end_locked(kq, e->user_data, ret, false, 0, false);
 	return true;
 }
 
@@ -266,17 +354,20 @@ static void zcusb_kq_copy_sqe(struct zcusb_kqueue *kq, u32 idx,
 }
 
 /*
- * Right after posting completions, may the doorbell stay off? Only while at
- * least half of the deepest the client has had in flight still is: then the
- * next completion comes soon and takes its resubmissions. Below that, a
- * resubmission left for the next completion starves the endpoint (the
- * controller runs out of transfers: 64 KiB x 8 IN ran at 0.27x the MB/s
- * of libusb dev_mem with the doorbell off whenever transfers were in
- * flight, at 0.64x with this rule, in one boot).
+ * May an entry be taken? Only while a completion slot is free for it and
+ * for each in flight. If so, it counts as submitted.
  */
-static bool zcusb_kq_doorbell_may_wait(const struct zcusb_kqueue *kq)
+static bool zcusb_kq_take_slot(struct zcusb_kqueue *kq)
 {
-	return kq->in_flight * 2 > kq->depth;
+	bool ok;
+
+	/* posting takes a slot and ends one in flight: the difference holds */
+	spin_lock_irq(&kq->cq_lock);
+	ok = zcusb_kq_cq_space(kq) > kq->in_flight;
+	if (ok)
+		kq->n.submitted++;
+	spin_unlock_irq(&kq->cq_lock);
+	return ok;
 }
 
 /*
@@ -291,7 +382,7 @@ static unsigned long zcusb_kq_consume(struct zcusb_kqueue *kq, bool *postedp)
 
 	for (;;) {
 		if (!budget--) {
-			/* behind whatever else the workqueue has */
+			/* the rest behind whatever else the workqueue has */
 			zcusb_queue_kick(kq);
 			return 0;
 		}
@@ -301,23 +392,7 @@ static unsigned long zcusb_kq_consume(struct zcusb_kqueue *kq, bool *postedp)
 			zcusb_kq_break(kq);
 			return 0;
 		}
-		if (tail != kq->sq_head &&
-		    zcusb_kq_cq_space(kq) <= kq->in_flight) {
-			/* entries wait for completion slots: poll for them */
-			zcusb_kq_set_flags(kq, ZCUSB_SQ_NEED_WAKEUP, 0);
-			if (kq->in_flight)
-				return 0;	/* a completion brings us back */
-			return msecs_to_jiffies(ZCUSB_KQ_POLL_MS <<
-				min_t(unsigned int, kq->blocked_polls++,
-				      ZCUSB_KQ_POLL_MAX_SHIFT));
-		}
-		kq->blocked_polls = 0;
 		if (tail == kq->sq_head) {
-			/* streaming: the next completion brings us back */
-			if (*postedp && zcusb_kq_doorbell_may_wait(kq)) {
-				zcusb_kq_set_flags(kq, 0, ZCUSB_SQ_NEED_WAKEUP);
-				return msecs_to_jiffies(ZCUSB_KQ_GRACE_MS);
-			}
 			if (READ_ONCE(kq->hdr->sq_flags.value) &
 			    ZCUSB_SQ_NEED_WAKEUP)
 				return 0;
@@ -330,10 +405,45 @@ static unsigned long zcusb_kq_consume(struct zcusb_kqueue *kq, bool *postedp)
 				return 0;
 			continue;
 		}
+		if (!zcusb_kq_take_slot(kq)) {
+			/*
+			 * Entries wait for the client to reap completions,
+			 * which rings no doorbell: poll, backing off.
+			 */
+			return msecs_to_jiffies(ZCUSB_KQ_POLL_MS <<
+				min_t(unsigned int, kq->blocked_polls++,
+				      ZCUSB_KQ_POLL_MAX_SHIFT));
+		}
+		kq->blocked_polls = 0;
 		zcusb_kq_copy_sqe(kq, kq->sq_head, &e);
 		smp_store_release(&kq->hdr->sq_head.value, ++kq->sq_head);
 		*postedp |= zcusb_kq_handle(kq, &e);
 	}
+}
+
+/*
+ * One pass, zi->lock held: free (and post) what has ended, take new
+ * entries, signal the client if this pass posted. Returns the delay after
+ * which the work must look again, 0 for none.
+ */
+static unsigned long zcusb_kq_pass(struct zcusb_kqueue *kq)
+{
+	struct zcusb_intf *zi = kq->c->zi;
+	unsigned long again = 0;
+	bool posted;
+
+	lockdep_assert_held(&zi->lock);
+	if (kq->stopping)
+		return 0;
+	posted = zcusb_kq_reap(kq);
+	/* unplugged: what was in flight is posted (-ENODEV); zcusbd detaches */
+	if (zi->disconnected)
+		kq->dead = true;
+	if (!kq->dead && !kq->broken)
+		again = zcusb_kq_consume(kq, &posted);
+	if (posted)
+		zcusb_kq_signal(kq);
+	return again;
 }
 
 static void zcusb_kq_work(struct work_struct *w)
@@ -341,39 +451,80 @@ static void zcusb_kq_work(struct work_struct *w)
 	struct zcusb_kqueue *kq = container_of(to_delayed_work(w),
 					       struct zcusb_kqueue, work);
 	struct zcusb_intf *zi = kq->c->zi;
-	unsigned long again = 0;
-	bool posted;
+	unsigned long again;
 
 	mutex_lock(&zi->lock);
-	if (kq->stopping) {
-		mutex_unlock(&zi->lock);
-		return;
-	}
-	posted = zcusb_kq_reap(kq);
-	/* unplugged: what was in flight is posted (-ENODEV); zcusbd detaches */
-	if (zi->disconnected)
-		kq->dead = true;
-	if (!kq->dead && !kq->broken)
-		again = zcusb_kq_consume(kq, &posted);
-	if (posted &&
-	    !(READ_ONCE(kq->hdr->cq_flags.value) & ZCUSB_CQ_NO_WAKEUP))
-		zcusb_eventfd_signal(kq->complete);
+	again = zcusb_kq_pass(kq);
 	/* queue_ (not mod_): never postpone a kick that came meanwhile */
 	if (again)
 		queue_delayed_work(zcusb_wq, &kq->work, again);
 	mutex_unlock(&zi->lock);
 }
 
-/* The client wrote the submit eventfd (its wait queue lock held). */
+/*
+ * The doorbell's pass, in the task that rang it, as its write(2) returns
+ * (no lock held, may sleep). Doorbells rung meanwhile (tw_wakes moved) get
+ * one more pass, so none is lost; once tw_wakes is back to 0 the queue may
+ * be freed at once (zcusb_kq_stop()), so nothing touches it after that.
+ */
+static void zcusb_kq_task_work(struct callback_head *cb)
+{
+	struct zcusb_kqueue *kq = container_of(cb, struct zcusb_kqueue, tw);
+	unsigned int passes = ZCUSB_KQ_TW_PASSES;
+	struct zcusb_intf *zi;
+	unsigned long again;
+	int wakes;
+
+	if (READ_ONCE(kq->tw_orphan)) {
+		/* its owner had to leave it to us (zcusb_kq_stop()) */
+		kfree(kq);
+		module_put(THIS_MODULE);
+		return;
+	}
+	zi = kq->c->zi;
+	do {
+		if (!passes--) {
+			/* other threads keep ringing: leave them to the work */
+			zcusb_queue_kick(kq);
+			atomic_set(&kq->tw_wakes, 0);
+			break;
+		}
+		wakes = atomic_read(&kq->tw_wakes);
+		mutex_lock(&zi->lock);
+		again = zcusb_kq_pass(kq);
+		if (again)
+			queue_delayed_work(zcusb_wq, &kq->work, again);
+		mutex_unlock(&zi->lock);
+	} while (atomic_cmpxchg(&kq->tw_wakes, wakes, 0) != wakes);
+	/* the address only: the queue may be gone */
+	wake_up_var(&kq->tw_wakes);
+}
+
+/*
+ * The submit eventfd was written (its wait queue lock held, interrupts
+ * off): run a pass in the writer's context if it is a user task on its
+ * way back to user space, else on the workqueue.
+ */
 static int zcusb_kq_wakeup(wait_queue_entry_t *wait, unsigned int mode,
 			   int sync, void *key)
 {
 	struct zcusb_kqueue *kq = container_of(wait, struct zcusb_kqueue, wait);
 	u64 cnt;
 
-	if (key_to_poll(key) & EPOLLIN) {
-		/* consume it, so the client's writes never fill the counter */
-		eventfd_ctx_do_read(kq->submit, &cnt);
+	if (!(key_to_poll(key) & EPOLLIN))
+		return 0;
+	/* consume it, so the client's writes never fill the counter */
+	eventfd_ctx_do_read(kq->submit, &cnt);
+	if (!in_task() || (current->flags & (PF_KTHREAD | PF_EXITING))) {
+		zcusb_queue_kick(kq);
+		return 0;
+	}
+	if (atomic_inc_return(&kq->tw_wakes) > 1)
+		return 0;	/* a pass is queued or running: it takes this */
+	WRITE_ONCE(kq->tw_task, current);
+	init_task_work(&kq->tw, zcusb_kq_task_work);
+	if (task_work_add(current, &kq->tw, TWA_RESUME)) {
+		atomic_set(&kq->tw_wakes, 0);
 		zcusb_queue_kick(kq);
 	}
 	return 0;
@@ -390,8 +541,29 @@ static void zcusb_kq_queue_proc(struct file *file, wait_queue_head_t *wqh,
 	add_wait_queue(wqh, &kq->wait);
 }
 
-/* Everything but the URBs and the list: for a queue never or no longer live. */
-static void zcusb_kq_free(struct zcusb_kqueue *kq)
+/*
+ * After the wait entry is gone no doorbell queues a task work: wait for
+ * one queued or running to end, which it does as its task returns to user
+ * space (or stops: signal and ptrace stops run task works first). Returns
+ * false in the one case that cannot wait: the task work is queued on the
+ * task stopping the queue (root batching a doorbell and the close of the
+ * device file in one io_uring submission), which runs it only after we
+ * return.
+ */
+static bool zcusb_kq_tw_quiesce(struct zcusb_kqueue *kq)
+{
+	if (atomic_read(&kq->tw_wakes) && READ_ONCE(kq->tw_task) == current)
+		return false;
+	wait_var_event(&kq->tw_wakes, !atomic_read(&kq->tw_wakes));
+	return true;
+}
+
+/*
+ * Everything but the URBs and the list: for a queue never or no longer
+ * live, no task work running. @orphan: one is still queued (see above);
+ * it frees the struct, holding the module until it has run.
+ */
+static void zcusb_kq_free(struct zcusb_kqueue *kq, bool orphan)
 {
 	struct zcusb_opener *c = kq->c;
 	unsigned long i;
@@ -415,6 +587,11 @@ static void zcusb_kq_free(struct zcusb_kqueue *kq)
 	if (!IS_ERR_OR_NULL(kq->complete))
 		eventfd_ctx_put(kq->complete);
 	zcusb_kmem_uncharge(c, sizeof(*kq));
+	if (orphan) {
+		__module_get(THIS_MODULE);
+		WRITE_ONCE(kq->tw_orphan, true);
+		return;
+	}
 	kfree(kq);
 }
 
@@ -516,6 +693,9 @@ int zcusb_queue_attach(struct zcusb_opener *c, struct zcusb_queue_attach *a)
 	}
 	kq->c = c;
 	INIT_LIST_HEAD(&kq->completed);
+	INIT_LIST_HEAD(&kq->reclaim);
+	spin_lock_init(&kq->cq_lock);
+	atomic_set(&kq->tw_wakes, 0);
 	INIT_DELAYED_WORK(&kq->work, zcusb_kq_work);
 	init_usb_anchor(&kq->anchor);
 
@@ -557,7 +737,7 @@ int zcusb_queue_attach(struct zcusb_opener *c, struct zcusb_queue_attach *a)
 	return 0;
 
 fail:
-	/* not listed: the work finds a queue stopping if a kick came */
+	/* not listed: a pass finds a queue stopping if a doorbell came */
 	kq->stopping = true;
 	if (kq->wqh) {
 		u64 cnt;
@@ -565,15 +745,18 @@ fail:
 		eventfd_ctx_remove_wait_queue(kq->submit, &kq->wait, &cnt);
 		kq->wqh = NULL;
 	}
+	/* the wait entry is the last thing added: no doorbell reached us */
+	WARN_ON(atomic_read(&kq->tw_wakes));
 	cancel_delayed_work(&kq->work);
-	zcusb_kq_free(kq);
+	zcusb_kq_free(kq, false);
 	return ret;
 }
 
-/* The counters of @kq, zi->lock held: a consistent snapshot. */
-static void zcusb_kq_fill_stats(const struct zcusb_kqueue *kq,
+/* The counters of @kq: a consistent snapshot. */
+static void zcusb_kq_fill_stats(struct zcusb_kqueue *kq,
 				struct zcusb_queue_stats *st)
 {
+	spin_lock_irq(&kq->cq_lock);
 	*st = (struct zcusb_queue_stats){
 		.queue_id = kq->id,
 		.submitted = kq->n.submitted,
@@ -583,6 +766,7 @@ static void zcusb_kq_fill_stats(const struct zcusb_kqueue *kq,
 		.bytes_out = kq->n.bytes_out,
 		.in_flight = kq->in_flight,
 	};
+	spin_unlock_irq(&kq->cq_lock);
 }
 
 /*
@@ -599,11 +783,12 @@ static void zcusb_kq_stop(struct zcusb_kqueue *kq, int end_status,
 	struct zcusb_opener *c = kq->c;
 	struct zcusb_intf *zi = c->zi;
 	struct zcusb_xfer *x;
-	bool posted;
+	bool posted, orphan;
 	u64 cnt;
 
 	eventfd_ctx_remove_wait_queue(kq->submit, &kq->wait, &cnt);
 	kq->wqh = NULL;
+	orphan = !zcusb_kq_tw_quiesce(kq);
 	/* what ends now ends with the claim's status, not -ENOENT */
 	spin_lock_irq(&c->lock);
 	list_for_each_entry(x, &c->pending, node)
@@ -616,6 +801,7 @@ static void zcusb_kq_stop(struct zcusb_kqueue *kq, int end_status,
 
 	mutex_lock(&zi->lock);
 	posted = zcusb_kq_reap(kq);
+	/* every URB is back, so nothing posts any more: no cq_lock needed */
 	WARN_ON(kq->in_flight);
 	if (mark_dead) {
 		WRITE_ONCE(kq->hdr->end_status, end_status);
@@ -631,7 +817,7 @@ static void zcusb_kq_stop(struct zcusb_kqueue *kq, int end_status,
 	if (st)
 		zcusb_kq_fill_stats(kq, st);
 	atomic64_dec(&zcusb_stats.kqueues);
-	zcusb_kq_free(kq);
+	zcusb_kq_free(kq, orphan);
 	mutex_unlock(&zi->lock);
 }
 
@@ -670,7 +856,7 @@ int zcusb_queue_detach(struct zcusb_opener *c, struct zcusb_queue_detach *d,
 	return 0;
 }
 
-/* QUEUE_STATS; zi->lock held (the queue's work counts under it). */
+/* QUEUE_STATS; zi->lock held (the queue stays listed). */
 int zcusb_queue_stats(struct zcusb_opener *c, struct zcusb_queue_stats *st)
 {
 	struct zcusb_kqueue *kq;
@@ -711,7 +897,7 @@ void zcusb_queue_detach_all(struct zcusb_opener *c, int end_status)
 
 /*
  * disconnect(), zi->lock held: every URB of every queue is killed and
- * reported -ENODEV by the queues' work, which then serves no more.
+ * posted -ENODEV; the queue's next pass serves no more.
  */
 void zcusb_queue_disconnect(struct zcusb_opener *c)
 {

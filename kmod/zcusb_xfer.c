@@ -106,6 +106,29 @@ static void zcusb_stop_urbs(struct zcusb_xfer *x, unsigned int from,
 	}
 }
 
+/*
+ * The last URB of @x is back (c->lock held): a SUBMIT's waits for REAP; a
+ * queue's is posted now if there is nothing left to do but free it.
+ * Returns whether it was posted.
+ */
+static bool zcusb_xfer_done(struct zcusb_xfer *x)
+{
+	if (x->kq)
+		return zcusb_queue_xfer_done(x->kq, x);
+	list_move_tail(&x->node, &x->c->completed);
+	return false;
+}
+
+/* After zcusb_xfer_done(), c->lock released: wake whoever reports it. */
+static void zcusb_xfer_report(struct zcusb_opener *c, struct zcusb_kqueue *kq,
+			      bool posted)
+{
+	if (kq)
+		zcusb_queue_xfer_report(kq, posted);
+	else
+		wake_up(&c->wait);
+}
+
 static void zcusb_urb_complete(struct urb *urb)
 {
 	struct zcusb_urbctx *ctx = urb->context;
@@ -114,7 +137,7 @@ static void zcusb_urb_complete(struct urb *urb)
 	struct zcusb_kqueue *kq = x->kq;
 	struct zcusb_opener *c = x->c;
 	bool later = ctx->idx + 1 < x->nurbs;
-	bool unlink = false, done;
+	bool unlink = false, done, posted = false;
 	unsigned long flags;
 	int st = urb->status;
 
@@ -140,15 +163,11 @@ static void zcusb_urb_complete(struct urb *urb)
 	spin_lock_irqsave(&c->lock, flags);
 	done = !--x->urbs_left;
 	if (done)
-		list_move_tail(&x->node, kq ? &kq->completed : &c->completed);
+		posted = zcusb_xfer_done(x);
 	spin_unlock_irqrestore(&c->lock, flags);
 	/* x is not ours any more; kq and c outlive their URBs' completions */
-	if (done) {
-		if (kq)
-			zcusb_queue_kick(kq);
-		else
-			wake_up(&c->wait);
-	}
+	if (done)
+		zcusb_xfer_report(c, kq, posted);
 }
 
 /* timeout_ms of a queue's transfer ran out: end it with -ETIMEDOUT. */
@@ -290,7 +309,7 @@ int zcusb_submit_xfer(struct zcusb_opener *c, const struct zcusb_submit *s,
 	struct zcusb_region *r;
 	struct zcusb_xfer *x;
 	unsigned int pipe, i, submitted;
-	bool in, sg, constrained, unlink = false, done;
+	bool in, sg, constrained, unlink = false, done, posted = false;
 	unsigned int tablesize = 0;
 	int interval = 0, ret;
 	u32 mp = 0;
@@ -414,16 +433,12 @@ int zcusb_submit_xfer(struct zcusb_opener *c, const struct zcusb_submit *s,
 	x->urbs_left -= x->nurbs - submitted + 1;
 	done = !x->urbs_left;
 	if (done)
-		list_move_tail(&x->node, kq ? &kq->completed : &c->completed);
+		posted = zcusb_xfer_done(x);
 	spin_unlock_irq(&c->lock);
 	if (unlink)
 		zcusb_stop_urbs(x, 0, submitted);
-	if (done) {
-		if (kq)
-			zcusb_queue_kick(kq);
-		else
-			wake_up(&c->wait);
-	}
+	if (done)
+		zcusb_xfer_report(c, kq, posted);
 	return 0;
 
 fail:

@@ -6,10 +6,15 @@
  * through the ring, refused entries, CANCEL, a timeout, a hostile sq_tail
  * (BROKEN), the queue's counters (QUEUE_STATS, live and the final ones
  * DETACH writes), DETACH handing back the indices and close marking the
- * ring DEAD with -ESHUTDOWN; nothing stays pinned.
+ * ring DEAD with -ESHUTDOWN; nothing stays pinned. Then the doorbell: its
+ * pass runs in the writer's own write(2), the doorbell stays on, and a
+ * doorbell and the close of the device file in one io_uring submission
+ * (the task work of the one queued behind the other's release) neither
+ * hangs nor leaks.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/io_uring.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +22,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "zcusb-kmod-test.h"
@@ -321,4 +327,180 @@ void test_queue(struct dev *d)
 	CHECK(ret == 0 && strstr(buf, "kqueues 0\n") && strstr(buf, "kq_in_flight 0\n"),
 	      "no queue, nothing in flight");
 	dev_open(d);
+}
+
+/* Just enough io_uring for one submission of two entries (no liburing). */
+struct uring {
+	int fd;
+	void *sq_map, *cq_map;
+	size_t sq_len, cq_len;
+	struct io_uring_sqe *sqes;
+	uint32_t *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_tail, *cq_mask;
+	struct io_uring_cqe *cqes;
+};
+
+static int uring_open(struct uring *u)
+{
+	struct io_uring_params p = { 0 };
+
+	u->fd = syscall(__NR_io_uring_setup, 4, &p);
+	if (u->fd < 0)
+		return -errno;
+	u->sq_len = p.sq_off.array + p.sq_entries * sizeof(uint32_t);
+	u->cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+	u->sq_map = mmap(NULL, u->sq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, u->fd,
+			 IORING_OFF_SQ_RING);
+	u->cq_map = mmap(NULL, u->cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, u->fd,
+			 IORING_OFF_CQ_RING);
+	u->sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_POPULATE, u->fd, IORING_OFF_SQES);
+	if (u->sq_map == MAP_FAILED || u->cq_map == MAP_FAILED || u->sqes == MAP_FAILED)
+		return -errno;
+	u->sq_tail = (uint32_t *)((char *)u->sq_map + p.sq_off.tail);
+	u->sq_mask = (uint32_t *)((char *)u->sq_map + p.sq_off.ring_mask);
+	u->sq_array = (uint32_t *)((char *)u->sq_map + p.sq_off.array);
+	u->cq_head = (uint32_t *)((char *)u->cq_map + p.cq_off.head);
+	u->cq_tail = (uint32_t *)((char *)u->cq_map + p.cq_off.tail);
+	u->cq_mask = (uint32_t *)((char *)u->cq_map + p.cq_off.ring_mask);
+	u->cqes = (struct io_uring_cqe *)((char *)u->cq_map + p.cq_off.cqes);
+	return 0;
+}
+
+static void uring_push(struct uring *u, const struct io_uring_sqe *e)
+{
+	uint32_t tail = *u->sq_tail, i = tail & *u->sq_mask;
+
+	u->sqes[i] = *e;
+	u->sq_array[i] = i;
+	__atomic_store_n(u->sq_tail, tail + 1, __ATOMIC_RELEASE);
+}
+
+/* Reap up to @n completions within @timeout_ms; returns how many. */
+static int uring_reap(struct uring *u, int *res, int n, int timeout_ms)
+{
+	double end = now() + timeout_ms / 1000.0;
+	int got = 0;
+
+	while (got < n && now() < end) {
+		uint32_t head = *u->cq_head;
+
+		if (head == __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE)) {
+			struct pollfd p = { .fd = u->fd, .events = POLLIN };
+
+			poll(&p, 1, 20);
+			continue;
+		}
+		res[u->cqes[head & *u->cq_mask].user_data] = u->cqes[head & *u->cq_mask].res;
+		__atomic_store_n(u->cq_head, head + 1, __ATOMIC_RELEASE);
+		got++;
+	}
+	return got;
+}
+
+static void uring_close(struct uring *u)
+{
+	munmap(u->sq_map, u->sq_len);
+	munmap(u->cq_map, u->cq_len);
+	close(u->fd);
+}
+
+static long module_refcnt(void)
+{
+	char buf[32];
+
+	return read_file("/sys/module/zcusb/refcnt", buf, sizeof(buf)) ? -1 : atol(buf);
+}
+
+void test_queue_doorbell(struct dev *d)
+{
+	struct zcusb_buffer_alias al = { .client_id = 9 };
+	struct zcusb_cqe c;
+	struct zcusb_sqe e;
+	struct uring u;
+	struct tq q;
+	uint64_t one = 1;
+	unsigned int served = 0, rung = 0, i;
+	int ret, res[2] = { 1, 1 };
+	long refs;
+
+	section = "doorbell";
+	ret = do_register(d->fd, region, REGION_LEN, &al.buffer_id);
+	ret = ret ?: (ioctl(d->fd, ZCUSB_IOC_BUFFER_ALIAS, &al) < 0 ? -errno : 0);
+	ret = ret ?: tq_open(&q, d->fd, 8);
+	CHECK(ret == 0, "region registered, aliased, queue attached: %s", ret ? strerror(-ret) : "ok");
+	if (ret)
+		return;
+
+	/*
+	 * The doorbell's pass runs in the task that rings it, as its write(2)
+	 * returns: by then the entry is taken and (a NOP) completed. A pass on
+	 * the workqueue would mostly come later.
+	 */
+	for (i = 0; i < 100; i++) {
+		e = (struct zcusb_sqe){ .opcode = ZCUSB_OP_NOP, .user_data = 100 + i };
+		tq_push(&q, &e);
+		rung += !!(__atomic_load_n(&q.h->sq_flags.value, __ATOMIC_ACQUIRE) & ZCUSB_SQ_NEED_WAKEUP);
+		tq_ring(&q);
+		served += __atomic_load_n(&q.h->sq_head.value, __ATOMIC_ACQUIRE) == q.tail &&
+			  __atomic_load_n(&q.h->cq_tail.value, __ATOMIC_ACQUIRE) == q.head + 1;
+		if (tq_reap(&q, &c, 1000) || c.user_data != 100 + i || c.status)
+			break;
+	}
+	CHECK(i == 100 && served == 100,
+	      "100 NOPs: each taken and completed by the time its doorbell's write(2) returned: %u", served);
+	CHECK(rung == 100, "the doorbell stayed on (NEED_WAKEUP) before each of them: %u", rung);
+
+	/* a completion reaches the ring with no doorbell after the submission */
+	e = bulk(d->ep_out, 9, 0, LOOP_BUFLEN, 1);
+	tq_push(&q, &e);
+	e = bulk(d->ep_in, 9, IN_AREA, LOOP_BUFLEN, 2);
+	tq_push(&q, &e);
+	tq_ring(&q);
+	ret = tq_reap(&q, &c, 5000);
+	ret = ret ?: (c.user_data == 1 && c.status == 0 ? tq_reap(&q, &c, 5000) : -EIO);
+	CHECK(ret == 0 && c.user_data == 2 && c.status == 0 && c.actual_length == LOOP_BUFLEN &&
+	      (q.h->sq_flags.value & ZCUSB_SQ_NEED_WAKEUP),
+	      "OUT and IN with one doorbell: both completed, doorbell on (%s, flags %#x)",
+	      ret ? strerror(-ret) : "ok", q.h->sq_flags.value);
+
+	/*
+	 * One io_uring submission rings the doorbell (its pass queued on this
+	 * task) and closes the device file (release() queued behind it, run
+	 * first). release() cannot wait for a pass queued on its own task: the
+	 * queue must still end -ESHUTDOWN, the call return, the module
+	 * reference the leftover pass holds go back.
+	 */
+	e = bulk(d->ep_in, 9, IN_AREA, 512, 3);
+	tq_push(&q, &e);
+	tq_ring(&q);
+	ret = uring_open(&u);
+	CHECK(ret == 0, "io_uring: %s", ret ? strerror(-ret) : "ok");
+	if (ret) {
+		tq_close(&q);
+		dev_close(d);
+		dev_open(d);
+		return;
+	}
+	refs = module_refcnt();
+	uring_push(&u, &(struct io_uring_sqe){ .opcode = IORING_OP_WRITE, .fd = q.submit_fd,
+					       .addr = (uintptr_t)&one, .len = sizeof(one),
+					       .user_data = 0 });
+	uring_push(&u, &(struct io_uring_sqe){ .opcode = IORING_OP_CLOSE, .fd = d->fd, .user_data = 1 });
+	ret = syscall(__NR_io_uring_enter, u.fd, 2, 0, 0, NULL, 0);
+	d->fd = -1;
+	CHECK(ret == 2, "one io_uring_enter: doorbell write and close of the device fd submitted: %d", ret);
+	ret = uring_reap(&u, res, 2, 5000);
+	CHECK(ret == 2 && res[0] == sizeof(one) && res[1] == 0, "both done: write %d, close %d", res[0],
+	      res[1]);
+	ret = tq_reap(&q, &c, 2000);
+	CHECK(ret == 0 && c.user_data == 3 && c.status == -ESHUTDOWN &&
+	      (q.h->sq_flags.value & ZCUSB_SQ_DEAD),
+	      "the pending IN -> %d, ring flags %#x", c.status, q.h->sq_flags.value);
+	uring_close(&u);
+	tq_close(&q);
+	dev_open(d);
+	usleep(100 * 1000);
+	/* the same files open as before: the leftover pass took its reference along */
+	CHECK(module_refcnt() == refs, "module references with the device reopened: %ld (%ld before)",
+	      module_refcnt(), refs);
 }

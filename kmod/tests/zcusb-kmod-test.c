@@ -117,6 +117,7 @@ int main(int argc, char **argv)
 		region_id = lid;
 	}
 	test_queue(&loop);
+	test_queue_doorbell(&loop);
 	dev_close(&ss);
 	dev_close(&loop);
 	section = "close";

@@ -106,6 +106,7 @@ void test_rmmod(struct dev *d, const char *module);
 
 /* queue.c */
 void test_queue(struct dev *d);
+void test_queue_doorbell(struct dev *d);
 /* xhci.c */
 void test_xhci(struct dev *d);
 
