@@ -211,16 +211,41 @@ as_recorded() {
 	[ -z "${RECORD_AS:-}" ] || RECORDED=${RECORDED/\"contender\":\"libusb-$MODE\"/\"contender\":\"$RECORD_AS\"}
 }
 
-# record EXTRA CMD...: run a client, append each of its JSON lines, with EXTRA (",\"k\":v..."),
-# to bench.jsonl.
+# settled_go GO PID: once client PID is ready at its --go barrier GO (claimed, buffers and queue
+# set up), let udev finish what the claim started (zcusbd binds the interface to zcusb.ko or
+# usbfs claims it: bind and device events whose rules run for a while under TCG), then release
+# it. A claim's one-off cost is not a cost per GiB: measured, it overlapped the first run of the
+# client and the next contender's.
+settled_go() { # GO PID
+	local up _ end
+	read -r up _ </proc/uptime
+	end=$((${up%.*} + 60))
+	until [ -n "$(compgen -G "$1.ready.*")" ]; do
+		kill -0 "$2" 2>/dev/null || return 0 # it failed before the barrier: its status says why
+		read -r up _ </proc/uptime
+		[ "${up%.*}" -lt "$end" ] || fail "client $2 not at its start barrier after 60 s"
+		pause 0.02
+	done
+	udevadm settle --timeout=30 || true
+	: >"$1"
+}
+
+# record EXTRA CMD...: run a client (its command line has --go "$GO": settled_go), append each of
+# its JSON lines, with EXTRA (",\"k\":v..."), to bench.jsonl.
+GO=$W/go.record
 record() {
-	local extra=$1 lines line
+	local extra=$1 lines line pid
 	shift
+	rm -f "$GO" "$GO".ready.*
 	kq_before
-	if ! lines=$("$@" 2>"$W/err"); then
+	"$@" >"$W/out" 2>"$W/err" &
+	pid=$!
+	settled_go "$GO" "$pid"
+	if ! wait "$pid"; then
 		cat "$W/err"
 		fail "failed: $* (above)"
 	fi
+	lines=$(<"$W/out")
 	kq_after
 	extra+=$KQ_EXTRA
 	while IFS= read -r line; do
@@ -307,7 +332,7 @@ if has_section throughput; then
 		for c in "${order[@]}"; do
 			# one client per contender and round: every size, IN then OUT
 			contender_setup "$c"
-			client_cmd "$c" ss 0525 a4a0 --sizes "$sizes" --max-seconds "$MAX_SECONDS"
+			client_cmd "$c" ss 0525 a4a0 --sizes "$sizes" --max-seconds "$MAX_SECONDS" --go "$GO"
 			record ",\"section\":\"throughput\",\"round\":$round" "${CMD[@]}" in,out "$MIB"
 		done
 	done
@@ -369,10 +394,10 @@ if has_section remote; then
 		[ "$DAEMON_PID" = "$(daemon_pid)" ] || fail "zcusbd restarted during the remote section (the import is gone)"
 		for where in $( ((round % 2)) && echo "local remote" || echo "remote local"); do
 			if [ "$where" = local ]; then
-				client_cmd zcusbd-zcusb.ko ss 0525 a4a0 --sizes "$largest" --max-seconds "$MAX_SECONDS"
+				client_cmd zcusbd-zcusb.ko ss 0525 a4a0 --sizes "$largest" --max-seconds "$MAX_SECONDS" --go "$GO"
 			else
 				CMD=("$zb" --device "$robj" --in "$rin" --out "$rout" --daemon-pid "$DAEMON_PID" --sizes "$largest"
-					--max-seconds "$MAX_SECONDS" zcusbd-zcusb.ko)
+					--max-seconds "$MAX_SECONDS" --go "$GO" zcusbd-zcusb.ko)
 			fi
 			record ",\"section\":\"remote\",\"round\":$round,\"idle_round\":$((1000 + round)),\"where\":\"$where\"" \
 				"${CMD[@]}" in,out "$MIB"
@@ -400,7 +425,7 @@ if has_section latency; then
 			libusb-async-malloc) tests=behind ;;
 			*) tests=rtt,behind ;;
 			esac
-			client_cmd "$c" lb 0525 a4a1 --size 64 --behind-count "$BEHIND_COUNT"
+			client_cmd "$c" lb 0525 a4a1 --size 64 --behind-count "$BEHIND_COUNT" --go "$GO"
 			record ",\"section\":\"latency\",\"round\":$round" "${CMD[@]}" "$tests" "$RTT_COUNT"
 		done
 	done
