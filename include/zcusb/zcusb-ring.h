@@ -49,7 +49,9 @@
  *   waits for transfers the client has already resubmitted. (zcusbd before
  *   issue #11 left the flag clear whenever transfers were in flight and
  *   polled the ring every few milliseconds: a client that follows this rule
- *   works with either.) A
+ *   works with either.) zcusb.ko, when it serves a queue itself,
+ *   keeps the flag set: the doorbell's write runs the module's pass in the
+ *   writer's own syscall. A
  *   client that is slow to reap may find entries left on the ring for want
  *   of completion slots: zcusbd polls for those, as reaping rings no
  *   doorbell.
