@@ -33,6 +33,7 @@ void config_init(Config *c) {
                 .polkit_timeout_sec = 25,
                 .polkit_interactive_timeout_sec = 300,
                 .remote_timeout_sec = 10,
+                .remote_link_timeout_sec = 30,
                 .remote_max_devices = 8,
                 .remote_helper_socket = CONFIG_REMOTE_HELPER_SOCKET,
         };
@@ -179,6 +180,15 @@ static int parse_timeout_field(const char *value, void *field, char **error) {
         return r;
 }
 
+static int parse_link_timeout_field(const char *value, void *field, char **error) {
+        int r = parse_count_field(value, field, error);
+
+        if (r >= 0 && *(uint32_t *) field > 3600)
+                return set_error(error, "LinkTimeoutSec=%s is not between 0 (the kernel's TCP timeouts) and 3600 "
+                                 "seconds", value);
+        return r;
+}
+
 static const KeyInfo keys[] = {
         { "Daemon", "Backend",           parse_backend,     offsetof(Config, backend) },
         { "Daemon", "LoadModule",        parse_bool_field,  offsetof(Config, load_module) },
@@ -201,6 +211,7 @@ static const KeyInfo keys[] = {
         { "Remote", "AllowGroups",       parse_text_field,  offsetof(Config, remote_allow_groups) },
         { "Remote", "Attach",            parse_remote_attach, offsetof(Config, remote_attach) },
         { "Remote", "TimeoutSec",        parse_timeout_field, offsetof(Config, remote_timeout_sec) },
+        { "Remote", "LinkTimeoutSec",    parse_link_timeout_field, offsetof(Config, remote_link_timeout_sec) },
         { "Remote", "MaxDevices",        parse_count_field, offsetof(Config, remote_max_devices) },
         { "Remote", "HelperSocket",      parse_helper_socket, offsetof(Config, remote_helper_socket) },
 };

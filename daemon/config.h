@@ -45,6 +45,7 @@ typedef struct Config {
         char remote_allow_groups[CONFIG_TEXT_MAX];
         char remote_attach[CONFIG_TEXT_MAX]; /* HOST[:PORT]/BUSID ... */
         uint32_t remote_timeout_sec;
+        uint32_t remote_link_timeout_sec; /* 0: the kernel's TCP timeouts */
         uint32_t remote_max_devices;
         char remote_helper_socket[CONFIG_PATH_MAX];
 } Config;

@@ -105,9 +105,9 @@ static void print_config(const Config *c) {
                format_size(g, sizeof(g), c->bytes_global), c->claims_per_client, c->buffers_per_client,
                c->queues_per_client, c->in_flight_per_client, c->clients_per_user, c->clients_global);
         printf("\n[Remote]\nAllowHosts=%s\nAllowUsers=%s\nAllowGroups=%s\nAttach=%s\nTimeoutSec=%u\n"
-               "MaxDevices=%u\nHelperSocket=%s\n",
+               "LinkTimeoutSec=%u\nMaxDevices=%u\nHelperSocket=%s\n",
                c->remote_allow_hosts, c->remote_allow_users, c->remote_allow_groups, c->remote_attach,
-               c->remote_timeout_sec, c->remote_max_devices, c->remote_helper_socket);
+               c->remote_timeout_sec, c->remote_link_timeout_sec, c->remote_max_devices, c->remote_helper_socket);
 }
 
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {

@@ -322,6 +322,10 @@ static int remote_hand_to_vhci(Remote *r, int fd) {
                 return remote_fail(r, ZCUSB_ERROR_FAILED,
                                    "vhci-hcd is not loaded: enable zcusb-vhci.service (systemctl enable --now "
                                    "zcusb-vhci.service) and restart zcusbd.");
+        k = vhci_socket_set_link_timeout(fd, r->manager->config.remote_link_timeout_sec);
+        if (k < 0)
+                log_warning_errno(k, "Cannot set the link timeout of the connection to %s port %u (%m): a server "
+                                  "that vanishes is noticed only after the kernel's TCP timeouts.", r->host, r->port);
         k = vhci_attach(fd, usbip_devid(d), d->speed, &r->vhci_port);
         if (k == -EBUSY)
                 return remote_fail(r, ZCUSB_ERROR_BUSY, "Every %s vhci-hcd port is in use.",

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "log.h"
 #include "usbip-proto.h"
@@ -148,6 +151,25 @@ static int write_attr(const char *name, const char *text) {
         if (n < 0)
                 return -errno;
         return (size_t) n == strlen(text) ? 0 : -EIO;
+}
+
+int vhci_socket_set_link_timeout(int sockfd, uint32_t seconds) {
+        int one = 1, idle = (int) (seconds + 1) / 2, interval = (int) (seconds + 5) / 6, count = 3;
+        unsigned user_timeout_ms = seconds * 1000;
+
+        if (seconds == 0)
+                return 0;
+        if (idle < 1)
+                idle = 1;
+        if (interval < 1)
+                interval = 1;
+        if (setsockopt(sockfd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0 ||
+            setsockopt(sockfd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
+            setsockopt(sockfd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval)) < 0 ||
+            setsockopt(sockfd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count)) < 0 ||
+            setsockopt(sockfd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms)) < 0)
+                return -errno;
+        return 0;
 }
 
 int vhci_attach(int sockfd, uint32_t devid, uint32_t speed, uint32_t *ret_port) {

@@ -33,6 +33,14 @@ int vhci_pick_port(const VhciPort *ports, size_t n_ports, uint32_t speed, const 
  * not loaded. */
 int vhci_read_ports(VhciPort **ret, size_t *ret_n);
 
+/* How long the connection of SOCKFD (TCP) may go unanswered before the
+ * kernel drops it, which vhci-hcd then turns into an unplug: TCP keepalive
+ * probes while idle (first after SECONDS/2, then every SECONDS/6, three
+ * lost), TCP_USER_TIMEOUT while data waits for acknowledgement. Left as the
+ * kernel has it (keepalive after 2 hours, retransmissions for ~15 minutes)
+ * when SECONDS is 0. Returns 0 or -errno. */
+int vhci_socket_set_link_timeout(int sockfd, uint32_t seconds);
+
 /* Hand SOCKFD to the kernel on a free port of the right speed (retrying
  * another port when one is taken under us). On success *ret_port is the
  * port; the kernel holds its own reference to the socket. */

@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The USB/IP import reply checks, vhci-hcd status tables and port choice,
+/* The USB/IP import reply checks, vhci-hcd status tables and port choice, the link timeout,
  * HOST[:PORT]/BUSID parsing, and zcusbd.conf's [Remote] keys. */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include "config.h"
 #include "host-port.h"
 #include "tests.h"
@@ -184,6 +188,40 @@ static void test_config(void) {
         error = mfree_str(error);
         check(config_parse_string(&c, "t", "[Remote]\nHelperSocket=relative\n", &error) == -EINVAL);
         check(c.remote_timeout_sec == 3); /* a bad file changes nothing */
+        error = mfree_str(error);
+
+        check(c.remote_link_timeout_sec == 30);
+        check(config_parse_string(&c, "t", "[Remote]\nLinkTimeoutSec=0\n", &error) == 0);
+        check(c.remote_link_timeout_sec == 0);
+        check(config_parse_string(&c, "t", "[Remote]\nLinkTimeoutSec=3601\n", &error) == -EINVAL);
+        check(strstr(error, "LinkTimeoutSec=3601"));
+        check(c.remote_link_timeout_sec == 0);
+}
+
+static int tcp_option(int fd, int level, int name) {
+        int v = -1;
+        socklen_t len = sizeof(v);
+
+        return getsockopt(fd, level, name, &v, &len) < 0 ? -errno : v;
+}
+
+/* The options the kernel then applies to the connection vhci-hcd holds. */
+static void test_link_timeout(void) {
+        _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        check(fd >= 0);
+        check(vhci_socket_set_link_timeout(fd, 0) == 0);
+        check(tcp_option(fd, SOL_SOCKET, SO_KEEPALIVE) == 0); /* untouched */
+        check(vhci_socket_set_link_timeout(fd, 30) == 0);
+        check(tcp_option(fd, SOL_SOCKET, SO_KEEPALIVE) == 1);
+        /* idle 15 s + 3 probes 5 s apart: a silent peer is gone after 30 s */
+        check(tcp_option(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 15);
+        check(tcp_option(fd, IPPROTO_TCP, TCP_KEEPINTVL) == 5);
+        check(tcp_option(fd, IPPROTO_TCP, TCP_KEEPCNT) == 3);
+        check(tcp_option(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == 30000);
+        check(vhci_socket_set_link_timeout(fd, 1) == 0);
+        check(tcp_option(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 1 && tcp_option(fd, IPPROTO_TCP, TCP_KEEPINTVL) == 1);
+        check(vhci_socket_set_link_timeout(-1, 30) == -EBADF);
 }
 
 int main(void) {
@@ -194,5 +232,6 @@ int main(void) {
         RUN(test_vhci_status);
         RUN(test_host_port);
         RUN(test_config);
+        RUN(test_link_timeout);
         return 0;
 }

@@ -9,7 +9,9 @@
 # seed case's layout (31.5 KiB at buffer offset 512: a 3584-byte SG head and seven pages)
 # round-trips byte for byte; usbipd killed and the exporting side dropping the connection ->
 # the streaming client ends with -ENODEV (exit 3), zcusbd logs the drop; re-attach gives a new
-# device object that works; detach with a claim streaming -> that client ends with exit 3 and
+# device object that works; the network gone mid-stream (every packet on lo dropped, netem) ->
+# the client ends with -ENODEV within [Remote] LinkTimeoutSec= (4 s here) and some slack, and
+# the device attaches again once packets flow; detach with a claim streaming -> that client ends with exit 3 and
 # the entry goes; zcusbd SIGKILLed with a remote attached leaves the port attached and its record
 # in /run/zcusbd, and the restarted zcusbd detaches it; the helper unit's systemd-analyze
 # security exposure below 4.0; no vhci port left in use, nothing pinned, a clean kernel log.
@@ -33,6 +35,7 @@ command -v usbipd >/dev/null || fail "usbipd not installed (Debian package usbip
 usbipd_pid="" bg_pids=() busid=""
 cleanup() {
 	local p
+	tc qdisc del dev lo root 2>/dev/null || true
 	for p in "${bg_pids[@]}" $usbipd_pid; do kill -KILL "$p" 2>/dev/null || true; done
 	[ -z "$busid" ] || usbip unbind -b "$busid" >/dev/null 2>&1 || true
 	gadget_del rl >/dev/null 2>&1 || true
@@ -70,7 +73,7 @@ kmod_install
 run systemctl start zcusb-vhci.service
 [ -d /sys/module/vhci_hcd ] || fail "zcusb-vhci.service did not load vhci-hcd: $(systemctl status --no-pager zcusb-vhci.service)"
 data_users
-zcusbd_config "[Remote]" "AllowHosts=127.0.0.1" "AllowGroups=$DATA_GROUP" "TimeoutSec=10"
+zcusbd_config "[Remote]" "AllowHosts=127.0.0.1" "AllowGroups=$DATA_GROUP" "TimeoutSec=10" "LinkTimeoutSec=4"
 zcusbd_restart
 kmod_loaded || fail "zcusb.ko not loaded after zcusbd's restart"
 run systemctl is-active zcusb-remote.socket
@@ -166,6 +169,35 @@ obj2=$(json 'j["object"]' </tmp/attach2.json)
 note "re-attached as $obj2 (was $obj)"
 [ "$obj2" != "$obj" ] || fail "re-attach gave the same object path $obj"
 run_as zcin "$sizes" --device "$obj2" --expect-backend zcusb.ko verify 1M 32256 || fail "the re-attached device does not work"
+
+step "the network goes mid-stream (netem drops every packet on lo): -ENODEV within LinkTimeoutSec=4"
+spawn_as /tmp/stream3.out /tmp/stream3.err zcin "$sizes" --device "$obj2" --expect-backend zcusb.ko stream 300
+spid=$SPAWNED
+bg_pids+=("$spid")
+wait_until 60 "the stream to start" grep -q streaming /tmp/stream3.out
+journal_mark
+tc qdisc add dev lo root netem loss 100% || fail "tc qdisc add dev lo root netem failed (sch_netem?)"
+t0=$EPOCHREALTIME
+wait_exit "$spid" 60 "the streaming client after the network went"
+rc=$EXIT_STATUS
+took=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+tc qdisc del dev lo root
+sed 's/^/   stderr: /' /tmp/stream3.err
+note "the client ended $took s after the network went (exit $rc)"
+[ "$rc" = 3 ] || fail "the streaming client exited $rc after the network went, expected 3 (-ENODEV)"
+# 4 s of unanswered data, then vhci's unplug (with LinkTimeoutSec=0, the kernel's own TCP
+# timeouts: the client was still waiting 50 s later, when its own transfer timeout ended it)
+awk -v t="$took" 'BEGIN { exit !(t < 20) }' || fail "the drop took $took s with LinkTimeoutSec=4"
+journal_wait 30 "Remote 127.0.0.1:3240/$busid dropped"
+wait_until 20 "zcusbd's remote entry to go" remote_none
+kmod_stats
+[ "$KS_pinned_pages" = 0 ] || fail "pinned_pages $KS_pinned_pages after the network went"
+# the exporting side still waits on its connection (its retransmissions were dropped too): end it
+echo -1 >"/sys/bus/usb/devices/$busid/usbip_sockfd" 2>/dev/null || true
+wait_until 30 "the stub to offer $busid again" bash -c "read -r s </sys/bus/usb/devices/$busid/usbip_status && [ \"\$s\" = 1 ]"
+run_as zcin zcusbctl attach --json 127.0.0.1 "$busid" >/tmp/attach2.json || fail "attach after the network came back exited $?"
+obj2=$(json 'j["object"]' </tmp/attach2.json)
+note "attached again as $obj2"
 
 step "detach with a claim open: the streaming client ends with exit 3, the entry goes"
 spawn_as /tmp/stream2.out /tmp/stream2.err zcin "$sizes" --device "$obj2" --expect-backend zcusb.ko stream 300
