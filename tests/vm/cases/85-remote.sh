@@ -64,6 +64,14 @@ vhci_used() {
 	done
 	echo "$n"
 }
+# start_stream NAME DEVICE: zcin streams from DEVICE in the background (stdout /tmp/NAME.out,
+# stderr /tmp/NAME.err); returns once it reports streaming, its pid in spid.
+start_stream() {
+	spawn_as "/tmp/$1.out" "/tmp/$1.err" zcin "$sizes" --device "$2" --expect-backend zcusb.ko stream 300
+	spid=$SPAWNED
+	bg_pids+=("$spid")
+	wait_until 60 "the stream ($1) to start" grep -q streaming "/tmp/$1.out"
+}
 remote_json() { zcusbctl remote --json; }
 remote_none() { [ "$(zcusbctl remote --json)" = "[]" ]; }
 
@@ -136,10 +144,7 @@ kmod_stats
 note "zerocopy_bytes +$((KS_zerocopy_bytes - zc0)), bounced_bytes +$((KS_bounced_bytes - bo0))"
 
 step "usbipd killed and the exporting side drops the connection mid-stream: the client gets -ENODEV"
-spawn_as /tmp/stream.out /tmp/stream.err zcin "$sizes" --device "$obj" --expect-backend zcusb.ko stream 300
-spid=$SPAWNED
-bg_pids+=("$spid")
-wait_until 60 "the stream to start" grep -q streaming /tmp/stream.out
+start_stream stream "$obj"
 journal_mark
 kill -TERM "$usbipd_pid"
 wait "$usbipd_pid" 2>/dev/null || true
@@ -171,10 +176,7 @@ note "re-attached as $obj2 (was $obj)"
 run_as zcin "$sizes" --device "$obj2" --expect-backend zcusb.ko verify 1M 32256 || fail "the re-attached device does not work"
 
 step "the network goes mid-stream (netem drops every packet on lo): -ENODEV within LinkTimeoutSec=4"
-spawn_as /tmp/stream3.out /tmp/stream3.err zcin "$sizes" --device "$obj2" --expect-backend zcusb.ko stream 300
-spid=$SPAWNED
-bg_pids+=("$spid")
-wait_until 60 "the stream to start" grep -q streaming /tmp/stream3.out
+start_stream stream3 "$obj2"
 journal_mark
 tc qdisc add dev lo root netem loss 100% || fail "tc qdisc add dev lo root netem failed (sch_netem?)"
 t0=$EPOCHREALTIME
@@ -200,10 +202,7 @@ obj2=$(json 'j["object"]' </tmp/attach2.json)
 note "attached again as $obj2"
 
 step "detach with a claim open: the streaming client ends with exit 3, the entry goes"
-spawn_as /tmp/stream2.out /tmp/stream2.err zcin "$sizes" --device "$obj2" --expect-backend zcusb.ko stream 300
-spid=$SPAWNED
-bg_pids+=("$spid")
-wait_until 60 "the second stream to start" grep -q streaming /tmp/stream2.out
+start_stream stream2 "$obj2"
 set +e
 run_as zcout zcusbctl detach "$obj2" 2>/tmp/detach.err
 rc=$?
