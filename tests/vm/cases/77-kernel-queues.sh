@@ -5,8 +5,10 @@
 # not growing per transfer; the claim's counters (Submitted, Completed, Failed, BytesIn,
 # BytesOut, InFlight) count those transfers, read with the queue open (the module's live
 # counters, QUEUE_STATS) and after CloseQueue (its final ones, kept by zcusbd); a hostile client (guest/hostile-kqueue.py, unprivileged) floods
-# garbage entries, rewrites submitted slots from a second thread and tampers with the indices
-# for 8 s: the ring ends BROKEN (the module reads sq_tail first even with a bogus cq_head), afterwards no queue, nothing in flight or pinned, and another
+# garbage entries, rewrites submitted slots from a second thread, rings the doorbell without pause
+# from a third (the module's passes run in the ringing thread) and tampers with the indices
+# for 8 s, then closes a second queue while a thread rings it (CloseQueue must return within
+# 10 s: the detach waits for the pass queued on that thread): the ring ends BROKEN (the module reads sq_tail first even with a bogus cq_head), afterwards no queue, nothing in flight or pinned, and another
 # client still works; a SIGKILLed streaming client leaves nothing pinned; zcusbd SIGKILLed
 # under a streaming client: the module ends the queue (its control fd closed), the client
 # stops with an error instead of hanging, nothing stays pinned, the restarted zcusbd serves a
@@ -115,7 +117,7 @@ note "kq_transfers +$((KS_kq_transfers - kq0)), zero copy +$((KS_zerocopy_bytes 
 check_counters $((64 << 20)) "kernel-served"
 wait_module_idle 5
 
-step "hostile client: garbage entries, slots rewritten from a second thread, indices tampered, 8 s"
+step "hostile client: garbage entries, slots rewritten and doorbells rung from other threads, indices tampered, 8 s"
 kmod_stats
 broken0=$KS_kq_broken
 t0=${EPOCHREALTIME/./}

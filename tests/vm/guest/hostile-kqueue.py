@@ -7,8 +7,12 @@
 Claims interface 0 of DEVICE_PATH (the Loopback gadget, bulk 0x81/0x02) on the
 system bus, checks the claim says ServedBy "kernel", then for SECONDS:
 one thread keeps transfers in flight and floods garbage entries, another
-rewrites submitted slots; then the indices are tampered with (cq_head ahead,
-sq_tail far ahead: the ring must say BROKEN). The pure-Python client of
+rewrites submitted slots, a third rings the doorbell without pause (the
+module runs a pass in the context of whoever rings); then the indices are
+tampered with (cq_head ahead, sq_tail far ahead: the ring must say BROKEN);
+then a second queue is closed (CloseQueue) while a thread rings its doorbell
+without pause: the detach waits for the pass queued on that thread, and must
+return promptly. The pure-Python client of
 tests/integration/zcusbclient.py does the ring work. Prints one JSON line;
 exit 0 when the claim is served as SERVED_BY says (default "kernel"),
 completions came and (kernel-served) the ring was marked BROKEN, 1 otherwise.
@@ -50,8 +54,19 @@ def main():
             stats["rewrites"] += 1
             time.sleep(0)
 
+    def ringer(queue, until):
+        while not until():
+            try:
+                queue.ring_doorbell()
+            except OSError:
+                return
+            stats["doorbells"] += 1
+
+    stats["doorbells"] = 0
     t = threading.Thread(target=rewriter, daemon=True)
     t.start()
+    r = threading.Thread(target=ringer, args=(q, lambda: time.monotonic() >= stop), daemon=True)
+    r.start()
     ud = 1
     while time.monotonic() < stop:
         raws = []
@@ -70,6 +85,7 @@ def main():
         stats["completions"] += len(q.reap())
         time.sleep(0.001)
     t.join()
+    r.join()
     # index tampering: a cq_head beyond what was posted, then an sq_tail far ahead
     q.store("cq_head", (q.load("cq_tail") + 1000) & 0xFFFFFFFF)
     q.submit([os.urandom(64)], doorbell="always")
@@ -82,10 +98,23 @@ def main():
     stats["broken"] = bool(q.load("sq_flags") & zc.SQ_BROKEN)
     for _ in range(2000):
         q.ring_doorbell()
+    # a second queue closed while another thread rings its doorbell
+    import dbus
+    q2 = claim.open_queue(64)
+    done = threading.Event()
+    r2 = threading.Thread(target=ringer, args=(q2, done.is_set), daemon=True)
+    r2.start()
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    claim.iface.CloseQueue(dbus.UInt32(q2.id))
+    stats["close_while_ringing_ms"] = round((time.monotonic() - t0) * 1000)
+    done.set()
+    r2.join()
     print(json.dumps(stats), flush=True)
     # zcusbd checks for completion room before it reads sq_tail: with the bogus cq_head it stops
     # serving the ring without reading sq_tail again, so BROKEN is the module's check here.
-    ok = (stats["broken"] or want_served != "kernel") and served == want_served and stats["completions"] > 0
+    ok = (stats["broken"] or want_served != "kernel") and served == want_served and stats["completions"] > 0 \
+        and stats["close_while_ringing_ms"] < 10000
     os._exit(0 if ok else 1)  # no release: the claim ends with the connection
 
 
