@@ -25,8 +25,9 @@
  *                        the queue's next pass frees (and posts) them.
  *   struct zcusb_kqueue  an in-kernel queue (zcusb_queue.c); owned by
  *                        opener->kqueues from QUEUE_ATTACH until
- *                        QUEUE_DETACH or release() frees it (or, in one
- *                        corner, its queued task work: zcusb_kq_stop()).
+ *                        QUEUE_DETACH or release() frees it. A queued
+ *                        task work (a pass) holds a reference to the
+ *                        opener's file, so release() comes after it.
  *
  * Locking: intf->lock (mutex) serialises every ioctl, open, release and
  * disconnect of one interface; opener->lock (spinlock, irqsave) protects
@@ -99,6 +100,7 @@ struct zcusb_intf {
 
 struct zcusb_opener {
 	struct zcusb_intf *zi;		/* kref held while open */
+	struct file *file;		/* the open file (not a reference) */
 	spinlock_t lock;
 	struct list_head pending;	/* xfers with URBs in flight */
 	struct list_head completed;	/* xfers waiting for REAP */
@@ -165,8 +167,6 @@ struct zcusb_kqueue {
 	/* a pass in the context of the task that rang the doorbell */
 	struct callback_head tw;
 	atomic_t tw_wakes;		/* doorbells since it was queued; 0: idle */
-	struct task_struct *tw_task;	/* compared only, never dereferenced */
-	bool tw_orphan;			/* the queue is gone: the task work frees it */
 
 	/* under c->lock */
 	struct list_head completed;	/* xfers given back, to finish and post */

@@ -337,6 +337,7 @@ static int zcusb_open(struct inode *inode, struct file *file)
 	if (ret)
 		goto free;
 
+	c->file = file;
 	file->private_data = c;
 	return stream_open(inode, file);
 

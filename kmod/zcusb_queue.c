@@ -462,26 +462,36 @@ static void zcusb_kq_work(struct work_struct *w)
 }
 
 /*
+ * A reference to the opener's file, unless it is being released. A pass
+ * queued on a task holds one: the module (the file's fops owner) stays
+ * until the pass has returned, and release() comes after it.
+ */
+static bool zcusb_file_tryget(struct file *file)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
+	return file_ref_get(&file->f_ref);
+#else
+	return atomic_long_inc_not_zero(&file->f_count);
+#endif
+}
+
+/*
  * The doorbell's pass, in the task that rang it, as its write(2) returns
  * (no lock held, may sleep). Doorbells rung meanwhile (tw_wakes moved) get
  * one more pass, so none is lost; once tw_wakes is back to 0 the queue may
- * be freed at once (zcusb_kq_stop()), so nothing touches it after that.
+ * be freed at once (zcusb_kq_stop()), so only the file is touched after
+ * that: its last fput() leaves release() and the module's reference to a
+ * task work of the VFS, which runs after we have returned.
  */
 static void zcusb_kq_task_work(struct callback_head *cb)
 {
 	struct zcusb_kqueue *kq = container_of(cb, struct zcusb_kqueue, tw);
 	unsigned int passes = ZCUSB_KQ_TW_PASSES;
-	struct zcusb_intf *zi;
+	struct file *file = kq->c->file;
+	struct zcusb_intf *zi = kq->c->zi;
 	unsigned long again;
 	int wakes;
 
-	if (READ_ONCE(kq->tw_orphan)) {
-		/* its owner had to leave it to us (zcusb_kq_stop()) */
-		kfree(kq);
-		module_put(THIS_MODULE);
-		return;
-	}
-	zi = kq->c->zi;
 	do {
 		if (!passes--) {
 			/* other threads keep ringing: leave them to the work */
@@ -498,6 +508,7 @@ static void zcusb_kq_task_work(struct callback_head *cb)
 	} while (atomic_cmpxchg(&kq->tw_wakes, wakes, 0) != wakes);
 	/* the address only: the queue may be gone */
 	wake_up_var(&kq->tw_wakes);
+	fput(file);
 }
 
 /*
@@ -509,6 +520,7 @@ static int zcusb_kq_wakeup(wait_queue_entry_t *wait, unsigned int mode,
 			   int sync, void *key)
 {
 	struct zcusb_kqueue *kq = container_of(wait, struct zcusb_kqueue, wait);
+	struct file *file = kq->c->file;
 	u64 cnt;
 
 	if (!(key_to_poll(key) & EPOLLIN))
@@ -521,10 +533,16 @@ static int zcusb_kq_wakeup(wait_queue_entry_t *wait, unsigned int mode,
 	}
 	if (atomic_inc_return(&kq->tw_wakes) > 1)
 		return 0;	/* a pass is queued or running: it takes this */
-	WRITE_ONCE(kq->tw_task, current);
 	init_task_work(&kq->tw, zcusb_kq_task_work);
+	if (!zcusb_file_tryget(file)) {
+		/* being released: it stops the queue, cancelling the work */
+		atomic_set(&kq->tw_wakes, 0);
+		zcusb_queue_kick(kq);
+		return 0;
+	}
 	if (task_work_add(current, &kq->tw, TWA_RESUME)) {
 		atomic_set(&kq->tw_wakes, 0);
+		fput(file);
 		zcusb_queue_kick(kq);
 	}
 	return 0;
@@ -544,26 +562,18 @@ static void zcusb_kq_queue_proc(struct file *file, wait_queue_head_t *wqh,
 /*
  * After the wait entry is gone no doorbell queues a task work: wait for
  * one queued or running to end, which it does as its task returns to user
- * space (or stops: signal and ptrace stops run task works first). Returns
- * false in the one case that cannot wait: the task work is queued on the
- * task stopping the queue (root batching a doorbell and the close of the
- * device file in one io_uring submission), which runs it only after we
- * return.
+ * space (or stops: signal and ptrace stops run task works first). It is
+ * never queued on the caller: release() comes after every pass (each holds
+ * the file), and QUEUE_DETACH is an ioctl from user space, by when the
+ * caller's own task works have run.
  */
-static bool zcusb_kq_tw_quiesce(struct zcusb_kqueue *kq)
+static void zcusb_kq_tw_quiesce(struct zcusb_kqueue *kq)
 {
-	if (atomic_read(&kq->tw_wakes) && READ_ONCE(kq->tw_task) == current)
-		return false;
 	wait_var_event(&kq->tw_wakes, !atomic_read(&kq->tw_wakes));
-	return true;
 }
 
-/*
- * Everything but the URBs and the list: for a queue never or no longer
- * live, no task work running. @orphan: one is still queued (see above);
- * it frees the struct, holding the module until it has run.
- */
-static void zcusb_kq_free(struct zcusb_kqueue *kq, bool orphan)
+/* Everything but the URBs and the list: for a queue never or no longer live. */
+static void zcusb_kq_free(struct zcusb_kqueue *kq)
 {
 	struct zcusb_opener *c = kq->c;
 	unsigned long i;
@@ -587,11 +597,6 @@ static void zcusb_kq_free(struct zcusb_kqueue *kq, bool orphan)
 	if (!IS_ERR_OR_NULL(kq->complete))
 		eventfd_ctx_put(kq->complete);
 	zcusb_kmem_uncharge(c, sizeof(*kq));
-	if (orphan) {
-		__module_get(THIS_MODULE);
-		WRITE_ONCE(kq->tw_orphan, true);
-		return;
-	}
 	kfree(kq);
 }
 
@@ -748,7 +753,7 @@ fail:
 	/* the wait entry is the last thing added: no doorbell reached us */
 	WARN_ON(atomic_read(&kq->tw_wakes));
 	cancel_delayed_work(&kq->work);
-	zcusb_kq_free(kq, false);
+	zcusb_kq_free(kq);
 	return ret;
 }
 
@@ -783,12 +788,12 @@ static void zcusb_kq_stop(struct zcusb_kqueue *kq, int end_status,
 	struct zcusb_opener *c = kq->c;
 	struct zcusb_intf *zi = c->zi;
 	struct zcusb_xfer *x;
-	bool posted, orphan;
+	bool posted;
 	u64 cnt;
 
 	eventfd_ctx_remove_wait_queue(kq->submit, &kq->wait, &cnt);
 	kq->wqh = NULL;
-	orphan = !zcusb_kq_tw_quiesce(kq);
+	zcusb_kq_tw_quiesce(kq);
 	/* what ends now ends with the claim's status, not -ENOENT */
 	spin_lock_irq(&c->lock);
 	list_for_each_entry(x, &c->pending, node)
@@ -817,7 +822,7 @@ static void zcusb_kq_stop(struct zcusb_kqueue *kq, int end_status,
 	if (st)
 		zcusb_kq_fill_stats(kq, st);
 	atomic64_dec(&zcusb_stats.kqueues);
-	zcusb_kq_free(kq, orphan);
+	zcusb_kq_free(kq);
 	mutex_unlock(&zi->lock);
 }
 

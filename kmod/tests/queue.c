@@ -9,8 +9,7 @@
  * ring DEAD with -ESHUTDOWN; nothing stays pinned. Then the doorbell: its
  * pass runs in the writer's own write(2), the doorbell stays on, and a
  * doorbell and the close of the device file in one io_uring submission
- * (the task work of the one queued behind the other's release) neither
- * hangs nor leaks.
+ * (both leave task works on one task) neither hang nor leak.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -465,10 +464,10 @@ void test_queue_doorbell(struct dev *d)
 
 	/*
 	 * One io_uring submission rings the doorbell (its pass queued on this
-	 * task) and closes the device file (release() queued behind it, run
-	 * first). release() cannot wait for a pass queued on its own task: the
-	 * queue must still end -ESHUTDOWN, the call return, the module
-	 * reference the leftover pass holds go back.
+	 * task, holding the device file) and closes the device file: release()
+	 * must come after the pass, not wait for it on the same task (a hang):
+	 * the queue ends -ESHUTDOWN, the calls return, the module references
+	 * go back to what the open files hold.
 	 */
 	e = bulk(d->ep_in, 9, IN_AREA, 512, 3);
 	tq_push(&q, &e);
