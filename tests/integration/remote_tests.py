@@ -339,11 +339,14 @@ def register(t):
 
                 w.start(w.config_text, env=env)
                 check_eq(w.vhci_file("detach"), str(port), "the restarted zcusbd detached the orphaned port")
+                # the order of two log lines: read the log once the later one is there
+                importing = f"Remote 127.0.0.1:{srv.port}/1-1: importing."
+                wait_until(lambda: importing in w.daemon.stderr(), 10, "zcusbd to start importing again")
                 err = w.daemon.stderr()
                 line = (f"Detached vhci port {port} left attached by a previous zcusbd "
                         f"(127.0.0.1:{srv.port}/1-1).")
                 check(line in err, f"the log says which remote it was: {line!r}")
-                check(line in err and err.index(line) < err.index(f"Remote 127.0.0.1:{srv.port}/1-1: importing."),
+                check(line in err and err.index(line) < err.index(importing),
                       "the orphan is detached before Attach= imports again")
                 check("vhci port 9 no longer holds 127.0.0.1:3240/2-1" in err, "the log on port 9 (left alone)")
                 for n, why in ((3, "a key is missing"), (4, "too large"), (5, "its port is not the one in its name")):
