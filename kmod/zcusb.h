@@ -209,6 +209,7 @@ struct zcusb_xfer {
 	u16 flags;			/* ZCUSB_SUBMIT_* */
 	u8 type;
 	bool in;
+	u32 iso_packets;		/* ZCUSB_TYPE_ISO: descriptors at byte 0 */
 
 	/* completion state, under c->lock */
 	int status;			/* first error, 0 if none */
@@ -269,6 +270,12 @@ void zcusb_kill_all(struct zcusb_opener *c, bool disconnect);
 void zcusb_free_all(struct zcusb_opener *c);
 void zcusb_fill_urb(struct zcusb_xfer *x, unsigned int i, unsigned int pipe,
 		    int interval);
+int zcusb_user_status(int st);
+
+/* zcusb_iso.c */
+int zcusb_iso_prepare(struct zcusb_xfer *x, const struct usb_host_endpoint *ep,
+		      unsigned int pipe);
+void zcusb_iso_finish(struct zcusb_xfer *x);
 
 /* zcusb_check.c */
 const struct usb_host_endpoint *
@@ -280,6 +287,9 @@ int zcusb_check_sqe(const struct usb_host_interface *alt,
 		    u64 buffer_size, struct zcusb_plan *plan);
 int zcusb_check_setup(const struct usb_host_interface *alt,
 		      struct zcusb_plan *plan);
+u32 zcusb_iso_packet_max(u16 wmaxpacketsize);
+int zcusb_check_iso(const struct usb_host_endpoint *ep, const u32 *lengths,
+		    u32 n, u32 data_length, u32 *totalp);
 ssize_t zcusb_selftest_show(char *buf);
 
 /* zcusb_queue.c */
@@ -300,6 +310,11 @@ unsigned int zcusb_sg_limits(struct usb_device *udev, u32 len,
 int zcusb_make_segs(struct zcusb_xfer *x, u32 mp, bool sg, bool constrained);
 int zcusb_build_urbs(struct zcusb_xfer *x, unsigned int pipe, int interval,
 		     u32 mp, unsigned int maxsegs);
+int zcusb_alloc_urbs(struct zcusb_xfer *x, unsigned int n,
+		     unsigned int iso_packets);
+int zcusb_add_bounce(struct zcusb_xfer *x, u32 pos, u32 len);
+void zcusb_xfer_copy(struct zcusb_xfer *x, u32 pos, void *buf, u32 len,
+		     bool to_pages);
 void zcusb_copy_seg(struct zcusb_xfer *x, const struct zcusb_seg *s, u32 len,
 		    bool to_pages);
 

@@ -3,7 +3,7 @@
  * zcusb.ko: the checks of a submission, the same rules as zcusbd's
  * daemon/transfer-check.c (dbus/API.md, "Control requests"): the same
  * errors for the same entries, so a client cannot tell which side served
- * its ring. Both run the one table of control-request vectors in
+ * its ring. Both run the one table of control-request and iso vectors in
  * tests/unit/transfer-check-vectors.h (here: the "selftest" driver
  * attribute, read by kmod/tests; there: tests/unit/test-transfer-check.c).
  *
@@ -208,6 +208,45 @@ int zcusb_check_sqe(const struct usb_host_interface *alt,
 	return 0;
 }
 
+/*
+ * Largest iso packet an endpoint takes, by transfer-check.c's rule:
+ * high-bandwidth bits add up to 3 transactions; SuperSpeed bursts (the
+ * companion descriptor) are not looked at, so a 1024-byte endpoint may have
+ * the most a SuperSpeed one can. usb_submit_urb() checks the exact limit.
+ */
+u32 zcusb_iso_packet_max(u16 wmaxpacketsize)
+{
+	u32 base = wmaxpacketsize & 0x7ff;
+	u32 mult = min(1u + ((wmaxpacketsize >> 11) & 3), 3u);
+
+	if (mult == 1 && base == 1024)
+		return 1024 * 16 * 3;
+	return base * mult;
+}
+
+/*
+ * The packet lengths of an iso transfer (@lengths: private copies) on @ep:
+ * each within what the endpoint takes (-EMSGSIZE), their sum within the
+ * @data_length bytes after the descriptors (-EINVAL). *@totalp: the sum.
+ */
+int zcusb_check_iso(const struct usb_host_endpoint *ep, const u32 *lengths,
+		    u32 n, u32 data_length, u32 *totalp)
+{
+	u32 max = zcusb_iso_packet_max(le16_to_cpu(ep->desc.wMaxPacketSize));
+	u64 total = 0;
+	u32 i;
+
+	for (i = 0; i < n; i++) {
+		if (lengths[i] > max)
+			return -EMSGSIZE;
+		total += lengths[i];
+	}
+	if (total > data_length)
+		return -EINVAL;
+	*totalp = total;
+	return 0;
+}
+
 /* The setup packet (plan->setup, a private copy) of a control entry. */
 int zcusb_check_setup(const struct usb_host_interface *alt,
 		      struct zcusb_plan *plan)
@@ -223,6 +262,8 @@ int zcusb_check_setup(const struct usb_host_interface *alt,
 }
 
 #ifdef ZCUSB_SELFTEST
+#include <linux/slab.h>
+
 #include "transfer-check-vectors.h"
 
 /*
@@ -239,6 +280,66 @@ static struct usb_host_endpoint zcusb_selftest_eps[] = {
 	{ .desc = { .bEndpointAddress = 0x87, .bmAttributes = 3,
 		    .wMaxPacketSize = cpu_to_le16(64) } },
 };
+
+/* alt 1 of the vectors' device: 0x83 iso IN, 0x04 iso OUT (3 x 1024) */
+static struct usb_host_endpoint zcusb_selftest_iso_eps[] = {
+	{ .desc = { .bEndpointAddress = 0x83, .bmAttributes = 1 | (1 << 2),
+		    .wMaxPacketSize = cpu_to_le16(1024), .bInterval = 1 } },
+	{ .desc = { .bEndpointAddress = 0x04, .bmAttributes = 1 | (1 << 2),
+		    .wMaxPacketSize = cpu_to_le16(0x1400), .bInterval = 1 } },
+};
+
+/* The iso entries of the shared table: the entry's checks, then the lengths'. */
+static ssize_t zcusb_selftest_iso(char *buf, int n)
+{
+	struct usb_host_interface alt = {
+		.desc = { .bInterfaceNumber = 0, .bAlternateSetting = 1,
+			  .bNumEndpoints = ARRAY_SIZE(zcusb_selftest_iso_eps) },
+		.endpoint = zcusb_selftest_iso_eps,
+	};
+	unsigned int i, k, pass = 0, fail = 0;
+	u32 *lengths;
+
+	lengths = kmalloc_array(ZCUSB_ISO_MAX_PACKETS + 1, sizeof(*lengths),
+				GFP_KERNEL);
+	if (!lengths)
+		return -ENOMEM;
+	for (i = 0; i < ARRAY_SIZE(iso_vectors); i++) {
+		const struct iso_vector *v = &iso_vectors[i];
+		struct zcusb_sqe sqe = {
+			.opcode = ZCUSB_OP_ISO,
+			.endpoint = v->endpoint,
+			.buffer_id = 1,
+			.offset = v->offset,
+			.length = v->iso_packets * 16 + v->data,
+			.iso_packets = v->iso_packets,
+		};
+		struct zcusb_plan plan;
+		u32 total;
+		int ret;
+
+		ret = zcusb_check_sqe(&alt, &sqe, true, ISO_VECTOR_BUFFER_SIZE,
+				      &plan);
+		if (!ret && v->iso_packets <= ZCUSB_ISO_MAX_PACKETS + 1) {
+			for (k = 0; k < v->iso_packets; k++)
+				lengths[k] = k + 1 == v->iso_packets ? v->last :
+								      v->packet;
+			ret = zcusb_check_iso(zcusb_alt_find_ep(&alt, v->endpoint),
+					      lengths, v->iso_packets,
+					      plan.data_length, &total);
+		}
+		if (ret == v->expect) {
+			pass++;
+			continue;
+		}
+		fail++;
+		n += sysfs_emit_at(buf, n, "FAIL iso %s: %d\n", v->name, ret);
+	}
+	kfree(lengths);
+	n += sysfs_emit_at(buf, n, "iso vectors %u pass %u fail %u\n",
+			   (unsigned int)ARRAY_SIZE(iso_vectors), pass, fail);
+	return n;
+}
 
 /* Run the shared vector table through the checks of a CONTROL entry. */
 ssize_t zcusb_selftest_show(char *buf)
@@ -285,6 +386,6 @@ ssize_t zcusb_selftest_show(char *buf)
 	}
 	n += sysfs_emit_at(buf, n, "vectors %u pass %u fail %u\n",
 			   (unsigned int)ARRAY_SIZE(control_vectors), pass, fail);
-	return n;
+	return zcusb_selftest_iso(buf, n);
 }
 #endif

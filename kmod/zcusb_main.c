@@ -391,6 +391,7 @@ static int zcusb_ioc_version(void __user *arg)
 			       ZCUSB_ABI_VERSION,
 		.zerocopy = !READ_ONCE(zcusb_disable_zerocopy),
 		.max_transfer = ZCUSB_MAX_TRANSFER,
+		.features = ZCUSB_FEATURE_ISO,
 	};
 
 	return copy_to_user(arg, &v, sizeof(v)) ? -EFAULT : 0;

@@ -10,8 +10,9 @@
  * - The completion handler of a transfer's last URB (atomic context)
  *   posts its completion and signals the complete eventfd; the transfer
  *   itself is freed by the queue's next pass. Only IN data bounced through
- *   kernel buffers (disable_zerocopy, a constrained controller) waits for
- *   the queue's work item, which copies it out in process context first.
+ *   kernel buffers (disable_zerocopy, a constrained controller, iso) and
+ *   iso results wait for the queue's work item, which copies them out in
+ *   process context first.
  * - A pass takes new entries (zi->lock held). It runs in the context of the
  *   task that rang the doorbell: the wait-queue callback on the submit
  *   eventfd (as KVM's irqfd and vhost have) queues a task work on the
@@ -158,13 +159,14 @@ static void zcusb_kq_signal(struct zcusb_kqueue *kq)
 /*
  * The last URB of @x is back (any context, c->lock held). With nothing
  * left to do in process context, post it now and leave it on ->reclaim for
- * the next pass to free; else on ->completed for the work to finish.
+ * the next pass to free; else (bounced IN data, iso results to write) on
+ * ->completed for the work to finish.
  */
 bool zcusb_queue_xfer_done(struct zcusb_kqueue *kq, struct zcusb_xfer *x)
 {
 	unsigned long flags;
 
-	if (x->in && x->zc_bytes != x->length) {
+	if (x->type == ZCUSB_TYPE_ISO || (x->in && x->zc_bytes != x->length)) {
 		list_move_tail(&x->node, &kq->completed);
 		return false;
 	}
@@ -286,9 +288,9 @@ static bool zcusb_kq_handle(struct zcusb_kqueue *kq, const struct zcusb_sqe *e)
 		spin_unlock_irq(&kq->cq_lock);
 		return true;
 	case ZCUSB_OP_ISO:
-		/* zcusbd puts claims of interfaces with iso endpoints on usbfs */
-		ret = -EOPNOTSUPP;
-		goto fail;
+		s.type = ZCUSB_TYPE_ISO;
+		s.iso_packets = e->iso_packets;
+		break;
 	case ZCUSB_OP_CONTROL:
 		/* the setup packet, read once, is what is checked and sent */
 		zcusb_region_read(r, plan.offset, plan.setup, sizeof(plan.setup));
@@ -310,6 +312,11 @@ static bool zcusb_kq_handle(struct zcusb_kqueue *kq, const struct zcusb_sqe *e)
 	s.buffer_id = r->id;
 	s.offset = plan.offset + plan.data_offset;
 	s.length = plan.data_length;
+	if (s.type == ZCUSB_TYPE_ISO) {
+		/* the transfer reads the descriptors and writes results back */
+		s.offset = plan.offset;
+		s.length = plan.length;
+	}
 	if (e->flags & ZCUSB_SQE_SHORT_NOT_OK)
 		s.flags |= ZCUSB_SUBMIT_SHORT_NOT_OK;
 	if (e->flags & ZCUSB_SQE_ZERO_PACKET)

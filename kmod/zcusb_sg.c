@@ -77,11 +77,12 @@ static bool zcusb_plan(u32 len, u32 pgoff, bool in, u32 mp, bool constrained,
 	return true;
 }
 
-static int zcusb_add_bounce(struct zcusb_xfer *x, u32 pos, u32 len)
+/* A bounce segment at @pos, in x->segs (allocated with room for it). */
+int zcusb_add_bounce(struct zcusb_xfer *x, u32 pos, u32 len)
 {
 	struct zcusb_seg *s = &x->segs[x->nsegs];
 
-	s->kbuf = kmalloc(len, GFP_KERNEL);
+	s->kbuf = kmalloc(len, GFP_KERNEL | __GFP_NOWARN);
 	if (!s->kbuf)
 		return -ENOMEM;
 	s->pos = pos;
@@ -90,28 +91,35 @@ static int zcusb_add_bounce(struct zcusb_xfer *x, u32 pos, u32 len)
 	return 0;
 }
 
-/* Copy a bounce segment from (to_pages false) or to the user's pages. */
-void zcusb_copy_seg(struct zcusb_xfer *x, const struct zcusb_seg *s, u32 len,
-		    bool to_pages)
+/* Copy @len bytes at @pos of the transfer to (@to_pages) or from its pages. */
+void zcusb_xfer_copy(struct zcusb_xfer *x, u32 pos, void *buf, u32 len,
+		     bool to_pages)
 {
 	u32 done = 0;
 
 	while (done < len) {
-		u32 abs = x->page_off + s->pos + done;
+		u32 abs = x->page_off + pos + done;
 		struct page *pg = x->pages[abs >> PAGE_SHIFT];
 		u32 off = offset_in_page(abs);
 		u32 n = min_t(u32, len - done, PAGE_SIZE - off);
 		void *va = kmap_local_page(pg);
 
 		if (to_pages) {
-			memcpy(va + off, s->kbuf + done, n);
+			memcpy(va + off, buf + done, n);
 			flush_dcache_page(pg);
 		} else {
-			memcpy(s->kbuf + done, va + off, n);
+			memcpy(buf + done, va + off, n);
 		}
 		kunmap_local(va);
 		done += n;
 	}
+}
+
+/* Copy a bounce segment from (to_pages false) or to the user's pages. */
+void zcusb_copy_seg(struct zcusb_xfer *x, const struct zcusb_seg *s, u32 len,
+		    bool to_pages)
+{
+	zcusb_xfer_copy(x, s->pos, s->kbuf, len, to_pages);
 }
 
 /* How many segments from @s make the next URB; 0 if no valid cut exists. */
@@ -246,11 +254,14 @@ fill:
 	return 0;
 }
 
-static int zcusb_alloc_urbs(struct zcusb_xfer *x, unsigned int n)
+/* @n URBs for @x, each with room for @iso_packets packet descriptors. */
+int zcusb_alloc_urbs(struct zcusb_xfer *x, unsigned int n,
+		     unsigned int iso_packets)
 {
 	unsigned int i;
 	size_t bytes = n * (sizeof(struct urb) + sizeof(*x->urbs) +
-			    sizeof(*x->uctx));
+			    sizeof(*x->uctx) + iso_packets *
+			    sizeof(struct usb_iso_packet_descriptor));
 	int ret;
 
 	ret = zcusb_kmem_charge(x->c, bytes);
@@ -263,7 +274,7 @@ static int zcusb_alloc_urbs(struct zcusb_xfer *x, unsigned int n)
 		return -ENOMEM;
 	x->nurbs = n;
 	for (i = 0; i < n; i++) {
-		x->urbs[i] = usb_alloc_urb(0, GFP_KERNEL);
+		x->urbs[i] = usb_alloc_urb(iso_packets, GFP_KERNEL);
 		if (!x->urbs[i])
 			return -ENOMEM;
 		x->uctx[i].x = x;
@@ -283,7 +294,7 @@ int zcusb_build_urbs(struct zcusb_xfer *x, unsigned int pipe, int interval,
 
 	if (!x->nsegs || !sg) {
 		/* one URB per segment (no SG), or one empty URB */
-		ret = zcusb_alloc_urbs(x, max(x->nsegs, 1u));
+		ret = zcusb_alloc_urbs(x, max(x->nsegs, 1u), 0);
 		if (ret)
 			return ret;
 		for (i = 0; i < x->nsegs; i++) {
@@ -305,7 +316,7 @@ int zcusb_build_urbs(struct zcusb_xfer *x, unsigned int pipe, int interval,
 		if (WARN_ON_ONCE(!k))
 			return -EINVAL;
 	}
-	ret = zcusb_alloc_urbs(x, n);
+	ret = zcusb_alloc_urbs(x, n, 0);
 	if (ret)
 		return ret;
 	ret = zcusb_kmem_charge(x->c, x->nsegs * sizeof(*sgl));

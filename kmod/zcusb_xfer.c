@@ -76,7 +76,8 @@ void zcusb_xfer_free(struct zcusb_xfer *x)
 	if (x->region)
 		zcusb_region_put(c, x->region);
 	else if (x->npages)
-		zcusb_unpin(c, x->pages, x->npages, x->in);
+		zcusb_unpin(c, x->pages, x->npages,
+			    x->in || x->type == ZCUSB_TYPE_ISO);
 	zcusb_kmem_uncharge(c, x->kmem);
 	kfree(x);
 }
@@ -92,6 +93,38 @@ static int zcusb_map_status(struct zcusb_opener *c, struct zcusb_xfer *x,
 	if (x->cancel_status && (st == -ENOENT || st == -ECONNRESET))
 		return x->cancel_status;
 	return st;
+}
+
+/*
+ * A status as zcusbd reports it (transfer_status_from_urb()): what the
+ * host controller says of one iso packet.
+ */
+int zcusb_user_status(int st)
+{
+	switch (st) {
+	case 0:
+	case -EPIPE:
+	case -EOVERFLOW:
+	case -EREMOTEIO:
+	case -ETIMEDOUT:
+	case -ECANCELED:
+		return st;
+	case -ENOENT:
+	case -ECONNRESET:
+		return -ECANCELED;
+	case -ENODEV:
+	case -ESHUTDOWN:
+		return -ENODEV;
+	case -EPROTO:
+	case -EILSEQ:
+	case -ETIME:
+	case -ECOMM:
+	case -ENOSR:
+	case -EXDEV:
+		return -EPROTO;
+	default:
+		return st < 0 ? st : -EIO;
+	}
 }
 
 static void zcusb_stop_urbs(struct zcusb_xfer *x, unsigned int from,
@@ -199,8 +232,9 @@ static int zcusb_check_submit(struct zcusb_opener *c,
 	bool in;
 	int i;
 
-	if (s->reserved || (s->flags & ~(ZCUSB_SUBMIT_SHORT_NOT_OK |
-					 ZCUSB_SUBMIT_ZERO_PACKET)))
+	if (s->flags & ~(ZCUSB_SUBMIT_SHORT_NOT_OK | ZCUSB_SUBMIT_ZERO_PACKET))
+		return -EINVAL;
+	if (s->iso_packets && s->type != ZCUSB_TYPE_ISO)
 		return -EINVAL;
 	if (s->length > ZCUSB_MAX_TRANSFER)
 		return -EMSGSIZE;
@@ -232,6 +266,22 @@ static int zcusb_check_submit(struct zcusb_opener *c,
 		in = usb_endpoint_dir_in(&ep->desc);
 		if (in && (s->flags & ZCUSB_SUBMIT_ZERO_PACKET))
 			return -EINVAL;
+		break;
+	case ZCUSB_TYPE_ISO:
+		/* as an ISO ring entry is checked (zcusb_check_sqe()) */
+		for (i = 0; i < sizeof(s->setup); i++)
+			if (s->setup[i])
+				return -EINVAL;
+		ep = zcusb_find_ep(zi, s->endpoint);
+		if (!ep || !usb_endpoint_xfer_isoc(&ep->desc) ||
+		    !usb_endpoint_maxp(&ep->desc) || s->flags)
+			return -EINVAL;
+		if (!s->iso_packets || s->iso_packets > ZCUSB_ISO_MAX_PACKETS ||
+		    s->length < s->iso_packets * sizeof(struct zcusb_iso_packet) ||
+		    (s->buffer_id ? s->offset : s->addr) %
+			    __alignof__(struct zcusb_iso_packet))
+			return -EINVAL;
+		in = usb_endpoint_dir_in(&ep->desc);
 		break;
 	default:
 		return -EINVAL;
@@ -328,6 +378,7 @@ int zcusb_submit_xfer(struct zcusb_opener *c, const struct zcusb_submit *s,
 	x->length = s->length;
 	x->flags = s->flags;
 	x->type = s->type;
+	x->iso_packets = s->iso_packets;
 	ret = zcusb_kmem_charge(c, sizeof(*x));
 	if (ret) {
 		kfree(x);
@@ -349,7 +400,8 @@ int zcusb_submit_xfer(struct zcusb_opener *c, const struct zcusb_submit *s,
 					      PAGE_SIZE);
 			/* LONGTERM: an IN may wait for data for hours */
 			ret = zcusb_pin(c, s->addr & PAGE_MASK, npages,
-					(in ? FOLL_WRITE : 0) | FOLL_LONGTERM,
+					(in || x->type == ZCUSB_TYPE_ISO ?
+					 FOLL_WRITE : 0) | FOLL_LONGTERM,
 					&x->pages);
 			if (ret)
 				goto fail;
@@ -364,6 +416,13 @@ int zcusb_submit_xfer(struct zcusb_opener *c, const struct zcusb_submit *s,
 			goto fail;
 		}
 		pipe = in ? usb_rcvctrlpipe(udev, 0) : usb_sndctrlpipe(udev, 0);
+		sg = false;
+		constrained = true;
+	} else if (x->type == ZCUSB_TYPE_ISO) {
+		u8 epnum = usb_endpoint_num(&ep->desc);
+
+		pipe = in ? usb_rcvisocpipe(udev, epnum) :
+			    usb_sndisocpipe(udev, epnum);
 		sg = false;
 		constrained = true;
 	} else {
@@ -384,9 +443,14 @@ int zcusb_submit_xfer(struct zcusb_opener *c, const struct zcusb_submit *s,
 		sg = tablesize > 0;
 	}
 
-	ret = zcusb_make_segs(x, mp, sg, constrained);
-	if (!ret)
-		ret = zcusb_build_urbs(x, pipe, interval, mp, tablesize);
+	if (x->type == ZCUSB_TYPE_ISO) {
+		ret = zcusb_iso_prepare(x, ep, pipe);
+	} else {
+		ret = zcusb_make_segs(x, mp, sg, constrained);
+		if (!ret)
+			ret = zcusb_build_urbs(x, pipe, interval, mp,
+					       tablesize);
+	}
 	if (ret)
 		goto fail;
 
@@ -446,11 +510,18 @@ fail:
 	return ret;
 }
 
-/* A transfer no URB of which is in flight: bounced IN data to the pages. */
+/*
+ * A transfer no URB of which is in flight: bounced IN data to the pages,
+ * iso results to the descriptors.
+ */
 void zcusb_xfer_finish(struct zcusb_xfer *x)
 {
 	unsigned int i;
 
+	if (x->type == ZCUSB_TYPE_ISO) {
+		zcusb_iso_finish(x);
+		return;
+	}
 	if (!x->in)
 		return;
 	for (i = 0; i < x->nsegs; i++) {

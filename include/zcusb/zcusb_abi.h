@@ -42,8 +42,11 @@ struct zcusb_version {
 	__u32 abi_version;      /* ZCUSB_ABI_VERSION */
 	__u32 zerocopy;         /* 0 while the module's disable_zerocopy is set */
 	__u32 max_transfer;     /* largest length one transfer may have */
-	__u32 reserved;
+	__u32 features;         /* ZCUSB_FEATURE_* (older modules: 0) */
 };
+
+/* ZCUSB_TYPE_ISO in SUBMIT and ZCUSB_OP_ISO in in-kernel queues */
+#define ZCUSB_FEATURE_ISO (1u << 0)
 
 struct zcusb_register {
 	__u64 addr;             /* page aligned */
@@ -55,6 +58,16 @@ struct zcusb_register {
 #define ZCUSB_TYPE_BULK       2
 #define ZCUSB_TYPE_INTERRUPT  3
 #define ZCUSB_TYPE_CONTROL    0
+/*
+ * Isochronous (ZCUSB_FEATURE_ISO): the data is laid out as in an ISO ring
+ * entry (zcusb-ring.h): iso_packets struct zcusb_iso_packet, then the packet
+ * data, packed. The module reads each length once at SUBMIT and writes
+ * actual_length and status back before the completion is reported. Packet
+ * data goes through a kernel buffer (host controllers take an iso URB as one
+ * contiguous buffer); IN data of packet i lands at its offset, the sum of the
+ * lengths before it, actual_length bytes of it.
+ */
+#define ZCUSB_TYPE_ISO        1
 
 #define ZCUSB_SUBMIT_SHORT_NOT_OK  (1u << 0)
 #define ZCUSB_SUBMIT_ZERO_PACKET   (1u << 1)
@@ -64,11 +77,13 @@ struct zcusb_submit {
 	__u64 addr;             /* buffer_id 0: user address of the data */
 	__u64 offset;           /* buffer_id > 0: offset into the registered range */
 	__u32 buffer_id;
-	__u32 length;           /* data bytes (control: data stage only) */
+	__u32 length;           /* data bytes (control: data stage only;
+				 * iso: descriptors and data) */
 	__u8  type;             /* ZCUSB_TYPE_* */
 	__u8  endpoint;         /* bEndpointAddress; 0 for control */
 	__u16 flags;            /* ZCUSB_SUBMIT_* */
-	__u32 reserved;
+	__u32 iso_packets;      /* ZCUSB_TYPE_ISO: 1-128 (older modules:
+				 * "reserved", 0); else 0 */
 	__u8  setup[8];         /* control: the setup packet */
 };
 

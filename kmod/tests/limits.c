@@ -47,7 +47,7 @@ void test_validation(struct dev *d)
 		      ret ? strerror(-ret) : "0");			\
 	} while (0)
 
-	SUB_EXPECT(EINVAL, "reserved != 0", s.reserved = 1);
+	SUB_EXPECT(EINVAL, "iso_packets on a bulk transfer", s.iso_packets = 1);
 	SUB_EXPECT(EINVAL, "unknown flag", s.flags = 0x80);
 	SUB_EXPECT(EINVAL, "endpoint not in the interface", s.endpoint = 0x85);
 	SUB_EXPECT(EINVAL, "interrupt on a bulk endpoint",

@@ -64,7 +64,7 @@ fi
 # --- the test program (its sources: zcusb-kmod-test.h says which holds what)
 TEST=$WORK/zcusb-kmod-test
 TEST_SRCS=()
-for f in zcusb-kmod-test harness data limits faults xhci queue; do
+for f in zcusb-kmod-test harness data limits faults xhci queue iso; do
 	TEST_SRCS+=("$HERE/$f.c")
 done
 stale=0
@@ -130,6 +130,7 @@ timeout -k 10 "$TIMEOUT" "$QEMU" -accel tcg -cpu max -smp 2 -m 1024 \
 	-kernel "$ZCUSB_VMLINUX" -initrd "$WORK/initramfs.cpio" -append "$APPEND" \
 	-device qemu-xhci,id=xhci -drive "if=none,id=d0,file=$WORK/disk.img,format=raw" \
 	-device usb-storage,bus=xhci.0,drive=d0 \
+	-audiodev none,id=snd0 -device usb-audio,bus=xhci.0,audiodev=snd0 \
 	</dev/null >"$WORK/qemu.out" 2>&1
 qrc=$?
 set -e

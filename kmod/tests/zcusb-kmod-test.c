@@ -31,6 +31,7 @@ int main(int argc, char **argv)
 	struct dev loop = { .what = "loopback", .vidpid = "0525 a4a1", .fd = -1 };
 	struct dev ss = { .what = "sourcesink", .vidpid = "0525 a4a0", .fd = -1 };
 	struct dev stor = { .what = "usb-storage", .vidpid = "46f4 0001", .fd = -1 };
+	struct dev audio = { .what = "usb-audio", .vidpid = "46f4 0002", .fd = -1 };
 	int storage = 0;
 	const char *module = "zcusb";
 	struct stats s;
@@ -131,6 +132,15 @@ int main(int argc, char **argv)
 		} else {
 			find_eps(&stor);
 			test_xhci(&stor);
+		}
+		section = "iso";
+		if (find_intf(&audio)) {
+			CHECK(0, "no usb-audio device %s on xHCI", audio.vidpid);
+		} else {
+			/* its streaming interface: 1 */
+			audio.intf[strlen(audio.intf) - 1] = '1';
+			audio.node[strlen(audio.node) - 1] = '1';
+			test_iso(&audio);
 		}
 	}
 	test_sigkill(&loop);

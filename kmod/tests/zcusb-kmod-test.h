@@ -4,7 +4,8 @@
  * order of the sections), harness.c (reporting, sysfs, devices, SUBMIT/REAP
  * helpers, memory, stats), data.c (Loopback, split, copy mode, SourceSink,
  * control), limits.c (argument checks, limits, bind/unbind cycles),
- * faults.c (cancel, SIGKILL, unplug, rmmod), xhci.c (usb-storage on xHCI).
+ * faults.c (cancel, SIGKILL, unplug, rmmod), xhci.c (usb-storage on xHCI),
+ * queue.c (in-kernel queues), iso.c (isochronous, QEMU's usb-audio).
  */
 #ifndef ZCUSB_KMOD_TEST_H
 #define ZCUSB_KMOD_TEST_H
@@ -13,6 +14,7 @@
 #include <stdint.h>
 
 #include "../../include/zcusb/zcusb_abi.h"
+#include "../../include/zcusb/zcusb-ring.h"
 
 #define DRV "/sys/bus/usb/drivers/zcusb"
 #define MiB (1024u * 1024u)
@@ -109,5 +111,25 @@ void test_queue(struct dev *d);
 void test_queue_doorbell(struct dev *d);
 /* xhci.c */
 void test_xhci(struct dev *d);
+
+/* --- queue.c: an in-kernel queue driven as a client drives it ---------- */
+struct tq {
+	int ring_fd, submit_fd, complete_fd;
+	size_t size;
+	uint8_t *map;
+	struct zcusb_ring_header *h;
+	struct zcusb_sqe *sq;
+	struct zcusb_cqe *cq;
+	uint32_t entries, tail, head, id;
+};
+
+int tq_open(struct tq *q, int fd, uint32_t entries);
+void tq_close(struct tq *q);
+void tq_push(struct tq *q, const struct zcusb_sqe *e);
+void tq_ring(struct tq *q);
+int tq_reap(struct tq *q, struct zcusb_cqe *out, int timeout_ms);
+
+/* --- iso.c ------------------------------------------------------------- */
+void test_iso(struct dev *d);
 
 #endif /* ZCUSB_KMOD_TEST_H */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The control-request allow-list (dbus/API.md, "Control requests"): the
- * shared vectors of transfer-check-vectors.h, the sentences of refusals, and
+ * shared vectors of transfer-check-vectors.h (and its iso entries), the sentences of refusals, and
  * a sweep of every request type, recipient and request code against an
  * oracle written from the rule, not from the code. */
 #include <errno.h>
@@ -57,6 +57,47 @@ static void test_control_vectors(void) {
                 }
         }
         printf("  %zu control vectors, %u failed\n", ELEMENTSOF(control_vectors), failed);
+        check(failed == 0);
+}
+
+/* An iso entry of the shared table on alt 1: the entry's checks, then the
+ * descriptors' (written into a buffer as a client would). 0 or the errno. */
+static int iso_request(const struct iso_vector *v) {
+        static uint8_t buffer[ISO_VECTOR_BUFFER_SIZE];
+        struct zcusb_sqe s = sqe_for(ZCUSB_OP_ISO, v->endpoint, v->iso_packets * 16 + v->data);
+        TransferContext ctx = ctx_for(1);
+        const char *why = NULL;
+        TransferPlan plan;
+        int r;
+
+        s.offset = v->offset;
+        s.iso_packets = v->iso_packets;
+        r = transfer_check_entry(&s, &ctx, &plan, &why);
+        if (r < 0)
+                return r;
+        for (uint32_t k = 0; k < v->iso_packets; k++) {
+                struct zcusb_iso_packet p = { .length = k + 1 == v->iso_packets ? v->last : v->packet };
+                memcpy(buffer + v->offset + k * sizeof(p), &p, sizeof(p));
+        }
+        r = transfer_check_payload(&plan, &ctx, buffer + v->offset, &why);
+        check(r < 0 ? why && why[0] : !why);
+        return r;
+}
+
+/* The shared iso table: the same numbers zcusb.ko's checker gives. */
+static void test_iso_vectors(void) {
+        unsigned failed = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(iso_vectors); i++) {
+                const struct iso_vector *v = &iso_vectors[i];
+                int r = iso_request(v);
+
+                if (r != v->expect) {
+                        printf("  iso vector \"%s\": expected %d, got %d\n", v->name, v->expect, r);
+                        failed++;
+                }
+        }
+        printf("  %zu iso vectors, %u failed\n", ELEMENTSOF(iso_vectors), failed);
         check(failed == 0);
 }
 
@@ -184,6 +225,7 @@ static void test_control_sweep(void) {
 
 int main(void) {
         RUN(test_control_vectors);
+        RUN(test_iso_vectors);
         RUN(test_control_refusal_reasons);
         RUN(test_control_sweep);
         return 0;

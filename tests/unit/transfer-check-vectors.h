@@ -17,8 +17,10 @@
  * the data stage: the transfer is 8 + wLength bytes. */
 
 #ifdef __KERNEL__
+#include <linux/errno.h>
 #include <linux/types.h>
 #else
+#include <errno.h>
 #include <stdint.h>
 #endif
 
@@ -188,3 +190,53 @@ static const struct control_vector control_vectors[] = {
 #undef ALLOW
 #undef REFUSE
 #undef CONTROL_VECTOR
+
+/* Isochronous ring entries, as the ring carries them: ISO_PACKETS packet
+ * descriptors at OFFSET into a 64 KiB buffer, then DATA bytes; every packet
+ * PACKET bytes long but the last, LAST bytes. On alt 1 (the current setting
+ * for these): 0x83 iso IN, wMaxPacketSize 1024 (read as a SuperSpeed
+ * endpoint: up to 16 x 3 x 1024), 0x04 iso OUT, 0x1400 (high bandwidth,
+ * 3 x 1024). EXPECT: 0, or the completion's errno (checked as a number: the
+ * two checkers must give the same one). */
+#define ISO_VECTOR_BUFFER_SIZE (64u * 1024u)
+
+struct iso_vector {
+        const char *name;
+        uint8_t endpoint;
+        uint32_t offset;
+        uint32_t iso_packets;
+        uint32_t data;
+        uint32_t packet;
+        uint32_t last;
+        int expect;
+};
+
+#define ISO_VECTOR(n, ep, off, np, d, p, l, e) \
+        { .name = (n), .endpoint = (ep), .offset = (off), .iso_packets = (np), .data = (d), .packet = (p), \
+          .last = (l), .expect = (e) }
+
+static const struct iso_vector iso_vectors[] = {
+        ISO_VECTOR("one packet", 0x83, 0, 1, 100, 100, 100, 0),
+        ISO_VECTOR("8 packets fill the data", 0x04, 0, 8, 800, 100, 100, 0),
+        ISO_VECTOR("8 packets in more data than they use", 0x04, 0, 8, 4096, 100, 100, 0),
+        ISO_VECTOR("lengths one byte beyond the data", 0x04, 0, 8, 799, 100, 100, -EINVAL),
+        ISO_VECTOR("zero-length packets, no data", 0x83, 0, 4, 0, 0, 0, 0),
+        ISO_VECTOR("no packets", 0x83, 0, 0, 100, 0, 0, -EINVAL),
+        ISO_VECTOR("128 packets", 0x83, 0, 128, 128 * 100, 100, 100, 0),
+        ISO_VECTOR("129 packets", 0x83, 0, 129, 129 * 100, 100, 100, -EINVAL),
+        ISO_VECTOR("descriptors at offset 2", 0x83, 2, 4, 400, 100, 100, -EINVAL),
+        ISO_VECTOR("descriptors at offset 4", 0x83, 4, 4, 400, 100, 100, 0),
+        ISO_VECTOR("region ends at the buffer's end", 0x83, 65536 - 64 - 400, 4, 400, 100, 100, 0),
+        ISO_VECTOR("region one byte past the buffer", 0x83, 65536 - 64 - 400 + 4, 4, 401, 100, 100, -EFAULT),
+        ISO_VECTOR("3 x 1024 on the high-bandwidth endpoint", 0x04, 0, 1, 3072, 3072, 3072, 0),
+        ISO_VECTOR("3 x 1024 + 1 on the high-bandwidth endpoint", 0x04, 0, 1, 3073, 3073, 3073, -EMSGSIZE),
+        ISO_VECTOR("16 x 3 x 1024 on the SuperSpeed-sized endpoint", 0x83, 0, 1, 49152, 49152, 49152, 0),
+        ISO_VECTOR("one byte more than SuperSpeed allows", 0x83, 0, 1, 49153, 49153, 49153, -EMSGSIZE),
+        ISO_VECTOR("a 4 GiB - 1 packet after a small one", 0x04, 0, 2, 200, 100, 0xffffffffu, -EMSGSIZE),
+        ISO_VECTOR("the most packets at their limit, beyond the data", 0x04, 0, 128, 65536 - 128 * 16, 3072,
+                   3072, -EINVAL),
+        ISO_VECTOR("iso on the bulk IN endpoint of alt 0", 0x81, 0, 1, 100, 100, 100, -EINVAL),
+        ISO_VECTOR("iso on an endpoint of no alt", 0x88, 0, 1, 100, 100, 100, -EINVAL),
+};
+
+#undef ISO_VECTOR

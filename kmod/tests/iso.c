@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * zcusb-kmod-test, iso: isochronous OUT on QEMU's usb-audio (46f4:0002, a
+ * full-speed speaker on the xHCI: interface 1, alternate setting 1 has iso
+ * OUT endpoint 0x01, 192-byte packets, one per frame). The guest has no iso
+ * IN endpoint to test: dummy_hcd has no iso at all, and usb-audio is output
+ * only. SUBMIT's argument checks, then transfers through SUBMIT (a
+ * registered range and a plain address) and through an in-kernel queue:
+ * every completion 0, every packet's status 0 and actual_length written
+ * back (192, or 0 when the device's buffer was full: usb-audio takes a
+ * packet or drops it whole), the lengths left as they were; refused
+ * entries end with the shared table's errors.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "zcusb-kmod-test.h"
+
+#define ISO_EP 0x01
+#define ISO_MP 192u
+#define ISO_PACKETS 8u
+#define ISO_DESC (ISO_PACKETS * sizeof(struct zcusb_iso_packet))
+#define ISO_LEN (ISO_DESC + ISO_PACKETS * ISO_MP)
+#define ISO_AREA (16u * MiB)	/* where in the region transfers are laid out */
+
+/* Descriptors then data at @p: @n packets of @len, results poisoned. */
+static void iso_layout(uint8_t *p, uint32_t n, uint32_t len, uint32_t seed)
+{
+	struct zcusb_iso_packet *d = (void *)p;
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		d[i] = (struct zcusb_iso_packet){ .length = len, .actual_length = 0xdeadbeef,
+						  .status = 0x7777, .reserved = 0x5a5a5a5a };
+	for (i = 0; i < n * len; i++)
+		p[n * sizeof(*d) + i] = (uint8_t)(seed + i);
+}
+
+/*
+ * The results the module wrote at @p: each packet status 0, actual_length
+ * 192 or 0, length and reserved untouched. Returns the bytes the packets
+ * say they moved, or -1 if anything is wrong.
+ */
+static long iso_results(const uint8_t *p, uint32_t n, uint32_t len, unsigned int *full)
+{
+	const struct zcusb_iso_packet *d = (const void *)p;
+	long sum = 0;
+	uint32_t i;
+
+	for (i = 0; i < n; i++) {
+		if (d[i].length != len || d[i].reserved != 0x5a5a5a5a || d[i].status != 0 ||
+		    (d[i].actual_length != len && d[i].actual_length != 0))
+			return -1;
+		sum += d[i].actual_length;
+		*full += d[i].actual_length == len;
+	}
+	return sum;
+}
+
+static int iso_submit(int fd, uint64_t ud, uint32_t bid, uint64_t where, uint32_t len,
+		      uint32_t packets, uint16_t flags, uint8_t ep)
+{
+	struct zcusb_submit s;
+
+	fill_submit(&s, ud, bid, where, len, ZCUSB_TYPE_ISO, ep, flags);
+	s.iso_packets = packets;
+	return ioctl(fd, ZCUSB_IOC_SUBMIT, &s) ? -errno : 0;
+}
+
+static void test_iso_refused(struct dev *d, uint32_t id)
+{
+	static const struct {
+		const char *what;
+		uint64_t off;
+		uint32_t len, packets, plen;
+		uint16_t flags;
+		uint8_t ep, type;
+		int err;
+	} cases[] = {
+		{ "no packets", 0, ISO_LEN, 0, ISO_MP, 0, ISO_EP, ZCUSB_TYPE_ISO, EINVAL },
+		{ "129 packets", 0, 129 * 16 + 129 * ISO_MP, 129, ISO_MP, 0, ISO_EP, ZCUSB_TYPE_ISO, EINVAL },
+		{ "a packet of 193 bytes on a 192-byte endpoint", 0, ISO_DESC + ISO_PACKETS * 193,
+		  ISO_PACKETS, 193, 0, ISO_EP, ZCUSB_TYPE_ISO, EMSGSIZE },
+		{ "lengths beyond the data", 0, ISO_LEN - 1, ISO_PACKETS, ISO_MP, 0, ISO_EP,
+		  ZCUSB_TYPE_ISO, EINVAL },
+		{ "a region shorter than its descriptors", 0, ISO_DESC - 1, ISO_PACKETS, 0, 0, ISO_EP,
+		  ZCUSB_TYPE_ISO, EINVAL },
+		{ "descriptors at offset 2", 2, ISO_LEN, ISO_PACKETS, ISO_MP, 0, ISO_EP, ZCUSB_TYPE_ISO,
+		  EINVAL },
+		{ "SHORT_NOT_OK", 0, ISO_LEN, ISO_PACKETS, ISO_MP, ZCUSB_SUBMIT_SHORT_NOT_OK, ISO_EP,
+		  ZCUSB_TYPE_ISO, EINVAL },
+		{ "an endpoint the setting lacks", 0, ISO_LEN, ISO_PACKETS, ISO_MP, 0, 0x81,
+		  ZCUSB_TYPE_ISO, EINVAL },
+		{ "iso_packets on a bulk transfer", 0, ISO_LEN, ISO_PACKETS, ISO_MP, 0, ISO_EP,
+		  ZCUSB_TYPE_BULK, EINVAL },
+	};
+	struct stats a, b;
+	unsigned int i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct zcusb_submit s;
+		int ret;
+
+		iso_layout(region + ISO_AREA + cases[i].off, cases[i].packets ? cases[i].packets : 1,
+			   cases[i].plen, 0);
+		fill_submit(&s, 100 + i, id, ISO_AREA + cases[i].off, cases[i].len, cases[i].type,
+			    cases[i].ep, cases[i].flags);
+		s.iso_packets = cases[i].packets;
+		stats(&a);
+		ret = ioctl(d->fd, ZCUSB_IOC_SUBMIT, &s) ? errno : 0;
+		stats(&b);
+		CHECK(ret == cases[i].err && b.urbs == a.urbs,
+		      "SUBMIT iso, %s: %s (want %s), URBs %lld", cases[i].what, strerror(ret),
+		      strerror(cases[i].err), b.urbs - a.urbs);
+	}
+}
+
+/* @n transfers through SUBMIT, @depth in flight, each checked. */
+static void test_iso_submit(struct dev *d, uint32_t id, int registered, unsigned int n,
+			    unsigned int depth)
+{
+	uint8_t *base = registered ? region + ISO_AREA : plain + ISO_AREA;
+	unsigned int sent = 0, done = 0, bad = 0, full = 0;
+	long bytes = 0;
+	double t0 = now();
+
+	while (done < n) {
+		struct zcusb_completion c;
+		uint8_t *p;
+		long sum;
+
+		while (sent < n && sent - done < depth) {
+			p = base + (sent % depth) * 4096;
+			iso_layout(p, ISO_PACKETS, ISO_MP, sent);
+			if (iso_submit(d->fd, sent, registered ? id : 0,
+				       registered ? (uint64_t)(p - region) : (uintptr_t)p, ISO_LEN,
+				       ISO_PACKETS, 0, ISO_EP)) {
+				CHECK(0, "SUBMIT iso %u: %s", sent, strerror(errno));
+				return;
+			}
+			sent++;
+		}
+		if (xreap(d->fd, &c, 5000)) {
+			CHECK(0, "REAP iso after %u of %u: timed out", done, n);
+			return;
+		}
+		p = base + (c.user_data % depth) * 4096;
+		sum = iso_results(p, ISO_PACKETS, ISO_MP, &full);
+		if (c.status || sum < 0 || (uint64_t)sum != c.actual_length)
+			bad++;
+		else
+			bytes += sum;
+		done++;
+	}
+	CHECK(bad == 0 && full > 0,
+	      "%u iso OUT transfers of %u x %u bytes (%s, %u in flight): %u bad, %u of %u packets "
+	      "taken whole, %ld bytes in %.2f s",
+	      n, ISO_PACKETS, ISO_MP, registered ? "registered range" : "buffer_id 0", depth, bad,
+	      full, n * ISO_PACKETS, bytes, now() - t0);
+}
+
+static struct zcusb_sqe iso_sqe(uint64_t off, uint32_t len, uint32_t packets, uint64_t ud)
+{
+	return (struct zcusb_sqe){ .opcode = ZCUSB_OP_ISO, .endpoint = ISO_EP, .buffer_id = 9,
+				   .offset = off, .length = len, .iso_packets = packets,
+				   .user_data = ud, .timeout_ms = 5000 };
+}
+
+static void test_iso_queue(struct dev *d, uint32_t id)
+{
+	struct zcusb_buffer_alias al = { .buffer_id = id, .client_id = 9 };
+	struct zcusb_queue_detach det = {};
+	unsigned int i, k, n = 32, bad = 0, full = 0, reaped = 0;
+	struct zcusb_sqe e;
+	struct zcusb_cqe c;
+	struct tq q;
+	int ret;
+
+	ret = ioctl(d->fd, ZCUSB_IOC_BUFFER_ALIAS, &al);
+	CHECK(ret == 0, "BUFFER_ALIAS for the queue: %s", ret ? strerror(errno) : "ok");
+	ret = tq_open(&q, d->fd, 16);
+	CHECK(ret == 0, "QUEUE_ATTACH on the usb-audio fd: %s", ret ? strerror(-ret) : "ok");
+	if (ret)
+		return;
+	for (i = 0; i < n; i++) {
+		iso_layout(region + ISO_AREA + i * 4096, ISO_PACKETS, ISO_MP, i);
+		e = iso_sqe(ISO_AREA + i * 4096, ISO_LEN, ISO_PACKETS, i);
+		tq_push(&q, &e);
+		if (i % 4 != 3)
+			continue;
+		/* 4 in flight (8 ms of audio each), all reaped before the next 4 */
+		tq_ring(&q);
+		for (k = 0; k < 4; k++, reaped++) {
+			long sum;
+
+			if (tq_reap(&q, &c, 5000)) {
+				CHECK(0, "queue iso: no completion for entry %u", reaped);
+				goto out;
+			}
+			sum = c.user_data < n ?
+				iso_results(region + ISO_AREA + c.user_data * 4096, ISO_PACKETS,
+					    ISO_MP, &full) : -1;
+			if (c.status || sum < 0 || (uint64_t)sum != c.actual_length)
+				bad++;
+		}
+	}
+	CHECK(reaped == n && bad == 0 && full > 0,
+	      "queue: %u iso OUT entries of %u x %u bytes: %u reaped, %u bad, %u of %u packets taken whole",
+	      n, ISO_PACKETS, ISO_MP, reaped, bad, full, n * ISO_PACKETS);
+
+	/* refused entries: the shared table's errors, and the queue goes on */
+	iso_layout(region + ISO_AREA, ISO_PACKETS, 193, 0);
+	e = iso_sqe(ISO_AREA, ISO_DESC + ISO_PACKETS * 193, ISO_PACKETS, 1000);
+	tq_push(&q, &e);
+	e = iso_sqe(ISO_AREA, ISO_LEN, 129, 1001);
+	tq_push(&q, &e);
+	iso_layout(region + ISO_AREA + 4096, ISO_PACKETS, ISO_MP, 7);
+	e = iso_sqe(ISO_AREA + 4096, ISO_LEN - 1, ISO_PACKETS, 1002);
+	tq_push(&q, &e);
+	e = iso_sqe(ISO_AREA + 4096, ISO_LEN, ISO_PACKETS, 1003);
+	tq_push(&q, &e);
+	tq_ring(&q);
+	{
+		int want[] = { -EMSGSIZE, -EINVAL, -EINVAL, 0 }, got[4] = { 1, 1, 1, 1 };
+
+		for (i = 0; i < 4; i++)
+			if (tq_reap(&q, &c, 5000) == 0 && c.user_data >= 1000 && c.user_data < 1004)
+				got[c.user_data - 1000] = c.status;
+		CHECK(!memcmp(want, got, sizeof(want)),
+		      "queue: refused iso entries end %d %d %d (want -EMSGSIZE -EINVAL -EINVAL), the "
+		      "next one %d", got[0], got[1], got[2], got[3]);
+	}
+out:
+	det.queue_id = q.id;
+	det.end_status = -ESHUTDOWN;
+	ret = ioctl(d->fd, ZCUSB_IOC_QUEUE_DETACH, &det);
+	CHECK(ret == 0, "QUEUE_DETACH: %s", ret ? strerror(errno) : "ok");
+	tq_close(&q);
+}
+
+void test_iso(struct dev *d)
+{
+	struct zcusb_version v = {};
+	struct zcusb_alt alt = { .alt_setting = 1 };
+	struct stats s;
+	uint32_t id = 0;
+	int ret;
+
+	section = "iso";
+	ret = bind_zcusb(d);
+	CHECK(ret == 0, "bind %s (usb-audio on xHCI): %s", d->intf, ret ? strerror(-ret) : "ok");
+	if (ret || dev_open(d))
+		return;
+	ret = ioctl(d->fd, ZCUSB_IOC_VERSION, &v);
+	CHECK(ret == 0 && (v.features & ZCUSB_FEATURE_ISO), "VERSION features %#x (ISO)", v.features);
+	ret = do_register(d->fd, region, REGION_LEN, &id);
+	CHECK(ret == 0, "REGISTER -> id %u", id);
+	ret = ioctl(d->fd, ZCUSB_IOC_SET_ALT, &alt);
+	CHECK(ret == 0, "SET_ALT 1 (iso OUT %#x, %u-byte packets): %s", ISO_EP, ISO_MP,
+	      ret ? strerror(errno) : "ok");
+	if (ret)
+		goto out;
+
+	test_iso_refused(d, id);
+	test_iso_submit(d, id, 1, 64, 4);
+	test_iso_submit(d, id, 0, 16, 2);
+	test_iso_queue(d, id);
+
+	alt.alt_setting = 0;
+	ret = ioctl(d->fd, ZCUSB_IOC_SET_ALT, &alt);
+	CHECK(ret == 0, "SET_ALT 0: %s", ret ? strerror(errno) : "ok");
+out:
+	dev_close(d);
+	stats(&s);
+	CHECK(s.pinned == 0, "pinned_pages %lld after close", s.pinned);
+}
