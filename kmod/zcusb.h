@@ -23,7 +23,8 @@
  *                        goes to its queue's ->reclaim, or (IN data to
  *                        copy from bounce buffers) to its ->completed;
  *                        the queue's next pass frees (and posts) them.
- *   struct zcusb_kqueue  an in-kernel queue (zcusb_queue.c); owned by
+ *   struct zcusb_kqueue  an in-kernel queue (zcusb_queue.c serves it,
+ *                        zcusb_queue_life.c attaches and stops it); owned by
  *                        opener->kqueues from QUEUE_ATTACH until
  *                        QUEUE_DETACH or release() frees it. A queued
  *                        task work (a pass) holds a reference to the
@@ -50,6 +51,7 @@
 #include <linux/poll.h>
 #include <linux/workqueue.h>
 #include <linux/wait.h>
+#include <linux/version.h>
 #include <linux/xarray.h>
 
 #include "zcusb_abi.h"
@@ -292,7 +294,7 @@ int zcusb_check_iso(const struct usb_host_endpoint *ep, const u32 *lengths,
 		    u32 n, u32 data_length, u32 *totalp);
 ssize_t zcusb_selftest_show(char *buf);
 
-/* zcusb_queue.c */
+/* zcusb_queue.c (serving), zcusb_queue_life.c (attach, detach) */
 int zcusb_queue_attach(struct zcusb_opener *c, struct zcusb_queue_attach *a);
 int zcusb_queue_detach(struct zcusb_opener *c, struct zcusb_queue_detach *d,
 		       struct zcusb_queue_stats *st);
@@ -303,6 +305,18 @@ void zcusb_queue_kick(struct zcusb_kqueue *kq);
 bool zcusb_queue_xfer_done(struct zcusb_kqueue *kq, struct zcusb_xfer *x);
 void zcusb_queue_xfer_report(struct zcusb_kqueue *kq, bool posted);
 void zcusb_queue_reclaim_all(struct zcusb_opener *c);
+/* zcusb_queue.c, for zcusb_queue_life.c */
+void zcusb_kq_set_flags(struct zcusb_kqueue *kq, u32 set, u32 clear);
+bool zcusb_kq_reap(struct zcusb_kqueue *kq);
+void zcusb_kq_work(struct work_struct *w);
+int zcusb_kq_wakeup(wait_queue_entry_t *wait, unsigned int mode, int sync,
+		    void *key);
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 8, 0)
+#define zcusb_eventfd_signal(ctx)	eventfd_signal(ctx)
+#else
+#define zcusb_eventfd_signal(ctx)	eventfd_signal(ctx, 1)
+#endif
 
 /* zcusb_sg.c */
 unsigned int zcusb_sg_limits(struct usb_device *udev, u32 len,
