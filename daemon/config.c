@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
+#include <inttypes.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -129,15 +130,22 @@ static int parse_count_field(const char *value, void *field, char **error) {
         return 0;
 }
 
-/* Seconds to wait for an answer: at least 1, at most a day. */
-static int parse_seconds_field(const char *value, void *field, char **error) {
+/* A number of seconds from MIN to MAX (ZERO: what 0 means, when MIN is 0);
+ * the field is left as it was on error. */
+static int parse_seconds_between(const char *value, void *field, char **error, uint32_t min, uint32_t max,
+                                 const char *zero) {
         uint32_t v;
-        int r = safe_atou32(value, 10, &v);
 
-        if (r < 0 || v < 1 || v > 86400)
-                return set_error(error, "'%s' is not a number of seconds from 1 to 86400", value);
+        if (safe_atou32(value, 10, &v) < 0 || v < min || v > max)
+                return set_error(error, "'%s' is not a number of seconds from %" PRIu32 "%s to %" PRIu32, value, min,
+                                 zero ? zero : "", max);
         *(uint32_t *) field = v;
         return 0;
+}
+
+/* Seconds to wait for an answer: at least 1, at most a day. */
+static int parse_seconds_field(const char *value, void *field, char **error) {
+        return parse_seconds_between(value, field, error, 1, 86400, NULL);
 }
 
 static int parse_text_field(const char *value, void *field, char **error) {
@@ -173,20 +181,11 @@ static int parse_helper_socket(const char *value, void *field, char **error) {
 }
 
 static int parse_timeout_field(const char *value, void *field, char **error) {
-        int r = parse_count_field(value, field, error);
-
-        if (r >= 0 && (*(uint32_t *) field == 0 || *(uint32_t *) field > 600))
-                return set_error(error, "timeout %s is not between 1 and 600 seconds", value);
-        return r;
+        return parse_seconds_between(value, field, error, 1, 600, NULL);
 }
 
 static int parse_link_timeout_field(const char *value, void *field, char **error) {
-        int r = parse_count_field(value, field, error);
-
-        if (r >= 0 && *(uint32_t *) field > 3600)
-                return set_error(error, "LinkTimeoutSec=%s is not between 0 (the kernel's TCP timeouts) and 3600 "
-                                 "seconds", value);
-        return r;
+        return parse_seconds_between(value, field, error, 0, 3600, " (the kernel's TCP timeouts)");
 }
 
 static const KeyInfo keys[] = {

@@ -83,6 +83,14 @@ static void test_errors(void) {
         check_error("[Daemon]\nBackend=fast\n", "bad.conf:2: Backend=fast is not one of auto, usbfs, zcusb");
         check_error("[Daemon]\nLoadModule=maybe\n", "bad.conf:2: 'maybe' is not a boolean");
         check_error("[Daemon]\nLogLevel=loud\n", "bad.conf:2: LogLevel=loud is not one of");
+        /* Seconds, each key within its own bounds: one parser, one message. */
+        check_error("[Polkit]\nTimeoutSec=0\n", "bad.conf:2: '0' is not a number of seconds from 1 to 86400");
+        check_error("[Polkit]\nInteractiveTimeoutSec=86401\n", "'86401' is not a number of seconds from 1 to 86400");
+        check_error("[Remote]\nTimeoutSec=601\n", "bad.conf:2: '601' is not a number of seconds from 1 to 600");
+        check_error("[Remote]\nTimeoutSec=-1\n", "'-1' is not a number of seconds from 1 to 600");
+        check_error("[Remote]\nLinkTimeoutSec=3601\n",
+                    "'3601' is not a number of seconds from 0 (the kernel's TCP timeouts) to 3600");
+        check_error("[Remote]\nLinkTimeoutSec=30s\n", "'30s' is not a number of seconds from 0");
         /* inih's own syntax error comes first and must not borrow a later message. */
         check_error("[Daemon]\nthis line has no equals sign\n[Quota]\nBogus=1\n", "bad.conf:2: syntax error");
         check_error("[Quota]\nBogus=1\nthis line has no equals sign\n", "bad.conf:2: unknown key 'Bogus'");
