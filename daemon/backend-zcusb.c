@@ -93,6 +93,20 @@ static void interface_update_io(ZcusbInterface *i) {
         (void) sd_event_source_set_enabled(i->io, TAILQ_EMPTY(&i->in_flight) ? SD_EVENT_OFF : SD_EVENT_ON);
 }
 
+/* A reaped iso transfer's results, which the module wrote into the
+ * descriptors: the core's copy, which it writes back. */
+static void transfer_read_iso_results(BackendTransfer *t) {
+        const uint8_t *descriptors = t->buffer->map + t->plan.offset;
+
+        for (uint32_t k = 0; k < t->plan.iso_packets; k++) {
+                struct zcusb_iso_packet p;
+
+                memcpy(&p, descriptors + k * sizeof(p), sizeof(p)); /* shared memory: read once */
+                t->iso_actual[k] = p.actual_length;
+                t->iso_status[k] = p.status;
+        }
+}
+
 static void interface_complete(ZcusbInterface *i, ZcusbTransfer *zt, int status, uint32_t actual) {
         TAILQ_REMOVE(&i->in_flight, zt, link);
         backend_transfer_done(zt->transfer, status, actual); /* frees zt */
@@ -126,7 +140,11 @@ static void interface_reap(ZcusbInterface *i) {
                 }
                 /* user_data is the ZcusbTransfer we submitted: the module
                  * returns each exactly once. */
-                interface_complete(i, (ZcusbTransfer *) (uintptr_t) c.user_data, c.status, c.actual_length);
+                ZcusbTransfer *zt = (ZcusbTransfer *) (uintptr_t) c.user_data;
+
+                if (zt->transfer->plan.opcode == ZCUSB_OP_ISO)
+                        transfer_read_iso_results(zt->transfer);
+                interface_complete(i, zt, c.status, c.actual_length);
         }
         interface_update_io(i);
 }
@@ -250,6 +268,12 @@ static int zcusb_open_interface(sd_event *event, const BackendDeviceInfo *device
                 unbind_interface(name, driver);
                 return -EPROTO;
         }
+        if (device->iso && !(v.features & ZCUSB_FEATURE_ISO)) {
+                log_info("%s: this zcusb.ko has no isochronous transfers (an older module).", node);
+                close(fd);
+                unbind_interface(name, driver);
+                return -EOPNOTSUPP;
+        }
 
         i = calloc(1, sizeof(*i));
         if (!i) {
@@ -369,6 +393,17 @@ static int zcusb_submit(ZcusbInterface *i, BackendTransfer *t) {
                 s.offset = (uint64_t) (t->data - t->buffer->map);
                 s.length = t->data_length;
                 break;
+        case ZCUSB_OP_ISO:
+                /* The module reads the descriptors (checking them again)
+                 * and writes the results back into them. */
+                s.type = ZCUSB_TYPE_ISO;
+                s.iso_packets = t->plan.iso_packets;
+                r = interface_register(i, t->buffer, &s.buffer_id);
+                if (r < 0)
+                        return r;
+                s.offset = t->plan.offset;
+                s.length = t->plan.length;
+                break;
         case ZCUSB_OP_CONTROL:
                 /* The module copies control data; hand it our private copy. */
                 s.type = ZCUSB_TYPE_CONTROL;
@@ -378,7 +413,7 @@ static int zcusb_submit(ZcusbInterface *i, BackendTransfer *t) {
                 s.length = t->data_length - ZCUSB_CONTROL_SETUP_SIZE;
                 break;
         default:
-                return -EOPNOTSUPP; /* iso claims go over usbfs */
+                return -EOPNOTSUPP;
         }
         if (t->flags & ZCUSB_SQE_SHORT_NOT_OK)
                 s.flags |= ZCUSB_SUBMIT_SHORT_NOT_OK;

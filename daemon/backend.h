@@ -33,6 +33,7 @@ typedef struct BackendDeviceInfo {
         const char *sysname;   /* kernel name, e.g. "1-1.2" */
         uint16_t vendor_id, product_id;
         uint8_t configuration; /* active */
+        bool iso;              /* the interface to open has isochronous endpoints */
 } BackendDeviceInfo;
 
 /* A client buffer as a backend sees it: zcusbd's mapping of the memfd. */

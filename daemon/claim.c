@@ -159,7 +159,7 @@ static bool interface_has_iso(const Device *d, uint8_t interface) {
 
 /* Claim the interface through the preferred backend, falling back to usbfs
  * when zcusb.ko cannot take it (module gone, ABI mismatch, bind failure, or
- * isochronous endpoints, which only usbfs carries). A kernel driver that
+ * isochronous endpoints on a module without them). A kernel driver that
  * policy does not let us detach is an answer, not a failure: no fallback. */
 static int claim_attach(Manager *m, Device *d, uint8_t interface, bool may_detach, const BackendOps **ret_backend,
                         BackendInterface **ret_interface, char **ret_detached, char **ret_driver) {
@@ -175,14 +175,10 @@ static int claim_attach(Manager *m, Device *d, uint8_t interface, bool may_detac
                 .vendor_id = d->vendor_id,
                 .product_id = d->product_id,
                 .configuration = d->active_configuration,
+                .iso = interface_has_iso(d, interface),
         };
         int r = -ENODEV;
 
-        if (n == 2 && interface_has_iso(d, interface)) {
-                log_debug("%s interface %u has isochronous endpoints: using usbfs.", d->object_path, interface);
-                candidates[0] = &backend_usbfs;
-                n = 1;
-        }
         for (size_t i = 0; i < n; i++) {
                 const BackendOps *ops = candidates[i];
 

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * A plain libusb-1.0 isochronous program: selects alternate setting ALT of
- * interface 0, runs TRANSFERS iso IN transfers of PACKETS packets of SIZE
- * bytes (each packet checked: full length, COMPLETED, data = the stream byte
- * offset % 251 from --offset), then as many iso OUT transfers carrying that
- * pattern from 0. Prints one JSON line; exit 0 when all is as expected.
- * lu-iso [--alt=1] [--in=0x83] [--out=0x04] [--packets=8] [--size=1024] [--transfers=4] [--offset=N]
+ * interface INTERFACE (0) of VID:PID (0525:a4a0), runs TRANSFERS iso IN
+ * transfers of PACKETS packets of SIZE bytes (each packet checked: full
+ * length, COMPLETED, data = the stream byte offset % 251 from --offset), then
+ * as many iso OUT transfers carrying that pattern from 0. --in=0 skips the IN
+ * transfers (a device with an iso OUT endpoint only, such as QEMU's usb-audio).
+ * Prints one JSON line; exit 0 when all is as expected.
+ * lu-iso [--device=VID:PID] [--interface=0] [--alt=1] [--in=0x83] [--out=0x04] [--packets=8]
+ *        [--size=1024] [--transfers=4] [--offset=N]
  */
 #include <libusb.h>
 
@@ -64,8 +67,8 @@ static int run(libusb_device_handle *h, unsigned ep, int packets, int size, long
 }
 
 int main(int argc, char **argv) {
-        int alt = 1, packets = 8, size = 1024, transfers = 4, bad_in = 0, bad_out = 0, r;
-        unsigned in = 0x83, out = 0x04;
+        int alt = 1, packets = 8, size = 1024, transfers = 4, bad_in = 0, bad_out = 0, interface = 0, r;
+        unsigned in = 0x83, out = 0x04, vid = 0x0525, pid = 0xa4a0;
         long long in_offset = 0, out_offset = 0;
         libusb_device_handle *h;
 
@@ -73,28 +76,31 @@ int main(int argc, char **argv) {
                 if (sscanf(argv[i], "--alt=%d", &alt) == 1 || sscanf(argv[i], "--in=%x", &in) == 1 ||
                     sscanf(argv[i], "--out=%x", &out) == 1 || sscanf(argv[i], "--packets=%d", &packets) == 1 ||
                     sscanf(argv[i], "--size=%d", &size) == 1 || sscanf(argv[i], "--transfers=%d", &transfers) == 1 ||
-                    sscanf(argv[i], "--offset=%lld", &in_offset) == 1)
+                    sscanf(argv[i], "--offset=%lld", &in_offset) == 1 ||
+                    sscanf(argv[i], "--device=%x:%x", &vid, &pid) == 2 ||
+                    sscanf(argv[i], "--interface=%d", &interface) == 1)
                         continue;
                 fprintf(stderr, "lu-iso: unknown argument %s\n", argv[i]);
                 return 2;
         }
-        h = lu_open_claim("lu-iso", 0x0525, 0xa4a0, 0, false);
+        h = lu_open_claim("lu-iso", (int) vid, (int) pid, interface, false);
         if (!h)
                 return 3;
-        r = libusb_set_interface_alt_setting(h, 0, alt);
+        r = libusb_set_interface_alt_setting(h, interface, alt);
         if (r < 0) {
                 fprintf(stderr, "lu-iso: alt %d: %s\n", alt, libusb_error_name(r));
                 return 3;
         }
-        for (int k = 0; k < transfers; k++)
+        for (int k = 0; in && k < transfers; k++)
                 if (run(h, in, packets, size, &in_offset, &bad_in) < 0)
                         bad_in++;
         for (int k = 0; k < transfers; k++)
                 if (run(h, out, packets, size, &out_offset, &bad_out) < 0)
                         bad_out++;
         printf("{\"in_bytes\":%lld,\"out_bytes\":%lld,\"bad_in\":%d,\"bad_out\":%d,\"max_iso_packet\":%d}\n",
-               in_offset, out_offset, bad_in, bad_out, libusb_get_max_iso_packet_size(libusb_get_device(h), in));
-        libusb_release_interface(h, 0);
+               in_offset, out_offset, bad_in, bad_out,
+               libusb_get_max_iso_packet_size(libusb_get_device(h), (unsigned char) (in ? in : out)));
+        libusb_release_interface(h, interface);
         libusb_close(h);
         libusb_exit(NULL);
         return bad_in || bad_out ? 1 : 0;

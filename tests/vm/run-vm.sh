@@ -291,6 +291,13 @@ QEMU_ARGS=(
 	-drive "if=none,id=usbdisk,file=$WORK/usbdisk.img,format=raw"
 	-device usb-storage,bus=xhci.0,drive=usbdisk,serial=zcusbvm
 	-device usb-kbd,bus=xhci.0
+	# A USB Audio Class speaker (46f4:0002, full speed, iso OUT 0x01 on interface 1, alt 1) for
+	# 79-iso. mixing-engine=off: its samples reach the wav file byte for byte (no volume, no
+	# resampling; the guest reads the file through the xfer share). The wav writer then plays
+	# at its default 44.1 kHz while the device takes 48 kHz: buffer= (1024 packets of 192 B,
+	# default 32) absorbs the difference instead of dropping packets after 0.4 s.
+	-audiodev "wav,id=usbaudio,path=$XFER/usb-audio.wav,out.mixing-engine=off"
+	-device usb-audio,bus=xhci.0,audiodev=usbaudio,buffer=196608
 )
 log "booting $ZCUSB_KVER for ${CASES[*]} (limit ${TIMEOUT}s)"
 tailpid=""

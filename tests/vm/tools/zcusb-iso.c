@@ -1,0 +1,684 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * zcusb-iso: isochronous OUT transfers through zcusbd with libzcusb (the VM
+ * tier's iso tool, for QEMU's usb-audio speaker: 46f4:0002, interface 1,
+ * alternate setting 1, iso OUT 0x01 of 192 bytes a frame).
+ *
+ *   zcusb-iso [OPTIONS] DEVICE
+ *   --interface N (1)       the streaming interface to claim
+ *   --alt-setting N (1)     the alternate setting to select (it must have an iso OUT endpoint)
+ *   --endpoint EP (auto)    the iso OUT endpoint (default: the first one of that setting)
+ *   --transfers N (64)      iso transfers to stream
+ *   --packets P (32)        packets per transfer (1..ZCUSB_ISO_MAX_PACKETS)
+ *   --packet-size S (auto)  bytes per packet (default: what the endpoint allows)
+ *   --in-flight K (4)       transfers kept in flight
+ *   --stream-offset N (0)   the data is zcusb-pattern.h's stream from byte N (a distinct N
+ *                           per run lets a reader find this run's bytes at the device)
+ *   --settle-ms MS (0)      after the last completion, wait MS before selecting alternate
+ *                           setting 0 and releasing (a device that buffers what it received,
+ *                           such as QEMU's usb-audio, plays it out meanwhile)
+ *   --no-bad                skip the malformed requests
+ *   --timeout MS (5000)     per transfer
+ *   --json                  one JSON line instead of the text summary
+ * DEVICE as zcusbctl takes it (object path, BUS:ADDR, VID:PID[:SERIAL], sysfs path).
+ *
+ * Checks every completion: CQE status 0, CQE actual_length == the transfer's data bytes,
+ * every packet descriptor's status 0 and actual_length == length. Unless --no-bad, it also
+ * submits malformed iso requests, before the stream and once in its middle (with stream
+ * transfers in flight): more packets than ZCUSB_ISO_MAX_PACKETS, no packets, descriptor
+ * lengths adding up to more than the region, a packet larger than the endpoint allows. Each
+ * must be refused, at submission or with a CQE status (-EINVAL; -EMSGSIZE or -EINVAL for the
+ * oversized packet), and leave its region untouched (zcusbd writes no results back into
+ * the descriptors of a refused request); the stream around them must be unaffected.
+ *
+ * JSON: transfers, packets, packet_size, bytes, seconds, mb_per_s, in_flight, interface,
+ * alt_setting, endpoint, max_packet_size, interval, stream_offset, bad_requests, bad_statuses
+ * (what each malformed request got, in submission order), backend (the claim's Backend
+ * property), served_by (who consumed the ring: "daemon" over usbfs, where zcusbd always
+ * does; libzcusb does not read the claim's ServedBy property, so over zcusb.ko "unknown"),
+ * submitted, completed, failed, bytes_out (the claim's counters after the stream).
+ * Exit: 0 all as expected; 1 a check failed; 2 usage; 3 no such device; 4 access denied;
+ * 5 zcusbd unreachable; 6 a transfer failed (client/exit-codes.h).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <zcusb.h>
+
+#include "exit-codes.h"
+#include "zcusb-pattern.h"
+
+#define MAX_IN_FLIGHT 64u
+#define SENTINEL      UINT32_C(0x5a5a5a5a)
+#define USER_BAD      (UINT64_C(1) << 62)
+#define N_BAD_KINDS   4
+
+typedef struct Options {
+        const char *device;
+        uint8_t interface;
+        uint8_t alt_setting;
+        uint8_t endpoint; /* 0: the first iso OUT endpoint */
+        uint32_t transfers;
+        uint32_t packets;
+        uint32_t packet_size; /* 0: the endpoint's */
+        unsigned in_flight;
+        uint64_t stream_offset;
+        unsigned settle_ms;
+        bool bad;
+        unsigned timeout_ms;
+        bool json;
+} Options;
+
+typedef struct Slot {
+        bool busy;
+        uint64_t seq;
+} Slot;
+
+typedef struct Iso {
+        const Options *o;
+        struct zcusb *ctx;
+        struct zcusb_claim *claim;
+        struct zcusb_buffer *buffer;
+        struct zcusb_queue *queue;
+        uint8_t *data;
+        uint8_t ep;
+        struct zcusb_endpoint epd;
+        uint32_t packet_size;
+        size_t slot_size;     /* descriptors + data of one transfer, 64-aligned */
+        size_t bad_base;      /* the malformed requests' region */
+        size_t bad_size;
+        Slot slots[MAX_IN_FLIGHT];
+        uint64_t submitted, completed;
+        uint64_t next_expected; /* completions arrive in submission order on one endpoint */
+        bool out_of_order;
+        int bad_status[2 * N_BAD_KINDS];
+        unsigned n_bad;
+        unsigned n_bad_cqe;  /* of those, refused by zcusbd with a completion */
+        bool bad_pending;
+        unsigned bad_pending_kind;
+} Iso;
+
+static const char *program = "zcusb-iso";
+
+static double now_seconds(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static int __attribute__((format(printf, 2, 3))) fail(int code, const char *fmt, ...) {
+        va_list ap;
+
+        fprintf(stderr, "%s: ", program);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return code;
+}
+
+static int fail_lib(struct zcusb *ctx, const char *what, int r, int fallback) {
+        const char *m = ctx ? zcusb_last_error_message(ctx) : "";
+
+        return fail(exit_code_for(r, fallback), "%s: %s", what, m && *m ? m : zcusb_strerror(r));
+}
+
+static int parse_u64(const char *s, uint64_t *ret) {
+        char *end;
+        unsigned long long v;
+
+        if (!s || !*s || *s == '-')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 0);
+        if (errno != 0 || *end != '\0')
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+static void usage(FILE *to) {
+        fprintf(to,
+                "Usage: %s [--interface 1] [--alt-setting 1] [--endpoint EP] [--transfers 64] [--packets 32]\n"
+                "       [--packet-size S] [--in-flight 4] [--stream-offset N] [--settle-ms MS] [--no-bad]\n"
+                "       [--timeout MS] [--json] DEVICE\n"
+                "Streams iso OUT transfers of zcusb-pattern.h's data through zcusbd and checks every\n"
+                "completion and packet; malformed iso requests must be refused and change nothing.\n",
+                program);
+}
+
+static int parse_options(int argc, char **argv, Options *o) {
+        static const struct option options[] = {
+                { "help",          no_argument,       NULL, 'h' },
+                { "interface",     required_argument, NULL, 'i' },
+                { "alt-setting",   required_argument, NULL, 'a' },
+                { "endpoint",      required_argument, NULL, 'e' },
+                { "transfers",     required_argument, NULL, 'n' },
+                { "packets",       required_argument, NULL, 'p' },
+                { "packet-size",   required_argument, NULL, 's' },
+                { "in-flight",     required_argument, NULL, 'q' },
+                { "stream-offset", required_argument, NULL, 'o' },
+                { "settle-ms",     required_argument, NULL, 'S' },
+                { "no-bad",        no_argument,       NULL, 'B' },
+                { "timeout",       required_argument, NULL, 't' },
+                { "json",          no_argument,       NULL, 'j' },
+                {}
+        };
+        uint64_t v;
+        int c;
+
+        *o = (Options) {
+                .interface = 1,
+                .alt_setting = 1,
+                .transfers = 64,
+                .packets = 32,
+                .in_flight = 4,
+                .bad = true,
+                .timeout_ms = 5000,
+        };
+        while ((c = getopt_long(argc, argv, "hn:p:q:j", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        usage(stdout);
+                        exit(EXIT_OK);
+                case 'i':
+                        if (parse_u64(optarg, &v) < 0 || v > 255)
+                                return fail(EXIT_USAGE, "--interface: '%s' is not a number in 0..255", optarg);
+                        o->interface = (uint8_t) v;
+                        break;
+                case 'a':
+                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > 255)
+                                return fail(EXIT_USAGE, "--alt-setting: '%s' is not a number in 1..255 (setting 0 "
+                                            "of a streaming interface has no endpoint)", optarg);
+                        o->alt_setting = (uint8_t) v;
+                        break;
+                case 'e':
+                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > 0x0f)
+                                return fail(EXIT_USAGE, "--endpoint: '%s' is not an OUT endpoint address (0x01..0x0f)",
+                                            optarg);
+                        o->endpoint = (uint8_t) v;
+                        break;
+                case 'n':
+                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > UINT32_MAX / 2)
+                                return fail(EXIT_USAGE, "--transfers: '%s' is not a positive number", optarg);
+                        o->transfers = (uint32_t) v;
+                        break;
+                case 'p':
+                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > ZCUSB_ISO_MAX_PACKETS)
+                                return fail(EXIT_USAGE, "--packets: '%s' is not a number in 1..%u", optarg,
+                                            ZCUSB_ISO_MAX_PACKETS);
+                        o->packets = (uint32_t) v;
+                        break;
+                case 's':
+                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > 3 * 1024 * 16)
+                                return fail(EXIT_USAGE, "--packet-size: '%s' is not a number in 1..49152", optarg);
+                        o->packet_size = (uint32_t) v;
+                        break;
+                case 'q':
+                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > MAX_IN_FLIGHT)
+                                return fail(EXIT_USAGE, "--in-flight: '%s' is not a number in 1..%u", optarg,
+                                            MAX_IN_FLIGHT);
+                        o->in_flight = (unsigned) v;
+                        break;
+                case 'o':
+                        if (parse_u64(optarg, &o->stream_offset) < 0)
+                                return fail(EXIT_USAGE, "--stream-offset: '%s' is not a number", optarg);
+                        break;
+                case 'S':
+                        if (parse_u64(optarg, &v) < 0 || v > 600000)
+                                return fail(EXIT_USAGE, "--settle-ms: '%s' is not a number of milliseconds up to "
+                                            "600000", optarg);
+                        o->settle_ms = (unsigned) v;
+                        break;
+                case 'B':
+                        o->bad = false;
+                        break;
+                case 't':
+                        if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX / 2)
+                                return fail(EXIT_USAGE, "--timeout: '%s' is not a number of milliseconds", optarg);
+                        o->timeout_ms = (unsigned) v;
+                        break;
+                case 'j':
+                        o->json = true;
+                        break;
+                default:
+                        usage(stderr);
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind != argc - 1) {
+                usage(stderr);
+                return fail(EXIT_USAGE, "exactly one DEVICE expected");
+        }
+        o->device = argv[optind];
+        return EXIT_OK;
+}
+
+static size_t align64(size_t n) {
+        return (n + 63) & ~(size_t) 63;
+}
+
+/* The endpoint to stream to, in the alternate setting just selected. */
+static int find_endpoint(Iso *s) {
+        const Options *o = s->o;
+        int r;
+
+        for (uint8_t a = o->endpoint ? o->endpoint : 1; a <= (o->endpoint ? o->endpoint : 0x0f); a++) {
+                r = zcusb_claim_get_endpoint(s->claim, a, &s->epd);
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0)
+                        return fail_lib(s->ctx, "reading the endpoint's descriptor", r, EXIT_FAIL);
+                if ((s->epd.attributes & ZCUSB_ENDPOINT_TYPE_MASK) == ZCUSB_ENDPOINT_TYPE_ISO) {
+                        s->ep = a;
+                        return EXIT_OK;
+                }
+                if (o->endpoint)
+                        return fail(EXIT_USAGE, "endpoint 0x%02x of interface %u, alternate setting %u is not "
+                                    "isochronous (bmAttributes 0x%02x)", a, o->interface, o->alt_setting,
+                                    s->epd.attributes);
+        }
+        if (o->endpoint)
+                return fail(EXIT_USAGE, "interface %u, alternate setting %u has no endpoint 0x%02x", o->interface,
+                            o->alt_setting, o->endpoint);
+        return fail(EXIT_USAGE, "interface %u, alternate setting %u has no isochronous OUT endpoint", o->interface,
+                    o->alt_setting);
+}
+
+static uint32_t endpoint_packet_max(const struct zcusb_endpoint *e) {
+        uint32_t mult = 1 + ((e->max_packet_size >> 11) & 3);
+
+        return (uint32_t) (e->max_packet_size & 0x7ff) * (mult > 3 ? 3 : mult);
+}
+
+static uint8_t *slot_region(const Iso *s, unsigned k) {
+        return s->data + (size_t) k * s->slot_size;
+}
+
+static uint64_t stream_pos(const Iso *s, uint64_t seq) {
+        return s->o->stream_offset + seq * (uint64_t) s->o->packets * s->packet_size;
+}
+
+static int submit_stream(Iso *s, uint64_t seq) {
+        const Options *o = s->o;
+        unsigned k = (unsigned) (seq % o->in_flight);
+        uint8_t *region = slot_region(s, k);
+        struct zcusb_iso_packet *d = (struct zcusb_iso_packet *) region;
+        uint32_t hdr = o->packets * (uint32_t) sizeof(*d);
+        struct zcusb_sqe sqe;
+        int r;
+
+        for (uint32_t i = 0; i < o->packets; i++)
+                d[i] = (struct zcusb_iso_packet) {
+                        .length = s->packet_size, .actual_length = SENTINEL, .status = (int32_t) SENTINEL,
+                };
+        zc_pattern_fill(region + hdr, stream_pos(s, seq), (size_t) o->packets * s->packet_size);
+        zcusb_prep_transfer(&sqe, ZCUSB_OP_ISO, s->ep, zcusb_buffer_id(s->buffer), (uint64_t) (region - s->data),
+                            hdr + o->packets * s->packet_size, o->timeout_ms, seq);
+        sqe.iso_packets = o->packets;
+        r = zcusb_queue_submit(s->queue, &sqe);
+        if (r < 0)
+                return fail_lib(s->ctx, "submitting an iso transfer", r, EXIT_TRANSFER);
+        s->slots[k] = (Slot) { .busy = true, .seq = seq };
+        s->submitted++;
+        return EXIT_OK;
+}
+
+static const char *const bad_names[N_BAD_KINDS] = {
+        "more packets than ZCUSB_ISO_MAX_PACKETS",
+        "no packets",
+        "packet lengths adding up to more than the region",
+        "a packet larger than the endpoint allows",
+};
+
+/* Fill the malformed request KIND into the bad region and its SQE. */
+static void prep_bad(Iso *s, unsigned kind, struct zcusb_sqe *sqe) {
+        struct zcusb_iso_packet *d = (struct zcusb_iso_packet *) (s->data + s->bad_base);
+        uint32_t n = kind == 0 ? ZCUSB_ISO_MAX_PACKETS + 1 : 4;
+        uint32_t length;
+
+        for (uint32_t i = 0; i < ZCUSB_ISO_MAX_PACKETS + 1; i++)
+                d[i] = (struct zcusb_iso_packet) {
+                        .length = s->packet_size, .actual_length = SENTINEL, .status = (int32_t) SENTINEL,
+                };
+        switch (kind) {
+        case 0: /* room for every descriptor and packet: only the count is wrong */
+                length = n * (uint32_t) sizeof(*d) + n * s->packet_size;
+                break;
+        case 1:
+                n = 0;
+                length = 4 * (uint32_t) sizeof(*d) + 4 * s->packet_size;
+                break;
+        case 2: /* one byte short of the packets' sum */
+                length = n * (uint32_t) sizeof(*d) + n * s->packet_size - 1;
+                break;
+        default: /* packet 2 one byte over the endpoint's size; the region holds it */
+                d[2].length = endpoint_packet_max(&s->epd) + 1;
+                length = n * (uint32_t) sizeof(*d) + (n - 1) * s->packet_size + d[2].length;
+                break;
+        }
+        zcusb_prep_transfer(sqe, ZCUSB_OP_ISO, s->ep, zcusb_buffer_id(s->buffer), s->bad_base, length,
+                            s->o->timeout_ms, USER_BAD | kind);
+        sqe->iso_packets = n;
+}
+
+/* The region of a refused request must be as we wrote it. */
+static int check_bad_untouched(const Iso *s, unsigned kind) {
+        const struct zcusb_iso_packet *d = (const struct zcusb_iso_packet *) (s->data + s->bad_base);
+
+        for (uint32_t i = 0; i < ZCUSB_ISO_MAX_PACKETS + 1; i++)
+                if (d[i].actual_length != SENTINEL || d[i].status != (int32_t) SENTINEL)
+                        return fail(EXIT_FAIL, "the refused request (%s) changed packet descriptor %u: actual_length "
+                                    "%u, status %d (both were 0x%08x)", bad_names[kind], i, d[i].actual_length,
+                                    d[i].status, SENTINEL);
+        return EXIT_OK;
+}
+
+static bool bad_status_ok(unsigned kind, int status) {
+        if (kind == 3)
+                return status == -EMSGSIZE || status == -EINVAL;
+        return status == -EINVAL;
+}
+
+/* Submit malformed request KIND. Refused at submission: checked at once;
+ * else its completion is checked when reaped. */
+static int submit_bad(Iso *s, unsigned kind) {
+        struct zcusb_sqe sqe;
+        int r;
+
+        prep_bad(s, kind, &sqe);
+        r = zcusb_queue_submit(s->queue, &sqe);
+        if (r == -EAGAIN)
+                return fail(EXIT_FAIL, "the submission ring is full (more in flight than its entries?)");
+        if (r < 0) {
+                /* refused by the library: as good as a CQE status, if it is the right one */
+                if (!bad_status_ok(kind, r))
+                        return fail(EXIT_FAIL, "malformed iso request (%s) refused at submission with %s, expected "
+                                    "%s", bad_names[kind], zcusb_strerror(r), kind == 3 ? "-EMSGSIZE or -EINVAL" :
+                                    "-EINVAL");
+                s->bad_status[s->n_bad++] = r;
+                return check_bad_untouched(s, kind);
+        }
+        s->bad_pending = true;
+        s->bad_pending_kind = kind;
+        return EXIT_OK;
+}
+
+static int check_bad_cqe(Iso *s, const struct zcusb_cqe *c) {
+        unsigned kind = (unsigned) (c->user_data & ~USER_BAD);
+
+        if (!s->bad_pending || kind != s->bad_pending_kind)
+                return fail(EXIT_FAIL, "a completion for a malformed request that is not in flight (user_data 0x%"
+                            PRIx64 ")", c->user_data);
+        s->bad_pending = false;
+        if (!bad_status_ok(kind, c->status))
+                return fail(EXIT_FAIL, "malformed iso request (%s) completed with status %d (%s), expected %s",
+                            bad_names[kind], c->status, c->status ? zcusb_strerror(c->status) : "success",
+                            kind == 3 ? "-EMSGSIZE or -EINVAL" : "-EINVAL");
+        if (c->actual_length != 0)
+                return fail(EXIT_FAIL, "malformed iso request (%s) reports %u bytes moved", bad_names[kind],
+                            c->actual_length);
+        s->bad_status[s->n_bad++] = c->status;
+        s->n_bad_cqe++;
+        return check_bad_untouched(s, kind);
+}
+
+static int check_stream_cqe(Iso *s, const struct zcusb_cqe *c) {
+        const Options *o = s->o;
+        uint64_t seq = c->user_data;
+        unsigned k = (unsigned) (seq % o->in_flight);
+        const struct zcusb_iso_packet *d = (const struct zcusb_iso_packet *) slot_region(s, k);
+        uint32_t want = o->packets * s->packet_size;
+        uint64_t sum = 0;
+
+        if (!s->slots[k].busy || s->slots[k].seq != seq)
+                return fail(EXIT_FAIL, "a completion for a transfer that is not in flight (user_data 0x%" PRIx64 ")",
+                            c->user_data);
+        s->slots[k].busy = false;
+        if (seq != s->next_expected)
+                s->out_of_order = true;
+        s->next_expected = seq + 1;
+        if (c->status != 0) {
+                const char *reason = NULL;
+
+                if (zcusb_claim_is_ended(s->claim, &reason) > 0)
+                        return fail(exit_code_for(c->status, EXIT_TRANSFER), "iso transfer %" PRIu64 " failed: %s "
+                                    "(the claim ended: %s)", seq, zcusb_strerror(c->status), reason ? reason : "?");
+                return fail(exit_code_for(c->status, EXIT_TRANSFER), "iso transfer %" PRIu64 " on endpoint 0x%02x "
+                            "failed: status %d, %s", seq, s->ep, c->status, zcusb_strerror(c->status));
+        }
+        for (uint32_t i = 0; i < o->packets; i++) {
+                if (d[i].length != s->packet_size)
+                        return fail(EXIT_FAIL, "iso transfer %" PRIu64 ": packet %u's length became %u (was %u)", seq, i,
+                                    d[i].length, s->packet_size);
+                if (d[i].status != 0)
+                        return fail(EXIT_TRANSFER, "iso transfer %" PRIu64 ": packet %u has status %d (%s)%s", seq, i,
+                                    d[i].status, zcusb_strerror(d[i].status),
+                                    d[i].status == (int32_t) SENTINEL ? ": no result was written back" : "");
+                if (d[i].actual_length != d[i].length)
+                        return fail(EXIT_TRANSFER, "iso transfer %" PRIu64 ": packet %u moved %u of %u bytes%s", seq, i,
+                                    d[i].actual_length, d[i].length,
+                                    d[i].actual_length == SENTINEL ? " (no result was written back)" : "");
+                sum += d[i].actual_length;
+        }
+        if (c->actual_length != want || sum != want)
+                return fail(EXIT_FAIL, "iso transfer %" PRIu64 ": the completion reports %u bytes, the packets %" PRIu64
+                            ", %u were sent", seq, c->actual_length, sum, want);
+        s->completed++;
+        return EXIT_OK;
+}
+
+static int reap(Iso *s) {
+        struct zcusb_cqe cqes[64];
+        int n = zcusb_queue_reap(s->queue, cqes, 64), r;
+
+        if (n < 0)
+                return fail_lib(s->ctx, "reaping completions", n, EXIT_FAIL);
+        for (int i = 0; i < n; i++) {
+                r = cqes[i].user_data & USER_BAD ? check_bad_cqe(s, &cqes[i]) : check_stream_cqe(s, &cqes[i]);
+                if (r != EXIT_OK)
+                        return r;
+        }
+        return EXIT_OK;
+}
+
+/* Wait for completions and check them; fail when none comes in time. */
+static int wait_and_reap(Iso *s) {
+        double start = now_seconds();
+        int r;
+
+        for (;;) {
+                r = zcusb_queue_wait(s->queue, 1000);
+                if (r == -EINTR)
+                        continue;
+                if (r < 0) {
+                        const char *reason = NULL;
+
+                        if (zcusb_claim_is_ended(s->claim, &reason) > 0)
+                                return fail(exit_code_for(r, EXIT_TRANSFER), "the claim ended (%s): %s",
+                                            reason ? reason : "?", zcusb_strerror(r));
+                        return fail_lib(s->ctx, "waiting for completions", r, EXIT_TRANSFER);
+                }
+                if (r > 0)
+                        return reap(s);
+                if ((now_seconds() - start) * 1000.0 > (double) s->o->timeout_ms + 5000.0)
+                        return fail(EXIT_TRANSFER, "no completion for %.1f s although each transfer has a %u ms "
+                                    "timeout", now_seconds() - start, s->o->timeout_ms);
+        }
+}
+
+/* The malformed requests, one at a time, with nothing else in flight. */
+static int run_bad_alone(Iso *s) {
+        int r;
+
+        for (unsigned kind = 0; kind < N_BAD_KINDS; kind++) {
+                r = submit_bad(s, kind);
+                if (r != EXIT_OK)
+                        return r;
+                while (s->bad_pending) {
+                        r = wait_and_reap(s);
+                        if (r != EXIT_OK)
+                                return r;
+                }
+        }
+        return EXIT_OK;
+}
+
+static void sleep_ms(unsigned ms) {
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+static int run(Iso *s) {
+        const Options *o = s->o;
+        struct zcusb_usage u;
+        unsigned entries = 1;
+        uint64_t next = 0;
+        double start, seconds;
+        uint64_t bytes;
+        int r;
+
+        r = zcusb_claim_set_alt_setting(s->claim, o->alt_setting);
+        if (r < 0)
+                return fail_lib(s->ctx, "selecting the alternate setting", r, EXIT_FAIL);
+        r = find_endpoint(s);
+        if (r != EXIT_OK)
+                return r;
+        s->packet_size = o->packet_size ? o->packet_size : endpoint_packet_max(&s->epd);
+        if (s->packet_size == 0)
+                return fail(EXIT_FAIL, "endpoint 0x%02x allows packets of 0 bytes (wMaxPacketSize 0x%04x)", s->ep,
+                            s->epd.max_packet_size);
+
+        s->slot_size = align64((size_t) o->packets * (sizeof(struct zcusb_iso_packet) + s->packet_size));
+        s->bad_base = (size_t) o->in_flight * s->slot_size;
+        s->bad_size = align64((size_t) (ZCUSB_ISO_MAX_PACKETS + 1) *
+                              (sizeof(struct zcusb_iso_packet) + endpoint_packet_max(&s->epd) + 1));
+        r = zcusb_buffer_alloc(s->claim, s->bad_base + s->bad_size, &s->buffer);
+        if (r < 0)
+                return fail_lib(s->ctx, "allocating the buffer", r, EXIT_FAIL);
+        s->data = zcusb_buffer_data(s->buffer);
+        while (entries < o->in_flight + 1)
+                entries <<= 1;
+        r = zcusb_queue_open(s->claim, entries, &s->queue);
+        if (r < 0)
+                return fail_lib(s->ctx, "opening a queue", r, EXIT_FAIL);
+
+        if (o->bad) {
+                r = run_bad_alone(s);
+                if (r != EXIT_OK)
+                        return r;
+        }
+
+        start = now_seconds();
+        while (s->completed < o->transfers) {
+                while (next < o->transfers && next - s->completed < o->in_flight) {
+                        r = submit_stream(s, next++);
+                        if (r != EXIT_OK)
+                                return r;
+                        /* halfway, with the stream in flight: one more malformed request */
+                        if (o->bad && next == (o->transfers + 1) / 2 && s->n_bad == N_BAD_KINDS) {
+                                r = submit_bad(s, 0);
+                                if (r != EXIT_OK)
+                                        return r;
+                        }
+                }
+                r = wait_and_reap(s);
+                if (r != EXIT_OK)
+                        return r;
+        }
+        while (s->bad_pending) {
+                r = wait_and_reap(s);
+                if (r != EXIT_OK)
+                        return r;
+        }
+        seconds = now_seconds() - start;
+        bytes = (uint64_t) o->transfers * o->packets * s->packet_size;
+
+        r = zcusb_claim_get_usage(s->claim, &u);
+        if (r < 0)
+                return fail_lib(s->ctx, "reading the claim's counters", r, EXIT_FAIL);
+        /* dbus/API.md: Submitted counts every entry acted on, Failed the refused ones; a
+         * kernel-served queue's entries count the same. */
+        if (u.bytes_out != bytes || u.completed != o->transfers || u.failed != s->n_bad_cqe ||
+            u.submitted != o->transfers + s->n_bad_cqe || u.in_flight != 0)
+                return fail(EXIT_FAIL, "the claim's counters are submitted %" PRIu64 ", completed %" PRIu64 ", failed %"
+                            PRIu64 ", bytes out %" PRIu64 ", in flight %" PRIu32 "; expected %" PRIu64 ", %" PRIu32
+                            ", %u, %" PRIu64 ", 0 (%" PRIu32 " transfers, %u refused by zcusbd)", u.submitted,
+                            u.completed, u.failed, u.bytes_out, u.in_flight, o->transfers + (uint64_t) s->n_bad_cqe,
+                            o->transfers, s->n_bad_cqe, bytes, o->transfers, s->n_bad_cqe);
+        if (o->settle_ms)
+                sleep_ms(o->settle_ms);
+        r = zcusb_claim_set_alt_setting(s->claim, 0);
+        if (r < 0)
+                return fail_lib(s->ctx, "selecting alternate setting 0 again", r, EXIT_FAIL);
+
+        {
+                double mbps = seconds > 0 ? (double) bytes / seconds / 1e6 : 0.0;
+                const char *served = strcmp(u.backend, "usbfs") == 0 ? "daemon" : "unknown";
+
+                if (o->json) {
+                        printf("{\"transfers\":%" PRIu32 ",\"packets\":%" PRIu64 ",\"packet_size\":%" PRIu32
+                               ",\"bytes\":%" PRIu64 ",\"seconds\":%.6f,\"mb_per_s\":%.3f,\"in_flight\":%u"
+                               ",\"interface\":%u,\"alt_setting\":%u,\"endpoint\":\"0x%02x\",\"max_packet_size\":%u"
+                               ",\"interval\":%u,\"stream_offset\":%" PRIu64 ",\"bad_requests\":%u,\"bad_statuses\":[",
+                               o->transfers, (uint64_t) o->transfers * o->packets, s->packet_size, bytes, seconds,
+                               mbps, o->in_flight, o->interface, o->alt_setting, s->ep, s->epd.max_packet_size,
+                               s->epd.interval, o->stream_offset, s->n_bad);
+                        for (unsigned i = 0; i < s->n_bad; i++)
+                                printf("%s%d", i ? "," : "", s->bad_status[i]);
+                        printf("],\"in_order\":%s,\"backend\":\"%s\",\"served_by\":\"%s\",\"submitted\":%" PRIu64
+                               ",\"completed\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"bytes_out\":%" PRIu64 "}\n",
+                               s->out_of_order ? "false" : "true", u.backend, served, u.submitted, u.completed,
+                               u.failed, u.bytes_out);
+                } else {
+                        printf("%" PRIu32 " iso OUT transfers of %" PRIu32 " packets x %" PRIu32 " bytes to endpoint "
+                               "0x%02x (interface %u, alternate setting %u): %" PRIu64 " bytes in %.3f s, %.3f MB/s, "
+                               "every packet complete\n",
+                               o->transfers, o->packets, s->packet_size, s->ep, o->interface, o->alt_setting, bytes,
+                               seconds, mbps);
+                        if (o->bad) {
+                                printf("malformed requests refused:");
+                                for (unsigned i = 0; i < s->n_bad; i++)
+                                        printf(" %d", s->bad_status[i]);
+                                printf("\n");
+                        }
+                        printf("backend %s, served by %s\n", u.backend, served);
+                }
+        }
+        return EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+        Options o;
+        Iso s = { .o = &o };
+        int r, code;
+
+        code = parse_options(argc, argv, &o);
+        if (code != EXIT_OK)
+                return code;
+
+        r = zcusb_open(&s.ctx);
+        if (r < 0)
+                return fail(EXIT_UNREACHABLE, "cannot connect to the system bus: %s", zcusb_strerror(r));
+        r = zcusb_claim_interface(s.ctx, o.device, o.interface, &s.claim);
+        if (r < 0) {
+                code = fail_lib(s.ctx, "claim", r, EXIT_FAIL);
+                zcusb_close(s.ctx);
+                return code;
+        }
+        code = run(&s);
+        fflush(stdout);
+        /* Releases the claim, which cancels what is still in flight. */
+        zcusb_close(s.ctx);
+        return code;
+}
