@@ -37,7 +37,9 @@ int manager_new(const Config *config, Manager **ret) {
         if (r < 0)
                 return r;
 
-        r = sd_event_default(&m->event);
+        /* Our own loop, not the thread's default one: sd_event_prepare()
+         * checks the default loop's thread with a gettid() per iteration. */
+        r = sd_event_new(&m->event);
         if (r < 0)
                 return r;
         r = sd_event_add_defer(m->event, &m->gc_source, manager_on_gc, m);
