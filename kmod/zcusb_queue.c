@@ -503,8 +503,8 @@ static void zcusb_kq_task_work(struct callback_head *cb)
  * off): run a pass in the writer's context if it is a user task on its
  * way back to user space, else on the workqueue.
  */
-int zcusb_kq_wakeup(wait_queue_entry_t *wait, unsigned int mode,
-			   int sync, void *key)
+int zcusb_kq_wakeup(wait_queue_entry_t *wait, unsigned int mode, int sync,
+		    void *key)
 {
 	struct zcusb_kqueue *kq = container_of(wait, struct zcusb_kqueue, wait);
 	struct file *file = kq->c->file;
