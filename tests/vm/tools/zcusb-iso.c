@@ -43,7 +43,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +51,6 @@
 
 #include <zcusb.h>
 
-#include "exit-codes.h"
 #include "zcusb-pattern.h"
 
 #define MAX_IN_FLIGHT 64u
@@ -107,43 +105,7 @@ typedef struct Iso {
 
 static const char *program = "zcusb-iso";
 
-static double now_seconds(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static int __attribute__((format(printf, 2, 3))) fail(int code, const char *fmt, ...) {
-        va_list ap;
-
-        fprintf(stderr, "%s: ", program);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        return code;
-}
-
-static int fail_lib(struct zcusb *ctx, const char *what, int r, int fallback) {
-        const char *m = ctx ? zcusb_last_error_message(ctx) : "";
-
-        return fail(exit_code_for(r, fallback), "%s: %s", what, m && *m ? m : zcusb_strerror(r));
-}
-
-static int parse_u64(const char *s, uint64_t *ret) {
-        char *end;
-        unsigned long long v;
-
-        if (!s || !*s || *s == '-')
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 0);
-        if (errno != 0 || *end != '\0')
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
+#include "tool-common.h"
 
 static void usage(FILE *to) {
         fprintf(to,
@@ -157,8 +119,7 @@ static void usage(FILE *to) {
 
 static int parse_options(int argc, char **argv, Options *o) {
         static const struct option options[] = {
-                { "help",          no_argument,       NULL, 'h' },
-                { "interface",     required_argument, NULL, 'i' },
+                TOOL_LONG_OPTIONS,
                 { "alt-setting",   required_argument, NULL, 'a' },
                 { "endpoint",      required_argument, NULL, 'e' },
                 { "transfers",     required_argument, NULL, 'n' },
@@ -168,8 +129,6 @@ static int parse_options(int argc, char **argv, Options *o) {
                 { "stream-offset", required_argument, NULL, 'o' },
                 { "settle-ms",     required_argument, NULL, 'S' },
                 { "no-bad",        no_argument,       NULL, 'B' },
-                { "timeout",       required_argument, NULL, 't' },
-                { "json",          no_argument,       NULL, 'j' },
                 {}
         };
         uint64_t v;
@@ -184,82 +143,57 @@ static int parse_options(int argc, char **argv, Options *o) {
                 .bad = true,
                 .timeout_ms = 5000,
         };
-        while ((c = getopt_long(argc, argv, "hn:p:q:j", options, NULL)) >= 0) {
+        while ((c = tool_getopt(argc, argv, "hn:p:q:j", options, usage, &o->interface, &o->timeout_ms, &o->json)) > 0) {
                 switch (c) {
-                case 'h':
-                        usage(stdout);
-                        exit(EXIT_OK);
-                case 'i':
-                        if (parse_u64(optarg, &v) < 0 || v > 255)
-                                return fail(EXIT_USAGE, "--interface: '%s' is not a number in 0..255", optarg);
-                        o->interface = (uint8_t) v;
-                        break;
                 case 'a':
-                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > 255)
-                                return fail(EXIT_USAGE, "--alt-setting: '%s' is not a number in 1..255 (setting 0 "
-                                            "of a streaming interface has no endpoint)", optarg);
+                        if (parse_number("--alt-setting", optarg, 1, 255, "a number in 1..255 (setting 0 of a "
+                                         "streaming interface has no endpoint)", &v) < 0)
+                                return EXIT_USAGE;
                         o->alt_setting = (uint8_t) v;
                         break;
                 case 'e':
-                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > 0x0f)
-                                return fail(EXIT_USAGE, "--endpoint: '%s' is not an OUT endpoint address (0x01..0x0f)",
-                                            optarg);
+                        if (parse_number("--endpoint", optarg, 1, 0x0f, "an OUT endpoint address (0x01..0x0f)", &v) < 0)
+                                return EXIT_USAGE;
                         o->endpoint = (uint8_t) v;
                         break;
                 case 'n':
-                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > UINT32_MAX / 2)
-                                return fail(EXIT_USAGE, "--transfers: '%s' is not a positive number", optarg);
+                        if (parse_number("--transfers", optarg, 1, UINT32_MAX / 2, "a positive number", &v) < 0)
+                                return EXIT_USAGE;
                         o->transfers = (uint32_t) v;
                         break;
                 case 'p':
-                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > ZCUSB_ISO_MAX_PACKETS)
-                                return fail(EXIT_USAGE, "--packets: '%s' is not a number in 1..%u", optarg,
-                                            ZCUSB_ISO_MAX_PACKETS);
+                        if (parse_number("--packets", optarg, 1, ZCUSB_ISO_MAX_PACKETS, NULL, &v) < 0)
+                                return EXIT_USAGE;
                         o->packets = (uint32_t) v;
                         break;
                 case 's':
-                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > 3 * 1024 * 16)
-                                return fail(EXIT_USAGE, "--packet-size: '%s' is not a number in 1..49152", optarg);
+                        if (parse_number("--packet-size", optarg, 1, 3 * 1024 * 16, NULL, &v) < 0)
+                                return EXIT_USAGE;
                         o->packet_size = (uint32_t) v;
                         break;
                 case 'q':
-                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > MAX_IN_FLIGHT)
-                                return fail(EXIT_USAGE, "--in-flight: '%s' is not a number in 1..%u", optarg,
-                                            MAX_IN_FLIGHT);
+                        if (parse_number("--in-flight", optarg, 1, MAX_IN_FLIGHT, NULL, &v) < 0)
+                                return EXIT_USAGE;
                         o->in_flight = (unsigned) v;
                         break;
                 case 'o':
-                        if (parse_u64(optarg, &o->stream_offset) < 0)
-                                return fail(EXIT_USAGE, "--stream-offset: '%s' is not a number", optarg);
+                        if (parse_number("--stream-offset", optarg, 0, UINT64_MAX, "a number", &o->stream_offset) < 0)
+                                return EXIT_USAGE;
                         break;
                 case 'S':
-                        if (parse_u64(optarg, &v) < 0 || v > 600000)
-                                return fail(EXIT_USAGE, "--settle-ms: '%s' is not a number of milliseconds up to "
-                                            "600000", optarg);
+                        if (parse_number("--settle-ms", optarg, 0, 600000, "a number of milliseconds up to 600000",
+                                         &v) < 0)
+                                return EXIT_USAGE;
                         o->settle_ms = (unsigned) v;
                         break;
                 case 'B':
                         o->bad = false;
                         break;
-                case 't':
-                        if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX / 2)
-                                return fail(EXIT_USAGE, "--timeout: '%s' is not a number of milliseconds", optarg);
-                        o->timeout_ms = (unsigned) v;
-                        break;
-                case 'j':
-                        o->json = true;
-                        break;
-                default:
-                        usage(stderr);
-                        return EXIT_USAGE;
                 }
         }
-        if (optind != argc - 1) {
-                usage(stderr);
-                return fail(EXIT_USAGE, "exactly one DEVICE expected");
-        }
-        o->device = argv[optind];
-        return EXIT_OK;
+        if (c == 0)
+                return EXIT_USAGE;
+        return tool_device(argc, argv, usage, &o->device);
 }
 
 static size_t align64(size_t n) {
@@ -499,14 +433,8 @@ static int wait_and_reap(Iso *s) {
                 r = zcusb_queue_wait(s->queue, 1000);
                 if (r == -EINTR)
                         continue;
-                if (r < 0) {
-                        const char *reason = NULL;
-
-                        if (zcusb_claim_is_ended(s->claim, &reason) > 0)
-                                return fail(exit_code_for(r, EXIT_TRANSFER), "the claim ended (%s): %s",
-                                            reason ? reason : "?", zcusb_strerror(r));
-                        return fail_lib(s->ctx, "waiting for completions", r, EXIT_TRANSFER);
-                }
+                if (r < 0)
+                        return fail_wait(s->ctx, s->claim, r);
                 if (r > 0)
                         return reap(s);
                 if ((now_seconds() - start) * 1000.0 > (double) s->o->timeout_ms + 5000.0)
@@ -515,19 +443,28 @@ static int wait_and_reap(Iso *s) {
         }
 }
 
+/* Wait until the malformed request in flight, if any, has completed. */
+static int wait_bad(Iso *s) {
+        int r;
+
+        while (s->bad_pending) {
+                r = wait_and_reap(s);
+                if (r != EXIT_OK)
+                        return r;
+        }
+        return EXIT_OK;
+}
+
 /* The malformed requests, one at a time, with nothing else in flight. */
 static int run_bad_alone(Iso *s) {
         int r;
 
         for (unsigned kind = 0; kind < N_BAD_KINDS; kind++) {
                 r = submit_bad(s, kind);
+                if (r == EXIT_OK)
+                        r = wait_bad(s);
                 if (r != EXIT_OK)
                         return r;
-                while (s->bad_pending) {
-                        r = wait_and_reap(s);
-                        if (r != EXIT_OK)
-                                return r;
-                }
         }
         return EXIT_OK;
 }
@@ -596,11 +533,9 @@ static int run(Iso *s) {
                 if (r != EXIT_OK)
                         return r;
         }
-        while (s->bad_pending) {
-                r = wait_and_reap(s);
-                if (r != EXIT_OK)
-                        return r;
-        }
+        r = wait_bad(s);
+        if (r != EXIT_OK)
+                return r;
         seconds = now_seconds() - start;
         bytes = (uint64_t) o->transfers * o->packets * s->packet_size;
 
@@ -661,24 +596,11 @@ static int run(Iso *s) {
 int main(int argc, char **argv) {
         Options o;
         Iso s = { .o = &o };
-        int r, code;
+        int code = parse_options(argc, argv, &o);
 
-        code = parse_options(argc, argv, &o);
+        if (code == EXIT_OK)
+                code = open_claim(o.device, o.interface, &s.ctx, &s.claim);
         if (code != EXIT_OK)
                 return code;
-
-        r = zcusb_open(&s.ctx);
-        if (r < 0)
-                return fail(EXIT_UNREACHABLE, "cannot connect to the system bus: %s", zcusb_strerror(r));
-        r = zcusb_claim_interface(s.ctx, o.device, o.interface, &s.claim);
-        if (r < 0) {
-                code = fail_lib(s.ctx, "claim", r, EXIT_FAIL);
-                zcusb_close(s.ctx);
-                return code;
-        }
-        code = run(&s);
-        fflush(stdout);
-        /* Releases the claim, which cancels what is still in flight. */
-        zcusb_close(s.ctx);
-        return code;
+        return close_claim(s.ctx, run(&s));
 }

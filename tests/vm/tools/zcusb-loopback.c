@@ -36,7 +36,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +44,6 @@
 
 #include <zcusb.h>
 
-#include "exit-codes.h"
 #include "zcusb-pattern.h"
 
 #define IDLE_SLACK_MS 5000u
@@ -95,44 +93,7 @@ typedef struct Dir {
 
 static const char *program = "zcusb-loopback";
 
-static double now_seconds(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static int __attribute__((format(printf, 2, 3))) fail(int code, const char *fmt, ...) {
-        va_list ap;
-
-        fprintf(stderr, "%s: ", program);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        return code;
-}
-
-/* A failed libzcusb call: the library's sentence, else zcusb_strerror(). */
-static int fail_lib(struct zcusb *ctx, const char *what, int r, int fallback) {
-        const char *m = ctx ? zcusb_last_error_message(ctx) : "";
-
-        return fail(exit_code_for(r, fallback), "%s: %s", what, m && *m ? m : zcusb_strerror(r));
-}
-
-static int parse_u64(const char *s, uint64_t *ret) {
-        char *end;
-        unsigned long long v;
-
-        if (!s || !*s || *s == '-')
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 0);
-        if (errno != 0 || *end != '\0')
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
+#include "tool-common.h"
 
 static int parse_size(const char *s, uint64_t *ret) {
         char buf[64], *end;
@@ -170,23 +131,20 @@ static void usage(FILE *to) {
 
 static int parse_options(int argc, char **argv, Options *o) {
         static const struct option options[] = {
-                { "help",          no_argument,       NULL, 'h' },
+                TOOL_LONG_OPTIONS,
                 { "mode",          required_argument, NULL, 'm' },
-                { "interface",     required_argument, NULL, 'i' },
                 { "in-endpoint",   required_argument, NULL, 'I' },
                 { "out-endpoint",  required_argument, NULL, 'O' },
                 { "bytes",         required_argument, NULL, 'n' },
                 { "transfer-size", required_argument, NULL, 's' },
                 { "queue-depth",   required_argument, NULL, 'q' },
-                { "timeout",       required_argument, NULL, 't' },
                 { "alloc",         required_argument, NULL, 'a' },
                 { "hold",          no_argument,       NULL, 'H' },
-                { "json",          no_argument,       NULL, 'j' },
                 { "counters",      no_argument,       NULL, 'C' },
                 {}
         };
         uint64_t v;
-        int c;
+        int c, r;
 
         *o = (Options) {
                 .mode = MODE_LOOP,
@@ -197,11 +155,9 @@ static int parse_options(int argc, char **argv, Options *o) {
                 .depth = 4,
                 .timeout_ms = 10000,
         };
-        while ((c = getopt_long(argc, argv, "hm:i:n:s:q:t:j", options, NULL)) >= 0) {
+        while ((c = tool_getopt(argc, argv, "hm:i:n:s:q:t:j", options, usage, &o->interface, &o->timeout_ms,
+                                &o->json)) > 0) {
                 switch (c) {
-                case 'h':
-                        usage(stdout);
-                        exit(EXIT_OK);
                 case 'm':
                         if (strcmp(optarg, "loop") == 0)
                                 o->mode = MODE_LOOP;
@@ -214,19 +170,16 @@ static int parse_options(int argc, char **argv, Options *o) {
                         else
                                 return fail(EXIT_USAGE, "--mode: '%s' is not loop, in, out or claim", optarg);
                         break;
-                case 'i':
-                        if (parse_u64(optarg, &v) < 0 || v > 255)
-                                return fail(EXIT_USAGE, "--interface: '%s' is not a number in 0..255", optarg);
-                        o->interface = (uint8_t) v;
-                        break;
                 case 'I':
-                        if (parse_u64(optarg, &v) < 0 || v > 255 || !(v & ZCUSB_ENDPOINT_DIR_IN))
-                                return fail(EXIT_USAGE, "--in-endpoint: '%s' is not an IN endpoint address (0x81..0x8f)", optarg);
+                        if (parse_number("--in-endpoint", optarg, ZCUSB_ENDPOINT_DIR_IN, 0xff,
+                                         "an IN endpoint address (0x81..0x8f)", &v) < 0)
+                                return EXIT_USAGE;
                         o->in_ep = (uint8_t) v;
                         break;
                 case 'O':
-                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > 0x0f)
-                                return fail(EXIT_USAGE, "--out-endpoint: '%s' is not an OUT endpoint address (0x01..0x0f)", optarg);
+                        if (parse_number("--out-endpoint", optarg, 1, 0x0f, "an OUT endpoint address (0x01..0x0f)",
+                                         &v) < 0)
+                                return EXIT_USAGE;
                         o->out_ep = (uint8_t) v;
                         break;
                 case 'n':
@@ -239,14 +192,9 @@ static int parse_options(int argc, char **argv, Options *o) {
                         o->transfer_size = (uint32_t) v;
                         break;
                 case 'q':
-                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > MAX_DEPTH)
-                                return fail(EXIT_USAGE, "--queue-depth: '%s' is not a number in 1..%u", optarg, MAX_DEPTH);
+                        if (parse_number("--queue-depth", optarg, 1, MAX_DEPTH, NULL, &v) < 0)
+                                return EXIT_USAGE;
                         o->depth = (unsigned) v;
-                        break;
-                case 't':
-                        if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX / 2)
-                                return fail(EXIT_USAGE, "--timeout: '%s' is not a number of milliseconds", optarg);
-                        o->timeout_ms = (unsigned) v;
                         break;
                 case 'a':
                         if (parse_size(optarg, &o->alloc) < 0 || o->alloc == 0)
@@ -255,22 +203,16 @@ static int parse_options(int argc, char **argv, Options *o) {
                 case 'H':
                         o->hold = true;
                         break;
-                case 'j':
-                        o->json = true;
-                        break;
                 case 'C':
                         o->counters = true;
                         break;
-                default:
-                        usage(stderr);
-                        return EXIT_USAGE;
                 }
         }
-        if (optind != argc - 1) {
-                usage(stderr);
-                return fail(EXIT_USAGE, "exactly one DEVICE expected");
-        }
-        o->device = argv[optind];
+        if (c == 0)
+                return EXIT_USAGE;
+        r = tool_device(argc, argv, usage, &o->device);
+        if (r != EXIT_OK)
+                return r;
         if ((o->alloc || o->hold) && o->mode != MODE_CLAIM)
                 return fail(EXIT_USAGE, "--alloc and --hold are for --mode claim");
         if (o->counters && o->mode == MODE_CLAIM)
@@ -595,14 +537,8 @@ static int run_stream(Stream *s) {
                 r = zcusb_queue_wait(s->queue, 1000);
                 if (r == -EINTR)
                         continue;
-                if (r < 0) {
-                        const char *reason = NULL;
-
-                        if (zcusb_claim_is_ended(s->claim, &reason) > 0)
-                                return fail(exit_code_for(r, EXIT_TRANSFER), "the claim ended (%s): %s",
-                                            reason ? reason : "?", zcusb_strerror(r));
-                        return fail_lib(s->ctx, "waiting for completions", r, EXIT_TRANSFER);
-                }
+                if (r < 0)
+                        return fail_wait(s->ctx, s->claim, r);
                 if (r == 0) {
                         if (o->timeout_ms > 0 && (now_seconds() - last) * 1000.0 > o->timeout_ms + IDLE_SLACK_MS)
                                 return fail(EXIT_TRANSFER, "zcusbd completed no transfer for %.1f s although each has "
@@ -659,24 +595,11 @@ static int run_stream(Stream *s) {
 int main(int argc, char **argv) {
         Options o;
         Stream s = { .o = &o };
-        int r, code;
+        int code = parse_options(argc, argv, &o);
 
-        code = parse_options(argc, argv, &o);
+        if (code == EXIT_OK)
+                code = open_claim(o.device, o.interface, &s.ctx, &s.claim);
         if (code != EXIT_OK)
                 return code;
-
-        r = zcusb_open(&s.ctx);
-        if (r < 0)
-                return fail(EXIT_UNREACHABLE, "cannot connect to the system bus: %s", zcusb_strerror(r));
-        r = zcusb_claim_interface(s.ctx, o.device, o.interface, &s.claim);
-        if (r < 0) {
-                code = fail_lib(s.ctx, "claim", r, EXIT_FAIL);
-                zcusb_close(s.ctx);
-                return code;
-        }
-        code = o.mode == MODE_CLAIM ? run_claim(&o, s.ctx, s.claim) : run_stream(&s);
-        fflush(stdout);
-        /* Releases the claim, which cancels what is still in flight. */
-        zcusb_close(s.ctx);
-        return code;
+        return close_claim(s.ctx, o.mode == MODE_CLAIM ? run_claim(&o, s.ctx, s.claim) : run_stream(&s));
 }
