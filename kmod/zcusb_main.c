@@ -51,6 +51,12 @@ module_param_named(abi_version_override, zcusb_abi_version_override, uint, 0644)
 MODULE_PARM_DESC(abi_version_override,
 		 "Testing only: the ABI version VERSION reports (0: the real one)");
 
+/* for tests of zcusbd with a module that lacks a feature (iso) */
+static unsigned int zcusb_hide_features;
+module_param_named(hide_features, zcusb_hide_features, uint, 0644);
+MODULE_PARM_DESC(hide_features,
+		 "Testing only: ZCUSB_FEATURE_* bits VERSION leaves out");
+
 struct zcusb_stats zcusb_stats;
 struct workqueue_struct *zcusb_wq;
 
@@ -391,7 +397,7 @@ static int zcusb_ioc_version(void __user *arg)
 			       ZCUSB_ABI_VERSION,
 		.zerocopy = !READ_ONCE(zcusb_disable_zerocopy),
 		.max_transfer = ZCUSB_MAX_TRANSFER,
-		.features = ZCUSB_FEATURE_ISO,
+		.features = ZCUSB_FEATURE_ISO & ~READ_ONCE(zcusb_hide_features),
 	};
 
 	return copy_to_user(arg, &v, sizeof(v)) ? -EFAULT : 0;

@@ -16,7 +16,9 @@
 # releases the interface at once, and the speaker drops what it had not played yet).
 # Passes: the default backend (usbfs); zcusb.ko installed with Backend=zcusb, KernelQueues=yes
 # (the claim must be on zcusb.ko and its ring served by the module: its queue counter grows)
-# and then KernelQueues=no (zcusb.ko, ring served by zcusbd: the counter stays). Each prints
+# and then KernelQueues=no (zcusb.ko, ring served by zcusbd: the counter stays); then, with the
+# module told to hide its iso feature (hide_features=1, as a module older than iso), one run on
+# Backend=auto, which must fall back to usbfs and say why. Each prints
 # zcusbd's lines about the claim. After the module passes it holds no queue, nothing in flight
 # or pinned, and the kernel log is clean.
 # The guest's snd-usb-audio (udev loads it from the full module tree) is unbound first.
@@ -47,6 +49,7 @@ cleanup() {
 	# data_revoke re-triggers the gadgets only: drop the rule's properties from the speaker too
 	d=$(audio_sysfs) && udevadm trigger --action=change --settle "$d" || true
 	if [ -n "$kmod_used" ]; then
+		echo 0 >/sys/module/zcusb/parameters/hide_features 2>/dev/null || true
 		kmod_uninstall
 		zcusbd_config_clear
 		zcusbd_restart
@@ -226,6 +229,18 @@ zcusbd_restart
 iso_pass "Backend=zcusb, KernelQueues=no"
 [ "$ISO_BACKEND" = zcusb.ko ] && [ "$SERVED_KIND" = daemon ] ||
 	fail "Backend=zcusb, KernelQueues=no: the iso claim was on $ISO_BACKEND, its ring served by $SERVED_KIND (want zcusb.ko, daemon)"
+
+step "Backend=auto with a module without iso (hide_features=1): the claim falls back to usbfs"
+kmod_param hide_features 1
+zcusbd_config "KernelQueues=yes"
+zcusbd_restart
+journal_mark
+iso_run "module without iso" --transfers 8 --packets 32 --in-flight 2 --no-bad
+journal_since | grep -E 'claimed by|isochronous|falling back|cannot claim' | sed 's/^/   journal: /' || true
+[ "$ISO_BACKEND" = usbfs ] || fail "with a module without iso the claim was on $ISO_BACKEND, not usbfs"
+journal_since | grep -q 'has no isochronous transfers' ||
+	fail "zcusbd did not say why the iso claim left zcusb.ko (journal above)"
+kmod_param hide_features 0
 
 step "zcusb.ko idle after the iso passes"
 wait_until 10 "zcusb.ko to hold no queue, nothing in flight or pinned" sh -c '
