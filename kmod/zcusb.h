@@ -289,7 +289,6 @@ int zcusb_check_sqe(const struct usb_host_interface *alt,
 		    u64 buffer_size, struct zcusb_plan *plan);
 int zcusb_check_setup(const struct usb_host_interface *alt,
 		      struct zcusb_plan *plan);
-u32 zcusb_iso_packet_max(u16 wmaxpacketsize);
 int zcusb_check_iso(const struct usb_host_endpoint *ep, const u32 *lengths,
 		    u32 n, u32 data_length, u32 *totalp);
 ssize_t zcusb_selftest_show(char *buf);

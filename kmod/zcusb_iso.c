@@ -23,31 +23,29 @@ int zcusb_iso_prepare(struct zcusb_xfer *x, const struct usb_host_endpoint *ep,
 		      unsigned int pipe)
 {
 	u32 n = x->iso_packets, desc = n * sizeof(struct zcusb_iso_packet);
-	u32 *lengths, total, off, i;
+	u32 lengths[ZCUSB_ISO_MAX_PACKETS];	/* n <= this: zcusb_check_submit() */
+	u32 total, off, i;
 	struct urb *u;
 	int ret;
 
-	lengths = kmalloc_array(n, sizeof(*lengths), GFP_KERNEL);
-	if (!lengths)
-		return -ENOMEM;
 	for (i = 0; i < n; i++)
 		zcusb_xfer_copy(x, i * sizeof(struct zcusb_iso_packet) +
 				offsetof(struct zcusb_iso_packet, length),
 				&lengths[i], sizeof(lengths[i]), false);
 	ret = zcusb_check_iso(ep, lengths, n, x->length - desc, &total);
 	if (ret)
-		goto out;
+		return ret;
 
 	ret = zcusb_kmem_charge(x->c, sizeof(*x->segs) + total);
 	if (ret)
-		goto out;
+		return ret;
 	x->kmem += sizeof(*x->segs) + total;
 	x->segs = kvcalloc(1, sizeof(*x->segs), GFP_KERNEL);
 	ret = x->segs ? zcusb_add_bounce(x, desc, total) : -ENOMEM;
 	if (!ret)
 		ret = zcusb_alloc_urbs(x, 1, n);
 	if (ret)
-		goto out;
+		return ret;
 	if (!x->in)
 		zcusb_copy_seg(x, &x->segs[0], total, false);
 
@@ -63,9 +61,7 @@ int zcusb_iso_prepare(struct zcusb_xfer *x, const struct usb_host_endpoint *ep,
 	zcusb_fill_urb(x, 0, pipe,
 		       1 << min(15, max_t(int, ep->desc.bInterval, 1) - 1));
 	u->transfer_flags |= URB_ISO_ASAP;
-out:
-	kfree(lengths);
-	return ret;
+	return 0;
 }
 
 /* The URB is back: results into the descriptors, IN data into the pages. */
