@@ -17,14 +17,9 @@ UDEV_RULE=/etc/udev/rules.d/71-zcusb-vm-polkit.rules
 USERS=(zcpk1 zcpk2 zcpk3)
 
 ss_dir() {
-	local d v p
-	for d in /sys/bus/usb/devices/*; do
-		[ -f "$d/idVendor" ] || continue
-		read -r v <"$d/idVendor"
-		read -r p <"$d/idProduct"
-		[ "$v:$p" = 0525:a4a0 ] && { echo "$d"; return 0; }
-	done
-	return 1
+	local d
+	d=$(data_sysfs_of 0525:a4a0)
+	[ -n "$d" ] && echo "${d%%$'\n'*}"
 }
 
 cleanup() {

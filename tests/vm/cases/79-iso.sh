@@ -58,17 +58,9 @@ cleanup() {
 trap cleanup EXIT
 
 audio_sysfs() {
-	local d v p
-	for d in /sys/bus/usb/devices/*; do
-		[ -f "$d/idVendor" ] || continue
-		read -r v <"$d/idVendor"
-		read -r p <"$d/idProduct"
-		if [ "$v:$p" = "$AUDIO_ID" ]; then
-			echo "$d"
-			return 0
-		fi
-	done
-	return 1
+	local d
+	d=$(data_sysfs_of "$AUDIO_ID")
+	[ -n "$d" ] && echo "${d%%$'\n'*}"
 }
 
 step "QEMU's usb-audio ($AUDIO_ID) on the xHCI"

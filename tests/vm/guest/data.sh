@@ -83,8 +83,8 @@ wait_exit() {
 	EXIT_AFTER=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 }
 
-# Device sysfs dirs by VID:PID (all matches).
-_data_sysfs_of() {
+# Device sysfs dirs by VID:PID (all matches, one a line).
+data_sysfs_of() {
 	local d v p
 	for d in /sys/bus/usb/devices/*; do
 		[ -f "$d/idVendor" ] || continue
@@ -104,7 +104,7 @@ data_grant() {
 			"$vid" "$pid" "$DATA_GROUP" >>"$DATA_RULE"
 		while read -r d; do
 			[ -n "$d" ] && dirs+=("$d")
-		done < <(_data_sysfs_of "$id")
+		done < <(data_sysfs_of "$id")
 	done
 	udevadm control --reload || fail "udevadm control --reload failed"
 	[ ${#dirs[@]} -gt 0 ] || fail "none of ${ids[*]} is plugged (setup.log)"
