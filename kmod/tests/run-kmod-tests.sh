@@ -1,8 +1,10 @@
 #!/bin/bash
 # Real-kernel test of zcusb.ko: build it against Debian's cached kernel headers,
 # build the static test program, boot Debian's kernel under QEMU (TCG) with a
-# busybox initramfs holding dummy_hcd + configfs Loopback/SourceSink gadgets and
-# QEMU's usb-storage on an xHCI (no_sg_constraint, real DMA),
+# busybox initramfs holding dummy_hcd + configfs Loopback/SourceSink gadgets and,
+# on an xHCI (no_sg_constraint, real DMA), QEMU's usb-storage, its usb-audio
+# (iso OUT) and zcusb-isodev (tests/vm/host: a usbredir server on the host,
+# through QEMU's usb-redir: iso IN and OUT, tests/vm/tools/zcusb-isodev.h),
 # run kmod/tests/zcusb-kmod-test there and report.
 #
 #   kmod/tests/run-kmod-tests.sh [-v]
@@ -14,6 +16,8 @@
 #   ZCUSB_VM_TIMEOUT hard limit of the VM run in seconds (default 400)
 #   ZCUSB_CYCLES     unbind/bind/open/close cycles (default 1000)
 #   ZCUSB_KMOD_APPEND extra kernel command line
+#   ZCUSB_ISODEV     the zcusb-isodev binary (meson's vm-kmod passes its build's;
+#                    default: built here from tests/vm/host, needs libusbredirparser-dev)
 # Exit: 0 pass; 1 test failures; 2 build failure; 3 VM did not finish.
 set -euo pipefail
 
@@ -70,7 +74,8 @@ done
 stale=0
 [ -x "$TEST" ] || stale=1
 for f in "${TEST_SRCS[@]}" "$HERE/zcusb-kmod-test.h" "$KMOD/../include/zcusb/zcusb_abi.h" \
-	"$KMOD/../include/zcusb/zcusb-ring.h"; do
+	"$KMOD/../include/zcusb/zcusb-ring.h" "$REPO/tests/vm/tools/zcusb-isodev.h" \
+	"$REPO/tests/vm/tools/zcusb-pattern.h"; do
 	if [ "$f" -nt "$TEST" ]; then
 		stale=1
 	fi
@@ -80,6 +85,25 @@ if [ $stale = 1 ]; then
 		die "building zcusb-kmod-test failed"
 	mv -f "$TEST.tmp" "$TEST"
 fi
+
+# --- zcusb-isodev, the iso IN device (runs on the host, next to QEMU)
+ISODEV=${ZCUSB_ISODEV:-}
+if [ -z "$ISODEV" ]; then
+	ISODEV=$WORK/zcusb-isodev
+	src=$REPO/tests/vm/host/zcusb-isodev.c
+	if [ ! -x "$ISODEV" ] || [ "$src" -nt "$ISODEV" ] ||
+		[ "$REPO/tests/vm/tools/zcusb-isodev.h" -nt "$ISODEV" ] ||
+		[ "$REPO/tests/vm/tools/zcusb-pattern.h" -nt "$ISODEV" ]; then
+		pkg-config --exists 'libusbredirparser-0.5 >= 0.11' ||
+			die "libusbredirparser-0.5 >= 0.11 not found: apt-get install libusbredirparser-dev (zcusb-isodev, the iso IN device)"
+		# shellcheck disable=SC2046 # pkg-config prints separate words
+		gcc -O2 -Wall -Wextra -Werror -I"$REPO/tests/vm/tools" $(pkg-config --cflags libusbredirparser-0.5) \
+			-o "$ISODEV.tmp" "$src" $(pkg-config --libs libusbredirparser-0.5) ||
+			die "building zcusb-isodev failed"
+		mv -f "$ISODEV.tmp" "$ISODEV"
+	fi
+fi
+[ -x "$ISODEV" ] || die "zcusb-isodev: $ISODEV is not an executable (ninja -C BUILD tests/vm/host/zcusb-isodev)"
 
 # --- initramfs: busybox, /init, modules in dependency order, zcusb.ko, the test
 stage=$(mktemp -d "$WORK/stage.XXXXXX")
@@ -118,28 +142,77 @@ CONSOLE=$WORK/console.log
 APPEND="console=ttyS0 panic=-1 rdinit=/init loglevel=4 mitigations=off 8250.nr_uarts=1"
 APPEND+=" random.trust_cpu=on ZCUSB_CYCLES=${ZCUSB_CYCLES:-1000}"
 APPEND+=${ZCUSB_KMOD_APPEND:+ $ZCUSB_KMOD_APPEND}
-log "booting $ZCUSB_KVER under TCG (limit ${TIMEOUT}s)"
+# zcusb-isodev listens on ISOSOCK (which appears once it listens) and serves QEMU's
+# usb-redir until QEMU closes it; stopped and reaped on every way out from here.
+ISOSOCK=$WORK/isodev.sock
+ISOSTATS=$WORK/isodev-stats.json
+rm -f "$ISOSOCK" "$ISOSTATS"
+isopid=""
 tailpid=""
+stop_helpers() {
+	if [ -n "$isopid" ]; then
+		kill "$isopid" 2>/dev/null || true
+		wait "$isopid" 2>/dev/null || true
+		isopid=""
+	fi
+	if [ -n "$tailpid" ]; then
+		kill "$tailpid" 2>/dev/null || true
+		wait "$tailpid" 2>/dev/null || true
+		tailpid=""
+	fi
+	rm -f "$ISOSOCK"
+}
+trap stop_helpers EXIT
+"$ISODEV" --socket "$ISOSOCK" --stats "$ISOSTATS" --verbose </dev/null >/dev/null 2>"$WORK/isodev.log" 7>&- &
+isopid=$!
+i=0
+while [ ! -S "$ISOSOCK" ] && [ $i -lt 100 ] && kill -0 "$isopid" 2>/dev/null; do
+	sleep 0.05
+	i=$((i + 1))
+done
+[ -S "$ISOSOCK" ] || die "zcusb-isodev did not listen on $ISOSOCK: $(tail -n 3 "$WORK/isodev.log")" 3
+
+log "booting $ZCUSB_KVER under TCG (limit ${TIMEOUT}s)"
 if [ $VERBOSE = 1 ]; then
 	tail -n +1 -F "$CONSOLE" 2>/dev/null &
 	tailpid=$!
 fi
+# shellcheck disable=SC2054 # commas belong to QEMU's option syntax
+QEMU_ARGS=(
+	-accel tcg -cpu max -smp 2 -m 1024
+	-nographic -nodefaults -no-reboot -monitor none -serial "file:$CONSOLE"
+	-kernel "$ZCUSB_VMLINUX" -initrd "$WORK/initramfs.cpio" -append "$APPEND"
+	-device qemu-xhci,id=xhci -drive "if=none,id=d0,file=$WORK/disk.img,format=raw"
+	-device usb-storage,bus=xhci.0,drive=d0
+	-audiodev none,id=snd0 -device usb-audio,bus=xhci.0,audiodev=snd0
+	# zcusb-isodev (1209:0001, high speed): iso IN 0x81 and OUT 0x02 for iso.c's IN section;
+	# port=4 by name, or the device that takes the last free port brings a full-speed usb-hub
+	-chardev "socket,id=isodev,path=$ISOSOCK"
+	-device usb-redir,chardev=isodev,bus=xhci.0,port=4,id=isodev
+)
 set +e
-timeout -k 10 "$TIMEOUT" "$QEMU" -accel tcg -cpu max -smp 2 -m 1024 \
-	-nographic -nodefaults -no-reboot -monitor none -serial "file:$CONSOLE" \
-	-kernel "$ZCUSB_VMLINUX" -initrd "$WORK/initramfs.cpio" -append "$APPEND" \
-	-device qemu-xhci,id=xhci -drive "if=none,id=d0,file=$WORK/disk.img,format=raw" \
-	-device usb-storage,bus=xhci.0,drive=d0 \
-	-audiodev none,id=snd0 -device usb-audio,bus=xhci.0,audiodev=snd0 \
-	</dev/null >"$WORK/qemu.out" 2>&1
+timeout -k 10 "$TIMEOUT" "$QEMU" "${QEMU_ARGS[@]}" </dev/null >"$WORK/qemu.out" 2>&1
 qrc=$?
 set -e
 T2=$(date +%s.%N)
 if [ -n "$tailpid" ]; then
 	sleep 0.3
-	kill "$tailpid" 2>/dev/null || true
-	wait "$tailpid" 2>/dev/null || true
 fi
+# QEMU closed the connection: zcusb-isodev ends by itself (and writes its stats)
+i=0
+while [ -n "$isopid" ] && kill -0 "$isopid" 2>/dev/null && [ $i -lt 40 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+isorc="killed: still running after QEMU ended"
+if [ -n "$isopid" ] && ! kill -0 "$isopid" 2>/dev/null; then
+	isorc=0
+	wait "$isopid" || isorc=$?
+	isorc="exit $isorc"
+	isopid=""
+fi
+stop_helpers
+trap - EXIT
 
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 if [ $VERBOSE = 0 ]; then
@@ -147,6 +220,7 @@ if [ $VERBOSE = 0 ]; then
 	sed -n '/zcusb-kmod-init\[/,$p' "$CONSOLE" | tr -d '\r'
 fi
 echo "== build+initramfs $(secs "$T0" "$T1") s, QEMU $(secs "$T1" "$T2") s (rc $qrc); console: $CONSOLE"
+echo "== zcusb-isodev ($isorc): $(cat "$ISOSTATS" 2>/dev/null || echo 'no stats file') (log: $WORK/isodev.log)"
 rc=$(sed -n 's/^ZCUSB-KMOD-RESULT: rc=\([0-9]*\).*/\1/p' "$CONSOLE" | tr -d '\r' | tail -n1)
 if [ -z "$rc" ]; then
 	echo "VM RUN FAILED: no result line (timeout, panic or crash); last console lines:"

@@ -11,6 +11,9 @@
  * Loopback 0525:a4a1 (bulk OUT echoed on bulk IN), SourceSink 0525:a4a0
  * with pattern=1 (bulk IN sends (i % maxpacket) % 63, bulk OUT checks the
  * same and halts on a mismatch). Endpoint addresses are read from sysfs.
+ * With --storage 1, the xHCI's devices too: QEMU's usb-storage 46f4:0001,
+ * its usb-audio 46f4:0002 (iso OUT) and zcusb-isodev 1209:0001 (iso IN,
+ * tests/vm/tools/zcusb-isodev.h).
  *
  * Prints "ok"/"FAIL" lines, a closing "N passed, N failed" line and the
  * marker line "ZCUSB-KMOD-TEST: PASS" (or FAIL). Exit 0 only on PASS.
@@ -23,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "zcusb-kmod-test.h"
 
@@ -32,6 +36,7 @@ int main(int argc, char **argv)
 	struct dev ss = { .what = "sourcesink", .vidpid = "0525 a4a0", .fd = -1 };
 	struct dev stor = { .what = "usb-storage", .vidpid = "46f4 0001", .fd = -1 };
 	struct dev audio = { .what = "usb-audio", .vidpid = "46f4 0002", .fd = -1 };
+	struct dev isodev = { .what = "zcusb-isodev", .vidpid = "1209 0001", .fd = -1 };
 	int storage = 0;
 	const char *module = "zcusb";
 	struct stats s;
@@ -142,6 +147,15 @@ int main(int argc, char **argv)
 			audio.node[strlen(audio.node) - 1] = '1';
 			test_iso(&audio);
 		}
+		/* through QEMU's usb-redir from the host: its attach may come late */
+		section = "iso-in";
+		for (i = 0; i < 100 && find_intf(&isodev); i++)
+			usleep(100000);
+		if (find_intf(&isodev))
+			CHECK(0, "no zcusb-isodev %s on xHCI after 10 s (run-kmod-tests.sh's usb-redir)",
+			      isodev.vidpid);
+		else
+			test_iso_in(&isodev);
 	}
 	test_sigkill(&loop);
 	test_unplug(&loop);

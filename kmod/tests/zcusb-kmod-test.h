@@ -5,7 +5,8 @@
  * helpers, memory, stats), data.c (Loopback, split, copy mode, SourceSink,
  * control), limits.c (argument checks, limits, bind/unbind cycles),
  * faults.c (cancel, SIGKILL, unplug, rmmod), xhci.c (usb-storage on xHCI),
- * queue.c (in-kernel queues), iso.c (isochronous, QEMU's usb-audio).
+ * queue.c (in-kernel queues), iso.c (isochronous: OUT on QEMU's usb-audio,
+ * IN on zcusb-isodev through QEMU's usb-redir).
  */
 #ifndef ZCUSB_KMOD_TEST_H
 #define ZCUSB_KMOD_TEST_H
@@ -131,5 +132,6 @@ int tq_reap(struct tq *q, struct zcusb_cqe *out, int timeout_ms);
 
 /* --- iso.c ------------------------------------------------------------- */
 void test_iso(struct dev *d);
+void test_iso_in(struct dev *d);
 
 #endif /* ZCUSB_KMOD_TEST_H */

@@ -23,10 +23,13 @@
 # Exit: 0 all cases passed; 1 the VM ran every case but some failed; 2 usage;
 #       3 the VM did not boot, crashed or timed out (the reason and the console tail are printed).
 # Results: NAME.rc NAME.log NAME.time per case, console.log, setup.log, boot.txt, dmesg.txt,
-#   journal.txt, run-status (status=, reason=, fingerprint=, cases=, wall=).
+#   journal.txt, run-status (status=, reason=, fingerprint=, cases=, wall=), isodev.log and
+#   isodev-stats.json (zcusb-isodev's stderr and its final stats).
 # The guest also gets, under /run/zcusb-vm: bin/ the test programs meson built but does not
 # install (BUILD/tests/vm/tools, BUILD/tests/vm/bench), kmod/ zcusb.ko built against the
-# guest's kernel (build-kmod.sh; installed by the cases that want it, see guest/kmod.sh).
+# guest's kernel (build-kmod.sh; installed by the cases that want it, see guest/kmod.sh),
+# isodev-stats.json (what zcusb-isodev, the iso device QEMU's usb-redir puts on the xHCI
+# from BUILD/tests/vm/host, has seen: its --stats file, rewritten as it changes).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,7 +40,7 @@ die() {
 	exit 3
 }
 usage() {
-	sed -n '2,29p' "$0" >&2
+	sed -n '2,32p' "$0" >&2
 	exit 2
 }
 
@@ -220,6 +223,11 @@ if [ "$FP_ONLY" = 1 ]; then
 	exit 0
 fi
 
+# zcusb-isodev: the host side of the iso IN device (tests/vm/host), next to QEMU.
+ISODEV=$BUILD/tests/vm/host/zcusb-isodev
+[ -x "$ISODEV" ] ||
+	die "$ISODEV missing: the VM tier's iso device is not built (apt-get install libusbredirparser-dev, then meson setup --reconfigure $BUILD && ninja -C $BUILD)"
+
 # The shipped unit, rules and bus policy only take effect where systemd, udev and dbus look.
 prefix=$(python3 -c 'import json,sys
 for o in json.load(open(sys.argv[1])):
@@ -272,6 +280,43 @@ fi
 [ -f "$WORK/usbdisk.img" ] || truncate -s 16M "$WORK/usbdisk.img"
 T1=$(date +%s.%N)
 
+# zcusb-isodev serves QEMU's usb-redir on ISOSOCK (a listening socket once the path exists)
+# until QEMU closes it; its stats go to the xfer share for the guest. Stopped and reaped on
+# every way out from here.
+ISOSOCK=$WORK/isodev.sock
+ISOSOCKDIR=""
+if [ ${#ISOSOCK} -gt 100 ]; then # a unix socket address holds 107 bytes (with ".tmp")
+	ISOSOCKDIR=$(mktemp -d /tmp/zcusb-isodev.XXXXXX)
+	ISOSOCK=$ISOSOCKDIR/sock
+fi
+rm -f "$ISOSOCK"
+isopid=""
+tailpid=""
+stop_helpers() {
+	if [ -n "$isopid" ]; then
+		kill "$isopid" 2>/dev/null || true
+		wait "$isopid" 2>/dev/null || true
+		isopid=""
+	fi
+	if [ -n "$tailpid" ]; then
+		kill "$tailpid" 2>/dev/null || true
+		wait "$tailpid" 2>/dev/null || true
+		tailpid=""
+	fi
+	rm -f "$ISOSOCK"
+	[ -z "$ISOSOCKDIR" ] || rm -rf "$ISOSOCKDIR"
+}
+trap stop_helpers EXIT
+"$ISODEV" --socket "$ISOSOCK" --stats "$XFER/isodev-stats.json" --verbose \
+	</dev/null >/dev/null 2>"$RESULTS/isodev.log" 8>&- &
+isopid=$!
+i=0
+while [ ! -S "$ISOSOCK" ] && [ $i -lt 100 ] && kill -0 "$isopid" 2>/dev/null; do
+	sleep 0.05
+	i=$((i + 1))
+done
+[ -S "$ISOSOCK" ] || die "zcusb-isodev did not listen on $ISOSOCK: $(tail -n 3 "$RESULTS/isodev.log")"
+
 CONSOLE=$WORK/console.log
 : >"$CONSOLE"
 # systemd.unit= must be on the kernel command line: systemd 252 ignores it in argv.
@@ -298,9 +343,16 @@ QEMU_ARGS=(
 	# default 32) absorbs the difference instead of dropping packets after 0.4 s.
 	-audiodev "wav,id=usbaudio,path=$XFER/usb-audio.wav,out.mixing-engine=off"
 	-device usb-audio,bus=xhci.0,audiodev=usbaudio,buffer=196608
+	# zcusb-isodev (1209:0001, high speed, tests/vm/tools/zcusb-isodev.h): iso IN 0x81 and
+	# OUT 0x02 of 1024 bytes a millisecond for 79-iso, played by the host process started
+	# above and put on the xHCI by QEMU's usb-redir (dummy_hcd has no iso; usb-audio no IN).
+	# port=4, the xHCI's last root port, by name: a device that takes the last free port
+	# without naming one makes QEMU put a usb-hub there first, a full-speed one, and the
+	# device would run behind it at full speed.
+	-chardev "socket,id=isodev,path=$ISOSOCK"
+	-device usb-redir,chardev=isodev,bus=xhci.0,port=4,id=isodev
 )
 log "booting $ZCUSB_KVER for ${CASES[*]} (limit ${TIMEOUT}s)"
-tailpid=""
 if [ "$VERBOSE" = 1 ]; then
 	tail -n +1 -F "$CONSOLE" 2>/dev/null &
 	tailpid=$!
@@ -312,12 +364,26 @@ set -e
 T2=$(date +%s.%N)
 if [ -n "$tailpid" ]; then
 	sleep 0.3
-	kill "$tailpid" 2>/dev/null || true
-	wait "$tailpid" 2>/dev/null || true
 fi
+# QEMU closed the connection: zcusb-isodev ends by itself, after writing its stats
+i=0
+while [ -n "$isopid" ] && kill -0 "$isopid" 2>/dev/null && [ $i -lt 40 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+isorc="killed: still running after QEMU ended"
+if [ -n "$isopid" ] && ! kill -0 "$isopid" 2>/dev/null; then
+	isorc=0
+	wait "$isopid" || isorc=$?
+	isorc="exit $isorc"
+	isopid=""
+fi
+stop_helpers
+trap - EXIT
 
 # --- collect -------------------------------------------------------------------------------
 cp -a "$XFER/results/." "$RESULTS/" 2>/dev/null || true
+cp "$XFER/isodev-stats.json" "$RESULTS/" 2>/dev/null || true
 cp "$CONSOLE" "$RESULTS/console.log"
 [ -s "$WORK/qemu.out" ] && cp "$WORK/qemu.out" "$RESULTS/qemu.out"
 
@@ -377,6 +443,7 @@ echo "   prepare (install, initramfs): $(secs "$T0" "$T1") s; QEMU wall: $(secs 
 if [ -f "$RESULTS/boot.txt" ]; then
 	echo "   guest uptime: test unit start $(bootval guest_uptime_at_test_start) s, gadgets ready $(bootval guest_uptime_after_setup) s, end $(bootval guest_uptime_at_test_end) s"
 fi
+echo "   zcusb-isodev ($isorc): $(cat "$RESULTS/isodev-stats.json" 2>/dev/null || echo 'no stats file')"
 if grep -q '^ERROR' "$RESULTS/setup.log" 2>/dev/null; then
 	echo "   gadget setup errors (setup.log):"
 	grep '^ERROR\|gadget: error' "$RESULTS/setup.log" | sed 's/^/     /'
