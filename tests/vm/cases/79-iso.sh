@@ -21,6 +21,16 @@
 # Backend=auto, which must fall back to usbfs and say why. Each prints
 # zcusbd's lines about the claim. After the module passes it holds no queue, nothing in flight
 # or pinned, and the kernel log is clean.
+# Isochronous IN, and OUT at high speed, on zcusb-isodev (tests/vm/tools/zcusb-isodev.h:
+# 1209:0001, a usbredir server on the host that run-vm.sh puts on the xHCI through QEMU's
+# usb-redir; interface 0, alternate setting 1: iso IN 0x81 and iso OUT 0x02 of 1024 bytes, one
+# packet a millisecond). In every pass, after the speaker: zcusb-iso --in, 32 transfers of 32
+# packets, 4 in flight, with the malformed requests: every packet status 0 and, when it carries
+# data, a whole packet of the device's stream, in order, at the length the device sent (every
+# eighth is short); at least half the packets must carry data (QEMU answers a packet it has no
+# data for yet with 0 bytes). Then zcusb-iso OUT to 0x02, 16 transfers of 32 packets: the device
+# checks every byte (its stats file in the xfer share: packets counted, no error). Then lu-iso
+# through zcusb-run, IN and OUT on the same device, checked the same way.
 # The guest's snd-usb-audio (udev loads it from the full module tree) is unbound first.
 # timeout: 300
 set -euo pipefail
@@ -32,6 +42,8 @@ set -euo pipefail
 . "$ZCUSB_VM_GUEST/kmod.sh"
 
 AUDIO_ID=46f4:0002
+ISODEV_ID=1209:0001
+ISODEV_STATS=${ZCUSB_VM_GUEST%/guest}/isodev-stats.json
 WAV=${ZCUSB_VM_GUEST%/guest}/usb-audio.wav
 # QEMU's wav writer is a stdio stream: up to a buffer of its last bytes may not be in the
 # file yet while QEMU runs.
@@ -48,6 +60,7 @@ cleanup() {
 	data_revoke
 	# data_revoke re-triggers the gadgets only: drop the rule's properties from the speaker too
 	d=$(audio_sysfs) && udevadm trigger --action=change --settle "$d" || true
+	d=$(isodev_sysfs) && udevadm trigger --action=change --settle "$d" || true
 	if [ -n "$kmod_used" ]; then
 		echo 0 >/sys/module/zcusb/parameters/hide_features 2>/dev/null || true
 		kmod_uninstall
@@ -60,6 +73,12 @@ trap cleanup EXIT
 audio_sysfs() {
 	local d
 	d=$(data_sysfs_of "$AUDIO_ID")
+	[ -n "$d" ] && echo "${d%%$'\n'*}"
+}
+
+isodev_sysfs() {
+	local d
+	d=$(data_sysfs_of "$ISODEV_ID")
 	[ -n "$d" ] && echo "${d%%$'\n'*}"
 }
 
@@ -88,6 +107,29 @@ if not any(all(e.get(k) == v for k, v in want.items()) for e in alt1[0]["endpoin
     sys.exit("FAIL: interface 1 alt 1 has no iso OUT 0x01 of 192 bytes, bInterval 1: %r" % alt1[0]["endpoints"])
 PY
 
+step "zcusb-isodev ($ISODEV_ID) on the xHCI, through QEMU's usb-redir"
+idev=$(isodev_sysfs) || fail "no $ISODEV_ID in /sys/bus/usb/devices: run-vm.sh's QEMU has no usb-redir to zcusb-isodev? (its log: isodev.log in the results)"
+read -r busnum <"$idev/busnum"
+read -r devnum <"$idev/devnum"
+read -r speed <"$idev/speed"
+iobj=/org/zcusb1/device/usb${busnum}_${devnum}
+note "$idev: bus $busnum addr $devnum, $speed Mb/s, $(<"$idev/product"); zcusbd object $iobj"
+[ "$speed" = 480 ] || fail "$ISODEV_ID runs at $speed Mb/s, expected high speed (480)"
+[ -f "$ISODEV_STATS" ] || fail "no $ISODEV_STATS: run-vm.sh starts zcusb-isodev with --stats there"
+zcusbctl info --json "$iobj" >/tmp/isodev-info.json || fail "zcusbctl info $iobj exited $?"
+py - /tmp/isodev-info.json <<'PY' || fail "zcusb-isodev's interface is not as zcusb-isodev.h says (above)"
+import json, sys
+d = json.load(open(sys.argv[1]))
+alt1 = [i for i in d["interfaces"] if i["number"] == 0 and i["alt_setting"] == 1]
+if not alt1:
+    sys.exit("FAIL: no interface 0, alternate setting 1: %r" % d["interfaces"])
+for want in ({"address": 0x81, "type": "isochronous", "direction": "in", "max_packet_size": 1024, "interval": 4},
+             {"address": 0x02, "type": "isochronous", "direction": "out", "max_packet_size": 1024, "interval": 4}):
+    if not any(all(e.get(k) == v for k, v in want.items()) for e in alt1[0]["endpoints"]):
+        sys.exit("FAIL: interface 0 alt 1 lacks %r: %r" % (want, alt1[0]["endpoints"]))
+print("   interface 0 alt 1: iso IN 0x81 and iso OUT 0x02, 1024 bytes, bInterval 4")
+PY
+
 step "no kernel driver on the speaker (udev loaded snd-usb-audio from the module tree: unbind it)"
 for i in "$dev":1.*; do
 	drv=$(intf_driver "${i##*/}")
@@ -103,7 +145,7 @@ note "${dev##*/}'s interfaces are free"
 
 step "grant group $DATA_GROUP the speaker"
 data_users
-data_grant "$AUDIO_ID"
+data_grant "$AUDIO_ID" "$ISODEV_ID"
 [ -f "$WAV" ] || fail "no $WAV: run-vm.sh's -audiodev wav writes it into the xfer share"
 
 # check_wav OFFSET BYTES: the wav file holds BYTES of the pattern stream from OFFSET, in one
@@ -130,6 +172,70 @@ if n - len(got) > slack:
 print("   wav: %d of %d bytes at file offset %d, identical%s" % (len(got), n, at,
       "" if len(got) == n else " (the last %d not flushed by QEMU yet)" % (n - len(got))))
 PY
+}
+
+# isodev_stat FIELD: a number from zcusb-isodev's stats file.
+isodev_stat() {
+	py - "$ISODEV_STATS" "$1" <<'PY'
+import json, sys
+print(json.load(open(sys.argv[1]))[sys.argv[2]])
+PY
+}
+
+# isodev_runs LABEL: IN and OUT on zcusb-isodev as zcin: zcusb-iso, then lu-iso through zcusb-run.
+isodev_runs() {
+	local label=$1 rc=0 off n0 n1 e0 want
+	step "iso pass '$label': zcusb-isodev IN, 32 x 32 packets of 1024 bytes, 4 in flight, malformed requests"
+	printf '+ (zcin) zcusb-iso --json --in --interface 0 --transfers 32 --packets 32 --in-flight 4 %s\n' "$iobj"
+	run_as zcin "$iso" --json --in --interface 0 --transfers 32 --packets 32 --in-flight 4 "$iobj" \
+		>/tmp/isoin.json 2>/tmp/isoin.err || rc=$?
+	note "$(cat /tmp/isoin.json)"
+	[ -s /tmp/isoin.err ] && sed 's/^/   stderr: /' /tmp/isoin.err
+	if [ $rc -ne 0 ]; then
+		journal_since | tail -n 15
+		fail "$label: zcusb-iso --in exited $rc: $(cat /tmp/isoin.err)"
+	fi
+	[ "$(jfield endpoint </tmp/isoin.json)" = 0x81 ] && [ "$(jfield direction </tmp/isoin.json)" = in ] ||
+		fail "$label: zcusb-iso --in did not read endpoint 0x81"
+	[ "$(jfield bad_requests </tmp/isoin.json)" = 5 ] || fail "$label: IN: $(jfield bad_requests </tmp/isoin.json) malformed requests checked, expected 5"
+	[ "$(jfield backend </tmp/isoin.json)" = "$ISO_BACKEND" ] ||
+		fail "$label: the isodev claim is on $(jfield backend </tmp/isoin.json), the speaker's on $ISO_BACKEND"
+	note "IN: $(jfield filled_packets </tmp/isoin.json) packets with data, each checked; $(jfield empty_packets </tmp/isoin.json) empty, $(jfield lost_packets </tmp/isoin.json) of the device's lost"
+
+	step "iso pass '$label': zcusb-isodev OUT 0x02, 16 x 32 packets of 1024 bytes, checked by the device"
+	RUN_NO=$((RUN_NO + 1))
+	off=$((RUN_NO << 40))
+	n0=$(isodev_stat out_packets)
+	e0=$(isodev_stat out_errors)
+	rc=0
+	run_as zcin "$iso" --json --interface 0 --endpoint 0x02 --transfers 16 --packets 32 --in-flight 4 --no-bad \
+		--stream-offset "$off" "$iobj" >/tmp/isoout.json 2>/tmp/isoout.err || rc=$?
+	note "$(cat /tmp/isoout.json)"
+	[ $rc -eq 0 ] || fail "$label: zcusb-iso OUT to zcusb-isodev exited $rc: $(cat /tmp/isoout.err)"
+	want=$((n0 + 16 * 32))
+	wait_until 10 "zcusb-isodev to count $want OUT packets" sh -c "[ \"\$(grep -o '\"out_packets\": *[0-9]*' '$ISODEV_STATS' | grep -o '[0-9]*\$')\" -ge $want ]"
+	n1=$(isodev_stat out_packets)
+	[ "$(isodev_stat out_errors)" = "$e0" ] || fail "$label: zcusb-isodev found errors in what it received: $(isodev_stat out_first_error)"
+	note "OUT: zcusb-isodev received $((n1 - n0)) packets, every byte as sent"
+
+	step "iso pass '$label': lu-iso (plain libusb-1.0) through zcusb-run on zcusb-isodev, IN and OUT"
+	RUN_NO=$((RUN_NO + 1))
+	off=$((RUN_NO << 40))
+	n0=$n1
+	rc=0
+	printf '+ (zcin) zcusb-run lu-iso --device=%s --interface=0 --alt=1 --in=0x81 --out=0x02 --packets=32 --size=1024 --transfers=16 --pattern=isodev\n' "$ISODEV_ID"
+	run_as zcin zcusb-run "$luiso" "--device=$ISODEV_ID" --interface=0 --alt=1 --in=0x81 --out=0x02 --packets=32 \
+		--size=1024 --transfers=16 --pattern=isodev "--offset=$off" >/tmp/lu-isodev.json 2>/tmp/lu-isodev.err || rc=$?
+	note "$(cat /tmp/lu-isodev.json)"
+	[ $rc -eq 0 ] || fail "$label: lu-iso on zcusb-isodev exited $rc: $(cat /tmp/lu-isodev.err)"
+	[ "$(jfield bad_in </tmp/lu-isodev.json)" = 0 ] && [ "$(jfield bad_out </tmp/lu-isodev.json)" = 0 ] &&
+		[ "$(jfield out_bytes </tmp/lu-isodev.json)" = $((16 * 32 * 1024)) ] ||
+		fail "$label: lu-iso on zcusb-isodev: $(cat /tmp/lu-isodev.json)"
+	[ $(($(jfield in_filled_packets </tmp/lu-isodev.json) * 2)) -ge $((16 * 32)) ] ||
+		fail "$label: lu-iso: fewer than half the IN packets carried data"
+	want=$((n0 + 16 * 32))
+	wait_until 10 "zcusb-isodev to count $want OUT packets" sh -c "[ \"\$(grep -o '\"out_packets\": *[0-9]*' '$ISODEV_STATS' | grep -o '[0-9]*\$')\" -ge $want ]"
+	[ "$(isodev_stat out_errors)" = "$e0" ] || fail "$label: zcusb-isodev found errors in lu-iso's OUT: $(isodev_stat out_first_error)"
 }
 
 RUN_NO=0
@@ -171,6 +277,7 @@ iso_pass() {
 	[ "$(jfield bad_requests </tmp/iso.json)" = 5 ] || fail "$label: $(jfield bad_requests </tmp/iso.json) malformed requests checked, expected 5"
 	step "iso pass '$label': 8 x 128 packets (ZCUSB_ISO_MAX_PACKETS), 2 in flight"
 	iso_run "$label" --transfers 8 --packets 128 --in-flight 2 --no-bad
+	isodev_runs "$label"
 	served=$ISO_SERVED
 	SERVED_KIND=$ISO_SERVED
 	if kmod_loaded; then

@@ -1,13 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * zcusb-iso: isochronous OUT transfers through zcusbd with libzcusb (the VM
- * tier's iso tool, for QEMU's usb-audio speaker: 46f4:0002, interface 1,
- * alternate setting 1, iso OUT 0x01 of 192 bytes a frame).
+ * zcusb-iso: isochronous transfers through zcusbd with libzcusb, the VM tier's
+ * iso tool. OUT: for QEMU's usb-audio speaker (46f4:0002, interface 1, alternate
+ * setting 1, iso OUT 0x01 of 192 bytes a frame) and zcusb-isodev's OUT endpoint.
+ * IN (--in): reads zcusb-isodev's stream (zcusb-isodev.h: 1209:0001, interface 0,
+ * alternate setting 1, iso IN 0x81 of 1024 bytes a millisecond) and checks it.
  *
  *   zcusb-iso [OPTIONS] DEVICE
  *   --interface N (1)       the streaming interface to claim
  *   --alt-setting N (1)     the alternate setting to select (it must have an iso OUT endpoint)
- *   --endpoint EP (auto)    the iso OUT endpoint (default: the first one of that setting)
+ *   --endpoint EP (auto)    the iso endpoint (default: the first one of that setting in the
+ *                           direction asked for; 0x81..0x8f implies --in)
+ *   --in                    read zcusb-isodev's IN stream instead of writing
+ *   --min-filled PCT (50)   IN: at least PCT percent of the packets must carry data (QEMU's
+ *                           usb-redir answers a packet it holds no data for with 0 bytes)
  *   --transfers N (64)      iso transfers to stream
  *   --packets P (32)        packets per transfer (1..ZCUSB_ISO_MAX_PACKETS)
  *   --packet-size S (auto)  bytes per packet (default: what the endpoint allows)
@@ -23,7 +29,11 @@
  * DEVICE as zcusbctl takes it (object path, BUS:ADDR, VID:PID[:SERIAL], sysfs path).
  *
  * Checks every completion: CQE status 0, CQE actual_length == the transfer's data bytes,
- * every packet descriptor's status 0 and actual_length == length. Unless --no-bad, it also
+ * every packet descriptor's status 0 and actual_length == length (IN: <= length, and the
+ * CQE's actual_length their sum; each packet's data, at its offset in the packed data, is
+ * checked with zc_isodev_check(): a whole packet of the device's stream, in order, at the
+ * length the device sent it; bytes after a short packet's end stay as they were or are 0,
+ * as usbfs leaves them). Unless --no-bad, it also
  * submits malformed iso requests, before the stream and once in its middle (with stream
  * transfers in flight): more packets than ZCUSB_ISO_MAX_PACKETS, no packets, descriptor
  * lengths adding up to more than the region, a packet larger than the endpoint allows. Each
@@ -32,11 +42,13 @@
  * the descriptors of a refused request); the stream around them must be unaffected.
  *
  * JSON: transfers, packets, packet_size, bytes, seconds, mb_per_s, in_flight, interface,
- * alt_setting, endpoint, max_packet_size, interval, stream_offset, bad_requests, bad_statuses
+ * alt_setting, endpoint, direction, max_packet_size, interval, stream_offset, bad_requests, bad_statuses
  * (what each malformed request got, in submission order), backend (the claim's Backend
  * property), served_by (who consumed the ring: "daemon" over usbfs, where zcusbd always
  * does; libzcusb does not read the claim's ServedBy property, so over zcusb.ko "unknown"),
- * submitted, completed, failed, bytes_out (the claim's counters after the stream).
+ * submitted, completed, failed, bytes_out, bytes_in (the claim's counters after the stream);
+ * IN also filled_packets, empty_packets, lost_packets (packet numbers of the device's stream
+ * that never arrived: dropped by QEMU's buffer, which a real-time stream may do).
  * Exit: 0 all as expected; 1 a check failed; 2 usage; 3 no such device; 4 access denied;
  * 5 zcusbd unreachable; 6 a transfer failed (client/exit-codes.h).
  */
@@ -51,18 +63,22 @@
 
 #include <zcusb.h>
 
+#include "zcusb-isodev.h"
 #include "zcusb-pattern.h"
 
 #define MAX_IN_FLIGHT 64u
 #define SENTINEL      UINT32_C(0x5a5a5a5a)
 #define USER_BAD      (UINT64_C(1) << 62)
 #define N_BAD_KINDS   4
+#define IN_POISON     0xa5 /* IN data regions before each submission */
 
 typedef struct Options {
         const char *device;
         uint8_t interface;
         uint8_t alt_setting;
-        uint8_t endpoint; /* 0: the first iso OUT endpoint */
+        uint8_t endpoint; /* 0: the first iso endpoint in the direction asked for */
+        bool in;
+        unsigned min_filled; /* IN: percent of packets that must carry data */
         uint32_t transfers;
         uint32_t packets;
         uint32_t packet_size; /* 0: the endpoint's */
@@ -94,6 +110,8 @@ typedef struct Iso {
         size_t bad_size;
         Slot slots[MAX_IN_FLIGHT];
         uint64_t submitted, completed;
+        uint64_t bytes_moved; /* the stream's, as the completions report it */
+        ZcIsodevReader reader; /* IN */
         uint64_t next_expected; /* completions arrive in submission order on one endpoint */
         bool out_of_order;
         int bad_status[2 * N_BAD_KINDS];
@@ -111,9 +129,10 @@ static void usage(FILE *to) {
         fprintf(to,
                 "Usage: %s [--interface 1] [--alt-setting 1] [--endpoint EP] [--transfers 64] [--packets 32]\n"
                 "       [--packet-size S] [--in-flight 4] [--stream-offset N] [--settle-ms MS] [--no-bad]\n"
-                "       [--timeout MS] [--json] DEVICE\n"
-                "Streams iso OUT transfers of zcusb-pattern.h's data through zcusbd and checks every\n"
-                "completion and packet; malformed iso requests must be refused and change nothing.\n",
+                "       [--in] [--min-filled PCT] [--timeout MS] [--json] DEVICE\n"
+                "Streams iso OUT transfers of zcusb-pattern.h's data through zcusbd (or, --in, reads\n"
+                "zcusb-isodev's iso IN stream) and checks every completion and packet; malformed iso\n"
+                "requests must be refused and change nothing.\n",
                 program);
 }
 
@@ -129,6 +148,8 @@ static int parse_options(int argc, char **argv, Options *o) {
                 { "stream-offset", required_argument, NULL, 'o' },
                 { "settle-ms",     required_argument, NULL, 'S' },
                 { "no-bad",        no_argument,       NULL, 'B' },
+                { "in",            no_argument,       NULL, 'I' },
+                { "min-filled",    required_argument, NULL, 'F' },
                 {}
         };
         uint64_t v;
@@ -141,6 +162,7 @@ static int parse_options(int argc, char **argv, Options *o) {
                 .packets = 32,
                 .in_flight = 4,
                 .bad = true,
+                .min_filled = 50,
                 .timeout_ms = 5000,
         };
         while ((c = tool_getopt(argc, argv, "hn:p:q:j", options, usage, &o->interface, &o->timeout_ms, &o->json)) > 0) {
@@ -152,9 +174,20 @@ static int parse_options(int argc, char **argv, Options *o) {
                         o->alt_setting = (uint8_t) v;
                         break;
                 case 'e':
-                        if (parse_number("--endpoint", optarg, 1, 0x0f, "an OUT endpoint address (0x01..0x0f)", &v) < 0)
+                        if (parse_number("--endpoint", optarg, 1, 0x8f, NULL, &v) < 0 || (v & 0x70) || !(v & 0x0f))
+                                return fail(EXIT_USAGE, "--endpoint %s: not an endpoint address (0x01..0x0f OUT, "
+                                            "0x81..0x8f IN)", optarg);
+                        o->endpoint = (uint8_t) (v & 0x0f);
+                        if (v & 0x80)
+                                o->in = true;
+                        break;
+                case 'I':
+                        o->in = true;
+                        break;
+                case 'F':
+                        if (parse_number("--min-filled", optarg, 0, 100, "a percentage (0..100)", &v) < 0)
                                 return EXIT_USAGE;
-                        o->endpoint = (uint8_t) v;
+                        o->min_filled = (unsigned) v;
                         break;
                 case 'n':
                         if (parse_number("--transfers", optarg, 1, UINT32_MAX / 2, "a positive number", &v) < 0)
@@ -205,7 +238,11 @@ static int find_endpoint(Iso *s) {
         const Options *o = s->o;
         int r;
 
-        for (uint8_t a = o->endpoint ? o->endpoint : 1; a <= (o->endpoint ? o->endpoint : 0x0f); a++) {
+        uint8_t dir = o->in ? 0x80 : 0;
+
+        for (uint8_t n = o->endpoint ? o->endpoint : 1; n <= (o->endpoint ? o->endpoint : 0x0f); n++) {
+                uint8_t a = n | dir;
+
                 r = zcusb_claim_get_endpoint(s->claim, a, &s->epd);
                 if (r == -ENOENT)
                         continue;
@@ -222,9 +259,9 @@ static int find_endpoint(Iso *s) {
         }
         if (o->endpoint)
                 return fail(EXIT_USAGE, "interface %u, alternate setting %u has no endpoint 0x%02x", o->interface,
-                            o->alt_setting, o->endpoint);
-        return fail(EXIT_USAGE, "interface %u, alternate setting %u has no isochronous OUT endpoint", o->interface,
-                    o->alt_setting);
+                            o->alt_setting, o->endpoint | dir);
+        return fail(EXIT_USAGE, "interface %u, alternate setting %u has no isochronous %s endpoint", o->interface,
+                    o->alt_setting, o->in ? "IN" : "OUT");
 }
 
 static uint32_t endpoint_packet_max(const struct zcusb_endpoint *e) {
@@ -254,7 +291,10 @@ static int submit_stream(Iso *s, uint64_t seq) {
                 d[i] = (struct zcusb_iso_packet) {
                         .length = s->packet_size, .actual_length = SENTINEL, .status = (int32_t) SENTINEL,
                 };
-        zc_pattern_fill(region + hdr, stream_pos(s, seq), (size_t) o->packets * s->packet_size);
+        if (o->in)
+                memset(region + hdr, IN_POISON, (size_t) o->packets * s->packet_size);
+        else
+                zc_pattern_fill(region + hdr, stream_pos(s, seq), (size_t) o->packets * s->packet_size);
         zcusb_prep_transfer(&sqe, ZCUSB_OP_ISO, s->ep, zcusb_buffer_id(s->buffer), (uint64_t) (region - s->data),
                             hdr + o->packets * s->packet_size, o->timeout_ms, seq);
         sqe.iso_packets = o->packets;
@@ -370,8 +410,10 @@ static int check_stream_cqe(Iso *s, const struct zcusb_cqe *c) {
         uint64_t seq = c->user_data;
         unsigned k = (unsigned) (seq % o->in_flight);
         const struct zcusb_iso_packet *d = (const struct zcusb_iso_packet *) slot_region(s, k);
+        const uint8_t *data = slot_region(s, k) + o->packets * sizeof(*d);
         uint32_t want = o->packets * s->packet_size;
         uint64_t sum = 0;
+        char why[160];
 
         if (!s->slots[k].busy || s->slots[k].seq != seq)
                 return fail(EXIT_FAIL, "a completion for a transfer that is not in flight (user_data 0x%" PRIx64 ")",
@@ -397,16 +439,32 @@ static int check_stream_cqe(Iso *s, const struct zcusb_cqe *c) {
                         return fail(EXIT_TRANSFER, "iso transfer %" PRIu64 ": packet %u has status %d (%s)%s", seq, i,
                                     d[i].status, zcusb_strerror(d[i].status),
                                     d[i].status == (int32_t) SENTINEL ? ": no result was written back" : "");
-                if (d[i].actual_length != d[i].length)
+                if (o->in ? d[i].actual_length > d[i].length : d[i].actual_length != d[i].length)
                         return fail(EXIT_TRANSFER, "iso transfer %" PRIu64 ": packet %u moved %u of %u bytes%s", seq, i,
                                     d[i].actual_length, d[i].length,
                                     d[i].actual_length == SENTINEL ? " (no result was written back)" : "");
+                if (o->in) {
+                        const uint8_t *p = data + (size_t) i * s->packet_size;
+
+                        if (zc_isodev_check(&s->reader, true, p, d[i].actual_length, why, sizeof(why)) < 0)
+                                return fail(EXIT_FAIL, "iso transfer %" PRIu64 ", packet %u: %s", seq, i, why);
+                        /* usbfs zeroes an IN buffer before the transfer and
+                                 * copies all of it back; zcusb.ko leaves it be */
+                        for (uint32_t b = d[i].actual_length; b < d[i].length; b++)
+                                if (p[b] != IN_POISON && p[b] != 0)
+                                        return fail(EXIT_FAIL, "iso transfer %" PRIu64 ", packet %u of %u bytes: "
+                                                    "byte %u beyond its end was written (0x%02x)", seq, i,
+                                                    d[i].actual_length, b, p[b]);
+                }
                 sum += d[i].actual_length;
         }
+        if (o->in)
+                want = (uint32_t) sum;
         if (c->actual_length != want || sum != want)
                 return fail(EXIT_FAIL, "iso transfer %" PRIu64 ": the completion reports %u bytes, the packets %" PRIu64
                             ", %u were sent", seq, c->actual_length, sum, want);
         s->completed++;
+        s->bytes_moved += sum;
         return EXIT_OK;
 }
 
@@ -537,20 +595,31 @@ static int run(Iso *s) {
         if (r != EXIT_OK)
                 return r;
         seconds = now_seconds() - start;
-        bytes = (uint64_t) o->transfers * o->packets * s->packet_size;
+        bytes = s->bytes_moved;
 
         r = zcusb_claim_get_usage(s->claim, &u);
         if (r < 0)
                 return fail_lib(s->ctx, "reading the claim's counters", r, EXIT_FAIL);
         /* dbus/API.md: Submitted counts every entry acted on, Failed the refused ones; a
          * kernel-served queue's entries count the same. */
-        if (u.bytes_out != bytes || u.completed != o->transfers || u.failed != s->n_bad_cqe ||
+        if ((o->in ? u.bytes_in : u.bytes_out) != bytes || (o->in ? u.bytes_out : u.bytes_in) != 0 ||
+            u.completed != o->transfers || u.failed != s->n_bad_cqe ||
             u.submitted != o->transfers + s->n_bad_cqe || u.in_flight != 0)
                 return fail(EXIT_FAIL, "the claim's counters are submitted %" PRIu64 ", completed %" PRIu64 ", failed %"
-                            PRIu64 ", bytes out %" PRIu64 ", in flight %" PRIu32 "; expected %" PRIu64 ", %" PRIu32
-                            ", %u, %" PRIu64 ", 0 (%" PRIu32 " transfers, %u refused by zcusbd)", u.submitted,
-                            u.completed, u.failed, u.bytes_out, u.in_flight, o->transfers + (uint64_t) s->n_bad_cqe,
-                            o->transfers, s->n_bad_cqe, bytes, o->transfers, s->n_bad_cqe);
+                            PRIu64 ", bytes %s %" PRIu64 " (%s %" PRIu64 "), in flight %" PRIu32 "; expected %" PRIu64
+                            ", %" PRIu32 ", %u, %" PRIu64 " (0), 0 (%" PRIu32 " transfers, %u refused by zcusbd)",
+                            u.submitted, u.completed, u.failed, o->in ? "in" : "out", o->in ? u.bytes_in : u.bytes_out,
+                            o->in ? "out" : "in", o->in ? u.bytes_out : u.bytes_in, u.in_flight,
+                            o->transfers + (uint64_t) s->n_bad_cqe, o->transfers, s->n_bad_cqe, bytes, o->transfers,
+                            s->n_bad_cqe);
+        if (o->in) {
+                uint64_t packets = (uint64_t) o->transfers * o->packets;
+
+                if (s->reader.packets * 100 < packets * o->min_filled)
+                        return fail(EXIT_FAIL, "only %" PRIu64 " of %" PRIu64 " packets carried data (%" PRIu64
+                                    " empty; --min-filled %u%%)", s->reader.packets, packets, s->reader.empty,
+                                    o->min_filled);
+        }
         if (o->settle_ms)
                 sleep_ms(o->settle_ms);
         r = zcusb_claim_set_alt_setting(s->claim, 0);
@@ -565,22 +634,34 @@ static int run(Iso *s) {
                         printf("{\"transfers\":%" PRIu32 ",\"packets\":%" PRIu64 ",\"packet_size\":%" PRIu32
                                ",\"bytes\":%" PRIu64 ",\"seconds\":%.6f,\"mb_per_s\":%.3f,\"in_flight\":%u"
                                ",\"interface\":%u,\"alt_setting\":%u,\"endpoint\":\"0x%02x\",\"max_packet_size\":%u"
-                               ",\"interval\":%u,\"stream_offset\":%" PRIu64 ",\"bad_requests\":%u,\"bad_statuses\":[",
+                               ",\"direction\":\"%s\",\"interval\":%u,\"stream_offset\":%" PRIu64
+                               ",\"bad_requests\":%u,\"bad_statuses\":[",
                                o->transfers, (uint64_t) o->transfers * o->packets, s->packet_size, bytes, seconds,
                                mbps, o->in_flight, o->interface, o->alt_setting, s->ep, s->epd.max_packet_size,
-                               s->epd.interval, o->stream_offset, s->n_bad);
+                               o->in ? "in" : "out", s->epd.interval, o->stream_offset, s->n_bad);
                         for (unsigned i = 0; i < s->n_bad; i++)
                                 printf("%s%d", i ? "," : "", s->bad_status[i]);
                         printf("],\"in_order\":%s,\"backend\":\"%s\",\"served_by\":\"%s\",\"submitted\":%" PRIu64
-                               ",\"completed\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"bytes_out\":%" PRIu64 "}\n",
+                               ",\"completed\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"bytes_out\":%" PRIu64
+                               ",\"bytes_in\":%" PRIu64,
                                s->out_of_order ? "false" : "true", u.backend, served, u.submitted, u.completed,
-                               u.failed, u.bytes_out);
+                               u.failed, u.bytes_out, u.bytes_in);
+                        if (o->in)
+                                printf(",\"filled_packets\":%" PRIu64 ",\"empty_packets\":%" PRIu64
+                                       ",\"lost_packets\":%" PRIu64, s->reader.packets, s->reader.empty,
+                                       s->reader.lost);
+                        printf("}\n");
                 } else {
-                        printf("%" PRIu32 " iso OUT transfers of %" PRIu32 " packets x %" PRIu32 " bytes to endpoint "
-                               "0x%02x (interface %u, alternate setting %u): %" PRIu64 " bytes in %.3f s, %.3f MB/s, "
-                               "every packet complete\n",
-                               o->transfers, o->packets, s->packet_size, s->ep, o->interface, o->alt_setting, bytes,
-                               seconds, mbps);
+                        printf("%" PRIu32 " iso %s transfers of %" PRIu32 " packets x %" PRIu32 " bytes %s endpoint "
+                               "0x%02x (interface %u, alternate setting %u): %" PRIu64 " bytes in %.3f s, %.3f MB/s, ",
+                               o->transfers, o->in ? "IN" : "OUT", o->packets, s->packet_size, o->in ? "from" : "to",
+                               s->ep, o->interface, o->alt_setting, bytes, seconds, mbps);
+                        if (o->in)
+                                printf("%" PRIu64 " packets with data, each whole and in order, %" PRIu64 " empty, %"
+                                       PRIu64 " of the device's stream lost\n", s->reader.packets, s->reader.empty,
+                                       s->reader.lost);
+                        else
+                                printf("every packet complete\n");
                         if (o->bad) {
                                 printf("malformed requests refused:");
                                 for (unsigned i = 0; i < s->n_bad; i++)
