@@ -26,6 +26,8 @@ KMOD=$(cd "$HERE/.." && pwd)
 REPO=$(cd "$KMOD/.." && pwd)
 # shellcheck source=tests/vm/stage-modules.sh
 . "$REPO/tests/vm/stage-modules.sh"
+# shellcheck source=tests/vm/isodev.sh
+. "$REPO/tests/vm/isodev.sh"
 CACHE=${ZCUSB_VM_CACHE:-/var/cache/zcusb-test}
 WORK=$CACHE/kmod-test
 QEMU=${ZCUSB_VM_QEMU:-qemu-system-x86_64}
@@ -142,35 +144,22 @@ CONSOLE=$WORK/console.log
 APPEND="console=ttyS0 panic=-1 rdinit=/init loglevel=4 mitigations=off 8250.nr_uarts=1"
 APPEND+=" random.trust_cpu=on ZCUSB_CYCLES=${ZCUSB_CYCLES:-1000}"
 APPEND+=${ZCUSB_KMOD_APPEND:+ $ZCUSB_KMOD_APPEND}
-# zcusb-isodev listens on ISOSOCK (which appears once it listens) and serves QEMU's
-# usb-redir until QEMU closes it; stopped and reaped on every way out from here.
-ISOSOCK=$WORK/isodev.sock
+# zcusb-isodev serves QEMU's usb-redir (tests/vm/isodev.sh) until QEMU closes it; it and the
+# console tail are stopped on every way out from here.
 ISOSTATS=$WORK/isodev-stats.json
-rm -f "$ISOSOCK" "$ISOSTATS"
-isopid=""
+rm -f "$ISOSTATS"
 tailpid=""
 stop_helpers() {
-	if [ -n "$isopid" ]; then
-		kill "$isopid" 2>/dev/null || true
-		wait "$isopid" 2>/dev/null || true
-		isopid=""
-	fi
+	isodev_kill
 	if [ -n "$tailpid" ]; then
 		kill "$tailpid" 2>/dev/null || true
 		wait "$tailpid" 2>/dev/null || true
 		tailpid=""
 	fi
-	rm -f "$ISOSOCK"
 }
 trap stop_helpers EXIT
-"$ISODEV" --socket "$ISOSOCK" --stats "$ISOSTATS" --verbose </dev/null >/dev/null 2>"$WORK/isodev.log" 7>&- &
-isopid=$!
-i=0
-while [ ! -S "$ISOSOCK" ] && [ $i -lt 100 ] && kill -0 "$isopid" 2>/dev/null; do
-	sleep 0.05
-	i=$((i + 1))
-done
-[ -S "$ISOSOCK" ] || die "zcusb-isodev did not listen on $ISOSOCK: $(tail -n 3 "$WORK/isodev.log")" 3
+isodev_start "$ISODEV" "$WORK/isodev.sock" "$ISOSTATS" "$WORK/isodev.log" ||
+	die "zcusb-isodev, the iso IN device, did not start (above)" 3
 
 log "booting $ZCUSB_KVER under TCG (limit ${TIMEOUT}s)"
 if [ $VERBOSE = 1 ]; then
@@ -185,10 +174,8 @@ QEMU_ARGS=(
 	-device qemu-xhci,id=xhci -drive "if=none,id=d0,file=$WORK/disk.img,format=raw"
 	-device usb-storage,bus=xhci.0,drive=d0
 	-audiodev none,id=snd0 -device usb-audio,bus=xhci.0,audiodev=snd0
-	# zcusb-isodev (1209:0001, high speed): iso IN 0x81 and OUT 0x02 for iso.c's IN section;
-	# port=4 by name, or the device that takes the last free port brings a full-speed usb-hub
-	-chardev "socket,id=isodev,path=$ISOSOCK"
-	-device usb-redir,chardev=isodev,bus=xhci.0,port=4,id=isodev
+	# zcusb-isodev (1209:0001, high speed): iso IN 0x81 and OUT 0x02 for iso.c's IN section
+	"${ISODEV_QEMU_ARGS[@]}"
 )
 set +e
 timeout -k 10 "$TIMEOUT" "$QEMU" "${QEMU_ARGS[@]}" </dev/null >"$WORK/qemu.out" 2>&1
@@ -198,19 +185,7 @@ T2=$(date +%s.%N)
 if [ -n "$tailpid" ]; then
 	sleep 0.3
 fi
-# QEMU closed the connection: zcusb-isodev ends by itself (and writes its stats)
-i=0
-while [ -n "$isopid" ] && kill -0 "$isopid" 2>/dev/null && [ $i -lt 40 ]; do
-	sleep 0.05
-	i=$((i + 1))
-done
-isorc="killed: still running after QEMU ended"
-if [ -n "$isopid" ] && ! kill -0 "$isopid" 2>/dev/null; then
-	isorc=0
-	wait "$isopid" || isorc=$?
-	isorc="exit $isorc"
-	isopid=""
-fi
+isodev_end
 stop_helpers
 trap - EXIT
 
@@ -220,7 +195,7 @@ if [ $VERBOSE = 0 ]; then
 	sed -n '/zcusb-kmod-init\[/,$p' "$CONSOLE" | tr -d '\r'
 fi
 echo "== build+initramfs $(secs "$T0" "$T1") s, QEMU $(secs "$T1" "$T2") s (rc $qrc); console: $CONSOLE"
-echo "== zcusb-isodev ($isorc): $(cat "$ISOSTATS" 2>/dev/null || echo 'no stats file') (log: $WORK/isodev.log)"
+echo "== zcusb-isodev ($ISODEV_END): $(cat "$ISOSTATS" 2>/dev/null || echo 'no stats file') (log: $WORK/isodev.log)"
 rc=$(sed -n 's/^ZCUSB-KMOD-RESULT: rc=\([0-9]*\).*/\1/p' "$CONSOLE" | tr -d '\r' | tail -n1)
 if [ -z "$rc" ]; then
 	echo "VM RUN FAILED: no result line (timeout, panic or crash); last console lines:"

@@ -34,6 +34,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PROG=run-vm
+# shellcheck source=tests/vm/isodev.sh
+. "$HERE/isodev.sh"
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() {
 	printf '%s: error: %s\n' "$PROG" "$*" >&2
@@ -209,7 +211,8 @@ make_sys_tree() {
 fingerprint() { # DIR
 	{
 		echo "kernel $ZCUSB_KVER"
-		sha256sum "$HERE/init" "$HERE/run-vm.sh" "$HERE/build-initramfs.sh" "$HERE/stage-modules.sh" | cut -d' ' -f1
+		sha256sum "$HERE/init" "$HERE/run-vm.sh" "$HERE/build-initramfs.sh" "$HERE/stage-modules.sh" \
+			"$HERE/isodev.sh" "$HERE/host/zcusb-isodev.c" "$HERE/tools/zcusb-isodev.h" | cut -d' ' -f1
 		cd "$1"
 		find root sys guest cases bin kmod debs -printf '%p %y %m %l\n' | LC_ALL=C sort
 		find root sys guest cases bin kmod debs -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum
@@ -280,42 +283,20 @@ fi
 [ -f "$WORK/usbdisk.img" ] || truncate -s 16M "$WORK/usbdisk.img"
 T1=$(date +%s.%N)
 
-# zcusb-isodev serves QEMU's usb-redir on ISOSOCK (a listening socket once the path exists)
-# until QEMU closes it; its stats go to the xfer share for the guest. Stopped and reaped on
-# every way out from here.
-ISOSOCK=$WORK/isodev.sock
-ISOSOCKDIR=""
-if [ ${#ISOSOCK} -gt 100 ]; then # a unix socket address holds 107 bytes (with ".tmp")
-	ISOSOCKDIR=$(mktemp -d /tmp/zcusb-isodev.XXXXXX)
-	ISOSOCK=$ISOSOCKDIR/sock
-fi
-rm -f "$ISOSOCK"
-isopid=""
+# zcusb-isodev serves QEMU's usb-redir (isodev.sh) until QEMU closes it; its stats go to the
+# xfer share for the guest. It and the console tail are stopped on every way out from here.
 tailpid=""
 stop_helpers() {
-	if [ -n "$isopid" ]; then
-		kill "$isopid" 2>/dev/null || true
-		wait "$isopid" 2>/dev/null || true
-		isopid=""
-	fi
+	isodev_kill
 	if [ -n "$tailpid" ]; then
 		kill "$tailpid" 2>/dev/null || true
 		wait "$tailpid" 2>/dev/null || true
 		tailpid=""
 	fi
-	rm -f "$ISOSOCK"
-	[ -z "$ISOSOCKDIR" ] || rm -rf "$ISOSOCKDIR"
 }
 trap stop_helpers EXIT
-"$ISODEV" --socket "$ISOSOCK" --stats "$XFER/isodev-stats.json" --verbose \
-	</dev/null >/dev/null 2>"$RESULTS/isodev.log" 8>&- &
-isopid=$!
-i=0
-while [ ! -S "$ISOSOCK" ] && [ $i -lt 100 ] && kill -0 "$isopid" 2>/dev/null; do
-	sleep 0.05
-	i=$((i + 1))
-done
-[ -S "$ISOSOCK" ] || die "zcusb-isodev did not listen on $ISOSOCK: $(tail -n 3 "$RESULTS/isodev.log")"
+isodev_start "$ISODEV" "$WORK/isodev.sock" "$XFER/isodev-stats.json" "$RESULTS/isodev.log" ||
+	die "zcusb-isodev, the iso device, did not start (above)"
 
 CONSOLE=$WORK/console.log
 : >"$CONSOLE"
@@ -346,11 +327,7 @@ QEMU_ARGS=(
 	# zcusb-isodev (1209:0001, high speed, tests/vm/tools/zcusb-isodev.h): iso IN 0x81 and
 	# OUT 0x02 of 1024 bytes a millisecond for 79-iso, played by the host process started
 	# above and put on the xHCI by QEMU's usb-redir (dummy_hcd has no iso; usb-audio no IN).
-	# port=4, the xHCI's last root port, by name: a device that takes the last free port
-	# without naming one makes QEMU put a usb-hub there first, a full-speed one, and the
-	# device would run behind it at full speed.
-	-chardev "socket,id=isodev,path=$ISOSOCK"
-	-device usb-redir,chardev=isodev,bus=xhci.0,port=4,id=isodev
+	"${ISODEV_QEMU_ARGS[@]}"
 )
 log "booting $ZCUSB_KVER for ${CASES[*]} (limit ${TIMEOUT}s)"
 if [ "$VERBOSE" = 1 ]; then
@@ -365,19 +342,7 @@ T2=$(date +%s.%N)
 if [ -n "$tailpid" ]; then
 	sleep 0.3
 fi
-# QEMU closed the connection: zcusb-isodev ends by itself, after writing its stats
-i=0
-while [ -n "$isopid" ] && kill -0 "$isopid" 2>/dev/null && [ $i -lt 40 ]; do
-	sleep 0.05
-	i=$((i + 1))
-done
-isorc="killed: still running after QEMU ended"
-if [ -n "$isopid" ] && ! kill -0 "$isopid" 2>/dev/null; then
-	isorc=0
-	wait "$isopid" || isorc=$?
-	isorc="exit $isorc"
-	isopid=""
-fi
+isodev_end
 stop_helpers
 trap - EXIT
 
@@ -443,7 +408,7 @@ echo "   prepare (install, initramfs): $(secs "$T0" "$T1") s; QEMU wall: $(secs 
 if [ -f "$RESULTS/boot.txt" ]; then
 	echo "   guest uptime: test unit start $(bootval guest_uptime_at_test_start) s, gadgets ready $(bootval guest_uptime_after_setup) s, end $(bootval guest_uptime_at_test_end) s"
 fi
-echo "   zcusb-isodev ($isorc): $(cat "$RESULTS/isodev-stats.json" 2>/dev/null || echo 'no stats file')"
+echo "   zcusb-isodev ($ISODEV_END): $(cat "$RESULTS/isodev-stats.json" 2>/dev/null || echo 'no stats file')"
 if grep -q '^ERROR' "$RESULTS/setup.log" 2>/dev/null; then
 	echo "   gadget setup errors (setup.log):"
 	grep '^ERROR\|gadget: error' "$RESULTS/setup.log" | sed 's/^/     /'

@@ -59,8 +59,9 @@ cleanup() {
 	local d
 	data_revoke
 	# data_revoke re-triggers the gadgets only: drop the rule's properties from the speaker too
-	d=$(audio_sysfs) && udevadm trigger --action=change --settle "$d" || true
-	d=$(isodev_sysfs) && udevadm trigger --action=change --settle "$d" || true
+	for d in "$AUDIO_ID" "$ISODEV_ID"; do
+		d=$(first_sysfs_of "$d") && udevadm trigger --action=change --settle "$d" || true
+	done
 	if [ -n "$kmod_used" ]; then
 		echo 0 >/sys/module/zcusb/parameters/hide_features 2>/dev/null || true
 		kmod_uninstall
@@ -70,26 +71,29 @@ cleanup() {
 }
 trap cleanup EXIT
 
-audio_sysfs() {
+# first_sysfs_of VID:PID: the device's sysfs directory (the first, should there be several).
+first_sysfs_of() {
 	local d
-	d=$(data_sysfs_of "$AUDIO_ID")
+	d=$(data_sysfs_of "$1")
 	[ -n "$d" ] && echo "${d%%$'\n'*}"
 }
 
-isodev_sysfs() {
-	local d
-	d=$(data_sysfs_of "$ISODEV_ID")
-	[ -n "$d" ] && echo "${d%%$'\n'*}"
+# locate VID:PID SPEED WHY: sets LOC_DEV (sysfs) and LOC_OBJ (zcusbd's object) of the device,
+# which must run at SPEED Mb/s; WHY: what to check when it is not there.
+locate() {
+	local busnum devnum speed
+	LOC_DEV=$(first_sysfs_of "$1") || fail "no $1 in /sys/bus/usb/devices: $3"
+	read -r busnum <"$LOC_DEV/busnum"
+	read -r devnum <"$LOC_DEV/devnum"
+	read -r speed <"$LOC_DEV/speed"
+	LOC_OBJ=/org/zcusb1/device/usb${busnum}_${devnum}
+	note "$LOC_DEV: bus $busnum addr $devnum, $speed Mb/s, $(<"$LOC_DEV/product"); zcusbd object $LOC_OBJ"
+	[ "$speed" = "$2" ] || fail "$1 runs at $speed Mb/s, expected $2"
 }
 
 step "QEMU's usb-audio ($AUDIO_ID) on the xHCI"
-dev=$(audio_sysfs) || fail "no $AUDIO_ID in /sys/bus/usb/devices: run-vm.sh's QEMU has no -device usb-audio?"
-read -r busnum <"$dev/busnum"
-read -r devnum <"$dev/devnum"
-read -r speed <"$dev/speed"
-obj=/org/zcusb1/device/usb${busnum}_${devnum}
-note "$dev: bus $busnum addr $devnum, $speed Mb/s, $(<"$dev/product"); zcusbd object $obj"
-[ "$speed" = 12 ] || fail "$AUDIO_ID runs at $speed Mb/s, expected full speed (12)"
+locate "$AUDIO_ID" 12 "run-vm.sh's QEMU has no -device usb-audio?"
+dev=$LOC_DEV obj=$LOC_OBJ
 zcusbctl info --json "$obj" >/tmp/audio-info.json || fail "zcusbctl info $obj exited $?"
 py - /tmp/audio-info.json <<'PY' || fail "the speaker's interfaces are not as expected (above)"
 import json, sys
@@ -108,13 +112,8 @@ if not any(all(e.get(k) == v for k, v in want.items()) for e in alt1[0]["endpoin
 PY
 
 step "zcusb-isodev ($ISODEV_ID) on the xHCI, through QEMU's usb-redir"
-idev=$(isodev_sysfs) || fail "no $ISODEV_ID in /sys/bus/usb/devices: run-vm.sh's QEMU has no usb-redir to zcusb-isodev? (its log: isodev.log in the results)"
-read -r busnum <"$idev/busnum"
-read -r devnum <"$idev/devnum"
-read -r speed <"$idev/speed"
-iobj=/org/zcusb1/device/usb${busnum}_${devnum}
-note "$idev: bus $busnum addr $devnum, $speed Mb/s, $(<"$idev/product"); zcusbd object $iobj"
-[ "$speed" = 480 ] || fail "$ISODEV_ID runs at $speed Mb/s, expected high speed (480)"
+locate "$ISODEV_ID" 480 "run-vm.sh's QEMU has no usb-redir to zcusb-isodev? (its log: isodev.log in the results)"
+iobj=$LOC_OBJ
 [ -f "$ISODEV_STATS" ] || fail "no $ISODEV_STATS: run-vm.sh starts zcusb-isodev with --stats there"
 zcusbctl info --json "$iobj" >/tmp/isodev-info.json || fail "zcusbctl info $iobj exited $?"
 py - /tmp/isodev-info.json <<'PY' || fail "zcusb-isodev's interface is not as zcusb-isodev.h says (above)"
