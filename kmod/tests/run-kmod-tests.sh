@@ -92,15 +92,18 @@ fi
 ISODEV=${ZCUSB_ISODEV:-}
 if [ -z "$ISODEV" ]; then
 	ISODEV=$WORK/zcusb-isodev
-	src=$REPO/tests/vm/host/zcusb-isodev.c
-	if [ ! -x "$ISODEV" ] || [ "$src" -nt "$ISODEV" ] ||
-		[ "$REPO/tests/vm/tools/zcusb-isodev.h" -nt "$ISODEV" ] ||
-		[ "$REPO/tests/vm/tools/zcusb-pattern.h" -nt "$ISODEV" ]; then
+	srcs=("$REPO"/tests/vm/host/*.c)
+	isodev_stale=0
+	for f in "${srcs[@]}" "$REPO"/tests/vm/host/*.h "$REPO/tests/vm/tools/zcusb-isodev.h" \
+		"$REPO/tests/vm/tools/zcusb-pattern.h"; do
+		[ -x "$ISODEV" ] && [ ! "$f" -nt "$ISODEV" ] || isodev_stale=1
+	done
+	if [ $isodev_stale = 1 ]; then
 		pkg-config --exists 'libusbredirparser-0.5 >= 0.11' ||
 			die "libusbredirparser-0.5 >= 0.11 not found: apt-get install libusbredirparser-dev (zcusb-isodev, the iso IN device)"
 		# shellcheck disable=SC2046 # pkg-config prints separate words
 		gcc -O2 -Wall -Wextra -Werror -I"$REPO/tests/vm/tools" $(pkg-config --cflags libusbredirparser-0.5) \
-			-o "$ISODEV.tmp" "$src" $(pkg-config --libs libusbredirparser-0.5) ||
+			-o "$ISODEV.tmp" "${srcs[@]}" $(pkg-config --libs libusbredirparser-0.5) ||
 			die "building zcusb-isodev failed"
 		mv -f "$ISODEV.tmp" "$ISODEV"
 	fi

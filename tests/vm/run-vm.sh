@@ -212,7 +212,7 @@ fingerprint() { # DIR
 	{
 		echo "kernel $ZCUSB_KVER"
 		sha256sum "$HERE/init" "$HERE/run-vm.sh" "$HERE/build-initramfs.sh" "$HERE/stage-modules.sh" \
-			"$HERE/isodev.sh" "$HERE/host/zcusb-isodev.c" "$HERE/tools/zcusb-isodev.h" | cut -d' ' -f1
+			"$HERE/isodev.sh" "$HERE"/host/*.[ch] "$HERE/tools/zcusb-isodev.h" | cut -d' ' -f1
 		cd "$1"
 		find root sys guest cases bin kmod debs -printf '%p %y %m %l\n' | LC_ALL=C sort
 		find root sys guest cases bin kmod debs -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum

@@ -60,19 +60,15 @@
 
 #include <usbredirparser.h>
 
-#include "zcusb-isodev.h"
-
-#define PROGRAM "zcusb-isodev"
+#include "isodev.h"
 
 /* usbredir's endpoint index: OUT 0x00-0x0f at 0-15, IN 0x80-0x8f at 16-31 */
 #define EP2I(ep)  ((((ep) & 0x80) >> 3) | ((ep) & 0x0f))
 #define N_EPS     32
 #define EP0_SIZE  64
-#define NSEC      UINT64_C(1000000000)
 #define PACKET_NS UINT64_C(1000000) /* one IN packet a millisecond */
 #define MAX_BEHIND 32               /* packets produced late before the older ones are skipped */
 #define MAX_QUEUED (512 * 1024)     /* bytes queued for QEMU before IN packets are skipped */
-#define STATS_NS  (100 * UINT64_C(1000000))
 
 /* USB standard requests and descriptor types (chapter 9) */
 #define REQ_GET_STATUS     0x00
@@ -105,136 +101,6 @@ static const uint8_t config_desc[CONFIG_LEN] = {
 
 static const char *const strings[] = { NULL, "zcusb", "iso test device", "zcusb-isodev" };
 
-typedef struct Stats {
-        uint64_t in_streams_started, in_packets_sent, in_packets_skipped;
-        uint64_t out_streams_started, out_packets, out_bytes, out_empty, out_errors;
-        char out_first_error[256];
-} Stats;
-
-typedef struct Dev {
-        struct usbredirparser *parser;
-        int conn, timer;
-        bool verbose;
-        bool peer_closed;   /* EOF, EPIPE or ECONNRESET: the normal end */
-        int io_error;       /* another failed read or write (negative errno) */
-        uint8_t configuration, alt;
-        bool in_running, out_running;
-        uint64_t in_start_ns, in_next; /* when the IN stream started; K of its next packet */
-        ZcIsodevReader out_reader;
-        Stats st;
-        const char *stats_path;
-        bool stats_dirty, stats_failed;
-        uint64_t stats_written_ns;
-} Dev;
-
-static void __attribute__((format(printf, 1, 2))) error_log(const char *fmt, ...) {
-        va_list ap;
-
-        fprintf(stderr, PROGRAM ": ");
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-}
-
-static void __attribute__((format(printf, 2, 3))) verbose_log(const Dev *d, const char *fmt, ...) {
-        va_list ap;
-
-        if (!d->verbose)
-                return;
-        fprintf(stderr, PROGRAM ": ");
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-}
-
-static uint64_t now_ns(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * NSEC + (uint64_t) ts.tv_nsec;
-}
-
-/* --- stats file --------------------------------------------------------------------------- */
-
-static void json_string(FILE *f, const char *s) {
-        fputc('"', f);
-        for (; *s; s++) {
-                unsigned char c = (unsigned char) *s;
-
-                if (c == '"' || c == '\\')
-                        fprintf(f, "\\%c", c);
-                else if (c < 0x20)
-                        fprintf(f, "\\u%04x", c);
-                else
-                        fputc(c, f);
-        }
-        fputc('"', f);
-}
-
-static int stats_write(Dev *d) {
-        char tmp[PATH_MAX];
-        const Stats *s = &d->st;
-        FILE *f;
-        int r;
-
-        if (!d->stats_path)
-                return 0;
-        if ((size_t) snprintf(tmp, sizeof(tmp), "%s.tmp", d->stats_path) >= sizeof(tmp))
-                return -ENAMETOOLONG;
-        f = fopen(tmp, "we");
-        if (!f)
-                return -errno;
-        fprintf(f,
-                "{\"in_streams_started\": %" PRIu64 ", \"in_packets_sent\": %" PRIu64
-                ", \"in_packets_skipped\": %" PRIu64 ", \"out_streams_started\": %" PRIu64
-                ", \"out_packets\": %" PRIu64 ", \"out_bytes\": %" PRIu64 ", \"out_empty\": %" PRIu64
-                ", \"out_errors\": %" PRIu64 ", \"out_first_error\": ",
-                s->in_streams_started, s->in_packets_sent, s->in_packets_skipped, s->out_streams_started,
-                s->out_packets, s->out_bytes, s->out_empty, s->out_errors);
-        if (s->out_errors)
-                json_string(f, s->out_first_error);
-        else
-                fputs("null", f);
-        fprintf(f, ", \"configured\": %u, \"alt_setting\": %u}\n", d->configuration, d->alt);
-        r = ferror(f) ? -EIO : 0;
-        if (fclose(f) != 0 && r == 0)
-                r = -errno;
-        if (r == 0 && rename(tmp, d->stats_path) < 0)
-                r = -errno;
-        if (r < 0)
-                unlink(tmp);
-        return r;
-}
-
-/* Write the stats if they changed and the last write is STATS_NS ago (or FORCE). */
-static void stats_flush(Dev *d, bool force) {
-        uint64_t now = now_ns();
-        int r;
-
-        if (!d->stats_path || (!d->stats_dirty && !force))
-                return;
-        if (!force && now - d->stats_written_ns < STATS_NS)
-                return;
-        r = stats_write(d);
-        if (r < 0 && !d->stats_failed) {
-                error_log("cannot write the stats file %s: %s", d->stats_path, strerror(-r));
-                d->stats_failed = true; /* said once; the device goes on */
-        }
-        d->stats_dirty = false;
-        d->stats_written_ns = now;
-}
-
-/* poll()'s timeout: until the next stats write is due, or -1. */
-static int stats_timeout_ms(const Dev *d) {
-        uint64_t since;
-
-        if (!d->stats_path || !d->stats_dirty)
-                return -1;
-        since = now_ns() - d->stats_written_ns;
-        return since >= STATS_NS ? 0 : (int) ((STATS_NS - since + 999999) / 1000000);
-}
 
 /* --- the parser's I/O --------------------------------------------------------------------- */
 
@@ -795,76 +661,6 @@ static void parser_setup(Dev *d) {
         usbredirparser_caps_set_cap(caps, usb_redir_cap_64bits_ids);
         usbredirparser_caps_set_cap(caps, usb_redir_cap_32bits_bulk_length);
         usbredirparser_init(p, PROGRAM " (zcusb VM tier)", caps, USB_REDIR_CAPS_SIZE, usbredirparser_fl_usb_host);
-}
-
-/* Listen on PATH (bound as PATH.tmp, then renamed) and return the socket, or -errno. */
-static int listen_at(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        char tmp[sizeof(sa.sun_path)];
-        struct stat stt;
-        int fd, r;
-
-        if ((size_t) snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
-                error_log("socket path %s: longer than a unix socket address takes (%zu bytes with .tmp)", path,
-                    sizeof(tmp) - 1);
-                return -ENAMETOOLONG;
-        }
-        if (lstat(path, &stt) == 0) {
-                if (!S_ISSOCK(stt.st_mode)) {
-                        error_log("%s exists and is not a socket: not replacing it", path);
-                        return -EEXIST;
-                }
-                unlink(path); /* a stale socket of an earlier run */
-        }
-        unlink(tmp);
-        memcpy(sa.sun_path, tmp, strlen(tmp) + 1);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-                r = -errno;
-                error_log("socket(AF_UNIX): %s", strerror(-r));
-                return r;
-        }
-        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
-                r = -errno;
-                error_log("bind/listen on %s: %s", tmp, strerror(-r));
-                close(fd);
-                unlink(tmp);
-                return r;
-        }
-        if (rename(tmp, path) < 0) {
-                r = -errno;
-                error_log("rename %s to %s: %s", tmp, path, strerror(-r));
-                close(fd);
-                unlink(tmp);
-                return r;
-        }
-        return fd;
-}
-
-/* Wait for one connection on LFD (or a signal on SFD): the connected socket, or -errno. */
-static int accept_one(int lfd, int sfd, const char *path) {
-        struct pollfd p[2] = { { .fd = lfd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
-        int fd;
-
-        for (;;) {
-                if (poll(p, 2, -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        error_log("poll: %s", strerror(errno));
-                        return -errno;
-                }
-                if (p[1].revents) {
-                        error_log("stopped by a signal while waiting for QEMU to connect to %s", path);
-                        return -EINTR;
-                }
-                fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-                if (fd >= 0)
-                        return fd;
-                if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
-                        error_log("accept on %s: %s", path, strerror(errno));
-                        return -errno;
-                }
-        }
 }
 
 /* Serve the connection until the peer closes (0), a signal or an error (-errno). */
