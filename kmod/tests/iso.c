@@ -256,41 +256,66 @@ out:
 	tq_close(&q);
 }
 
+/* Alternate setting 0 again (@reset_alt), close: nothing may stay pinned. */
+static void iso_end(struct dev *d, int reset_alt)
+{
+	struct zcusb_alt a = { .alt_setting = 0 };
+	struct stats s;
+	int ret;
+
+	if (reset_alt) {
+		ret = ioctl(d->fd, ZCUSB_IOC_SET_ALT, &a);
+		CHECK(ret == 0, "SET_ALT 0: %s", ret ? strerror(errno) : "ok");
+	}
+	dev_close(d);
+	stats(&s);
+	CHECK(s.pinned == 0, "pinned_pages %lld after close", s.pinned);
+}
+
+/*
+ * Bind @d to zcusb.ko (@what: which device), open it, register the test
+ * region (its id in @id) and select alternate setting @alt (@alt_what: its
+ * endpoints). 0, or -1 with the device closed again.
+ */
+static int iso_begin(struct dev *d, const char *what, uint8_t alt, const char *alt_what,
+		     uint32_t *id)
+{
+	struct zcusb_alt a = { .alt_setting = alt };
+	int ret = bind_zcusb(d);
+
+	CHECK(ret == 0, "bind %s (%s): %s", d->intf, what, ret ? strerror(-ret) : "ok");
+	if (ret || dev_open(d))
+		return -1;
+	ret = do_register(d->fd, region, REGION_LEN, id);
+	CHECK(ret == 0, "REGISTER -> id %u", *id);
+	ret = ioctl(d->fd, ZCUSB_IOC_SET_ALT, &a);
+	CHECK(ret == 0, "SET_ALT %u (%s): %s", alt, alt_what, ret ? strerror(errno) : "ok");
+	if (ret) {
+		iso_end(d, 0);
+		return -1;
+	}
+	return 0;
+}
+
 void test_iso(struct dev *d)
 {
 	struct zcusb_version v = {};
-	struct zcusb_alt alt = { .alt_setting = 1 };
-	struct stats s;
+	char alt_what[64];
 	uint32_t id = 0;
 	int ret;
 
 	section = "iso";
-	ret = bind_zcusb(d);
-	CHECK(ret == 0, "bind %s (usb-audio on xHCI): %s", d->intf, ret ? strerror(-ret) : "ok");
-	if (ret || dev_open(d))
+	snprintf(alt_what, sizeof(alt_what), "iso OUT %#x, %u-byte packets", ISO_EP, ISO_MP);
+	if (iso_begin(d, "usb-audio on xHCI", 1, alt_what, &id))
 		return;
 	ret = ioctl(d->fd, ZCUSB_IOC_VERSION, &v);
 	CHECK(ret == 0 && (v.features & ZCUSB_FEATURE_ISO), "VERSION features %#x (ISO)", v.features);
-	ret = do_register(d->fd, region, REGION_LEN, &id);
-	CHECK(ret == 0, "REGISTER -> id %u", id);
-	ret = ioctl(d->fd, ZCUSB_IOC_SET_ALT, &alt);
-	CHECK(ret == 0, "SET_ALT 1 (iso OUT %#x, %u-byte packets): %s", ISO_EP, ISO_MP,
-	      ret ? strerror(errno) : "ok");
-	if (ret)
-		goto out;
 
 	test_iso_refused(d, id);
 	test_iso_submit(d, id, 1, 64, 4);
 	test_iso_submit(d, id, 0, 16, 2);
 	test_iso_queue(d, id);
-
-	alt.alt_setting = 0;
-	ret = ioctl(d->fd, ZCUSB_IOC_SET_ALT, &alt);
-	CHECK(ret == 0, "SET_ALT 0: %s", ret ? strerror(errno) : "ok");
-out:
-	dev_close(d);
-	stats(&s);
-	CHECK(s.pinned == 0, "pinned_pages %lld after close", s.pinned);
+	iso_end(d, 1);
 }
 
 /* --- iso IN: zcusb-isodev ---------------------------------------------- */
@@ -545,35 +570,17 @@ out:
 
 void test_iso_in(struct dev *d)
 {
-	struct zcusb_alt alt = { .alt_setting = ZC_ISODEV_ALT };
-	struct stats s;
+	char alt_what[64];
 	uint32_t id = 0;
-	int ret;
 
 	section = "iso-in";
-	ret = bind_zcusb(d);
-	CHECK(ret == 0, "bind %s (zcusb-isodev through usb-redir on xHCI): %s", d->intf,
-	      ret ? strerror(-ret) : "ok");
-	if (ret || dev_open(d))
+	snprintf(alt_what, sizeof(alt_what), "iso IN %#x, %u-byte packets, one a millisecond", IN_EP,
+		 IN_MP);
+	if (iso_begin(d, "zcusb-isodev through usb-redir on xHCI", ZC_ISODEV_ALT, alt_what, &id))
 		return;
-	ret = do_register(d->fd, region, REGION_LEN, &id);
-	CHECK(ret == 0, "REGISTER -> id %u", id);
-	ret = ioctl(d->fd, ZCUSB_IOC_SET_ALT, &alt);
-	CHECK(ret == 0, "SET_ALT %u (iso IN %#x, %u-byte packets, one a millisecond): %s",
-	      ZC_ISODEV_ALT, IN_EP, IN_MP, ret ? strerror(errno) : "ok");
-	if (ret)
-		goto out;
-
 	test_iso_in_refused(d, id);
 	test_iso_in_submit(d, id, 1, 32, 4);
 	test_iso_in_submit(d, id, 0, 16, 4);
 	test_iso_in_queue(d, id);
-
-	alt.alt_setting = 0;
-	ret = ioctl(d->fd, ZCUSB_IOC_SET_ALT, &alt);
-	CHECK(ret == 0, "SET_ALT 0: %s", ret ? strerror(errno) : "ok");
-out:
-	dev_close(d);
-	stats(&s);
-	CHECK(s.pinned == 0, "pinned_pages %lld after close", s.pinned);
+	iso_end(d, 1);
 }
