@@ -174,7 +174,9 @@ static int parse_options(int argc, char **argv, Options *o) {
                         o->alt_setting = (uint8_t) v;
                         break;
                 case 'e':
-                        if (parse_number("--endpoint", optarg, 1, 0x8f, NULL, &v) < 0 || (v & 0x70) || !(v & 0x0f))
+                        if (parse_number("--endpoint", optarg, 1, 0x8f, NULL, &v) < 0)
+                                return EXIT_USAGE;
+                        if ((v & 0x70) || !(v & 0x0f))
                                 return fail(EXIT_USAGE, "--endpoint %s: not an endpoint address (0x01..0x0f OUT, "
                                             "0x81..0x8f IN)", optarg);
                         o->endpoint = (uint8_t) (v & 0x0f);
