@@ -85,6 +85,20 @@ static int iso_submit(int fd, uint64_t ud, uint32_t bid, uint64_t where, uint32_
 	return ioctl(fd, ZCUSB_IOC_SUBMIT, &s) ? -errno : 0;
 }
 
+/* SUBMIT @s must fail with @err and start no URB (@kind, @what: for the line). */
+static void check_refused(struct dev *d, struct zcusb_submit *s, int err, const char *kind,
+			  const char *what)
+{
+	struct stats a, b;
+	int ret;
+
+	stats(&a);
+	ret = ioctl(d->fd, ZCUSB_IOC_SUBMIT, s) ? errno : 0;
+	stats(&b);
+	CHECK(ret == err && b.urbs == a.urbs, "SUBMIT %s, %s: %s (want %s), URBs %lld", kind, what,
+	      strerror(ret), strerror(err), b.urbs - a.urbs);
+}
+
 static void test_iso_refused(struct dev *d, uint32_t id)
 {
 	static const struct {
@@ -112,24 +126,17 @@ static void test_iso_refused(struct dev *d, uint32_t id)
 		{ "iso_packets on a bulk transfer", 0, ISO_LEN, ISO_PACKETS, ISO_MP, 0, ISO_EP,
 		  ZCUSB_TYPE_BULK, EINVAL },
 	};
-	struct stats a, b;
 	unsigned int i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct zcusb_submit s;
-		int ret;
 
 		iso_layout(region + ISO_AREA + cases[i].off, cases[i].packets ? cases[i].packets : 1,
 			   cases[i].plen, 0);
 		fill_submit(&s, 100 + i, id, ISO_AREA + cases[i].off, cases[i].len, cases[i].type,
 			    cases[i].ep, cases[i].flags);
 		s.iso_packets = cases[i].packets;
-		stats(&a);
-		ret = ioctl(d->fd, ZCUSB_IOC_SUBMIT, &s) ? errno : 0;
-		stats(&b);
-		CHECK(ret == cases[i].err && b.urbs == a.urbs,
-		      "SUBMIT iso, %s: %s (want %s), URBs %lld", cases[i].what, strerror(ret),
-		      strerror(cases[i].err), b.urbs - a.urbs);
+		check_refused(d, &s, cases[i].err, "iso", cases[i].what);
 	}
 }
 
@@ -430,24 +437,17 @@ static void test_iso_in_refused(struct dev *d, uint32_t id)
 		  EMSGSIZE },
 		{ "IN on 0x82 (the setting has 0x02 OUT only)", IN_MP, 0, 0x82, EINVAL },
 	};
-	struct stats a, b;
 	unsigned int i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct zcusb_submit s;
-		int ret;
 
 		in_layout(region + ISO_AREA, IN_PACKETS);
 		((struct zcusb_iso_packet *)(region + ISO_AREA))[3].length = cases[i].plen;
 		fill_submit(&s, 200 + i, id, ISO_AREA, IN_DESC + IN_PACKETS * (IN_MP + 1),
 			    ZCUSB_TYPE_ISO, cases[i].ep, cases[i].flags);
 		s.iso_packets = IN_PACKETS;
-		stats(&a);
-		ret = ioctl(d->fd, ZCUSB_IOC_SUBMIT, &s) ? errno : 0;
-		stats(&b);
-		CHECK(ret == cases[i].err && b.urbs == a.urbs,
-		      "SUBMIT iso IN, %s: %s (want %s), URBs %lld", cases[i].what, strerror(ret),
-		      strerror(cases[i].err), b.urbs - a.urbs);
+		check_refused(d, &s, cases[i].err, "iso IN", cases[i].what);
 	}
 }
 
