@@ -17,9 +17,7 @@ UDEV_RULE=/etc/udev/rules.d/71-zcusb-vm-polkit.rules
 USERS=(zcpk1 zcpk2 zcpk3)
 
 ss_dir() {
-	local d
-	d=$(data_sysfs_of 0525:a4a0)
-	[ -n "$d" ] && echo "${d%%$'\n'*}"
+	data_sysfs_first 0525:a4a0
 }
 
 cleanup() {

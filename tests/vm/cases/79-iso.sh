@@ -60,7 +60,7 @@ cleanup() {
 	data_revoke
 	# data_revoke re-triggers the gadgets only: drop the rule's properties from the speaker too
 	for d in "$AUDIO_ID" "$ISODEV_ID"; do
-		d=$(first_sysfs_of "$d") && udevadm trigger --action=change --settle "$d" || true
+		d=$(data_sysfs_first "$d") && udevadm trigger --action=change --settle "$d" || true
 	done
 	if [ -n "$kmod_used" ]; then
 		echo 0 >/sys/module/zcusb/parameters/hide_features 2>/dev/null || true
@@ -71,18 +71,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# first_sysfs_of VID:PID: the device's sysfs directory (the first, should there be several).
-first_sysfs_of() {
-	local d
-	d=$(data_sysfs_of "$1")
-	[ -n "$d" ] && echo "${d%%$'\n'*}"
-}
-
 # locate VID:PID SPEED WHY: sets LOC_DEV (sysfs) and LOC_OBJ (zcusbd's object) of the device,
 # which must run at SPEED Mb/s; WHY: what to check when it is not there.
 locate() {
 	local busnum devnum speed
-	LOC_DEV=$(first_sysfs_of "$1") || fail "no $1 in /sys/bus/usb/devices: $3"
+	LOC_DEV=$(data_sysfs_first "$1") || fail "no $1 in /sys/bus/usb/devices: $3"
 	read -r busnum <"$LOC_DEV/busnum"
 	read -r devnum <"$LOC_DEV/devnum"
 	read -r speed <"$LOC_DEV/speed"

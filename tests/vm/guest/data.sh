@@ -95,6 +95,13 @@ data_sysfs_of() {
 	return 0
 }
 
+# The first of them (status 1 when none is plugged).
+data_sysfs_first() {
+	local d
+	d=$(data_sysfs_of "$1")
+	[ -n "$d" ] && echo "${d%%$'\n'*}"
+}
+
 data_grant() {
 	local ids=("$@") id vid pid dirs=() d want=0 n line
 	: >"$DATA_RULE"
