@@ -154,11 +154,8 @@ rm -f "$ISOSTATS"
 tailpid=""
 stop_helpers() {
 	isodev_kill
-	if [ -n "$tailpid" ]; then
-		kill "$tailpid" 2>/dev/null || true
-		wait "$tailpid" 2>/dev/null || true
-		tailpid=""
-	fi
+	helper_stop "$tailpid"
+	tailpid=""
 }
 trap stop_helpers EXIT
 isodev_start "$ISODEV" "$WORK/isodev.sock" "$ISOSTATS" "$WORK/isodev.log" ||

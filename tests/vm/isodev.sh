@@ -9,6 +9,8 @@
 #                                    connection (and writes its stats); killed if it does not.
 #                                    Sets ISODEV_END ("exit N" or what happened)
 #   isodev_kill                      any other way out (safe to call twice)
+#   helper_stop PID                  kill and reap any such helper of the caller's (the
+#                                    console tail); nothing when PID is empty
 
 ISODEV_PID=""
 ISODEV_SOCK=""
@@ -64,12 +66,15 @@ isodev_end() {
 	isodev_kill
 }
 
+helper_stop() {
+	[ -n "$1" ] || return 0
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
 isodev_kill() {
-	if [ -n "$ISODEV_PID" ]; then
-		kill "$ISODEV_PID" 2>/dev/null || true
-		wait "$ISODEV_PID" 2>/dev/null || true
-		ISODEV_PID=""
-	fi
+	helper_stop "$ISODEV_PID"
+	ISODEV_PID=""
 	[ -z "$ISODEV_SOCK" ] || rm -f "$ISODEV_SOCK"
 	[ -z "$ISODEV_SOCKDIR" ] || rm -rf "$ISODEV_SOCKDIR"
 	ISODEV_SOCKDIR=""
