@@ -2,10 +2,12 @@
 #pragma once
 
 /*
- * zcusb-isodev in two parts: the device and its usbredir side (zcusb-isodev.c), and the
- * process around it (isodev-io.c: logging, the stats file, the listening socket).
+ * zcusb-isodev in three parts: the device and its usbredir side (zcusb-isodev.c), its
+ * descriptors and answers to standard requests (isodev-ch9.c), and the process around it
+ * (isodev-io.c: logging, the stats file, the listening socket).
  */
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <usbredirparser.h>
@@ -14,6 +16,7 @@
 
 #define PROGRAM  "zcusb-isodev"
 #define NSEC     UINT64_C(1000000000)
+#define EP0_SIZE 64 /* bMaxPacketSize0 */
 #define STATS_NS (100 * UINT64_C(1000000)) /* the stats file is rewritten at most this often */
 
 typedef struct Stats {
@@ -52,3 +55,11 @@ int stats_timeout_ms(const Dev *d);
 int listen_at(const char *path);
 /* Wait for one connection on LFD (or a signal on SFD): the connected socket, or -errno. */
 int accept_one(int lfd, int sfd, const char *path);
+
+/* Whether EP is an endpoint of the current configuration and alternate setting. */
+bool ep_exists(const Dev *d, uint8_t ep);
+/*
+ * The answer to a standard request QEMU passed on: IN data into BUF and its length, 0 for an
+ * OUT request taken, or -1 to stall.
+ */
+int control_answer(Dev *d, const struct usb_redir_control_packet_header *h, uint8_t *buf, size_t size);
