@@ -9,7 +9,7 @@
  * measurement (a program makes several: every TEST of its list, for every SIZE:DEPTH of --sizes):
  *   streams:   {"contender","test":"in|out","size","depth","bytes","transfers","seconds",
  *               "t_start","t_end","client_cpu","daemon_cpu","guest_busy","zc_bytes",
- *               "bounced_bytes","backend"}
+ *               "bounced_bytes","backend","client_sleeps","daemon_sleeps","guest_switches"}
  *   latencies: {"contender","test":"rtt|behind","size","count","p50_us","p90_us","p99_us",
  *               "min_us","max_us","seconds",...the same from "client_cpu" on}
  * guest_busy is the busy time of the whole guest over the same interval: wall time x online CPUs
@@ -17,6 +17,10 @@
  * tick samples that miss ticks when the host deschedules a vCPU), so work in kernel threads,
  * interrupts and the emulated device counts. zc_bytes and bounced_bytes are zcusb.ko's counters
  * over the measurement (/sys/bus/usb/drivers/zcusb/stats; 0 without the module).
+ * client_sleeps and daemon_sleeps count the times the client and zcusbd went to sleep (voluntary
+ * context switches; -1 unknown), guest_switches the context switches of the whole guest (/proc/stat
+ * "ctxt"): unlike the timings, these do not vary with the host's load, and each sleep is a wakeup
+ * someone paid for.
  */
 
 #include <errno.h>
@@ -350,6 +354,48 @@ static inline double bench_process_cpu_seconds(long pid) {
         return (double) (utime + stime) / (double) sysconf(_SC_CLK_TCK);
 }
 
+/* Voluntary context switches of this process (each is a sleep, and a wakeup after it). */
+static inline long long bench_sleeps(void) {
+        struct rusage ru;
+
+        getrusage(RUSAGE_SELF, &ru);
+        return ru.ru_nvcsw;
+}
+
+/* Voluntary context switches of process PID (its main thread: zcusbd has one), -1 when unknown. */
+static inline long long bench_process_sleeps(long pid) {
+        char path[64], line[256];
+        long long v = -1;
+        FILE *f;
+
+        if (pid <= 0)
+                return -1;
+        snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+        f = fopen(path, "re");
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "voluntary_ctxt_switches: %lld", &v) == 1)
+                        break;
+        fclose(f);
+        return v;
+}
+
+/* Context switches of the whole guest since boot (/proc/stat "ctxt"), -1 when unreadable. */
+static inline long long bench_guest_switches(void) {
+        char line[512];
+        long long v = -1;
+        FILE *f = fopen("/proc/stat", "re");
+
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "ctxt %lld", &v) == 1)
+                        break;
+        fclose(f);
+        return v;
+}
+
 /* The start barrier of concurrent clients (--go FILE): once set up, a client creates
  * FILE.ready.PID and waits (polling every millisecond) until FILE exists. Whoever started the
  * clients creates FILE once every client is ready. No-op without GO. */
@@ -378,13 +424,18 @@ typedef struct BenchClock {
         long daemon_pid;
         double t0, c0, i0, d0, gt0;
         unsigned long long zc0, bo0;
+        long long cs0, ds0, gs0;
         double t_start, t_end, seconds, client_cpu, guest_busy, daemon_cpu;
         unsigned long long zc_bytes, bounced_bytes;
+        long long client_sleeps, daemon_sleeps, guest_switches; /* -1: unknown */
 } BenchClock;
 
 static inline void bench_start(BenchClock *c, long daemon_pid) {
         c->daemon_pid = daemon_pid;
         bench_kmod_counters(&c->zc0, &c->bo0);
+        c->gs0 = bench_guest_switches();
+        c->ds0 = bench_process_sleeps(daemon_pid);
+        c->cs0 = bench_sleeps();
         c->gt0 = bench_now();
         c->i0 = bench_guest_idle_seconds();
         c->d0 = bench_process_cpu_seconds(daemon_pid);
@@ -395,11 +446,15 @@ static inline void bench_start(BenchClock *c, long daemon_pid) {
 static inline void bench_stop(BenchClock *c) {
         double i1, d1, gt1;
         unsigned long long zc, bo;
+        long long ds1, gs1;
 
         c->t_end = bench_now();
         c->t_start = c->t0;
         c->seconds = c->t_end - c->t0;
         c->client_cpu = bench_cpu_seconds() - c->c0;
+        c->client_sleeps = bench_sleeps() - c->cs0;
+        ds1 = bench_process_sleeps(c->daemon_pid);
+        c->daemon_sleeps = c->ds0 < 0 || ds1 < 0 ? -1 : ds1 - c->ds0;
         d1 = bench_process_cpu_seconds(c->daemon_pid);
         c->daemon_cpu = c->d0 < 0 || d1 < 0 ? -1 : d1 - c->d0;
         i1 = bench_guest_idle_seconds();
@@ -410,6 +465,8 @@ static inline void bench_stop(BenchClock *c) {
         bench_kmod_counters(&zc, &bo);
         c->zc_bytes = zc - c->zc0;
         c->bounced_bytes = bo - c->bo0;
+        gs1 = bench_guest_switches();
+        c->guest_switches = c->gs0 < 0 || gs1 < 0 ? -1 : gs1 - c->gs0;
 }
 
 /* The result line of a stream. CONTENDER is PREFIX followed by NAME. */
@@ -418,9 +475,11 @@ static inline void bench_print_stream(const char *prefix, const char *name, cons
                                       const char *backend) {
         printf("{\"contender\":\"%s%s\",\"test\":\"%s\",\"size\":%lu,\"depth\":%lu,\"bytes\":%llu,\"transfers\":%llu,"
                "\"seconds\":%.6f,\"t_start\":%.6f,\"t_end\":%.6f,\"client_cpu\":%.6f,\"daemon_cpu\":%.6f,"
-               "\"guest_busy\":%.6f,\"zc_bytes\":%llu,\"bounced_bytes\":%llu,\"backend\":\"%s\"}\n",
+               "\"guest_busy\":%.6f,\"zc_bytes\":%llu,\"bounced_bytes\":%llu,\"backend\":\"%s\","
+               "\"client_sleeps\":%lld,\"daemon_sleeps\":%lld,\"guest_switches\":%lld}\n",
                prefix, name, bench_test_names[a->test], a->size, a->depth, bytes, transfers, c->seconds, c->t_start,
-               c->t_end, c->client_cpu, c->daemon_cpu, c->guest_busy, c->zc_bytes, c->bounced_bytes, backend);
+               c->t_end, c->client_cpu, c->daemon_cpu, c->guest_busy, c->zc_bytes, c->bounced_bytes, backend,
+               c->client_sleeps, c->daemon_sleeps, c->guest_switches);
         fflush(stdout);
 }
 
@@ -451,10 +510,11 @@ static inline void bench_print_latency(const char *prefix, const char *name, con
         printf("{\"contender\":\"%s%s\",\"test\":\"%s\",\"size\":%lu,\"count\":%zu,\"p50_us\":%.1f,\"p90_us\":%.1f,"
                "\"p99_us\":%.1f,\"min_us\":%.1f,\"max_us\":%.1f,\"seconds\":%.6f,\"client_cpu\":%.6f,"
                "\"daemon_cpu\":%.6f,\"guest_busy\":%.6f,\"zc_bytes\":%llu,\"bounced_bytes\":%llu,"
-               "\"backend\":\"%s\"}\n",
+               "\"backend\":\"%s\",\"client_sleeps\":%lld,\"daemon_sleeps\":%lld,\"guest_switches\":%lld}\n",
                prefix, name, bench_test_names[a->test], a->size, n, bench_percentile(samples, n, 50) * 1e6,
                bench_percentile(samples, n, 90) * 1e6, bench_percentile(samples, n, 99) * 1e6,
                n ? samples[0] * 1e6 : 0, n ? samples[n - 1] * 1e6 : 0, c->seconds, c->client_cpu, c->daemon_cpu,
-               c->guest_busy, c->zc_bytes, c->bounced_bytes, backend);
+               c->guest_busy, c->zc_bytes, c->bounced_bytes, backend, c->client_sleeps, c->daemon_sleeps,
+               c->guest_switches);
         fflush(stdout);
 }

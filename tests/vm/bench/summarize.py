@@ -57,6 +57,17 @@ def fmt_stat(s, digits=1, width=0):
     return text.ljust(width) if width else text
 
 
+def per_op(r, ops, *fields):
+    """The sum of counters FIELDS of record R per one of its OPS (a field: "transfers", "count");
+    None when one is unknown (-1, or a record older than the counters) or there were none.
+    zcusbd's sleeps only count for zcusbd's contenders."""
+    fields = [f for f in fields if f != "daemon_sleeps" or r["contender"].startswith("zcusbd")]
+    values = [r.get(f, -1) for f in fields]
+    if any(v is None or v < 0 for v in values) or not r.get(ops):
+        return None
+    return sum(values) / r[ops]
+
+
 def size_name(n):
     return "%dM" % (n >> 20) if n % (1 << 20) == 0 else "%dK" % (n >> 10) if n % 1024 == 0 else str(n)
 
@@ -132,9 +143,12 @@ def main():
                      " controller included)")
         lines.append("  x devmem, x malloc: MB/s to libusb-async-devmem's, to libusb-async-malloc's; cpu x malloc, cpu x"
                      " devmem: guest CPU s/GiB to libusb-async-malloc's, to libusb-async-devmem's")
-        hdr = "%-6s %-3s %-20s %-22s %8s %8s  %-6s %-6s %-22s %12s %12s" % (
+        lines.append("  sleeps/xfer: times the client and zcusbd went to sleep (each one a wakeup), per transfer;"
+                     " switches/xfer: context switches of the whole guest per transfer (neither varies with the"
+                     " host's load)")
+        hdr = "%-6s %-3s %-20s %-22s %8s %8s  %-6s %-6s %-22s %12s %12s %11s %13s" % (
             "size", "dir", "contender", "MB/s [min-max]", "x devmem", "x malloc", "client", "zcusbd",
-            "guest CPU s/GiB", "cpu x malloc", "cpu x devmem")
+            "guest CPU s/GiB", "cpu x malloc", "cpu x devmem", "sleeps/xfer", "switches/xfer")
         lines.append(hdr)
         rows, compat_rows = [], []
         keys = sorted({(r["size"], r["depth"], r["test"]) for r in tp}, key=lambda k: (k[0], k[2] != "in"))
@@ -152,6 +166,8 @@ def main():
                     "client": r["client_cpu"] / gib,
                     "daemon": r["daemon_cpu"] / gib if r["daemon_cpu"] >= 0 and r["contender"].startswith("zcusbd") else None,
                     "guest": (r["guest_busy"] - base * r["seconds"]) / gib if r["guest_busy"] >= 0 else None,
+                    "sleeps": per_op(r, "transfers", "client_sleeps", "daemon_sleeps"),
+                    "switches": per_op(r, "transfers", "guest_switches"),
                 }
             for c in sorted({c for c, _ in per}, key=order_key):
                 rounds = sorted(rd for cc, rd in per if cc == c)
@@ -166,19 +182,22 @@ def main():
                        "guest_cpu_per_gib": stat([x["guest"] for x in f]),
                        "x_devmem_mbs": stat(ratio(BASE_DEVMEM, "mbs")), "x_malloc_mbs": stat(ratio(BASE_MALLOC, "mbs")),
                        "x_malloc_guest_cpu": stat(ratio(BASE_MALLOC, "guest")),
-                       "x_devmem_guest_cpu": stat(ratio(BASE_DEVMEM, "guest"))}
+                       "x_devmem_guest_cpu": stat(ratio(BASE_DEVMEM, "guest")),
+                       "sleeps_per_transfer": stat([x["sleeps"] for x in f]),
+                       "guest_switches_per_transfer": stat([x["switches"] for x in f])}
                 if c.startswith("compat-"):
                     native = next((n for n in COMPAT_NATIVE if any(cc == n for cc, _ in per)), None)
                     row["native"] = native
                     row["x_native_mbs"] = stat(ratio(native, "mbs")) if native else stat([])
                     compat_rows.append(row)
                 rows.append(row)
-                lines.append("%-6s %-3s %-20s %-22s %8s %8s  %-6s %-6s %-22s %12s %12s" % (
+                lines.append("%-6s %-3s %-20s %-22s %8s %8s  %-6s %-6s %-22s %12s %12s %11s %13s" % (
                     "%sx%d" % (size_name(size), depth), test, c, fmt_stat(row["mbs"]),
                     fmt(row["x_devmem_mbs"]["median"], 2), fmt(row["x_malloc_mbs"]["median"], 2),
                     fmt(row["client_cpu_per_gib"]["median"], 2), fmt(row["zcusbd_cpu_per_gib"]["median"], 2),
                     fmt_stat(row["guest_cpu_per_gib"], 2), fmt(row["x_malloc_guest_cpu"]["median"], 2),
-                    fmt(row["x_devmem_guest_cpu"]["median"], 2)))
+                    fmt(row["x_devmem_guest_cpu"]["median"], 2), fmt(row["sleeps_per_transfer"]["median"], 2),
+                    fmt(row["guest_switches_per_transfer"]["median"], 2)))
             lines.append("")
         for row in compat_rows:
             lines.append("  %s %sx%d %s: %s MB/s, x %s (native libzcusb, same size and depth) %s" % (
@@ -250,8 +269,8 @@ def main():
         lines.append("  rtt: OUT then IN, one at a time (%s per round); behind: an OUT submitted 20 ms after an IN that"
                      " waits for its data, until the OUT completes (%s per round)" %
                      (meta.get("rtt_count"), meta.get("behind_count")))
-        lines.append("%-7s %-20s %-26s %-26s %7s" % ("test", "contender", "p50 us [min-max]", "p99 us [min-max]",
-                                                     "x p50"))
+        lines.append("%-7s %-20s %-26s %-26s %7s %10s" % ("test", "contender", "p50 us [min-max]", "p99 us [min-max]",
+                                                          "x p50", "sleeps/op"))
         rows = []
         for test, base_c in (("rtt", "libusb-sync"), ("behind", "libusb-async-malloc")):
             runs = [r for r in lat if r["test"] == test]
@@ -263,11 +282,15 @@ def main():
                        "p99_us": stat([by[c, rd]["p99_us"] for rd in rounds]),
                        "x_p50": stat([by[c, rd]["p50_us"] / by[base_c, rd]["p50_us"] for rd in rounds
                                       if (base_c, rd) in by and by[base_c, rd]["p50_us"] > 0]),
+                       "sleeps_per_op": stat([per_op(by[c, rd], "count", "client_sleeps", "daemon_sleeps")
+                                              for rd in rounds]),
                        "baseline": base_c}
                 rows.append(row)
-                lines.append("%-7s %-20s %-26s %-26s %7s" % (test, c, fmt_stat(row["p50_us"], 0),
-                                                             fmt_stat(row["p99_us"], 0), fmt(row["x_p50"]["median"], 2)))
-        lines.append("  x p50: to libusb-sync (rtt), libusb-async-malloc (behind)")
+                lines.append("%-7s %-20s %-26s %-26s %7s %10s" % (
+                    test, c, fmt_stat(row["p50_us"], 0), fmt_stat(row["p99_us"], 0), fmt(row["x_p50"]["median"], 2),
+                    fmt(row["sleeps_per_op"]["median"], 2)))
+        lines.append("  x p50: to libusb-sync (rtt), libusb-async-malloc (behind); sleeps/op: times the client and zcusbd"
+                     " went to sleep per round trip or per behind test")
         lines.append("")
         out["latency"] = rows
 
