@@ -37,6 +37,10 @@
 #                       of --sizes (IN and OUT) under `perf record -a` (whole guest, cpu-clock):
 #                       the hottest symbols per contender in BUILD_DIR/tests/vm/bench-results/
 #                       perf-CONTENDER.txt (needs linux-perf on the host; the guest uses its /usr)
+#   --syscalls          after the throughput rounds, one more run of every contender at the first
+#                       of --sizes (IN and OUT) under `strace -c`, the client and zcusbd each: their
+#                       system calls per transfer in BUILD_DIR/tests/vm/bench-results/
+#                       syscalls-CONTENDER.txt (needs strace on the host)
 #   -v                  stream the guest console
 # Quick iteration: --only throughput --rounds 1 --sizes 64K:8 --mib 16
 #
@@ -50,7 +54,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 COMMAND="tests/vm/bench/run-bench.sh${*:+ $*}"
 usage() {
-	sed -n '2,42p' "$0" >&2
+	sed -n '2,46p' "$0" >&2
 	exit 2
 }
 die() {
@@ -60,7 +64,7 @@ die() {
 ROUNDS=5 MIB=64 MAX_SECONDS=3 SIZES=16K:8,64K:8,1M:4 ONLY=throughput,latency,scaling,footprint,remote
 CONTENDERS=libusb-sync,libusb-async-malloc,libusb-async-devmem,zcusbd-usbfs,zcusbd-zcusb.ko,zcusbd-kqueues,compat-devmem
 SPEED=super RTT=200 BEHIND=20 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
-TIMEOUT=2400 VERBOSE=() SUMMARIZE="" PERF=0
+TIMEOUT=2400 VERBOSE=() SUMMARIZE="" PERF=0 SYSCALLS=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rounds) ROUNDS=${2:?}; shift 2 ;;
@@ -79,6 +83,7 @@ while [ $# -gt 0 ]; do
 	--foot-seconds) FOOT_SECONDS=${2:?}; shift 2 ;;
 	--timeout) TIMEOUT=${2:?}; shift 2 ;;
 	--perf) PERF=1; shift ;;
+	--syscalls) SYSCALLS=1; shift ;;
 	--summarize) SUMMARIZE=${2:?}; shift 2 ;;
 	-v | --verbose) VERBOSE=(-v); shift ;;
 	-h | --help) usage ;;
@@ -141,6 +146,7 @@ for p in zcusb-bench libusb-bench; do
 done
 command -v python3 >/dev/null || die "python3 not found (it makes the table)"
 [ $PERF = 0 ] || command -v perf >/dev/null || die "--perf: no perf on this machine (apt-get install linux-perf)"
+[ $SYSCALLS = 0 ] || command -v strace >/dev/null || die "--syscalls: no strace on this machine (apt-get install strace)"
 
 # dummy_hcd: one UDC per gadget: ss, lb, kbd (run-cases.sh), the scaling's extra SourceSinks,
 # the footprint's Loopback gadgets (8 functions each), the remote section's exported SourceSink.
@@ -159,7 +165,8 @@ sed "s/^# timeout: [0-9]*/# timeout: $((TIMEOUT > 240 ? TIMEOUT - 120 : TIMEOUT 
 	printf 'SECTIONS=%q\n' "${sections[*]}"
 	printf 'CONTENDERS=%q\n' "${contenders[*]}"
 	printf 'SIZES=%q\n' "${sizes[*]}"
-	printf 'ROUNDS=%d MIB=%d MAX_SECONDS=%s RTT_COUNT=%d BEHIND_COUNT=%d PERF=%d\n' "$ROUNDS" "$MIB" "$MAX_SECONDS" "$RTT" "$BEHIND" "$PERF"
+	printf 'ROUNDS=%d MIB=%d MAX_SECONDS=%s RTT_COUNT=%d BEHIND_COUNT=%d PERF=%d SYSCALLS=%d\n' "$ROUNDS" "$MIB" \
+		"$MAX_SECONDS" "$RTT" "$BEHIND" "$PERF" "$SYSCALLS"
 	printf 'SCALE_CLIENTS=%d SCALE_SECONDS=%s SCALE_ROUNDS=%d IDLE_CLIENTS=%d FOOT_SECONDS=%s\n' \
 		"$SCALE_CLIENTS" "$SCALE_SECONDS" "$SCALE_ROUNDS" "$IDLE_CLIENTS" "$FOOT_SECONDS"
 } >"$CASES/bench.env"

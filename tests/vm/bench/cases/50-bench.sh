@@ -39,7 +39,7 @@ set -euo pipefail
 SECTIONS="throughput latency scaling footprint remote"
 CONTENDERS="libusb-sync libusb-async-malloc libusb-async-devmem zcusbd-usbfs zcusbd-zcusb.ko zcusbd-kqueues"
 ROUNDS=5 MIB=64 MAX_SECONDS=3 SIZES="16384:8 65536:8 1048576:4"
-RTT_COUNT=200 BEHIND_COUNT=20 PERF=0 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
+RTT_COUNT=200 BEHIND_COUNT=20 PERF=0 SYSCALLS=0 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
 # run-bench.sh's choices
 # shellcheck source=/dev/null
 [ ! -f "${BASH_SOURCE[0]%/*}/bench.env" ] || . "${BASH_SOURCE[0]%/*}/bench.env"
@@ -363,6 +363,48 @@ if has_section throughput && [ "$PERF" = 1 ]; then
 				--percent-limit 1 2>/dev/null | grep -v '^$' | head -n 600
 		} >"$ZCUSB_VM_RESULTS/perf-$c.txt"
 		note "perf-$c.txt: $(grep -c '%' "$ZCUSB_VM_RESULTS/perf-$c.txt") symbols >= 0.5 %"
+	done
+fi
+
+# --- system calls (--syscalls) -------------------------------------------------------------
+# One more run per contender, not measured: strace -c of the client (-f) and of zcusbd while the
+# client streams the first size IN and OUT; each one's calls per transfer to syscalls-CONTENDER.txt.
+# strace slows both down: the counts are what to read, not the times.
+per_transfer() { # STRACE_C_OUTPUT TRANSFERS: "calls/transfer syscall" for each line of strace -c
+	awk -v n="$2" '/^-+/ { sep++; next } sep == 1 && NF >= 5 { printf "%10.2f  %s\n", $4 / n, $NF }' "$1"
+}
+if has_section throughput && [ "$SYSCALLS" = 1 ]; then
+	step "syscalls: strace -c of client and zcusbd while each contender streams ${SDLIST[0]} (size:depth) in,out"
+	for c in "${CLIST[@]}"; do
+		contender_setup "$c"
+		client_cmd "$c" ss 0525 a4a0 --sizes "${SDLIST[0]}" --max-seconds "$MAX_SECONDS"
+		spid=""
+		if [ "$KIND" != libusb ]; then
+			strace -c -q -p "$DAEMON_PID" -o "$W/strace-daemon.txt" &
+			spid=$!
+			pause 1 # attached before the client starts
+		fi
+		strace -c -q -f -o "$W/strace-client.txt" -- "${CMD[@]}" in,out "$MIB" >"$W/strace-run.out" 2>"$W/strace-run.err" ||
+			{ cat "$W/strace-run.err"; fail "strace of $c failed"; }
+		if [ -n "$spid" ]; then
+			kill -INT "$spid"
+			wait "$spid" || true
+		fi
+		transfers=0
+		while IFS= read -r line; do
+			[[ $line =~ \"transfers\":([0-9]+) ]] && transfers=$((transfers + BASH_REMATCH[1]))
+		done <"$W/strace-run.out"
+		[ "$transfers" -gt 0 ] || fail "strace run of $c moved nothing"
+		{
+			echo "# $c, ${SDLIST[0]} (size:depth), in,out, $MIB MiB each: $transfers transfers"
+			echo "# system calls per transfer, the client (with its threads)"
+			per_transfer "$W/strace-client.txt" "$transfers"
+			if [ -n "$spid" ]; then
+				echo "# system calls per transfer, zcusbd"
+				per_transfer "$W/strace-daemon.txt" "$transfers"
+			fi
+		} >"$ZCUSB_VM_RESULTS/syscalls-$c.txt"
+		note "syscalls-$c.txt: $(grep -c '^ ' "$ZCUSB_VM_RESULTS/syscalls-$c.txt") system calls counted"
 	done
 fi
 
