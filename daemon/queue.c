@@ -255,6 +255,12 @@ static void queue_process(Queue *q) {
         int r;
 
         queue_unkick(q);
+        /* Looking now: doorbells rung while this pass runs would only wake
+         * us again for entries it takes anyway (a client resubmitting a
+         * batch one entry at a time rang once per entry). Every way out of
+         * the loop below sets the flag again, or is a pass that comes back
+         * by itself (kicked, streaming, broken). */
+        ring_clear_need_wakeup(&q->ring);
         queue_flush_backlog(q);
         /* Held entries first, in order, as far as the limit lets them. */
         while (queue_take_held(q, &sqe))

@@ -122,6 +122,11 @@ bool ring_set_need_wakeup(Ring *r, bool need) {
         return !r->broken && load_acquire(&r->header->sq_tail.value) != r->sq_head;
 }
 
+void ring_clear_need_wakeup(Ring *r) {
+        if (__atomic_load_n(&r->header->sq_flags.value, __ATOMIC_RELAXED) & ZCUSB_SQ_NEED_WAKEUP)
+                (void) ring_set_need_wakeup(r, false);
+}
+
 bool ring_client_wants_wakeup(const Ring *r) {
         return !(load_acquire(&r->header->cq_flags.value) & ZCUSB_CQ_NO_WAKEUP);
 }

@@ -58,6 +58,9 @@ void ring_publish(Ring *r);
  * when, after a full barrier, submissions arrived after all (the caller must
  * look again). */
 bool ring_set_need_wakeup(Ring *r, bool need);
+/* Clear the doorbell flag if it is set (no store, so no shared cache line
+ * dirtied, when it is already clear). */
+void ring_clear_need_wakeup(Ring *r);
 bool ring_client_wants_wakeup(const Ring *r);
 void ring_set_flag(Ring *r, uint32_t flag);
 /* The claim ended: say why (negative errno), then raise ZCUSB_SQ_DEAD. */

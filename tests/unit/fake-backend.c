@@ -193,6 +193,8 @@ static int fake_submit(BackendInterface *bi, BackendTransfer *t) {
         /* The core links a transfer before submitting it for this: a
          * backend may end it at once (a zero-length OUT, an error it finds
          * after accepting). */
+        if (fake.on_submit)
+                fake.on_submit(fake.on_submit_userdata);
         if (fake.complete_in_submit)
                 fake_complete(ft, 0, t->data_length);
         return 0;

@@ -38,6 +38,8 @@ typedef struct FakeBackendState {
         unsigned submit_error_count;   /* ... this many times (0: every time while submit_error) */
         bool cancel_synchronous;       /* cancel ends the transfer before returning */
         bool complete_in_submit;       /* submit ends the transfer (status 0, all bytes) before returning */
+        void (*on_submit)(void *userdata); /* called in each submit the fake accepts (what the test looks at then) */
+        void *on_submit_userdata;
         uint64_t transfer_memory;      /* what transfer_memory() reports */
         /* fake_backend_kq: its kernel serves every queue (it takes no
          * entry: the test says what it counted). */

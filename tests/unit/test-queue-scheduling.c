@@ -293,6 +293,61 @@ static void test_doorbell_drained(void) {
         harness_finish(&h, "doorbell drained", true);
 }
 
+/* While zcusbd takes entries the doorbell is off: a client that resubmits
+ * one entry at a time while the pass that took the first still runs rings
+ * once, not once per entry. The pass asks for doorbells again as it ends. */
+static struct {
+        Harness *h;
+        unsigned flag_seen_in_submit; /* submits that saw the doorbell flag set */
+        unsigned to_push;             /* entries the client submits from inside submits */
+} racing;
+
+static void push_while_taking(void *userdata) {
+        (void) userdata;
+        if (client_need_wakeup(&racing.h->client))
+                racing.flag_seen_in_submit++;
+        if (racing.to_push > 0)
+                submit_bulk(racing.h, EP_IN, 20 + --racing.to_push, 0);
+}
+
+static uint64_t doorbells_rung(Harness *h) {
+        uint64_t n = 0;
+
+        /* zcusbd never reads the counter (edge-triggered): it holds every ring */
+        return eventfd_read(h->client.submit_fd, &n) < 0 ? 0 : n;
+}
+
+static void test_doorbell_off_while_taking(void) {
+        Harness h;
+
+        harness_new(&h, NULL);
+        harness_claim(&h);
+        racing.h = &h;
+        racing.flag_seen_in_submit = 0;
+        racing.to_push = 3;
+        (void) doorbells_rung(&h);
+        check(client_need_wakeup(&h.client)); /* idle: doorbell on */
+        fake.on_submit = push_while_taking;
+        submit_bulk(&h, EP_IN, 1, 0); /* rings */
+        settle_all_taken(&h);
+        fake.on_submit = NULL;
+        check(fake_transfer_for(1) && fake_transfer_for(20) && fake_transfer_for(21) && fake_transfer_for(22));
+        check_in_flight(&h, 4);
+        check(racing.flag_seen_in_submit == 0);
+        check(doorbells_rung(&h) == 1);
+        check(client_need_wakeup(&h.client)); /* the pass ended idle, nothing posted: on again */
+
+        fake_complete(fake_transfer_for(1), 0, CHUNK);
+        for (uint64_t u = 20; u <= 22; u++)
+                fake_complete(fake_transfer_for(u), 0, CHUNK);
+        settle(&h);
+        check_completed(&h.client, 1, 0);
+        check_completed(&h.client, 22, 0);
+        check_in_flight(&h, 0);
+        harness_release(&h);
+        harness_finish(&h, "doorbell off while taking", true);
+}
+
 /* A claim whose peer may have IN_FLIGHT transfers in flight at once. */
 static void harness_claim_in_flight_limit(Harness *h, uint32_t in_flight) {
         Config config;
@@ -473,6 +528,7 @@ int main(void) {
         RUN(test_batch_done);
         RUN(test_doorbell_grace);
         RUN(test_doorbell_drained);
+        RUN(test_doorbell_off_while_taking);
         RUN(test_backpressure);
         RUN(test_cancel_behind_in_flight_limit);
         RUN(test_held_entries);
