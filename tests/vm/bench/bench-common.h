@@ -362,38 +362,37 @@ static inline long long bench_sleeps(void) {
         return ru.ru_nvcsw;
 }
 
-/* Voluntary context switches of process PID (its main thread: zcusbd has one), -1 when unknown. */
-static inline long long bench_process_sleeps(long pid) {
-        char path[64], line[256];
+/* The number after KEY (a line's first word, "ctxt" or "voluntary_ctxt_switches:") in the text
+ * file PATH, -1 when unreadable or absent. */
+static inline long long bench_file_counter(const char *path, const char *key) {
+        char line[512];
+        size_t n = strlen(key);
         long long v = -1;
-        FILE *f;
+        FILE *f = fopen(path, "re");
 
-        if (pid <= 0)
-                return -1;
-        snprintf(path, sizeof(path), "/proc/%ld/status", pid);
-        f = fopen(path, "re");
         if (!f)
                 return -1;
         while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "voluntary_ctxt_switches: %lld", &v) == 1)
+                if (strncmp(line, key, n) == 0 && (line[n] == ' ' || line[n] == '\t') &&
+                    sscanf(line + n, "%lld", &v) == 1)
                         break;
         fclose(f);
         return v;
 }
 
+/* Voluntary context switches of process PID (its main thread: zcusbd has one), -1 when unknown. */
+static inline long long bench_process_sleeps(long pid) {
+        char path[64];
+
+        if (pid <= 0)
+                return -1;
+        snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+        return bench_file_counter(path, "voluntary_ctxt_switches:");
+}
+
 /* Context switches of the whole guest since boot (/proc/stat "ctxt"), -1 when unreadable. */
 static inline long long bench_guest_switches(void) {
-        char line[512];
-        long long v = -1;
-        FILE *f = fopen("/proc/stat", "re");
-
-        if (!f)
-                return -1;
-        while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "ctxt %lld", &v) == 1)
-                        break;
-        fclose(f);
-        return v;
+        return bench_file_counter("/proc/stat", "ctxt");
 }
 
 /* The start barrier of concurrent clients (--go FILE): once set up, a client creates
