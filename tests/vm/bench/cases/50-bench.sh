@@ -397,10 +397,11 @@ if has_section throughput && [ "$SYSCALLS" = 1 ]; then
 		[ "$transfers" -gt 0 ] || fail "strace run of $c moved nothing"
 		{
 			echo "# $c, ${SDLIST[0]} (size:depth), in,out, $MIB MiB each: $transfers transfers"
-			echo "# system calls per transfer, the client (with its threads)"
+			echo "# system calls per transfer over the client's whole run, start-up included (libusb_init's"
+			echo "# scan of sysfs is its openat, close and newfstatat), the client (with its threads)"
 			per_transfer "$W/strace-client.txt" "$transfers"
 			if [ -n "$spid" ]; then
-				echo "# system calls per transfer, zcusbd"
+				echo "# system calls per transfer, zcusbd (the claim's set-up included)"
 				per_transfer "$W/strace-daemon.txt" "$transfers"
 			fi
 		} >"$ZCUSB_VM_RESULTS/syscalls-$c.txt"
