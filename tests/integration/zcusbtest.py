@@ -1432,6 +1432,7 @@ import datapath  # noqa: E402
 import control_allowlist  # noqa: E402,F401 (adds its tests to datapath's)
 import polkit_tests  # noqa: E402,F401 (adds its tests to datapath's)
 import cli_tests  # noqa: E402,F401 (adds its tests to datapath's)
+import datapath_robust  # noqa: E402,F401 (adds its tests to datapath's)
 import compat  # noqa: E402,F401 (adds its tests to datapath's)
 datapath.register(sys.modules[__name__])
 import remote_tests  # noqa: E402
