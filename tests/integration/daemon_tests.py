@@ -15,6 +15,7 @@ import sys
 import time
 
 import fixtures
+import registry
 
 h = None  # the zcusbtest module, set by register()
 
@@ -48,17 +49,17 @@ def check_json_interfaces(got, d, what):
     for g, (num, alt, cls, sub, proto, driver, eps) in zip(got_sorted, want):
         w = f"{what} interface {num} alt {alt}"
         h.check_eq((g.get("number"), g.get("alt_setting"), g.get("class"), g.get("subclass"),
-                  g.get("protocol"), g.get("driver")), (num, alt, cls, sub, proto, driver),
-                 f"{w} (number, alt_setting, class, subclass, protocol, driver)")
+                    g.get("protocol"), g.get("driver")), (num, alt, cls, sub, proto, driver),
+                   f"{w} (number, alt_setting, class, subclass, protocol, driver)")
         geps = g.get("endpoints")
         h.check(isinstance(geps, list), f"{w}: endpoints missing: {g!r}")
         h.check_eq(len(geps), len(eps), f"{w}: number of endpoints")
         for ge, (addr, attrs, mps, interval) in zip(geps, eps):
             h.check_eq((ge.get("address"), ge.get("max_packet_size"), ge.get("interval")),
-                     (addr, mps, interval), f"{w} endpoint {addr:#04x} (address, max_packet_size, interval)")
+                       (addr, mps, interval), f"{w} endpoint {addr:#04x} (address, max_packet_size, interval)")
             h.check_in(ge.get("type"), EP_TYPES[attrs & 3], f"{w} endpoint {addr:#04x} type")
             h.check_eq(ge.get("direction"), "in" if addr & 0x80 else "out",
-                     f"{w} endpoint {addr:#04x} direction")
+                       f"{w} endpoint {addr:#04x} direction")
 
 
 def check_dbus_device(props, d, what):
@@ -84,14 +85,7 @@ def check_dbus_device(props, d, what):
 # ---------------------------------------------------------------------------
 # test registry
 
-_TESTS = {}
-
-
-def test(name):
-    def deco(fn):
-        _TESTS[name] = fn
-        return fn
-    return deco
+_TESTS, test = registry.collector()
 
 
 def register(harness):
@@ -128,13 +122,13 @@ def t_list():
         lines = [l for l in r.out.split("\n") if l.strip()]
         h.check_eq(len(lines), 4, "plain list: header + 3 rows")
         h.check(re.match(r"^BUS:ADDR\s+VID:PID\s+SPEED\s+OBJECT\s+PRODUCT\s*$", lines[0]),
-              f"plain list header: {lines[0]!r}")
+                f"plain list header: {lines[0]!r}")
         for d in devs:
             row = [l for l in lines[1:] if f" {d.object_path} " in l + " "]
             h.check(len(row) == 1, f"plain list: no single row for {d.object_path}: {lines}")
             cols = row[0].split(None, 4)
             h.check_eq(cols[:4], [f"{d.busnum:03d}:{d.devnum:03d}", f"{d.vid:04x}:{d.pid:04x}",
-                                d.speed_name, d.object_path], f"plain list row {row[0]!r}")
+                                  d.speed_name, d.object_path], f"plain list row {row[0]!r}")
             h.check_eq(cols[4].strip() if len(cols) > 4 else "", d.product, f"plain list row {row[0]!r} PRODUCT")
 
         r = w.busctl("--json=short", "call", h.BUS_NAME, h.MANAGER_PATH, h.MANAGER_IFACE, "ListDevices")
@@ -147,7 +141,7 @@ def t_list():
         # GetDevice(bus, addr) -> object
         for d in devs:
             h.check_eq(str(w.manager().GetDevice(h.dbus.UInt16(d.busnum), h.dbus.UInt16(d.devnum))),
-                     d.object_path, f"GetDevice({d.busnum}, {d.devnum})")
+                       d.object_path, f"GetDevice({d.busnum}, {d.devnum})")
         try:
             w.manager().GetDevice(h.dbus.UInt16(1), h.dbus.UInt16(99))
             raise h.TestFailure("GetDevice(1, 99) succeeded")
@@ -185,8 +179,8 @@ def t_info():
         check_json_interfaces(k.get("interfaces"), kbd, "info 001:004")
         h.check_eq(k["interfaces"][0]["driver"], "usbhid", "HID interface driver")
         h.check_eq(k["interfaces"][0]["endpoints"],
-                 [{"address": 0x81, "type": "interrupt", "direction": "in", "max_packet_size": 8,
-                   "interval": 10}], "HID endpoints")
+                   [{"address": 0x81, "type": "interrupt", "direction": "in", "max_packet_size": 8,
+                     "interval": 10}], "HID endpoints")
         h.check_eq(k.get("serial"), "", "HID serial (absent)")
 
         root_hub = w.ctl("info", "--json", "001:001").json()
@@ -234,7 +228,7 @@ def t_bad_device():
             bad.append(f"unknown option: exit {r.rc}, stderr {r.err!r}")
         # unreachable bus -> 5
         r = h.run([h.exe("ZCUSBCTL"), f"--bus-address=unix:path={w.workdir}/nonexistent", "list"],
-                env=w.bus.env())
+                  env=w.bus.env())
         if r.rc != 5 or not r.err.startswith("zcusbctl: "):
             bad.append(f"unreachable bus: exit {r.rc} (want 5), stderr {r.err!r}")
 
@@ -249,7 +243,7 @@ def _check_managed_objects(w, devs):
     for d in devs:
         h.check(d.object_path in mo, f"GetManagedObjects lacks {d.object_path}: {list(mo)}")
         h.check(h.DEVICE_IFACE in mo[d.object_path],
-              f"{d.object_path} lacks {h.DEVICE_IFACE} in GetManagedObjects: {list(mo[d.object_path])}")
+                f"{d.object_path} lacks {h.DEVICE_IFACE} in GetManagedObjects: {list(mo[d.object_path])}")
         check_dbus_device(mo[d.object_path][h.DEVICE_IFACE], d, f"GetManagedObjects {d.object_path}")
     extra = [p for p in mo if p.startswith("/org/zcusb1/device/") and
              p not in {d.object_path for d in devs}]
@@ -297,13 +291,13 @@ def t_hotplug():
         new = fixtures.loopback_two_configs(devnum=5, port="3")
         w.tb.plug(new)
         h.wait_until(lambda: sigs.find("DeviceAdded", h.MANAGER_PATH,
-                                     lambda e: e[2] == (new.object_path,)), 5, "DeviceAdded")
+                                       lambda e: e[2] == (new.object_path,)), 5, "DeviceAdded")
         h.wait_until(lambda: any('"added"' in l and new.object_path in l for l in mon.lines), 5,
-                   "zcusbctl monitor --json to print the addition")
+                     "zcusbctl monitor --json to print the addition")
         h.wait_until(lambda: any(l.startswith("added") and new.object_path in l for l in mon_plain.lines),
-                   5, "zcusbctl monitor to print the addition")
+                     5, "zcusbctl monitor to print the addition")
         h.wait_until(lambda: sigs.find("InterfacesAdded", h.MANAGER_PATH,
-                                     lambda e: e[2][0] == new.object_path), 5, "InterfacesAdded")
+                                       lambda e: e[2][0] == new.object_path), 5, "InterfacesAdded")
         h.check_eq(len(sigs.find("DeviceAdded")), 1, "exactly one DeviceAdded for one plug")
         ev = json.loads(next(l for l in mon.lines if new.object_path in l))
         h.check_eq(ev.get("event"), "added", "monitor event")
@@ -311,9 +305,9 @@ def t_hotplug():
             h.check_eq(ev.get(k), v, f"monitor added event field {k!r}")
         plain = next(l for l in mon_plain.lines if new.object_path in l)
         h.check(re.match(rf"^added\s+{re.escape(new.object_path)}\s+0525:a4a4\s+Loopback Two Configs\s*$", plain),
-              f"plain monitor line {plain!r}")
+                f"plain monitor line {plain!r}")
         h.check_eq(w.list_devices(), sorted(expected_listdevices_tuple(d) for d in devs + [new]),
-                 "ListDevices after plug")
+                   "ListDevices after plug")
         # the active configuration is the SECOND one in `descriptors` (value 2)
         check_dbus_device(w.device_props(new.object_path), new, f"hot-plugged {new.object_path}")
         info = w.ctl("info", "--json", "001:005").json()
@@ -322,18 +316,18 @@ def t_hotplug():
         # unplug
         w.tb.unplug(new)
         h.wait_until(lambda: sigs.find("DeviceRemoved", h.MANAGER_PATH,
-                                     lambda e: e[2] == (new.object_path,)), 5, "DeviceRemoved")
+                                       lambda e: e[2] == (new.object_path,)), 5, "DeviceRemoved")
         h.wait_until(lambda: any('"removed"' in l and new.object_path in l for l in mon.lines), 5,
-                   "zcusbctl monitor --json to print the removal")
+                     "zcusbctl monitor --json to print the removal")
         h.wait_until(lambda: any(l.split() == ["removed", new.object_path] for l in mon_plain.lines), 5,
-                   "zcusbctl monitor to print the removal")
+                     "zcusbctl monitor to print the removal")
         with h.soft("ObjectManager.InterfacesRemoved on unplug"):
             h.wait_until(lambda: sigs.find("InterfacesRemoved", h.MANAGER_PATH,
-                                         lambda e: e[2][0] == new.object_path), 2, "InterfacesRemoved")
+                                           lambda e: e[2][0] == new.object_path), 2, "InterfacesRemoved")
         ev = json.loads(next(l for l in mon.lines if '"removed"' in l))
         h.check_eq(ev, {"event": "removed", "object": new.object_path}, "monitor removed event")
         h.check_eq(w.list_devices(), sorted(expected_listdevices_tuple(d) for d in devs),
-                 "ListDevices after unplug")
+                   "ListDevices after unplug")
         try:
             obj = w.bus.conn.get_object(h.BUS_NAME, new.object_path)
             obj.GetAccess(dbus_interface=h.DEVICE_IFACE)
@@ -346,7 +340,7 @@ def t_hotplug():
         again = fixtures.loopback_two_configs(devnum=6, port="3")
         w.tb.plug(again)
         h.wait_until(lambda: sigs.find("DeviceAdded", h.MANAGER_PATH,
-                                     lambda e: e[2] == (again.object_path,)), 5, "DeviceAdded (replug)")
+                                       lambda e: e[2] == (again.object_path,)), 5, "DeviceAdded (replug)")
         h.check(again.object_path != new.object_path, "replug gets a new object")
         w.ctl("info", new.object_path, expect=3)
         w.ctl("info", again.object_path)
@@ -359,16 +353,16 @@ def t_hotplug():
             iface, changed, invalidated = e[2]
             return iface == h.DEVICE_IFACE and ("Interfaces" in changed or "Interfaces" in invalidated)
         h.wait_until(lambda: len(sigs.find("PropertiesChanged", gz.object_path, iface_change)) > before, 5,
-                   "PropertiesChanged(Interfaces) after bind")
+                     "PropertiesChanged(Interfaces) after bind")
         h.wait_until(lambda: all(i[5] == "usbtest" for i in w.device_props(gz.object_path)["Interfaces"]),
-                   5, "Interfaces driver = usbtest")
+                     5, "Interfaces driver = usbtest")
         check_dbus_device(w.device_props(gz.object_path), gz, "after bind")
         h.check_eq([i["driver"] for i in w.ctl("info", "--json", "001:003").json()["interfaces"]],
-                 ["usbtest", "usbtest"], "info drivers after bind")
+                   ["usbtest", "usbtest"], "info drivers after bind")
         before = len(sigs.find("PropertiesChanged", gz.object_path, iface_change))
         w.tb.set_driver(gz, 0, None)
         h.wait_until(lambda: len(sigs.find("PropertiesChanged", gz.object_path, iface_change)) > before, 5,
-                   "PropertiesChanged(Interfaces) after unbind")
+                     "PropertiesChanged(Interfaces) after unbind")
         check_dbus_device(w.device_props(gz.object_path), gz, "after unbind")
 
         # a udev property of the interface changes (rules edited + udevadm trigger):
@@ -377,10 +371,10 @@ def t_hotplug():
         w.tb.set_uevent_prop("/sys" + gz.interface_syspath(0), "ZCUSB_ENABLE", "0")
         w.tb.uevent("/sys" + gz.interface_syspath(0), "change")
         h.wait_until(lambda: len(sigs.find("PropertiesChanged", gz.object_path, iface_change)) > before, 5,
-                   "PropertiesChanged(Interfaces) after an interface change event")
+                     "PropertiesChanged(Interfaces) after an interface change event")
         i = w.ctl("info", "--json", "001:003").json()
         h.check_eq((i["may_claim"], i["claimable_interfaces"]), (False, []),
-                 "root's access after the interface got ZCUSB_ENABLE=0")
+                   "root's access after the interface got ZCUSB_ENABLE=0")
 
         h.check_eq(len(sigs.find("DeviceRemoved")), 1, "exactly one DeviceRemoved")
         for b in (mon, mon_plain):
@@ -450,22 +444,22 @@ def t_client_limits():
         rules_before = w.bus.match_rules_of(w.daemon.p.pid)
         refused = bus_peer(w, h.as_user(), connections=12, calls=[claim])
         h.check_eq(sorted({e[3] for e in peer_events(refused, "error")}), ["org.zcusb1.Error.InvalidArgument"],
-                 "12 refused claims of one uid: InvalidArgument each, never a limit")
+                   "12 refused claims of one uid: InvalidArgument each, never a limit")
         h.check_eq(len(peer_events(refused, "error")), 12, "answers to 12 refused claims")
         # ... and they left nothing: the uid still has all three of its places
         ok = bus_peer(w, h.as_user(), connections=4, calls=[sub])
         h.check_eq([e[1] for e in peer_events(ok, "ok")], [0, 1, 2], "the uid's first three subscriptions")
         h.check_eq([(e[1], e[3]) for e in peer_events(ok, "error")], [(3, "org.zcusb1.Error.QuotaExceeded")],
-                 "its fourth connection (ClientsPerUser=3)")
+                   "its fourth connection (ClientsPerUser=3)")
         other = bus_peer(w, h.as_user(1, 1), connections=3, calls=[sub])
         h.check_eq([e[1] for e in peer_events(other, "ok")], [0, 1], "another uid's first two (5 in all)")
         h.check_eq([(e[1], e[3]) for e in peer_events(other, "error")], [(2, "org.zcusb1.Error.QuotaExceeded")],
-                 "beyond ClientsGlobal=5")
+                   "beyond ClientsGlobal=5")
         root = bus_peer(w, None, connections=8, calls=[sub])
         h.check_eq(len(peer_events(root, "ok")), 8, "root is never refused for being one peer too many")
         if rules_before is not None:
             h.check_eq(w.bus.match_rules_of(w.daemon.p.pid), rules_before,
-                     "zcusbd's match rules on the bus after 30 peers")
+                       "zcusbd's match rules on the bus after 30 peers")
         # a peer that leaves makes room
         ok.stop()
         w.bg.remove(ok)
@@ -492,30 +486,30 @@ def t_signal_scope():
         for d in (hidden, shown):
             w.tb.plug(d)
             h.wait_until(lambda: sigs.find("DeviceAdded", h.MANAGER_PATH, lambda e: e[2] == (d.object_path,)), 5,
-                       f"root's DeviceAdded for {d.object_path}")
+                         f"root's DeviceAdded for {d.object_path}")
         h.wait_until(lambda: any(e[1] == "DeviceAdded" and shown.object_path in e[3]
-                               for e in peer_events(nobody, "signal")), 5, "nobody's DeviceAdded for its device")
+                                 for e in peer_events(nobody, "signal")), 5, "nobody's DeviceAdded for its device")
         for d in (hidden, shown):
             w.tb.set_uevent_prop(d.sys_syspath, "ZCUSB_SERIAL_NOTE", "x")
             w.tb.uevent(d.sys_syspath, "change")
         for d in (hidden, shown):
             w.tb.unplug(d)
             h.wait_until(lambda: sigs.find("DeviceRemoved", h.MANAGER_PATH, lambda e: e[2] == (d.object_path,)), 5,
-                       f"root's DeviceRemoved for {d.object_path}")
+                         f"root's DeviceRemoved for {d.object_path}")
         h.wait_until(lambda: any(e[1] == "DeviceRemoved" and shown.object_path in e[3]
-                               for e in peer_events(nobody, "signal")), 5, "nobody's DeviceRemoved")
+                                 for e in peer_events(nobody, "signal")), 5, "nobody's DeviceRemoved")
         h.sleep_iterating(0.3)
         told = peer_events(nobody, "signal")
         h.check(not [e for e in told if hidden.object_path in e[2] + e[3]],
-              f"nobody was told of a device it may not see: {told}")
+                f"nobody was told of a device it may not see: {told}")
         h.check({e[1] for e in told} >= {"DeviceAdded", "InterfacesAdded", "DeviceRemoved", "InterfacesRemoved"},
-              f"nobody's signals about its own device: {sorted({e[1] for e in told})}")
+                f"nobody's signals about its own device: {sorted({e[1] for e in told})}")
         added = next(e for e in told if e[1] == "InterfacesAdded")
         h.check_in("VendorId", added[3], "InterfacesAdded carries the device's properties")
         h.check_eq(peer_events(stranger, "signal"), [], "signals to a subscribed uid that may see nothing")
         h.check_eq(peer_events(eavesdropper, "signal"), [], "signals to a peer that only added a match rule")
         h.check(sigs.find("InterfacesAdded", h.MANAGER_PATH, lambda e: e[2][0] == hidden.object_path),
-              "root (subscribed) hears of every device")
+                "root (subscribed) hears of every device")
         sigs.close()
 
 
@@ -536,13 +530,13 @@ def t_policy():
         h.check_eq(_policy_view(w, None, "root"), sorted(d.object_path for d in (hub, gz, kbd)), "root's list")
         r = w.ctl("info", "001:004", user=nobody, expect=4)
         h.check(r.err.startswith("zcusbctl: ") and re.search(r"access denied|AccessDenied", r.err, re.I),
-              f"info 001:004 as nobody: stderr {r.err!r}")
+                f"info 001:004 as nobody: stderr {r.err!r}")
         h.check_eq(r.out, "", "info 001:004 as nobody: stdout")
         w.ctl("info", "001:001", user=nobody, expect=4)
         w.ctl("info", "001:099", user=nobody, expect=3)
         info = w.ctl("info", "--json", "001:003", user=nobody).json()
         h.check_eq((info.get("may_claim"), info.get("claimable_interfaces")), (True, [0]),
-                 "nobody's access to the gadget via info")
+                   "nobody's access to the gadget via info")
         # GetAccess over the bus, as nobody
         r = w.busctl("--json=short", "call", h.BUS_NAME, gz.object_path, h.DEVICE_IFACE, "GetAccess",
                      user=nobody)
@@ -571,8 +565,8 @@ def t_policy():
             r = w.busctl("tree", "--list", h.BUS_NAME, user=nobody, expect=None)
             paths = set(r.out.split())
             h.check(r.rc == 0 and gz.object_path in paths and kbd.object_path not in paths
-                  and hub.object_path not in paths,
-                  f"busctl tree as nobody: exit {r.rc}, should show exactly the gadget: {r.out!r}")
+                    and hub.object_path not in paths,
+                    f"busctl tree as nobody: exit {r.rc}, should show exactly the gadget: {r.out!r}")
         # the project's bus policy: only root may own org.zcusb1
         r = w.call_as(nobody, "/org/freedesktop/DBus", "org.freedesktop.DBus", "RequestName", "su",
                       h.BUS_NAME, 0, dest="org.freedesktop.DBus")
@@ -582,12 +576,12 @@ def t_policy():
         w.tb.set_uevent_prop(gz.sys_syspath, "ZCUSB_ALLOW_USERS", "root")
         w.tb.uevent(gz.sys_syspath, "change")
         h.wait_until(lambda: _policy_view(w, nobody, "nobody") == [], 5,
-                   "nobody to lose the gadget after a change event", interval=0.2)
+                     "nobody to lose the gadget after a change event", interval=0.2)
         w.ctl("info", "001:003", user=nobody, expect=4)
         w.tb.set_uevent_prop(gz.sys_syspath, "ZCUSB_ALLOW_USERS", "nobody")
         w.tb.uevent(gz.sys_syspath, "change")
         h.wait_until(lambda: _policy_view(w, nobody, "nobody") == [gz.object_path], 5,
-                   "nobody to get the gadget back after a change event", interval=0.2)
+                     "nobody to get the gadget back after a change event", interval=0.2)
 
         # another unprivileged user sees nothing (an existing one: dbus-daemon drops
         # connections from uids without a passwd entry)
@@ -602,12 +596,12 @@ def t_policy():
     with h.World([hub, gz, kbd]) as w, h.soft("group policy from bus credentials"):
         h.check_eq(_policy_view(w, h.as_user(groups=None), "nobody"), [], "nobody without groups")
         h.check_eq(_policy_view(w, h.as_user(groups=[4242]), "nobody+4242"), [gz.object_path],
-                 "nobody with supplementary group 4242")
+                   "nobody with supplementary group 4242")
         plugdev = 46
         h.check_eq(_policy_view(w, h.as_user(groups=[4242, plugdev]), "nobody+4242,46"),
-                 sorted([gz.object_path, kbd.object_path]), "nobody with groups 4242 and plugdev")
+                   sorted([gz.object_path, kbd.object_path]), "nobody with groups 4242 and plugdev")
         h.check_eq(_policy_view(w, h.as_user(groups=[100]), "nobody+users"), [kbd.object_path],
-                 "nobody with group users")
+                   "nobody with group users")
         w.ctl("info", "001:003", user=h.as_user(groups=[plugdev]), expect=4)
         i = w.ctl("info", "--json", "001:004", user=h.as_user(groups=[plugdev])).json()
         h.check_eq((i["may_claim"], i["claimable_interfaces"]), (True, [0]), "HID access via plugdev")
@@ -620,7 +614,7 @@ def t_policy():
         h.check_eq(_policy_view(w, nobody, "nobody"), [], "nobody: ENABLE unset / interface ENABLE=0")
         i = w.ctl("info", "--json", "001:004").json()
         h.check_eq((i["may_claim"], i["claimable_interfaces"]), (False, []),
-                 "root on an interface with ZCUSB_ENABLE=0")
+                   "root on an interface with ZCUSB_ENABLE=0")
         i = w.ctl("info", "--json", "001:003").json()
         h.check_eq((i["may_claim"], i["claimable_interfaces"]), (True, [0]), "root, ENABLE unset")
 
@@ -707,8 +701,8 @@ def t_config_errors():
         mgr = w.bus.conn.get_object(h.BUS_NAME, h.MANAGER_PATH)
         props = h._py(mgr.GetAll(h.MANAGER_IFACE, dbus_interface=h.PROPS_IFACE))
         h.check_eq((props.get("QuotaBytesPerClient"), props.get("MaxClaimsPerClient"),
-                  props.get("MaxBuffersPerClient"), props.get("Backend"), props.get("ModuleVersion")),
-                 (3 * CONFIG_MB, 3, 7, "usbfs", ""), "Manager properties with drop-ins")
+                    props.get("MaxBuffersPerClient"), props.get("Backend"), props.get("ModuleVersion")),
+                   (3 * CONFIG_MB, 3, 7, "usbfs", ""), "Manager properties with drop-ins")
         h.check_eq(st["version"], props.get("Version"), "status version vs Version property")
         r = w.ctl("status")
         h.check_in("usbfs", r.out, "plain status")

@@ -15,12 +15,13 @@ import subprocess
 import time
 
 import fixtures
+import registry
 import usbfs_emu
 import zcusbclient as zc
 from zcusbclient import RemoteDBusError
 
 h = None  # the zcusbtest module, set by register()
-_TESTS = {}
+_TESTS, dtest = registry.collector()
 
 CLAIM_IFACE = "org.zcusb1.Claim"
 KIB, MIB = 1024, 1024 * 1024
@@ -32,12 +33,6 @@ def queue_charge(header):
     """What OpenQueue charges: the ring memfd and zcusbd's own memory for the
     queue (a completion backlog slot and a held entry per completion slot)."""
     return header["ring_size"] + header["cq_entries"] * (header["sqe_size"] + header["cqe_size"])
-
-def dtest(name):
-    def deco(fn):
-        _TESTS[name] = fn
-        return fn
-    return deco
 
 
 def register(harness):

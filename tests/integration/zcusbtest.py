@@ -708,19 +708,13 @@ class SignalLog:
         for m in self._matches:
             m.remove()
 
+
 # ---------------------------------------------------------------------------
 # test registry: the tests live in their own modules, which add theirs here
+import registry  # noqa: E402
+TESTS, test = registry.collector()
 
-TESTS = {}
-
-
-def test(name):
-    def deco(fn):
-        TESTS[name] = fn
-        return fn
-    return deco
-
-
+# zcusbd itself: discovery, policy, limits, configuration
 import daemon_tests  # noqa: E402
 daemon_tests.register(sys.modules[__name__])
 
