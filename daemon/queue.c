@@ -255,6 +255,10 @@ static void queue_process(Queue *q) {
         int r;
 
         queue_unkick(q);
+        /* The kernel serves this ring (its sq_head, its doorbell flag): a
+         * kick for the peer's queues (in-flight limit) is not ours to act on. */
+        if (q->kernel)
+                return;
         /* Looking now: doorbells rung while this pass runs would only wake
          * us again for entries it takes anyway (a client resubmitting a
          * batch one entry at a time rang once per entry). Every way out of

@@ -620,6 +620,25 @@ static void test_kernel_queue_counters(void) {
         harness_finish(&h, "kernel queue counters", true);
 }
 
+/* A ring the kernel serves is the kernel's: a kick (as a transfer's end
+ * gives every queue of a peer that was at its in-flight limit) takes none of
+ * its entries and leaves its doorbell flag as the kernel set it. */
+static void test_kernel_queue_not_ours(void) {
+        Harness h;
+        uint32_t flags;
+
+        harness_claim_kq(&h);
+        __atomic_store_n(&h.client.header->sq_flags.value, ZCUSB_SQ_NEED_WAKEUP, __ATOMIC_RELEASE);
+        submit_bulk(&h, EP_IN, 1, 0);
+        flags = __atomic_load_n(&h.client.header->sq_flags.value, __ATOMIC_ACQUIRE);
+        queue_kick(h.queue);
+        settle(&h);
+        check(client_sq_head(&h.client) == 0 && fake.n_submit == 0);
+        check(__atomic_load_n(&h.client.header->sq_flags.value, __ATOMIC_ACQUIRE) == flags);
+        harness_release(&h);
+        harness_finish(&h, "kernel queue not ours", true);
+}
+
 /* Revoked (as on unplug, release, shutdown: claim_stop), the queue is
  * detached with the claim's status and its counts stay the claim's; a
  * detach that fails (the module ended the queue itself) keeps what was last
@@ -687,6 +706,7 @@ int main(void) {
         RUN(test_complete_in_submit);
         RUN(test_shutdown);
         RUN(test_kernel_queue_counters);
+        RUN(test_kernel_queue_not_ours);
         RUN(test_kernel_queue_counters_end);
         RUN(test_kernel_queue_no_counters);
         return 0;
