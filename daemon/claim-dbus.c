@@ -295,6 +295,21 @@ static int property_get_used(sd_bus *bus, const char *path, const char *interfac
         return sd_bus_message_append(reply, "t", c->peer->account.bytes);
 }
 
+/* The claim's counters for the bus message being answered: read once per
+ * message, so a GetAll's six counters are one snapshot (and one read of
+ * the kernel's counters per queue it serves, not six). The reference on the
+ * message keeps its address from being reused by a later one. */
+static void claim_counters_for_message(Claim *c, sd_bus *bus, TransferCounters *ret) {
+        sd_bus_message *m = sd_bus_get_current_message(bus);
+
+        if (!m || m != c->counters_message) {
+                claim_get_counters(c, &c->counters_snapshot);
+                sd_bus_message_unref(c->counters_message);
+                c->counters_message = sd_bus_message_ref(m);
+        }
+        *ret = c->counters_snapshot;
+}
+
 /* Submitted .. BytesOut and InFlight: what zcusbd counted and what the kernel
  * counts for the queues it serves (claim_get_counters). */
 static int property_get_counter(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -312,8 +327,8 @@ static int property_get_counter(sd_bus *bus, const char *path, const char *inter
         Claim *c = userdata;
         TransferCounters n;
 
-        (void) bus, (void) path, (void) interface, (void) error;
-        claim_get_counters(c, &n);
+        (void) path, (void) interface, (void) error;
+        claim_counters_for_message(c, bus, &n);
         if (streq(property, "InFlight"))
                 return sd_bus_message_append(reply, "u",
                                              (uint32_t) (n.in_flight < UINT32_MAX ? n.in_flight : UINT32_MAX));

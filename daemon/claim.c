@@ -139,6 +139,7 @@ Claim *claim_free(Claim *c) {
                 c->backend->close_interface(c->backend_interface, c->detached_driver);
 
         claim_reply_release(c);
+        sd_bus_message_unref(c->counters_message);
         free(c->detached_driver);
         free(c->object_path);
         free(c);

@@ -53,6 +53,11 @@ struct Claim {
         /* Counted by zcusbd (queue.c, transfer.c), and by the kernel for
          * queues it served once they are detached (claim_add_counters). */
         TransferCounters counted; /* in_flight unused: n_in_flight is the claim's */
+        /* The counters as read for one bus message (claim-dbus.c), which
+         * this holds a reference on: every counter property of one GetAll
+         * comes from one read. */
+        sd_bus_message *counters_message;
+        TransferCounters counters_snapshot;
 
         ClaimEnd end;
         int end_status;
