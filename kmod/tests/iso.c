@@ -140,48 +140,98 @@ static void test_iso_refused(struct dev *d, uint32_t id)
 	}
 }
 
-/* @n transfers through SUBMIT, @depth in flight, each checked. */
-static void test_iso_submit(struct dev *d, uint32_t id, int registered, unsigned int n,
-			    unsigned int depth)
+/*
+ * A stream through SUBMIT: @depth transfers in flight until @n are reaped.
+ * Transfer k is laid out by @layout in slot k % depth (@slot bytes each from
+ * @base) and submitted from the registered range (buffer @id) or from its
+ * plain address; @done sees each completion with its slot. @what names the
+ * transfers in the lines. Returns 0, or -1 after a failed check.
+ */
+struct iso_stream {
+	struct dev *d;
+	uint32_t id;
+	int registered;
+	uint8_t *base;
+	size_t slot;
+	uint32_t len, packets;
+	uint8_t ep;
+	const char *what;
+	void (*layout)(uint8_t *p, unsigned int k);
+	void (*done)(void *ctx, uint8_t *p, const struct zcusb_completion *c);
+	void *ctx;
+};
+
+static int iso_stream_run(const struct iso_stream *st, unsigned int n, unsigned int depth)
 {
-	uint8_t *base = registered ? region + ISO_AREA : plain + ISO_AREA;
-	unsigned int sent = 0, done = 0, bad = 0, full = 0;
-	long bytes = 0;
-	double t0 = now();
+	unsigned int sent = 0, done = 0;
 
 	while (done < n) {
 		struct zcusb_completion c;
 		uint8_t *p;
-		long sum;
 
 		while (sent < n && sent - done < depth) {
-			p = base + (sent % depth) * 4096;
-			iso_layout(p, ISO_PACKETS, ISO_MP, sent);
-			if (iso_submit(d->fd, sent, registered ? id : 0,
-				       registered ? (uint64_t)(p - region) : (uintptr_t)p, ISO_LEN,
-				       ISO_PACKETS, 0, ISO_EP)) {
-				CHECK(0, "SUBMIT iso %u: %s", sent, strerror(errno));
-				return;
+			p = st->base + (sent % depth) * st->slot;
+			st->layout(p, sent);
+			if (iso_submit(st->d->fd, sent, st->registered ? st->id : 0,
+				       st->registered ? (uint64_t)(p - region) : (uintptr_t)p, st->len,
+				       st->packets, 0, st->ep)) {
+				CHECK(0, "SUBMIT %s %u: %s", st->what, sent, strerror(errno));
+				return -1;
 			}
 			sent++;
 		}
-		if (xreap(d->fd, &c, 5000)) {
-			CHECK(0, "REAP iso after %u of %u: timed out", done, n);
-			return;
+		if (xreap(st->d->fd, &c, 5000)) {
+			CHECK(0, "REAP %s after %u of %u: timed out", st->what, done, n);
+			return -1;
 		}
-		p = base + (c.user_data % depth) * 4096;
-		sum = iso_results(p, ISO_PACKETS, ISO_MP, &full);
-		if (c.status || sum < 0 || (uint64_t)sum != c.actual_length)
-			bad++;
-		else
-			bytes += sum;
+		st->done(st->ctx, st->base + (c.user_data % depth) * st->slot, &c);
 		done++;
 	}
-	CHECK(bad == 0 && full > 0,
+	return 0;
+}
+
+/* What an OUT stream got: bad transfers, packets taken whole, bytes. */
+struct out_run {
+	unsigned int bad, full;
+	long bytes;
+};
+
+static void out_layout(uint8_t *p, unsigned int k)
+{
+	iso_layout(p, ISO_PACKETS, ISO_MP, k);
+}
+
+static void out_done(void *ctx, uint8_t *p, const struct zcusb_completion *c)
+{
+	struct out_run *run = ctx;
+	long sum = iso_results(p, ISO_PACKETS, ISO_MP, &run->full);
+
+	if (c->status || sum < 0 || (uint64_t)sum != c->actual_length)
+		run->bad++;
+	else
+		run->bytes += sum;
+}
+
+/* @n transfers through SUBMIT, @depth in flight, each checked. */
+static void test_iso_submit(struct dev *d, uint32_t id, int registered, unsigned int n,
+			    unsigned int depth)
+{
+	struct out_run run = {};
+	const struct iso_stream st = {
+		.d = d, .id = id, .registered = registered,
+		.base = registered ? region + ISO_AREA : plain + ISO_AREA, .slot = 4096,
+		.len = ISO_LEN, .packets = ISO_PACKETS, .ep = ISO_EP, .what = "iso",
+		.layout = out_layout, .done = out_done, .ctx = &run,
+	};
+	double t0 = now();
+
+	if (iso_stream_run(&st, n, depth))
+		return;
+	CHECK(run.bad == 0 && run.full > 0,
 	      "%u iso OUT transfers of %u x %u bytes (%s, %u in flight): %u bad, %u of %u packets "
 	      "taken whole, %ld bytes in %.2f s",
-	      n, ISO_PACKETS, ISO_MP, registered ? "registered range" : "buffer_id 0", depth, bad,
-	      full, n * ISO_PACKETS, bytes, now() - t0);
+	      n, ISO_PACKETS, ISO_MP, registered ? "registered range" : "buffer_id 0", depth, run.bad,
+	      run.full, n * ISO_PACKETS, run.bytes, now() - t0);
 }
 
 static struct zcusb_sqe iso_sqe(uint64_t off, uint32_t len, uint32_t packets, uint64_t ud)
@@ -452,38 +502,32 @@ static void test_iso_in_refused(struct dev *d, uint32_t id)
 }
 
 /* @n transfers through SUBMIT, @depth in flight, the stream checked across them. */
+static void in_stream_layout(uint8_t *p, unsigned int k)
+{
+	(void)k;
+	in_layout(p, IN_PACKETS);
+}
+
+static void in_done(void *ctx, uint8_t *p, const struct zcusb_completion *c)
+{
+	in_check(ctx, p, c->status, c->actual_length, c->user_data);
+}
+
 static void test_iso_in_submit(struct dev *d, uint32_t id, int registered, unsigned int n,
 			       unsigned int depth)
 {
-	uint8_t *base = registered ? region + ISO_AREA : plain + ISO_AREA;
 	struct in_run run = {};
-	unsigned int sent = 0, done = 0;
+	const struct iso_stream st = {
+		.d = d, .id = id, .registered = registered,
+		.base = registered ? region + ISO_AREA : plain + ISO_AREA, .slot = IN_SLOT,
+		.len = IN_LEN, .packets = IN_PACKETS, .ep = IN_EP, .what = "iso IN",
+		.layout = in_stream_layout, .done = in_done, .ctx = &run,
+	};
 	double t0 = now();
 	char how[64];
 
-	while (done < n) {
-		struct zcusb_completion c;
-		uint8_t *p;
-
-		while (sent < n && sent - done < depth) {
-			p = base + (sent % depth) * IN_SLOT;
-			in_layout(p, IN_PACKETS);
-			if (iso_submit(d->fd, sent, registered ? id : 0,
-				       registered ? (uint64_t)(p - region) : (uintptr_t)p, IN_LEN,
-				       IN_PACKETS, 0, IN_EP)) {
-				CHECK(0, "SUBMIT iso IN %u: %s", sent, strerror(errno));
-				return;
-			}
-			sent++;
-		}
-		if (xreap(d->fd, &c, 5000)) {
-			CHECK(0, "REAP iso IN after %u of %u: timed out", done, n);
-			return;
-		}
-		in_check(&run, base + (c.user_data % depth) * IN_SLOT, c.status, c.actual_length,
-			 c.user_data);
-		done++;
-	}
+	if (iso_stream_run(&st, n, depth))
+		return;
 	snprintf(how, sizeof(how), "%s, %u in flight", registered ? "registered range" : "buffer_id 0",
 		 depth);
 	in_report(&run, n, how, t0);
