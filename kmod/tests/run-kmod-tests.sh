@@ -151,20 +151,13 @@ APPEND+=${ZCUSB_KMOD_APPEND:+ $ZCUSB_KMOD_APPEND}
 # console tail are stopped on every way out from here.
 ISOSTATS=$WORK/isodev-stats.json
 rm -f "$ISOSTATS"
-tailpid=""
-stop_helpers() {
-	isodev_kill
-	helper_stop "$tailpid"
-	tailpid=""
-}
-trap stop_helpers EXIT
+trap helpers_stop EXIT
 isodev_start "$ISODEV" "$WORK/isodev.sock" "$ISOSTATS" "$WORK/isodev.log" ||
 	die "zcusb-isodev, the iso IN device, did not start (above)" 3
 
 log "booting $ZCUSB_KVER under TCG (limit ${TIMEOUT}s)"
 if [ $VERBOSE = 1 ]; then
-	tail -n +1 -F "$CONSOLE" 2>/dev/null &
-	tailpid=$!
+	console_follow "$CONSOLE"
 fi
 # shellcheck disable=SC2054 # commas belong to QEMU's option syntax
 QEMU_ARGS=(
@@ -182,11 +175,7 @@ timeout -k 10 "$TIMEOUT" "$QEMU" "${QEMU_ARGS[@]}" </dev/null >"$WORK/qemu.out" 
 qrc=$?
 set -e
 T2=$(date +%s.%N)
-if [ -n "$tailpid" ]; then
-	sleep 0.3
-fi
-isodev_end
-stop_helpers
+helpers_end
 trap - EXIT
 
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }

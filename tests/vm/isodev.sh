@@ -9,10 +9,16 @@
 #                                    connection (and writes its stats); killed if it does not.
 #                                    Sets ISODEV_END ("exit N" or what happened)
 #   isodev_kill                      any other way out (safe to call twice)
-#   helper_stop PID                  kill and reap any such helper of the caller's (the
-#                                    console tail); nothing when PID is empty
+#   helper_stop PID                  kill and reap a helper process; nothing when PID is empty
+# and, for both launchers, the helpers next to QEMU as one set:
+#   console_follow FILE              stream FILE (the guest console) to stdout (-v)
+#   helpers_end                      after QEMU: let the console tail print what is left, then
+#                                    isodev_end and helpers_stop
+#   helpers_stop                     stop zcusb-isodev and the console tail: the launchers' EXIT
+#                                    trap (safe to call twice)
 
 ISODEV_PID=""
+CONSOLE_TAIL_PID=""
 ISODEV_SOCK=""
 ISODEV_SOCKDIR=""
 ISODEV_END="not started"
@@ -78,4 +84,21 @@ isodev_kill() {
 	[ -z "$ISODEV_SOCK" ] || rm -f "$ISODEV_SOCK"
 	[ -z "$ISODEV_SOCKDIR" ] || rm -rf "$ISODEV_SOCKDIR"
 	ISODEV_SOCKDIR=""
+}
+
+console_follow() {
+	tail -n +1 -F "$1" 2>/dev/null &
+	CONSOLE_TAIL_PID=$!
+}
+
+helpers_stop() {
+	isodev_kill
+	helper_stop "$CONSOLE_TAIL_PID"
+	CONSOLE_TAIL_PID=""
+}
+
+helpers_end() {
+	[ -z "$CONSOLE_TAIL_PID" ] || sleep 0.3
+	isodev_end
+	helpers_stop
 }

@@ -285,13 +285,7 @@ T1=$(date +%s.%N)
 
 # zcusb-isodev serves QEMU's usb-redir (isodev.sh) until QEMU closes it; its stats go to the
 # xfer share for the guest. It and the console tail are stopped on every way out from here.
-tailpid=""
-stop_helpers() {
-	isodev_kill
-	helper_stop "$tailpid"
-	tailpid=""
-}
-trap stop_helpers EXIT
+trap helpers_stop EXIT
 isodev_start "$ISODEV" "$WORK/isodev.sock" "$XFER/isodev-stats.json" "$RESULTS/isodev.log" ||
 	die "zcusb-isodev, the iso device, did not start (above)"
 
@@ -328,19 +322,14 @@ QEMU_ARGS=(
 )
 log "booting $ZCUSB_KVER for ${CASES[*]} (limit ${TIMEOUT}s)"
 if [ "$VERBOSE" = 1 ]; then
-	tail -n +1 -F "$CONSOLE" 2>/dev/null &
-	tailpid=$!
+	console_follow "$CONSOLE"
 fi
 set +e
 timeout -k 10 "$TIMEOUT" "$QEMU" "${QEMU_ARGS[@]}" </dev/null >"$WORK/qemu.out" 2>&1
 qrc=$?
 set -e
 T2=$(date +%s.%N)
-if [ -n "$tailpid" ]; then
-	sleep 0.3
-fi
-isodev_end
-stop_helpers
+helpers_end
 trap - EXIT
 
 # --- collect -------------------------------------------------------------------------------
