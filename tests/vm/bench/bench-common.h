@@ -281,11 +281,13 @@ static inline void bench_sleep(double seconds) {
                 ;
 }
 
-/* This process's user + system seconds. */
-static inline double bench_cpu_seconds(void) {
+/* This process's user + system seconds, and in *RET_SLEEPS the times it went to sleep
+ * (voluntary context switches: each one a wakeup after it): one getrusage() for both. */
+static inline double bench_self_usage(long long *ret_sleeps) {
         struct rusage ru;
 
         getrusage(RUSAGE_SELF, &ru);
+        *ret_sleeps = ru.ru_nvcsw;
         return (double) ru.ru_utime.tv_sec + (double) ru.ru_utime.tv_usec / 1e6 + (double) ru.ru_stime.tv_sec +
                (double) ru.ru_stime.tv_usec / 1e6;
 }
@@ -352,14 +354,6 @@ static inline double bench_process_cpu_seconds(long pid) {
         if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
                 return -1;
         return (double) (utime + stime) / (double) sysconf(_SC_CLK_TCK);
-}
-
-/* Voluntary context switches of this process (each is a sleep, and a wakeup after it). */
-static inline long long bench_sleeps(void) {
-        struct rusage ru;
-
-        getrusage(RUSAGE_SELF, &ru);
-        return ru.ru_nvcsw;
 }
 
 /* The number after KEY (a line's first word, "ctxt" or "voluntary_ctxt_switches:") in the text
@@ -434,24 +428,23 @@ static inline void bench_start(BenchClock *c, long daemon_pid) {
         bench_kmod_counters(&c->zc0, &c->bo0);
         c->gs0 = bench_guest_switches();
         c->ds0 = bench_process_sleeps(daemon_pid);
-        c->cs0 = bench_sleeps();
         c->gt0 = bench_now();
         c->i0 = bench_guest_idle_seconds();
         c->d0 = bench_process_cpu_seconds(daemon_pid);
-        c->c0 = bench_cpu_seconds();
+        c->c0 = bench_self_usage(&c->cs0);
         c->t0 = bench_now();
 }
 
 static inline void bench_stop(BenchClock *c) {
         double i1, d1, gt1;
         unsigned long long zc, bo;
-        long long ds1, gs1;
+        long long cs1, ds1, gs1;
 
         c->t_end = bench_now();
         c->t_start = c->t0;
         c->seconds = c->t_end - c->t0;
-        c->client_cpu = bench_cpu_seconds() - c->c0;
-        c->client_sleeps = bench_sleeps() - c->cs0;
+        c->client_cpu = bench_self_usage(&cs1) - c->c0;
+        c->client_sleeps = cs1 - c->cs0;
         ds1 = bench_process_sleeps(c->daemon_pid);
         c->daemon_sleeps = c->ds0 < 0 || ds1 < 0 ? -1 : ds1 - c->ds0;
         d1 = bench_process_cpu_seconds(c->daemon_pid);
