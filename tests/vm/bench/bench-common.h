@@ -9,7 +9,7 @@
  * measurement (a program makes several: every TEST of its list, for every SIZE:DEPTH of --sizes):
  *   streams:   {"contender","test":"in|out","size","depth","bytes","transfers","seconds",
  *               "t_start","t_end","client_cpu","daemon_cpu","guest_busy","zc_bytes",
- *               "bounced_bytes","backend","client_sleeps","daemon_sleeps","guest_switches"}
+ *               "bounced_bytes","backend","client_sleeps","daemon_sleeps","guest_switches","cpu_busy"}
  *   latencies: {"contender","test":"rtt|behind","size","count","p50_us","p90_us","p99_us",
  *               "min_us","max_us","seconds",...the same from "client_cpu" on}
  * guest_busy is the busy time of the whole guest over the same interval: wall time x online CPUs
@@ -20,7 +20,8 @@
  * client_sleeps and daemon_sleeps count the times the client and zcusbd went to sleep (voluntary
  * context switches; -1 unknown), guest_switches the context switches of the whole guest (/proc/stat
  * "ctxt"): unlike the timings, these do not vary with the host's load, and each sleep is a wakeup
- * someone paid for.
+ * someone paid for. cpu_busy is the busy time of each CPU over the interval (wall time minus its
+ * idle and iowait): which vCPU did the work, when one of them is slower than the other.
  */
 
 #include <errno.h>
@@ -315,6 +316,27 @@ static inline double bench_guest_idle_seconds(void) {
         return (double) (idle + iowait) / (double) sysconf(_SC_CLK_TCK);
 }
 
+#define BENCH_MAX_CPUS 16
+
+/* Idle + iowait seconds of each CPU since boot (/proc/stat's "cpuN" lines) into IDLE[N]; the
+ * number of CPUs read, 0 when unreadable. */
+static inline int bench_cpu_idle_seconds(double idle[static BENCH_MAX_CPUS]) {
+        unsigned long long user, nice, system, idl, iowait;
+        char line[512];
+        int n = 0, cpu;
+        FILE *f = fopen("/proc/stat", "re");
+
+        if (!f)
+                return 0;
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, "cpu", 3) == 0 && line[3] >= '0' && line[3] <= '9' &&
+                    sscanf(line, "cpu%d %llu %llu %llu %llu %llu", &cpu, &user, &nice, &system, &idl, &iowait) == 6 &&
+                    cpu == n && n < BENCH_MAX_CPUS)
+                        idle[n++] = (double) (idl + iowait) / (double) sysconf(_SC_CLK_TCK);
+        fclose(f);
+        return n;
+}
+
 /* zcusb.ko's zerocopy_bytes and bounced_bytes (/sys/bus/usb/drivers/zcusb/stats); 0 without it. */
 static inline void bench_kmod_counters(unsigned long long *zc, unsigned long long *bounced) {
         char key[64];
@@ -416,9 +438,12 @@ static inline int bench_barrier(const char *go, const char *program) {
 typedef struct BenchClock {
         long daemon_pid;
         double t0, c0, i0, d0, gt0;
+        double cpu_idle0[BENCH_MAX_CPUS];
+        int n_cpus;
         unsigned long long zc0, bo0;
         long long cs0, ds0, gs0;
         double t_start, t_end, seconds, client_cpu, guest_busy, daemon_cpu;
+        double cpu_busy[BENCH_MAX_CPUS];
         unsigned long long zc_bytes, bounced_bytes;
         long long client_sleeps, daemon_sleeps, guest_switches; /* -1: unknown */
 } BenchClock;
@@ -430,13 +455,14 @@ static inline void bench_start(BenchClock *c, long daemon_pid) {
         c->ds0 = bench_process_sleeps(daemon_pid);
         c->gt0 = bench_now();
         c->i0 = bench_guest_idle_seconds();
+        c->n_cpus = bench_cpu_idle_seconds(c->cpu_idle0);
         c->d0 = bench_process_cpu_seconds(daemon_pid);
         c->c0 = bench_self_usage(&c->cs0);
         c->t0 = bench_now();
 }
 
 static inline void bench_stop(BenchClock *c) {
-        double i1, d1, gt1;
+        double i1, d1, gt1, cpu_idle1[BENCH_MAX_CPUS];
         unsigned long long zc, bo;
         long long cs1, ds1, gs1;
 
@@ -450,15 +476,30 @@ static inline void bench_stop(BenchClock *c) {
         d1 = bench_process_cpu_seconds(c->daemon_pid);
         c->daemon_cpu = c->d0 < 0 || d1 < 0 ? -1 : d1 - c->d0;
         i1 = bench_guest_idle_seconds();
+        if (bench_cpu_idle_seconds(cpu_idle1) != c->n_cpus)
+                c->n_cpus = 0;
         gt1 = bench_now();
         c->guest_busy = c->i0 < 0 || i1 < 0 ? -1 : (gt1 - c->gt0) * (double) sysconf(_SC_NPROCESSORS_ONLN) - (i1 - c->i0);
         if (c->guest_busy < 0 && c->i0 >= 0 && i1 >= 0)
                 c->guest_busy = 0;
+        for (int k = 0; k < c->n_cpus; k++) {
+                c->cpu_busy[k] = (gt1 - c->gt0) - (cpu_idle1[k] - c->cpu_idle0[k]);
+                if (c->cpu_busy[k] < 0)
+                        c->cpu_busy[k] = 0;
+        }
         bench_kmod_counters(&zc, &bo);
         c->zc_bytes = zc - c->zc0;
         c->bounced_bytes = bo - c->bo0;
         gs1 = bench_guest_switches();
         c->guest_switches = c->gs0 < 0 || gs1 < 0 ? -1 : gs1 - c->gs0;
+}
+
+/* ,"cpu_busy":[...] of C (an empty list when /proc/stat was unreadable), to F. */
+static inline void bench_print_cpu_busy(FILE *f, const BenchClock *c) {
+        fputs(",\"cpu_busy\":[", f);
+        for (int k = 0; k < c->n_cpus; k++)
+                fprintf(f, "%s%.6f", k ? "," : "", c->cpu_busy[k]);
+        fputc(']', f);
 }
 
 /* The result line of a stream. CONTENDER is PREFIX followed by NAME. */
@@ -468,10 +509,12 @@ static inline void bench_print_stream(const char *prefix, const char *name, cons
         printf("{\"contender\":\"%s%s\",\"test\":\"%s\",\"size\":%lu,\"depth\":%lu,\"bytes\":%llu,\"transfers\":%llu,"
                "\"seconds\":%.6f,\"t_start\":%.6f,\"t_end\":%.6f,\"client_cpu\":%.6f,\"daemon_cpu\":%.6f,"
                "\"guest_busy\":%.6f,\"zc_bytes\":%llu,\"bounced_bytes\":%llu,\"backend\":\"%s\","
-               "\"client_sleeps\":%lld,\"daemon_sleeps\":%lld,\"guest_switches\":%lld}\n",
+               "\"client_sleeps\":%lld,\"daemon_sleeps\":%lld,\"guest_switches\":%lld",
                prefix, name, bench_test_names[a->test], a->size, a->depth, bytes, transfers, c->seconds, c->t_start,
                c->t_end, c->client_cpu, c->daemon_cpu, c->guest_busy, c->zc_bytes, c->bounced_bytes, backend,
                c->client_sleeps, c->daemon_sleeps, c->guest_switches);
+        bench_print_cpu_busy(stdout, c);
+        puts("}");
         fflush(stdout);
 }
 
@@ -502,11 +545,13 @@ static inline void bench_print_latency(const char *prefix, const char *name, con
         printf("{\"contender\":\"%s%s\",\"test\":\"%s\",\"size\":%lu,\"count\":%zu,\"p50_us\":%.1f,\"p90_us\":%.1f,"
                "\"p99_us\":%.1f,\"min_us\":%.1f,\"max_us\":%.1f,\"seconds\":%.6f,\"client_cpu\":%.6f,"
                "\"daemon_cpu\":%.6f,\"guest_busy\":%.6f,\"zc_bytes\":%llu,\"bounced_bytes\":%llu,"
-               "\"backend\":\"%s\",\"client_sleeps\":%lld,\"daemon_sleeps\":%lld,\"guest_switches\":%lld}\n",
+               "\"backend\":\"%s\",\"client_sleeps\":%lld,\"daemon_sleeps\":%lld,\"guest_switches\":%lld",
                prefix, name, bench_test_names[a->test], a->size, n, bench_percentile(samples, n, 50) * 1e6,
                bench_percentile(samples, n, 90) * 1e6, bench_percentile(samples, n, 99) * 1e6,
                n ? samples[0] * 1e6 : 0, n ? samples[n - 1] * 1e6 : 0, c->seconds, c->client_cpu, c->daemon_cpu,
                c->guest_busy, c->zc_bytes, c->bounced_bytes, backend, c->client_sleeps, c->daemon_sleeps,
                c->guest_switches);
+        bench_print_cpu_busy(stdout, c);
+        puts("}");
         fflush(stdout);
 }

@@ -9,6 +9,9 @@
  *           async-malloc  DEPTH asynchronous transfers in flight, buffers from malloc()
  *                         (usbfs copies every byte)
  *           async-devmem  the same with libusb_dev_mem_alloc() buffers (usbfs mmap: zero copy)
+ *           async-memfd   the same with buffers in a shared memfd mapping, the memory zcusbd's
+ *                         usbfs path copies into (usbfs copies every byte): async-malloc's cost
+ *                         on zcusbd's kind of memory, without the broker
  *     TEST  in N | out N  stream N MiB (OUT data is zeros: the SourceSink's sink checks pattern 0),
  *                         stopping early after --max-seconds; once for each SIZE:DEPTH of --sizes
  *           rtt N         (sync) N round trips of SIZE bytes: OUT, then IN (a Loopback gadget)
@@ -27,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "bench-common.h"
 
@@ -77,34 +82,60 @@ static void LIBUSB_CALL on_complete(struct libusb_transfer *t) {
         s->in_flight++;
 }
 
-static int alloc_buffers(libusb_device_handle *h, bool devmem, unsigned size, unsigned n, unsigned char **buf) {
+typedef enum { BUF_MALLOC, BUF_DEVMEM, BUF_MEMFD } BufKind;
+
+static BufKind buf_kind(const char *mode) {
+        return strcmp(mode, "async-devmem") == 0 ? BUF_DEVMEM : strcmp(mode, "async-memfd") == 0 ? BUF_MEMFD : BUF_MALLOC;
+}
+
+/* A SIZE-byte MAP_SHARED mapping of a new memfd, as zcusbd maps a client's buffer. */
+static unsigned char *memfd_buffer(unsigned size) {
+        void *map = MAP_FAILED;
+        int fd = memfd_create("libusb-bench", MFD_CLOEXEC);
+
+        if (fd >= 0 && ftruncate(fd, size) == 0)
+                map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (fd >= 0)
+                close(fd);
+        return map == MAP_FAILED ? NULL : map;
+}
+
+static int alloc_buffers(libusb_device_handle *h, BufKind kind, unsigned size, unsigned n, unsigned char **buf) {
         for (unsigned i = 0; i < n; i++) {
-                buf[i] = devmem ? libusb_dev_mem_alloc(h, size) : calloc(1, size);
+                buf[i] = kind == BUF_DEVMEM ? libusb_dev_mem_alloc(h, size) :
+                         kind == BUF_MEMFD  ? memfd_buffer(size) :
+                                              calloc(1, size);
                 if (!buf[i]) {
                         fprintf(stderr, "libusb-bench: %s\n",
-                                devmem ? "libusb_dev_mem_alloc() failed (no usbfs mmap here?)" : "out of memory");
+                                kind == BUF_DEVMEM ? "libusb_dev_mem_alloc() failed (no usbfs mmap here?)" :
+                                kind == BUF_MEMFD  ? "memfd buffer: out of memory" :
+                                                     "out of memory");
                         return 1;
                 }
         }
         return 0;
 }
 
-static void free_buffers(libusb_device_handle *h, bool devmem, unsigned size, unsigned n, unsigned char **buf) {
+static void free_buffers(libusb_device_handle *h, BufKind kind, unsigned size, unsigned n, unsigned char **buf) {
         for (unsigned i = 0; i < n; i++) {
-                if (buf[i] && devmem)
+                if (!buf[i])
+                        continue;
+                if (kind == BUF_DEVMEM)
                         libusb_dev_mem_free(h, buf[i], size);
+                else if (kind == BUF_MEMFD)
+                        munmap(buf[i], size);
                 else
                         free(buf[i]);
         }
 }
 
-static int run_async(libusb_context *usb, libusb_device_handle *h, const BenchArgs *a, Stream *s, bool devmem) {
+static int run_async(libusb_context *usb, libusb_device_handle *h, const BenchArgs *a, Stream *s, BufKind kind) {
         struct libusb_transfer *t[MAX_DEPTH] = {};
         unsigned char *buf[MAX_DEPTH] = {};
         unsigned depth = (unsigned) a->depth;
         int r = 1;
 
-        if (alloc_buffers(h, devmem, s->size, depth, buf))
+        if (alloc_buffers(h, kind, s->size, depth, buf))
                 goto out;
         for (unsigned i = 0; i < depth; i++) {
                 t[i] = libusb_alloc_transfer(0);
@@ -143,7 +174,7 @@ out:
         for (unsigned i = 0; i < depth; i++)
                 if (t[i])
                         libusb_free_transfer(t[i]);
-        free_buffers(h, devmem, s->size, depth, buf);
+        free_buffers(h, kind, s->size, depth, buf);
         return r;
 }
 
@@ -221,7 +252,7 @@ static void LIBUSB_CALL behind_in_done(struct libusb_transfer *t) {
 }
 
 /* behind: N times an IN left pending, then an OUT; SAMPLES gets the OUT's submit-to-completion. */
-static int run_behind(libusb_context *usb, libusb_device_handle *h, const BenchArgs *a, bool devmem,
+static int run_behind(libusb_context *usb, libusb_device_handle *h, const BenchArgs *a, BufKind kind,
                       double *samples) {
         struct libusb_transfer *tin = libusb_alloc_transfer(0), *tout = libusb_alloc_transfer(0);
         unsigned char *buf[2] = {};
@@ -229,7 +260,7 @@ static int run_behind(libusb_context *usb, libusb_device_handle *h, const BenchA
         Behind b;
         int r = 1;
 
-        if (!tin || !tout || alloc_buffers(h, devmem, size, 2, buf))
+        if (!tin || !tout || alloc_buffers(h, kind, size, 2, buf))
                 goto out;
         libusb_fill_bulk_transfer(tin, h, (uint8_t) a->ep_in, buf[0], (int) size, behind_in_done, &b,
                                   (unsigned) a->timeout_ms);
@@ -273,7 +304,7 @@ static int run_behind(libusb_context *usb, libusb_device_handle *h, const BenchA
 out:
         libusb_free_transfer(tin);
         libusb_free_transfer(tout);
-        free_buffers(h, devmem, size, 2, buf);
+        free_buffers(h, kind, size, 2, buf);
         return r;
 }
 
@@ -321,7 +352,8 @@ static libusb_device_handle *open_device(libusb_context *usb, const Select *sel)
 
 /* One measurement (bench_select()ed in A), its line printed. */
 static int measure(libusb_context *usb, libusb_device_handle *h, BenchArgs *a, double *samples) {
-        bool sync = strcmp(a->what, "sync") == 0, devmem = strcmp(a->what, "async-devmem") == 0;
+        bool sync = strcmp(a->what, "sync") == 0;
+        BufKind kind = buf_kind(a->what);
         Stream s = { .size = (unsigned) a->size, .to_submit = (unsigned long long) a->n << 20 };
         BenchClock timing;
         int r;
@@ -334,10 +366,10 @@ static int measure(libusb_context *usb, libusb_device_handle *h, BenchArgs *a, d
                 r = run_rtt(h, a, samples);
                 break;
         case BENCH_BEHIND:
-                r = run_behind(usb, h, a, devmem, samples);
+                r = run_behind(usb, h, a, kind, samples);
                 break;
         default:
-                r = sync ? run_sync(h, a, &s) : run_async(usb, h, a, &s, devmem);
+                r = sync ? run_sync(h, a, &s) : run_async(usb, h, a, &s, kind);
                 break;
         }
         bench_stop(&timing);
@@ -352,7 +384,7 @@ static int measure(libusb_context *usb, libusb_device_handle *h, BenchArgs *a, d
 }
 
 int main(int argc, char *argv[]) {
-        static const char *const modes[] = { "sync", "async-malloc", "async-devmem", NULL };
+        static const char *const modes[] = { "sync", "async-malloc", "async-devmem", "async-memfd", NULL };
         Select sel = { .vid = 0x0525, .pid = 0xa4a0 };
         const BenchProgram program = {
                 .name = "libusb-bench",

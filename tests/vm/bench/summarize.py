@@ -20,8 +20,8 @@ BASE_MALLOC = "libusb-async-malloc"
 # zcusb.ko get their line here once they exist.
 EXPECT = {"zcusbd-usbfs": "usbfs", "zcusbd-zcusb.ko": "zcusb.ko", "zcusbd-zcusb.ko-nozc": "zcusb.ko",
           "zcusbd-kqueues": "zcusb.ko"}
-ORDER = ["libusb-sync", "libusb-async-malloc", "libusb-async-devmem", "zcusbd-usbfs", "zcusbd-zcusb.ko",
-         "zcusbd-zcusb.ko-nozc", "zcusbd-kqueues", "compat-devmem"]
+ORDER = ["libusb-sync", "libusb-async-malloc", "libusb-async-devmem", "libusb-async-memfd", "zcusbd-usbfs",
+         "zcusbd-zcusb.ko", "zcusbd-zcusb.ko-nozc", "zcusbd-kqueues", "compat-devmem"]
 # compat-devmem (libusb's API through zcusb's libusb-1.0.so.0) against native libzcusb on the
 # path it ran over (the bench runs it with in-kernel queues; the others if those did not run).
 COMPAT_NATIVE = ("zcusbd-kqueues", "zcusbd-zcusb.ko", "zcusbd-usbfs")
@@ -106,6 +106,17 @@ def main():
         lo, hi = spread(list(idle.values()))
         lines.append("idle guest baseline: %.3f busy CPU-s per s [%.3f-%.3f] (subtracted from guest CPU)" %
                      (idle_all, lo, hi))
+    vcpu = {}  # round -> {cpu: seconds}
+    for r in recs:
+        if r.get("section") == "vcpu":
+            vcpu.setdefault(r["round"], {})[r["cpu"]] = r["seconds"]
+    if vcpu:
+        cpus = sorted({n for per in vcpu.values() for n in per})
+        slowest = [max(per.values()) / min(per.values()) for per in vcpu.values() if min(per.values()) > 0]
+        probes = ", ".join("cpu%d %s s" % (n, fmt_stat(stat([per.get(n) for per in vcpu.values()]), 2)) for n in cpus)
+        lines.append("vCPU probe (dd of 256 MiB of zeros to /dev/null pinned to each CPU, each round): %s;"
+                     " slowest/fastest %s" % (probes, fmt_stat(stat(slowest), 2)))
+        out["vcpu_probe_seconds"] = vcpu
     lines.append("")
 
     def check_backend(r):

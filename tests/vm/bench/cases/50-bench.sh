@@ -18,10 +18,12 @@
 #               threads) over FOOT_SECONDS: idle; with IDLE_CLIENTS idle clients (claim, buffer,
 #               queue, nothing in flight; Loopback functions of gadgets lbm1, lbm2 added here);
 #               while one client streams; idle again. For each backend of the contenders.
-# Contenders (CONTENDERS): libusb-sync, libusb-async-malloc, libusb-async-devmem (libusb-bench
-# as root straight on usbfs; zcusbd runs, idle), zcusbd-usbfs (zcusbd, Backend=usbfs),
-# zcusbd-zcusb.ko (zcusbd, Backend=auto with zcusb.ko loaded, KernelQueues=no: zcusbd serves
-# the rings; checked on every run), zcusbd-zcusb.ko-nozc (the same with disable_zerocopy=1),
+# Contenders (CONTENDERS): libusb-sync, libusb-async-malloc, libusb-async-devmem,
+# libusb-async-memfd (libusb-bench as root straight on usbfs; zcusbd runs, idle; async-memfd is
+# async-malloc copying into the memory zcusbd's usbfs path copies into: a control, the same code),
+# zcusbd-usbfs (zcusbd, Backend=usbfs), zcusbd-zcusb.ko (zcusbd, Backend=auto with zcusb.ko
+# loaded, KernelQueues=no: zcusbd serves the rings; checked on every run), zcusbd-zcusb.ko-nozc
+# (the same with disable_zerocopy=1),
 # zcusbd-kqueues (zcusb.ko's in-kernel queues: KernelQueues=yes, the module serves the rings;
 # each run records how many entries the module took, kq_entries, which summarize.py checks),
 # compat-devmem (libusb-bench's async-devmem run through zcusb-run: libusb's API on zcusbd with
@@ -60,7 +62,7 @@ has_section() { [[ " $SECTIONS " == *" $1 "* ]]; }
 NEED_KMOD=0
 for c in "${CLIST[@]}"; do
 	case $c in
-	libusb-sync | libusb-async-malloc | libusb-async-devmem | zcusbd-usbfs) ;;
+	libusb-sync | libusb-async-malloc | libusb-async-devmem | libusb-async-memfd | zcusbd-usbfs) ;;
 	zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc | zcusbd-kqueues) NEED_KMOD=1 ;;
 	compat-devmem)
 		command -v zcusb-run >/dev/null || fail "compat-devmem: zcusb-run not installed (the build lacks the libusb compatibility library)"
@@ -281,6 +283,22 @@ idle_baseline() {
 		tee -a "$OUT"
 }
 
+# vcpu_probe ROUND: how fast each vCPU is at this point of the boot: the time dd takes to read
+# 256 MiB of zeros into a 64 KiB buffer (the kernel's store loop, as in usbfs's copies to user
+# memory), pinned to each CPU in turn. Under TCG a vCPU is a host thread: while it shares a host
+# core it is slower, and a path whose copying process runs on it loses MB/s its code does not cost.
+vcpu_probe() {
+	local n t0 t1
+	for ((n = 0; n < NCPU; n++)); do
+		t0=$EPOCHREALTIME
+		taskset -c "$n" dd if=/dev/zero of=/dev/null bs=64K count=4096 status=none || fail "taskset/dd on CPU $n failed"
+		t1=$EPOCHREALTIME
+		awk -v r="$1" -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN {
+			printf "{\"section\":\"vcpu\",\"round\":%d,\"cpu\":%d,\"mib\":256,\"seconds\":%.6f}\n", r, n, b - a }' |
+			tee -a "$OUT"
+	done
+}
+
 REMOTE_CONF=/etc/zcusb/zcusbd.conf.d/60-bench-remote.conf
 REMOTE_BUSID="" USBIPD_PID=""
 cleanup() {
@@ -327,6 +345,7 @@ if has_section throughput; then
 	for ((round = 1; round <= ROUNDS; round++)); do
 		step "throughput: round $round of $ROUNDS"
 		idle_baseline "$round" 2
+		vcpu_probe "$round"
 		read -ra order <<<"$(ordered "$round" "${CLIST[@]}")"
 		sizes=$(IFS=,; echo "${SDLIST[*]}")
 		for c in "${order[@]}"; do
