@@ -106,6 +106,11 @@ def main():
         lo, hi = spread(list(idle.values()))
         lines.append("idle guest baseline: %.3f busy CPU-s per s [%.3f-%.3f] (subtracted from guest CPU)" %
                      (idle_all, lo, hi))
+    pinned = sorted({(r["round"], r["pinned_cpu"]) for r in recs
+                     if r.get("section") == "throughput" and r.get("pinned_cpu", -1) >= 0})
+    if pinned:
+        lines.append("throughput pinned: every contender's processes of a round on one vCPU (round:cpu %s), so a ratio"
+                     " compares two paths on the same vCPU" % " ".join("%d:%d" % p for p in pinned))
     vcpu = {}  # round -> {cpu: seconds}
     for r in recs:
         if r.get("section") == "vcpu":

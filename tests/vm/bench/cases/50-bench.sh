@@ -41,7 +41,7 @@ set -euo pipefail
 SECTIONS="throughput latency scaling footprint remote"
 CONTENDERS="libusb-sync libusb-async-malloc libusb-async-devmem zcusbd-usbfs zcusbd-zcusb.ko zcusbd-kqueues"
 ROUNDS=5 MIB=64 MAX_SECONDS=3 SIZES="16384:8 65536:8 1048576:4"
-RTT_COUNT=200 BEHIND_COUNT=20 PERF=0 SYSCALLS=0 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
+RTT_COUNT=200 BEHIND_COUNT=20 PERF=0 SYSCALLS=0 PIN=1 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
 # run-bench.sh's choices
 # shellcheck source=/dev/null
 [ ! -f "${BASH_SOURCE[0]%/*}/bench.env" ] || . "${BASH_SOURCE[0]%/*}/bench.env"
@@ -137,6 +137,8 @@ ordered() { # ROUND LIST...
 }
 
 daemon_pid() { systemctl show -P MainPID zcusbd.service; }
+# pin_daemon CPUS: zcusbd's threads to CPUS (taskset's list); a restart of zcusbd undoes it.
+pin_daemon() { taskset -apc "$1" "$DAEMON_PID" >/dev/null || fail "taskset of zcusbd ($DAEMON_PID) to CPU $1 failed"; }
 
 # The bulk endpoints of interface INTF ("IN OUT", 0x..) from sysfs.
 intf_bulk_eps() {
@@ -348,13 +350,19 @@ if has_section throughput; then
 		vcpu_probe "$round"
 		read -ra order <<<"$(ordered "$round" "${CLIST[@]}")"
 		sizes=$(IFS=,; echo "${SDLIST[*]}")
+		# the whole round on one vCPU (run-bench.sh --no-pin): pinned_cpu -1 when not pinned
+		pin=() cpu=-1
+		[ "$PIN" = 0 ] || { cpu=$(((round - 1) % NCPU)); pin=(taskset -c "$cpu"); }
 		for c in "${order[@]}"; do
 			# one client per contender and round: every size, IN then OUT
 			contender_setup "$c"
+			[ "$PIN" = 0 ] || [ "$KIND" = libusb ] || pin_daemon "$cpu"
 			client_cmd "$c" ss 0525 a4a0 --sizes "$sizes" --max-seconds "$MAX_SECONDS" --go "$GO"
-			record ",\"section\":\"throughput\",\"round\":$round" "${CMD[@]}" in,out "$MIB"
+			record ",\"section\":\"throughput\",\"round\":$round,\"pinned_cpu\":$cpu" \
+				"${pin[@]}" "${CMD[@]}" in,out "$MIB"
 		done
 	done
+	[ "$PIN" = 0 ] || pin_daemon "0-$((NCPU - 1))"
 fi
 
 # --- profile (--perf) -----------------------------------------------------------------------
