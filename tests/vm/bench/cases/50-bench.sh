@@ -20,7 +20,8 @@
 #               while one client streams; idle again. For each backend of the contenders.
 # Contenders (CONTENDERS): libusb-sync, libusb-async-malloc, libusb-async-devmem,
 # libusb-async-memfd (libusb-bench as root straight on usbfs; zcusbd runs, idle; async-memfd is
-# async-malloc copying into the memory zcusbd's usbfs path copies into: a control, the same code),
+# async-malloc copying into the memory zcusbd's usbfs path copies into: a control of the ratios,
+# the same code; throughput only),
 # zcusbd-usbfs (zcusbd, Backend=usbfs), zcusbd-zcusb.ko (zcusbd, Backend=auto with zcusb.ko
 # loaded, KernelQueues=no: zcusbd serves the rings; checked on every run), zcusbd-zcusb.ko-nozc
 # (the same with disable_zerocopy=1),
@@ -488,7 +489,7 @@ if has_section latency; then
 		for c in "${order[@]}"; do
 			# libusb: rtt with sync, behind with async-malloc (one thread cannot wait for two
 			# synchronous transfers); the others would repeat those.
-			case $c in libusb-async-devmem | compat-devmem) continue ;; esac
+			case $c in libusb-async-devmem | libusb-async-memfd | compat-devmem) continue ;; esac
 			contender_setup "$c"
 			case $c in
 			libusb-sync) tests=rtt ;;
@@ -547,7 +548,7 @@ if has_section scaling; then
 		step "scaling: round $round of $SCALE_ROUNDS"
 		read -ra order <<<"$(ordered "$round" "${CLIST[@]}")"
 		for c in "${order[@]}"; do
-			case $c in libusb-sync | libusb-async-devmem | compat-devmem | zcusbd-zcusb.ko-nozc) continue ;; esac
+			case $c in libusb-sync | libusb-async-devmem | libusb-async-memfd | compat-devmem | zcusbd-zcusb.ko-nozc) continue ;; esac
 			contender_setup "$c"
 			for n in 1 "$SCALE_CLIENTS"; do
 				gid=$((gid + 1))
