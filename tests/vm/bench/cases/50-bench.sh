@@ -374,16 +374,21 @@ if has_section throughput && [ "$PERF" = 1 ]; then
 	for c in "${CLIST[@]}"; do
 		contender_setup "$c"
 		client_cmd "$c" ss 0525 a4a0 --sizes "${SDLIST[0]}" --max-seconds "$MAX_SECONDS"
-		perf record -q -a -g -e cpu-clock -F 499 -o "$W/perf.data" -- "${CMD[@]}" in,out "$MIB" \
+		perf record -q -a -g -e cpu-clock -F 1999 -o "$W/perf.data" -- "${CMD[@]}" in,out "$MIB" \
 			>"$W/perf-run.out" 2>"$W/perf-run.err" || { cat "$W/perf-run.err"; fail "perf record of $c failed"; }
 		{
-			echo "# $c, ${SDLIST[0]} (size:depth), in,out, $MIB MiB each: whole guest, cpu-clock 499 Hz"
+			echo "# $c, ${SDLIST[0]} (size:depth), in,out, $MIB MiB each: whole guest, cpu-clock 1999 Hz"
 			while IFS= read -r line; do
 				as_recorded "$line"
 				printf '# %s\n' "$RECORDED"
 			done <"$W/perf-run.out"
+			# where a path's time goes by process and object (kernel, program, libraries):
+			# a per-transfer cost spread over many small symbols shows here, not below
+			echo "# by process and object"
+			perf report -i "$W/perf.data" --stdio --no-children --sort comm,dso -g none \
+				--percent-limit 0.2 2>/dev/null | grep -v '^$'
 			perf report -i "$W/perf.data" --stdio --no-children --sort comm,dso,sym -g none \
-				--percent-limit 0.5 2>/dev/null | grep -v '^$'
+				--percent-limit 0.2 2>/dev/null | grep -v '^$'
 			# time with interrupts off lands where they come back on (cpu-clock is a
 			# timer): the callers say whose it was
 			echo "# callers of the hottest symbols"
