@@ -1,6 +1,7 @@
 #!/bin/bash
 # Benchmark of the data paths on a real kernel (QEMU TCG, Debian's kernel): boots the VM of
-# tests/vm once with the bench case (tests/vm/bench/cases/50-bench.sh) and prints a table.
+# tests/vm with the bench case (tests/vm/bench/cases/50-bench.sh), once or --boots times, and
+# prints a table.
 # Not a test: it fails only when a contender cannot run or ran over the wrong path.
 #
 #   tests/vm/bench/run-bench.sh [OPTIONS] BUILD_DIR
@@ -48,6 +49,11 @@
 #                       anyway (the emulated controller's timer too), and under TCG one vCPU can be
 #                       slower than the other for a whole boot, so unpinned the ratio of two paths
 #                       was partly which vCPU each landed on
+#   --boots N           boot the VM N times (default 1) and sum up every round of every boot: a
+#                       ratio is still taken inside one round, but a boot can favour one path
+#                       for its whole length (how the vCPUs and memory fell), which only more
+#                       boots average out. Each boot's results in RESULTS/boot-K; the rounds
+#                       renumbered boot after boot in the merged bench.jsonl
 #   -v                  stream the guest console
 # Quick iteration: --only throughput --rounds 1 --sizes 64K:8 --mib 16
 #
@@ -61,7 +67,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 COMMAND="tests/vm/bench/run-bench.sh${*:+ $*}"
 usage() {
-	sed -n '2,46p' "$0" >&2
+	sed -n '2,/^[^#]/{/^#/p}' "$0" >&2
 	exit 2
 }
 die() {
@@ -71,7 +77,7 @@ die() {
 ROUNDS=5 MIB=64 MAX_SECONDS=3 SIZES=16K:8,64K:8,1M:4 ONLY=throughput,latency,scaling,footprint,remote
 CONTENDERS=libusb-sync,libusb-async-malloc,libusb-async-devmem,zcusbd-usbfs,zcusbd-zcusb.ko,zcusbd-kqueues,compat-devmem
 SPEED=super RTT=200 BEHIND=20 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
-TIMEOUT=2400 VERBOSE=() SUMMARIZE="" PERF=0 SYSCALLS=0 PIN=1
+TIMEOUT=2400 VERBOSE=() SUMMARIZE="" PERF=0 SYSCALLS=0 PIN=1 BOOTS=1
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rounds) ROUNDS=${2:?}; shift 2 ;;
@@ -92,6 +98,7 @@ while [ $# -gt 0 ]; do
 	--perf) PERF=1; shift ;;
 	--syscalls) SYSCALLS=1; shift ;;
 	--no-pin) PIN=0; shift ;;
+	--boots) BOOTS=${2:?}; shift 2 ;;
 	--summarize) SUMMARIZE=${2:?}; shift 2 ;;
 	-v | --verbose) VERBOSE=(-v); shift ;;
 	-h | --help) usage ;;
@@ -107,7 +114,7 @@ if [ -n "$SUMMARIZE" ]; then
 fi
 [ $# -eq 1 ] || usage
 
-for v in "$ROUNDS" "$MIB" "$RTT" "$BEHIND" "$SCALE_CLIENTS" "$SCALE_ROUNDS" "$IDLE_CLIENTS" "$TIMEOUT"; do
+for v in "$ROUNDS" "$MIB" "$RTT" "$BEHIND" "$SCALE_CLIENTS" "$SCALE_ROUNDS" "$IDLE_CLIENTS" "$TIMEOUT" "$BOOTS"; do
 	[[ $v =~ ^[1-9][0-9]*$ ]] || die "'$v' is not a positive whole number"
 done
 for v in "$MAX_SECONDS" "$SCALE_SECONDS" "$FOOT_SECONDS"; do
@@ -177,19 +184,68 @@ sed "s/^# timeout: [0-9]*/# timeout: $((TIMEOUT > 240 ? TIMEOUT - 120 : TIMEOUT 
 		"$MIB" "$MAX_SECONDS" "$RTT" "$BEHIND" "$PERF" "$SYSCALLS" "$PIN"
 	printf 'SCALE_CLIENTS=%d SCALE_SECONDS=%s SCALE_ROUNDS=%d IDLE_CLIENTS=%d FOOT_SECONDS=%s\n' \
 		"$SCALE_CLIENTS" "$SCALE_SECONDS" "$SCALE_ROUNDS" "$IDLE_CLIENTS" "$FOOT_SECONDS"
-} >"$CASES/bench.env"
+} >"$CASES/bench-base.env"
 RESULTS=$BUILD/tests/vm/bench-results
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-set +e
-"$HERE/../run-vm.sh" "${VERBOSE[@]}" --case-dir "$CASES" --results "$RESULTS" --timeout "$TIMEOUT" \
-	--dummy-hcd "$dummy" "$BUILD"
-rc=$?
-set -e
+rm -rf "$RESULTS"
+rc=0 finished_all=1
+for ((boot = 1; boot <= BOOTS; boot++)); do
+	dir=$RESULTS
+	[ "$BOOTS" = 1 ] || dir=$RESULTS/boot-$boot
+	[ "$BOOTS" = 1 ] || echo "run-bench: boot $boot of $BOOTS"
+	# the vCPU of a boot's first pinned round: boot after boot, the other one first
+	{
+		cat "$CASES/bench-base.env"
+		printf 'PIN_FIRST=%d\n' $((boot - 1))
+	} >"$CASES/bench.env"
+	set +e
+	"$HERE/../run-vm.sh" "${VERBOSE[@]}" --case-dir "$CASES" --results "$dir" --timeout "$TIMEOUT" \
+		--dummy-hcd "$dummy" "$BUILD"
+	boot_rc=$?
+	set -e
+	[ $boot_rc = 0 ] || rc=$boot_rc
+	if ! [ -s "$dir/bench.jsonl" ] || ! grep -q '^DONE' "$dir/50-bench.log" 2>/dev/null; then
+		echo "run-bench: the bench did not finish; the case log ($dir/50-bench.log) ends with:" >&2
+		tail -n 20 "$dir/50-bench.log" 2>/dev/null | sed 's/^/   /' >&2
+		[ $rc -ne 0 ] || rc=1
+		finished_all=0
+		break
+	fi
+done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 mkdir -p "$RESULTS"
+# One bench.jsonl of every boot: rounds (and the scaling's groups) numbered on from the boot
+# before, so each round's ratios pair measurements of one boot; footprint rows say their boot.
+[ "$BOOTS" = 1 ] || [ $finished_all = 0 ] || python3 - "$RESULTS" "$BOOTS" <<'PY'
+import json, sys
+results, boots = sys.argv[1], int(sys.argv[2])
+out, meta, offset, group_offset = [], None, 0, 0
+for boot in range(1, boots + 1):
+    recs = [json.loads(line) for line in open("%s/boot-%d/bench.jsonl" % (results, boot)) if line.strip()]
+    rounds = max([r[k] for r in recs for k in ("round", "idle_round") if isinstance(r.get(k), int)], default=0)
+    groups = max([r["group"] for r in recs if isinstance(r.get("group"), int)], default=0)
+    for r in recs:
+        if r.get("section") == "meta":
+            meta = meta or dict(r, boots=boots)
+            continue
+        for k in ("round", "idle_round"):
+            if isinstance(r.get(k), int):
+                r[k] += offset
+        if isinstance(r.get("group"), int):
+            r["group"] += group_offset
+        if r.get("section") == "footprint":
+            r["state"] = "%s (boot %d)" % (r["state"], boot)
+        r["boot"] = boot
+        out.append(r)
+    offset += rounds
+    group_offset += groups
+with open(results + "/bench.jsonl", "w") as f:
+    for r in [meta] + out:
+        f.write(json.dumps(r) + "\n")
+PY
 B_STARTED=$started B_FINISHED=$finished B_COMMAND=$COMMAND B_LOAD0=$load_before B_LOAD1=$load_after \
 	B_DUMMY=$dummy python3 -c '
 import json, os, sys
@@ -199,11 +255,7 @@ json.dump({"started": e["B_STARTED"], "finished": e["B_FINISHED"], "command": e[
            "dummy_hcd": e["B_DUMMY"]}, open(sys.argv[1], "w"), indent=1)
 ' "$RESULTS/host.json"
 echo
-if [ -s "$RESULTS/bench.jsonl" ] && grep -q '^DONE' "$RESULTS/50-bench.log" 2>/dev/null; then
+if [ "$finished_all" = 1 ]; then
 	python3 "$HERE/summarize.py" "$RESULTS" || rc=1
-else
-	echo "run-bench: the bench did not finish; the case log ($RESULTS/50-bench.log) ends with:" >&2
-	tail -n 20 "$RESULTS/50-bench.log" 2>/dev/null | sed 's/^/   /' >&2
-	[ $rc -ne 0 ] || rc=1
 fi
 exit $rc

@@ -100,8 +100,13 @@ def main():
                      (host.get("started"), host.get("finished"), host.get("host_cpus"), host.get("loadavg_before"),
                       host.get("loadavg_after")))
         lines.append("command: %s" % host.get("command"))
-    lines.append("figures: median [min-max] of %s interleaved rounds in one boot; ratios: median of the per-round"
-                 " ratios" % meta.get("rounds", "?"))
+    boots = meta.get("boots", 1)
+    if boots > 1:
+        lines.append("figures: median [min-max] of %s interleaved rounds in each of %d boots (all rounds); ratios: median"
+                     " of the per-round ratios (each round inside one boot)" % (meta.get("rounds", "?"), boots))
+    else:
+        lines.append("figures: median [min-max] of %s interleaved rounds in one boot; ratios: median of the per-round"
+                     " ratios" % meta.get("rounds", "?"))
     if idle:
         lo, hi = spread(list(idle.values()))
         lines.append("idle guest baseline: %.3f busy CPU-s per s [%.3f-%.3f] (subtracted from guest CPU)" %
@@ -166,7 +171,8 @@ def main():
             "size", "dir", "contender", "MB/s [min-max]", "x devmem", "x malloc", "client", "zcusbd",
             "guest CPU s/GiB", "cpu x malloc", "cpu x devmem", "sleeps/xfer", "switches/xfer")
         lines.append(hdr)
-        rows, compat_rows = [], []
+        rows, compat_rows, per_boot_rows = [], [], []
+        boot_of = {r["round"]: r.get("boot", 1) for r in tp}
         keys = sorted({(r["size"], r["depth"], r["test"]) for r in tp}, key=lambda k: (k[0], k[2] != "in"))
         for size, depth, test in keys:
             runs = [r for r in tp if (r["size"], r["depth"], r["test"]) == (size, depth, test)]
@@ -189,9 +195,14 @@ def main():
                 rounds = sorted(rd for cc, rd in per if cc == c)
                 f = [per[c, rd] for rd in rounds]
 
+                def ratio_by_round(base_c, field):
+                    """Per round of ROUNDS: C's FIELD to BASE_C's of the same round, or None."""
+                    return [per[c, rd][field] / per[base_c, rd][field]
+                            if (base_c, rd) in per and per[c, rd][field] is not None and per[base_c, rd][field]
+                            else None for rd in rounds]
+
                 def ratio(base_c, field):
-                    return [per[c, rd][field] / per[base_c, rd][field] for rd in rounds
-                            if (base_c, rd) in per and per[c, rd][field] is not None and per[base_c, rd][field]]
+                    return [x for x in ratio_by_round(base_c, field) if x is not None]
                 row = {"size": size, "depth": depth, "dir": test, "contender": c,
                        "mbs": stat([x["mbs"] for x in f]), "client_cpu_per_gib": stat([x["client"] for x in f]),
                        "zcusbd_cpu_per_gib": stat([x["daemon"] for x in f]),
@@ -206,6 +217,14 @@ def main():
                     row["native"] = native
                     row["x_native_mbs"] = stat(ratio(native, "mbs")) if native else stat([])
                     compat_rows.append(row)
+                if boots > 1:
+                    row["per_boot"] = {
+                        b: {"x_malloc_mbs": med([x for rd, x in zip(rounds, ratio_by_round(BASE_MALLOC, "mbs"))
+                                                 if boot_of[rd] == b]),
+                            "x_malloc_guest_cpu": med([x for rd, x in zip(rounds, ratio_by_round(BASE_MALLOC, "guest"))
+                                                       if boot_of[rd] == b])}
+                        for b in sorted({boot_of[rd] for rd in rounds})}
+                    per_boot_rows.append(row)
                 rows.append(row)
                 lines.append("%-6s %-3s %-20s %-22s %8s %8s  %-6s %-6s %-22s %12s %12s %11s %13s" % (
                     "%sx%d" % (size_name(size), depth), test, c, fmt_stat(row["mbs"]),
@@ -214,6 +233,16 @@ def main():
                     fmt_stat(row["guest_cpu_per_gib"], 2), fmt(row["x_malloc_guest_cpu"]["median"], 2),
                     fmt(row["x_devmem_guest_cpu"]["median"], 2), fmt(row["sleeps_per_transfer"]["median"], 2),
                     fmt(row["guest_switches_per_transfer"]["median"], 2)))
+            lines.append("")
+        if per_boot_rows:
+            lines.append("  per boot, median of its rounds: x malloc (MB/s) / cpu x malloc (guest CPU s/GiB)")
+            for row in per_boot_rows:
+                if row["contender"] == BASE_MALLOC:
+                    continue
+                lines.append("  %-6s %-3s %-20s %s" % (
+                    "%sx%d" % (size_name(row["size"]), row["depth"]), row["dir"], row["contender"],
+                    "  ".join("%s/%s" % (fmt(v["x_malloc_mbs"], 2), fmt(v["x_malloc_guest_cpu"], 2))
+                              for v in row["per_boot"].values())))
             lines.append("")
         for row in compat_rows:
             lines.append("  %s %sx%d %s: %s MB/s, x %s (native libzcusb, same size and depth) %s" % (
@@ -369,8 +398,9 @@ def main():
         lines.append("ZCUSBD FOOTPRINT  over %s s windows; wakeups/s = voluntary context switches of all zcusbd"
                      " threads per second" % meta.get("foot_seconds"))
         lines.append("  RSS, anonymous and shared-memory (PSS) MiB from /proc/PID/smaps_rollup; CPU % of one CPU")
-        lines.append("%-10s %-20s %8s %9s %10s %10s %11s %6s" % ("backend", "state", "RSS MiB", "anon MiB",
-                                                                 "shmem MiB", "wakeups/s", "involunt/s", "CPU %"))
+        state_width = 30 if boots > 1 else 20  # "(boot K)" after each state
+        lines.append("%-10s %-*s %8s %9s %10s %10s %11s %6s" % ("backend", state_width, "state", "RSS MiB", "anon MiB",
+                                                                "shmem MiB", "wakeups/s", "involunt/s", "CPU %"))
         rows = []
         for r in fp:
             s = r["seconds"] or 1
@@ -378,8 +408,8 @@ def main():
             row.update({"rss_mib": r["rss_kb"] / 1024, "wakeups_per_s": r["vcs"] / s,
                         "involuntary_per_s": r["nvcs"] / s, "cpu_percent": 100 * r["cpu"] / s})
             rows.append(row)
-            lines.append("%-10s %-20s %8.2f %9.2f %10.2f %10.1f %11.1f %6.1f" % (
-                r["backend"], r["state"], r["rss_kb"] / 1024, r["anon_kb"] / 1024, r["shmem_kb"] / 1024,
+            lines.append("%-10s %-*s %8.2f %9.2f %10.2f %10.1f %11.1f %6.1f" % (
+                r["backend"], state_width, r["state"], r["rss_kb"] / 1024, r["anon_kb"] / 1024, r["shmem_kb"] / 1024,
                 row["wakeups_per_s"], row["involuntary_per_s"], row["cpu_percent"]))
         lines.append("")
         out["footprint"] = rows

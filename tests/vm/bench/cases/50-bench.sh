@@ -42,7 +42,7 @@ set -euo pipefail
 SECTIONS="throughput latency scaling footprint remote"
 CONTENDERS="libusb-sync libusb-async-malloc libusb-async-devmem zcusbd-usbfs zcusbd-zcusb.ko zcusbd-kqueues"
 ROUNDS=5 MIB=64 MAX_SECONDS=3 SIZES="16384:8 65536:8 1048576:4"
-RTT_COUNT=200 BEHIND_COUNT=20 PERF=0 SYSCALLS=0 PIN=1 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
+RTT_COUNT=200 BEHIND_COUNT=20 PERF=0 SYSCALLS=0 PIN=1 PIN_FIRST=0 SCALE_CLIENTS=4 SCALE_SECONDS=3 SCALE_ROUNDS=3 IDLE_CLIENTS=16 FOOT_SECONDS=4
 # run-bench.sh's choices
 # shellcheck source=/dev/null
 [ ! -f "${BASH_SOURCE[0]%/*}/bench.env" ] || . "${BASH_SOURCE[0]%/*}/bench.env"
@@ -353,7 +353,7 @@ if has_section throughput; then
 		sizes=$(IFS=,; echo "${SDLIST[*]}")
 		# the whole round on one vCPU (run-bench.sh --no-pin): pinned_cpu -1 when not pinned
 		pin=() cpu=-1
-		[ "$PIN" = 0 ] || { cpu=$(((round - 1) % NCPU)); pin=(taskset -c "$cpu"); }
+		[ "$PIN" = 0 ] || { cpu=$(((round - 1 + PIN_FIRST) % NCPU)); pin=(taskset -c "$cpu"); }
 		for c in "${order[@]}"; do
 			# one client per contender and round: every size, IN then OUT
 			contender_setup "$c"
