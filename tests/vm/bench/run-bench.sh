@@ -48,7 +48,8 @@
 #                       CPU (round - 1) mod vCPUs: the whole path of a stream runs on one vCPU
 #                       anyway (the emulated controller's timer too), and under TCG one vCPU can be
 #                       slower than the other for a whole boot, so unpinned the ratio of two paths
-#                       was partly which vCPU each landed on
+#                       was partly which vCPU each landed on (with --boots, boot K starts at
+#                       CPU K - 1)
 #   --boots N           boot the VM N times (default 1) and sum up every round of every boot: a
 #                       ratio is still taken inside one round, but a boot can favour one path
 #                       for its whole length (how the vCPUs and memory fell), which only more
@@ -217,35 +218,7 @@ done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 mkdir -p "$RESULTS"
-# One bench.jsonl of every boot: rounds (and the scaling's groups) numbered on from the boot
-# before, so each round's ratios pair measurements of one boot; footprint rows say their boot.
-[ "$BOOTS" = 1 ] || [ $finished_all = 0 ] || python3 - "$RESULTS" "$BOOTS" <<'PY'
-import json, sys
-results, boots = sys.argv[1], int(sys.argv[2])
-out, meta, offset, group_offset = [], None, 0, 0
-for boot in range(1, boots + 1):
-    recs = [json.loads(line) for line in open("%s/boot-%d/bench.jsonl" % (results, boot)) if line.strip()]
-    rounds = max([r[k] for r in recs for k in ("round", "idle_round") if isinstance(r.get(k), int)], default=0)
-    groups = max([r["group"] for r in recs if isinstance(r.get("group"), int)], default=0)
-    for r in recs:
-        if r.get("section") == "meta":
-            meta = meta or dict(r, boots=boots)
-            continue
-        for k in ("round", "idle_round"):
-            if isinstance(r.get(k), int):
-                r[k] += offset
-        if isinstance(r.get("group"), int):
-            r["group"] += group_offset
-        if r.get("section") == "footprint":
-            r["state"] = "%s (boot %d)" % (r["state"], boot)
-        r["boot"] = boot
-        out.append(r)
-    offset += rounds
-    group_offset += groups
-with open(results + "/bench.jsonl", "w") as f:
-    for r in [meta] + out:
-        f.write(json.dumps(r) + "\n")
-PY
+[ "$BOOTS" = 1 ] || [ $finished_all = 0 ] || python3 "$HERE/summarize.py" --merge-boots "$BOOTS" "$RESULTS"
 B_STARTED=$started B_FINISHED=$finished B_COMMAND=$COMMAND B_LOAD0=$load_before B_LOAD1=$load_after \
 	B_DUMMY=$dummy python3 -c '
 import json, os, sys

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The benchmark's table: reads RESULTS/bench.jsonl (tests/vm/bench/cases/50-bench.sh, one line
 per measurement) and RESULTS/host.json (run-bench.sh), writes RESULTS/bench.txt and
-RESULTS/bench.json and prints the table. Exit 1 when a contender ran over the wrong path (its
+RESULTS/bench.json and prints the table. `summarize.py --merge-boots N RESULTS` first makes
+RESULTS/bench.jsonl of the N boots' (run-bench.sh --boots). Exit 1 when a contender ran over the wrong path (its
 backend, or zcusb.ko's zero-copy counters, say so) or a section has no figures.
 
 Every figure is the median over the rounds, [min-max] beside it; a ratio is the median of the
@@ -76,7 +77,39 @@ def order_key(c):
     return ORDER.index(c) if c in ORDER else len(ORDER)
 
 
+def merge_boots(results, boots):
+    """RESULTS/bench.jsonl of RESULTS/boot-1..BOOTS/bench.jsonl (run-bench.sh --boots): the rounds
+    (and the scaling's groups) numbered on from the boot before, so each round's ratios still pair
+    measurements of one boot; every record says its boot, footprint rows in their state too."""
+    out, meta, offset, group_offset = [], None, 0, 0
+    for boot in range(1, boots + 1):
+        recs = [json.loads(line) for line in open("%s/boot-%d/bench.jsonl" % (results, boot)) if line.strip()]
+        rounds = max([r[k] for r in recs for k in ("round", "idle_round") if isinstance(r.get(k), int)], default=0)
+        groups = max([r["group"] for r in recs if isinstance(r.get("group"), int)], default=0)
+        for r in recs:
+            if r.get("section") == "meta":
+                meta = meta or dict(r, boots=boots)
+                continue
+            for k in ("round", "idle_round"):
+                if isinstance(r.get(k), int):
+                    r[k] += offset
+            if isinstance(r.get("group"), int):
+                r["group"] += group_offset
+            if r.get("section") == "footprint":
+                r["state"] = "%s (boot %d)" % (r["state"], boot)
+            r["boot"] = boot
+            out.append(r)
+        offset += rounds
+        group_offset += groups
+    with open(results + "/bench.jsonl", "w") as f:
+        for r in [meta] + out:
+            f.write(json.dumps(r) + "\n")
+
+
 def main():
+    if sys.argv[1] == "--merge-boots":
+        merge_boots(sys.argv[3], int(sys.argv[2]))
+        return 0
     results = sys.argv[1]
     recs = [json.loads(line) for line in open(results + "/bench.jsonl") if line.strip()]
     try:
