@@ -45,7 +45,7 @@
 #                       syscalls-CONTENDER.txt (needs strace on the host)
 #   --no-pin            throughput runs where the guest's scheduler puts them. By default each
 #                       round pins every contender's processes (the client, zcusbd) to one vCPU,
-#                       CPU (round - 1) mod vCPUs: the whole path of a stream runs on one vCPU
+#                       CPU (round - 1) mod vCPUs: a stream runs almost wholly on one vCPU
 #                       anyway (the emulated controller's timer too), and under TCG one vCPU can be
 #                       slower than the other for a whole boot, so unpinned the ratio of two paths
 #                       was partly which vCPU each landed on (with --boots, boot K starts at
