@@ -3,8 +3,8 @@
 """The benchmark's table: reads RESULTS/bench.jsonl (tests/vm/bench/cases/50-bench.sh, one line
 per measurement) and RESULTS/host.json (run-bench.sh), writes RESULTS/bench.txt and
 RESULTS/bench.json and prints the table. `summarize.py --merge-boots N RESULTS` first makes
-RESULTS/bench.jsonl of the N boots' (run-bench.sh --boots). Exit 1 when a contender ran over the wrong path (its
-backend, or zcusb.ko's zero-copy counters, say so) or a section has no figures.
+RESULTS/bench.jsonl of the N boots' (run-bench.sh --boots). Exit 1 when a contender ran over the
+wrong path (its backend, or zcusb.ko's zero-copy counters, say so) or a section has no figures.
 
 Every figure is the median over the rounds, [min-max] beside it; a ratio is the median of the
 per-round ratios (both contenders of a ratio ran within the same round, minutes apart at most).
@@ -251,11 +251,10 @@ def main():
                     row["x_native_mbs"] = stat(ratio(native, "mbs")) if native else stat([])
                     compat_rows.append(row)
                 if boots > 1:
+                    mbs_x, guest_x = ratio_by_round(BASE_MALLOC, "mbs"), ratio_by_round(BASE_MALLOC, "guest")
                     row["per_boot"] = {
-                        b: {"x_malloc_mbs": med([x for rd, x in zip(rounds, ratio_by_round(BASE_MALLOC, "mbs"))
-                                                 if boot_of[rd] == b]),
-                            "x_malloc_guest_cpu": med([x for rd, x in zip(rounds, ratio_by_round(BASE_MALLOC, "guest"))
-                                                       if boot_of[rd] == b])}
+                        b: {"x_malloc_mbs": med([x for rd, x in zip(rounds, mbs_x) if boot_of[rd] == b]),
+                            "x_malloc_guest_cpu": med([x for rd, x in zip(rounds, guest_x) if boot_of[rd] == b])}
                         for b in sorted({boot_of[rd] for rd in rounds})}
                     per_boot_rows.append(row)
                 rows.append(row)
