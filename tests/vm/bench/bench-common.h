@@ -293,33 +293,10 @@ static inline double bench_self_usage(long long *ret_sleeps) {
                (double) ru.ru_stime.tv_usec / 1e6;
 }
 
-/* Idle + iowait seconds of the whole machine (all CPUs) since boot, from /proc/stat's "cpu"
- * line. -1 when unreadable. */
-static inline double bench_guest_idle_seconds(void) {
-        unsigned long long user, nice, system, idle, iowait, irq, softirq, steal = 0;
-        char buf[256];
-        ssize_t n;
-        int fd, k;
-
-        fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -1;
-        n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-                return -1;
-        buf[n] = '\0';
-        k = sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &system, &idle, &iowait, &irq,
-                   &softirq, &steal);
-        if (k < 7)
-                return -1;
-        return (double) (idle + iowait) / (double) sysconf(_SC_CLK_TCK);
-}
-
-#define BENCH_MAX_CPUS 16
+#define BENCH_MAX_CPUS 256 /* more than a bench guest has: the guest idle time is their sum */
 
 /* Idle + iowait seconds of each CPU since boot (/proc/stat's "cpuN" lines) into IDLE[N]; the
- * number of CPUs read, 0 when unreadable. */
+ * number of CPUs read, 0 when unreadable. Their sum is the whole guest's idle time. */
 static inline int bench_cpu_idle_seconds(double idle[static BENCH_MAX_CPUS]) {
         unsigned long long user, nice, system, idl, iowait;
         char line[512];
@@ -433,11 +410,19 @@ static inline int bench_barrier(const char *go, const char *program) {
         return 0;
 }
 
+static inline double bench_sum(const double *v, int n) {
+        double sum = 0;
+
+        for (int k = 0; k < n; k++)
+                sum += v[k];
+        return sum;
+}
+
 /* The clocks of a measured loop: bench_start() before it, bench_stop() after. DAEMON_PID (or 0)
  * is a process whose CPU time is taken too (zcusbd). */
 typedef struct BenchClock {
         long daemon_pid;
-        double t0, c0, i0, d0, gt0;
+        double t0, c0, d0, gt0;
         double cpu_idle0[BENCH_MAX_CPUS];
         int n_cpus;
         unsigned long long zc0, bo0;
@@ -454,7 +439,6 @@ static inline void bench_start(BenchClock *c, long daemon_pid) {
         c->gs0 = bench_guest_switches();
         c->ds0 = bench_process_sleeps(daemon_pid);
         c->gt0 = bench_now();
-        c->i0 = bench_guest_idle_seconds();
         c->n_cpus = bench_cpu_idle_seconds(c->cpu_idle0);
         c->d0 = bench_process_cpu_seconds(daemon_pid);
         c->c0 = bench_self_usage(&c->cs0);
@@ -462,7 +446,7 @@ static inline void bench_start(BenchClock *c, long daemon_pid) {
 }
 
 static inline void bench_stop(BenchClock *c) {
-        double i1, d1, gt1, cpu_idle1[BENCH_MAX_CPUS];
+        double d1, gt1, cpu_idle1[BENCH_MAX_CPUS];
         unsigned long long zc, bo;
         long long cs1, ds1, gs1;
 
@@ -475,12 +459,13 @@ static inline void bench_stop(BenchClock *c) {
         c->daemon_sleeps = c->ds0 < 0 || ds1 < 0 ? -1 : ds1 - c->ds0;
         d1 = bench_process_cpu_seconds(c->daemon_pid);
         c->daemon_cpu = c->d0 < 0 || d1 < 0 ? -1 : d1 - c->d0;
-        i1 = bench_guest_idle_seconds();
         if (bench_cpu_idle_seconds(cpu_idle1) != c->n_cpus)
                 c->n_cpus = 0;
         gt1 = bench_now();
-        c->guest_busy = c->i0 < 0 || i1 < 0 ? -1 : (gt1 - c->gt0) * (double) sysconf(_SC_NPROCESSORS_ONLN) - (i1 - c->i0);
-        if (c->guest_busy < 0 && c->i0 >= 0 && i1 >= 0)
+        c->guest_busy = c->n_cpus == 0 ? -1 :
+                        (gt1 - c->gt0) * (double) sysconf(_SC_NPROCESSORS_ONLN) -
+                                (bench_sum(cpu_idle1, c->n_cpus) - bench_sum(c->cpu_idle0, c->n_cpus));
+        if (c->guest_busy < 0 && c->n_cpus > 0)
                 c->guest_busy = 0;
         for (int k = 0; k < c->n_cpus; k++) {
                 c->cpu_busy[k] = (gt1 - c->gt0) - (cpu_idle1[k] - c->cpu_idle0[k]);
