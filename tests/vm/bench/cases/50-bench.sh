@@ -140,6 +140,15 @@ ordered() { # ROUND LIST...
 daemon_pid() { systemctl show -P MainPID zcusbd.service; }
 # pin_daemon CPUS: zcusbd's threads to CPUS (taskset's list); a restart of zcusbd undoes it.
 pin_daemon() { taskset -apc "$1" "$DAEMON_PID" >/dev/null || fail "taskset of zcusbd ($DAEMON_PID) to CPU $1 failed"; }
+# pin_contender CPU (after contender_setup): unless --no-pin, zcusbd (for all but the plain
+# libusb contenders) to CPU, and PIN_CMD=(taskset -c CPU) to put before the client's command; else
+# PIN_CMD=().
+pin_contender() {
+	PIN_CMD=()
+	[ "$PIN" = 1 ] || return 0
+	[ "$KIND" = libusb ] || pin_daemon "$1"
+	PIN_CMD=(taskset -c "$1")
+}
 
 # The bulk endpoints of interface INTF ("IN OUT", 0x..) from sysfs.
 intf_bulk_eps() {
@@ -352,15 +361,15 @@ if has_section throughput; then
 		read -ra order <<<"$(ordered "$round" "${CLIST[@]}")"
 		sizes=$(IFS=,; echo "${SDLIST[*]}")
 		# the whole round on one vCPU (run-bench.sh --no-pin): pinned_cpu -1 when not pinned
-		pin=() cpu=-1
-		[ "$PIN" = 0 ] || { cpu=$(((round - 1 + PIN_FIRST) % NCPU)); pin=(taskset -c "$cpu"); }
+		cpu=-1
+		[ "$PIN" = 0 ] || cpu=$(((round - 1 + PIN_FIRST) % NCPU))
 		for c in "${order[@]}"; do
 			# one client per contender and round: every size, IN then OUT
 			contender_setup "$c"
-			[ "$PIN" = 0 ] || [ "$KIND" = libusb ] || pin_daemon "$cpu"
+			pin_contender "$cpu"
 			client_cmd "$c" ss 0525 a4a0 --sizes "$sizes" --max-seconds "$MAX_SECONDS" --go "$GO"
 			record ",\"section\":\"throughput\",\"round\":$round,\"pinned_cpu\":$cpu" \
-				"${pin[@]}" "${CMD[@]}" in,out "$MIB"
+				"${PIN_CMD[@]}" "${CMD[@]}" in,out "$MIB"
 		done
 	done
 	[ "$PIN" = 0 ] || pin_daemon "0-$((NCPU - 1))"
@@ -372,13 +381,11 @@ fi
 # Pinned to CPU 0 as the throughput rounds are (not with --no-pin): the profile of what they measure.
 if has_section throughput && [ "$PERF" = 1 ]; then
 	step "profile: perf record -a while each contender streams ${SDLIST[0]} (size:depth) in,out"
-	pin=()
-	[ "$PIN" = 0 ] || pin=(taskset -c 0)
 	for c in "${CLIST[@]}"; do
 		contender_setup "$c"
-		[ "$PIN" = 0 ] || [ "$KIND" = libusb ] || pin_daemon 0
+		pin_contender 0
 		client_cmd "$c" ss 0525 a4a0 --sizes "${SDLIST[0]}" --max-seconds "$MAX_SECONDS"
-		perf record -q -a -g -e cpu-clock -F 1999 -o "$W/perf.data" -- "${pin[@]}" "${CMD[@]}" in,out "$MIB" \
+		perf record -q -a -g -e cpu-clock -F 1999 -o "$W/perf.data" -- "${PIN_CMD[@]}" "${CMD[@]}" in,out "$MIB" \
 			>"$W/perf-run.out" 2>"$W/perf-run.err" || { cat "$W/perf-run.err"; fail "perf record of $c failed"; }
 		{
 			echo "# $c, ${SDLIST[0]} (size:depth), in,out, $MIB MiB each: whole guest, cpu-clock 1999 Hz"
