@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The usbfs backend: URBs through /dev/bus/usb/BBB/DDD. Buffers are the
- * daemon's mappings of the client's memfds, so the only copy is the kernel's
- * own (usbfs copies between user memory and its kernel buffers).
+ * The usbfs backend: URBs through /dev/bus/usb/BBB/DDD. There is one copy
+ * per transfer: for the usual bulk and interrupt sizes, zcusbd's own, between
+ * the client's memfd and a staging buffer in usbfs memory (usbfs-bounce.h);
+ * otherwise the kernel's, the URB pointing at zcusbd's mapping of the memfd.
  *
  * Each claimed interface opens the device node for itself (usbfs claims are
  * per open file), so one claim's URBs never wait behind another's.
@@ -20,6 +21,7 @@
 
 #include "backend.h"
 #include "log.h"
+#include "usbfs-bounce.h"
 #include "util.h"
 
 /* Bulk transfers larger than this go as several URBs chained by
@@ -55,6 +57,7 @@ typedef struct UsbfsTransfer {
         int status;      /* first failure, 0 if none */
         bool short_seen; /* an IN chunk ended short: the rest carries nothing */
         bool stopping;   /* cancelled or failed: retire the rest */
+        UsbfsBounce *bounce; /* the lone URB's buffer, or NULL: the client's memory */
         UsbfsUrb **urbs;
         UsbfsUrb *inline_urbs[1];
         UsbfsUrb inline_urb; /* last: it ends in a flexible array */
@@ -71,6 +74,7 @@ struct BackendInterface {
         bool gone;
         sd_event_source *io;
         sd_event_source *retry; /* resubmits pending URBs when no completion will */
+        UsbfsBouncePool bounces;
         struct UrbList submitted;
         struct UrbList pending;
 };
@@ -107,7 +111,9 @@ static void usbfs_update_io(UsbfsInterface *h) {
 }
 
 /* Free what submit allocated beyond the transfer's own block. */
-static void usbfs_transfer_release(UsbfsTransfer *ut) {
+static void usbfs_transfer_release(UsbfsInterface *h, UsbfsTransfer *ut) {
+        usbfs_bounce_put(&h->bounces, ut->bounce);
+        ut->bounce = NULL;
         for (unsigned i = 0; i < ut->n_urbs; i++)
                 if (ut->urbs[i] && ut->urbs[i]->allocated)
                         free(ut->urbs[i]);
@@ -118,7 +124,7 @@ static void usbfs_transfer_release(UsbfsTransfer *ut) {
 }
 
 /* All URBs retired: report once and free. */
-static void usbfs_transfer_maybe_done(UsbfsTransfer *ut) {
+static void usbfs_transfer_maybe_done(UsbfsInterface *h, UsbfsTransfer *ut) {
         BackendTransfer *t = ut->transfer;
         int status;
 
@@ -127,7 +133,12 @@ static void usbfs_transfer_maybe_done(UsbfsTransfer *ut) {
         status = ut->status;
         if (status == 0 && ut->short_seen && (t->flags & ZCUSB_SQE_SHORT_NOT_OK))
                 status = -EREMOTEIO;
-        usbfs_transfer_release(ut);
+        /* Reaped (or never submitted): the kernel is done with the staging
+         * buffer. What came in goes to the client, failed or not, as usbfs
+         * copies it. */
+        if (ut->bounce && t->plan.in && ut->actual > 0)
+                memcpy(t->data, ut->bounce->mem, ut->actual < t->data_length ? ut->actual : t->data_length);
+        usbfs_transfer_release(h, ut);
         backend_transfer_done(t, status, ut->actual); /* frees t and ut */
 }
 
@@ -184,13 +195,10 @@ static void usbfs_retire(UsbfsInterface *h, UsbfsUrb *u, int status, uint32_t ac
  * default, 0: no limit). An URB larger than that fails -ENOMEM however long
  * we wait: an error for its transfer, not a reason to hold up the device. */
 static bool usbfs_urb_over_memory_limit(const struct usbdevfs_urb *urb) {
-        _cleanup_fclose_ FILE *f = fopen("/sys/module/usbcore/parameters/usbfs_memory_mb", "re");
-        unsigned long long mb;
+        uint64_t limit = usbfs_memory_limit();
 
-        if (!f || fscanf(f, "%llu", &mb) != 1 || mb == 0 || mb > UINT32_MAX)
-                return false;
         /* (the kernel also charges its own URB bookkeeping: leave it a page) */
-        return (unsigned long long) urb->buffer_length + 4096 > mb * 1024 * 1024;
+        return limit > 0 && (uint64_t) urb->buffer_length + 4096 > limit;
 }
 
 static int usbfs_submit_one(UsbfsInterface *h, UsbfsUrb *u) {
@@ -224,7 +232,7 @@ static void usbfs_submit_pending(UsbfsInterface *h) {
                         TAILQ_INSERT_HEAD(&h->pending, u, link);
                         UsbfsTransfer *ut = u->owner;
                         usbfs_retire(h, u, r, 0);
-                        usbfs_transfer_maybe_done(ut);
+                        usbfs_transfer_maybe_done(h, ut);
                 }
         }
         usbfs_update_io(h);
@@ -235,7 +243,7 @@ static void usbfs_reaped(UsbfsInterface *h, struct usbdevfs_urb *urb) {
         UsbfsTransfer *ut = u->owner;
 
         usbfs_retire(h, u, urb->status, urb->actual_length > 0 ? (uint32_t) urb->actual_length : 0);
-        usbfs_transfer_maybe_done(ut);
+        usbfs_transfer_maybe_done(h, ut);
 }
 
 /* Everything the kernel will never give back: complete it with -ENODEV. */
@@ -247,7 +255,7 @@ static void usbfs_fail_all(UsbfsInterface *h) {
                 if (ut->status == 0)
                         ut->status = -ENODEV;
                 usbfs_retire(h, u, -ENODEV, 0);
-                usbfs_transfer_maybe_done(ut);
+                usbfs_transfer_maybe_done(h, ut);
         }
         usbfs_update_io(h);
 }
@@ -311,6 +319,7 @@ static void usbfs_interface_free(UsbfsInterface *h) {
                 log_error("%s: closed with URBs in flight: bug.", h->devnode);
         sd_event_source_disable_unref(h->io);
         sd_event_source_disable_unref(h->retry);
+        usbfs_bounce_pool_done(&h->bounces);
         if (h->fd >= 0)
                 close(h->fd); /* the kernel discards whatever it still holds */
         free(h->devnode);
@@ -345,8 +354,9 @@ static int usbfs_claim(UsbfsInterface *h, bool may_detach, char **ret_detached, 
         return 0;
 }
 
-static int usbfs_open_interface(sd_event *event, const BackendDeviceInfo *device, uint8_t interface, bool may_detach,
-                                BackendInterface **ret, char **ret_detached, char **ret_driver) {
+static int usbfs_open_interface(sd_event *event, const Config *config, const BackendDeviceInfo *device,
+                                uint8_t interface, bool may_detach, BackendInterface **ret, char **ret_detached,
+                                char **ret_driver) {
         UsbfsInterface *h;
         int r;
 
@@ -368,6 +378,7 @@ static int usbfs_open_interface(sd_event *event, const BackendDeviceInfo *device
                 usbfs_interface_free(h);
                 return r;
         }
+        usbfs_bounce_pool_init(&h->bounces, config->usbfs_staging ? h->fd : -EBADF);
         if (ioctl(h->fd, USBDEVFS_GET_CAPABILITIES, &h->caps) < 0)
                 h->caps = 0; /* old kernel: no splitting, one URB per transfer */
         h->chunk_max = h->caps & USBDEVFS_CAP_BULK_SCATTER_GATHER ? USBFS_SG_CHUNK_MAX : USBFS_CHUNK_MAX;
@@ -474,6 +485,11 @@ static int usbfs_submit(UsbfsInterface *h, BackendTransfer *t) {
 
         ut->transfer = t;
         ut->n_urbs = n;
+        if (n == 1 && (p->opcode == ZCUSB_OP_BULK || p->opcode == ZCUSB_OP_INTERRUPT)) {
+                ut->bounce = usbfs_bounce_get(&h->bounces, t->data_length);
+                if (ut->bounce && !p->in)
+                        memcpy(ut->bounce->mem, t->data, t->data_length);
+        }
         if (n == 1)
                 ut->urbs = ut->inline_urbs;
         else {
@@ -490,13 +506,13 @@ static int usbfs_submit(UsbfsInterface *h, BackendTransfer *t) {
                 bool last = i == n - 1;
 
                 if (!u) {
-                        usbfs_transfer_release(ut);
+                        usbfs_transfer_release(h, ut);
                         return -ENOMEM;
                 }
                 ut->urbs[i] = u;
                 urb = &u->urb;
                 urb->endpoint = p->opcode == ZCUSB_OP_CONTROL ? 0 : p->endpoint;
-                urb->buffer = t->data + (size_t) i * chunk;
+                urb->buffer = ut->bounce ? ut->bounce->mem : t->data + (size_t) i * chunk;
                 urb->buffer_length = (int) (last ? t->data_length - i * chunk : chunk);
 
                 switch (p->opcode) {
@@ -539,7 +555,7 @@ static int usbfs_submit(UsbfsInterface *h, BackendTransfer *t) {
                 }
                 if (r < 0) {
                         if (i == 0) {
-                                usbfs_transfer_release(ut);
+                                usbfs_transfer_release(h, ut);
                                 return r;
                         }
                         /* A later chunk failed: end with what ran. */
@@ -548,7 +564,7 @@ static int usbfs_submit(UsbfsInterface *h, BackendTransfer *t) {
                                 TAILQ_INSERT_TAIL(&h->pending, ut->urbs[k], link);
                         usbfs_retire(h, u, r, 0);
                         usbfs_update_io(h);
-                        usbfs_transfer_maybe_done(ut);
+                        usbfs_transfer_maybe_done(h, ut);
                         return 0;
                 }
         }
@@ -576,7 +592,7 @@ static void usbfs_cancel(UsbfsInterface *h, BackendTransfer *t) {
                         log_debug_errno(errno, "%s: cannot discard an URB: %m", h->devnode);
         }
         usbfs_update_io(h);
-        usbfs_transfer_maybe_done(ut); /* when nothing was at the kernel */
+        usbfs_transfer_maybe_done(h, ut); /* when nothing was at the kernel */
 }
 
 static uint64_t usbfs_transfer_memory(const TransferPlan *p) {

@@ -220,8 +220,9 @@ static int bind_interface(const BackendDeviceInfo *device, const char *name, con
         return 0;
 }
 
-static int zcusb_open_interface(sd_event *event, const BackendDeviceInfo *device, uint8_t interface, bool may_detach,
-                                BackendInterface **ret, char **ret_detached, char **ret_driver) {
+static int zcusb_open_interface(sd_event *event, const Config *config, const BackendDeviceInfo *device,
+                                uint8_t interface, bool may_detach, BackendInterface **ret, char **ret_detached,
+                                char **ret_driver) {
         _cleanup_free_ char *name = NULL, *driver = NULL, *node = NULL;
         struct zcusb_version v = {};
         bool autobound = false;

@@ -10,8 +10,8 @@
 #include "transfer-check.h"
 
 /* The data path runs over one of two backends (docs/architecture.md,
- * "Backends"): the zcusb.ko module (zero copy) or mainline usbfs (one kernel
- * copy). Each is an ops table, as libusb's usbi_os_backend is. A claim opens
+ * "Backends"): the zcusb.ko module (zero copy) or mainline usbfs (one copy,
+ * zcusbd's or the kernel's). Each is an ops table, as libusb's usbi_os_backend is. A claim opens
  * its interface through one; the core only ever calls through the table.
  *
  * The boundary goes one way: a backend sees what this header defines and
@@ -112,8 +112,9 @@ typedef struct BackendOps {
         /* Claim INTERFACE of the device. A bound kernel driver is detached
          * only when may_detach (then *ret_detached names it, to re-attach on
          * close); otherwise -EBUSY with *ret_driver naming it. */
-        int (*open_interface)(sd_event *event, const BackendDeviceInfo *device, uint8_t interface, bool may_detach,
-                              BackendInterface **ret, char **ret_detached, char **ret_driver);
+        int (*open_interface)(sd_event *event, const Config *config, const BackendDeviceInfo *device,
+                              uint8_t interface, bool may_detach, BackendInterface **ret, char **ret_detached,
+                              char **ret_driver);
         /* Nothing in flight: release the interface (unless the device is
          * gone), re-attach REATTACH_DRIVER, free. */
         void (*close_interface)(BackendInterface *bi, const char *reattach_driver);

@@ -186,8 +186,8 @@ static int claim_attach(Manager *m, Device *d, uint8_t interface, bool may_detac
                 free(*ret_detached);
                 free(*ret_driver);
                 *ret_detached = *ret_driver = NULL;
-                r = ops->open_interface(m->event, &info, interface, may_detach, ret_interface, ret_detached,
-                                        ret_driver);
+                r = ops->open_interface(m->event, &m->config, &info, interface, may_detach, ret_interface,
+                                        ret_detached, ret_driver);
                 if (r >= 0) {
                         *ret_backend = ops;
                         return 0;

@@ -16,11 +16,22 @@
 #define CONFIG_DEFAULT_BYTES_PER_USER     (UINT64_C(512) << 20)
 #define CONFIG_DEFAULT_BYTES_GLOBAL       (UINT64_C(2) << 30)
 
+/* usbfs memory is DMA-coherent memory. On x86 that is cached like any other;
+ * on machines whose USB controller does not snoop the CPU caches it is
+ * mapped uncached, and copying into and out of it costs more than usbfs's
+ * own copy saves. */
+#if defined(__x86_64__) || defined(__i386__)
+#define CONFIG_DEFAULT_USBFS_STAGING true
+#else
+#define CONFIG_DEFAULT_USBFS_STAGING false
+#endif
+
 void config_init(Config *c) {
         *c = (Config) {
                 .backend = BACKEND_CHOICE_AUTO,
                 .load_module = true,
                 .kernel_queues = true,
+                .usbfs_staging = CONFIG_DEFAULT_USBFS_STAGING,
                 .log_level = LOG_INFO,
                 .bytes_per_client = CONFIG_DEFAULT_BYTES_PER_CLIENT,
                 .bytes_per_user = CONFIG_DEFAULT_BYTES_PER_USER,
@@ -192,6 +203,7 @@ static const KeyInfo keys[] = {
         { "Daemon", "Backend",           parse_backend,     offsetof(Config, backend) },
         { "Daemon", "LoadModule",        parse_bool_field,  offsetof(Config, load_module) },
         { "Daemon", "KernelQueues",      parse_bool_field,  offsetof(Config, kernel_queues) },
+        { "Daemon", "UsbfsStaging",      parse_bool_field,  offsetof(Config, usbfs_staging) },
         { "Daemon", "LogLevel",          parse_log_level,   offsetof(Config, log_level) },
         { "Quota",  "BytesPerClient",    parse_size_field,  offsetof(Config, bytes_per_client) },
         { "Quota",  "BytesPerUser",      parse_size_field,  offsetof(Config, bytes_per_user) },

@@ -18,6 +18,7 @@ typedef struct Config {
         BackendChoice backend;
         bool load_module;
         bool kernel_queues; /* zcusb.ko serves the queues of its claims itself */
+        bool usbfs_staging; /* usbfs: stage transfers in usbfs memory (usbfs-bounce.h) */
         int log_level;
 
         /* Quotas. 0 means "none allowed", never "unlimited". */

@@ -81,11 +81,12 @@ static int fake_probe(const Config *c, char **reason) {
         return 1;
 }
 
-static int fake_open_interface(sd_event *event, const BackendDeviceInfo *device, uint8_t interface, bool may_detach,
-                               BackendInterface **ret, char **ret_detached, char **ret_driver) {
+static int fake_open_interface(sd_event *event, const Config *config, const BackendDeviceInfo *device,
+                               uint8_t interface, bool may_detach, BackendInterface **ret, char **ret_detached,
+                               char **ret_driver) {
         BackendInterface *bi;
 
-        (void) event, (void) device;
+        (void) event, (void) config, (void) device;
         fake.n_open++;
         if (fake.open_error < 0) {
                 if (fake.open_busy_driver) {

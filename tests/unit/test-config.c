@@ -13,6 +13,11 @@ static void test_defaults(void) {
         check(c.backend == BACKEND_CHOICE_AUTO);
         check(c.load_module);
         check(c.kernel_queues);
+#if defined(__x86_64__) || defined(__i386__)
+        check(c.usbfs_staging);
+#else
+        check(!c.usbfs_staging);
+#endif
         check(c.bytes_per_client == 256u << 20);
         check(c.claims_per_client == 8);
 }
@@ -28,6 +33,7 @@ static void test_all_keys(void) {
                                   "Backend=usbfs\n"
                                   "LoadModule=no\n"
                                   "KernelQueues=no\n"
+                                  "UsbfsStaging=no\n"
                                   "LogLevel=debug\n"
                                   "\n"
                                   "[Quota]\n"
@@ -43,6 +49,7 @@ static void test_all_keys(void) {
         check(c.backend == BACKEND_CHOICE_USBFS);
         check(!c.load_module);
         check(!c.kernel_queues);
+        check(!c.usbfs_staging);
         check(c.log_level == 7);
         check(c.bytes_per_client == 64u << 20);
         check(c.bytes_per_user == 1u << 30);

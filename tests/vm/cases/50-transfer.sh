@@ -2,8 +2,9 @@
 # Bulk data through zcusbd as an unprivileged user granted by a local udev rule: zcusbctl read
 # and write 256 MiB on the SourceSink (its sink checks the data is zeros and stalls otherwise),
 # 256 MiB out and back through the Loopback with zcusb-loopback (every byte checked), and a
-# user outside the group refused with AccessDenied. Prints MB/s of each (emulated CPU: compare
-# the figures of one run with each other only).
+# user outside the group refused with AccessDenied; while a stream runs, zcusbd stages it in
+# usbfs memory (an mmap of the device node), unmapped when the claim ends. Prints MB/s of each
+# (emulated CPU: compare the figures of one run with each other only).
 # timeout: 240
 set -euo pipefail
 # shellcheck source=tests/vm/guest/lib.sh
@@ -62,6 +63,31 @@ xfer lb-loop "$loopback" --json --mode loop --bytes "$SIZE" --queue-depth 4 "$lb
 expect_bytes lb-loop "$bytes"
 [ "$(jfield verified </tmp/lb-loop.json)" = true ] || fail "zcusb-loopback did not verify: $(cat /tmp/lb-loop.json)"
 loop_mbps=$(jfield mb_per_s </tmp/lb-loop.json)
+
+# usbfs-bounce.h: over usbfs, the usual transfer sizes go through staging buffers in usbfs
+# memory, an mmap of the device node, held while the claim lasts. Without usbfs mmap the
+# transfers above would still pass (the kernel copies instead), so look for the mapping itself.
+# On zcusb.ko (78-kernel-queues-datapath) the module uses the client's pages: nothing staged.
+if [ "${ZCUSB_VM_QUEUES:-}" = kernel ]; then
+	step "while zcin streams 64 KiB transfers on zcusb.ko, zcusbd maps no usbfs memory"
+else
+	step "while zcin streams 64 KiB transfers, zcusbd stages them in usbfs memory; the claim's end unmaps it"
+fi
+journal_mark
+stream_start /tmp/stage.out /tmp/stage.err "$ss"
+pid=$(systemctl show -P MainPID zcusbd.service)
+if [ "${ZCUSB_VM_QUEUES:-}" = kernel ]; then
+	sleep 1
+	! grep ' /dev/bus/usb/' "/proc/$pid/maps" || fail "zcusbd maps usbfs memory for a claim on zcusb.ko"
+else
+	wait_until 30 "a mapping of /dev/bus/usb/ in zcusbd's /proc/$pid/maps" grep -q ' /dev/bus/usb/' "/proc/$pid/maps"
+	grep ' /dev/bus/usb/' "/proc/$pid/maps" | sed 's/^/   /'
+fi
+kill "$SPAWNED" # SIGTERM: a background job of a script ignores SIGINT
+wait "$SPAWNED" || true
+wait_until 30 "zcusbd's usbfs mappings gone after the claim ended" \
+	sh -c "! grep -q ' /dev/bus/usb/' /proc/$pid/maps"
+note "none left in /proc/$pid/maps"
 
 step "zcout (not in $DATA_GROUP): claiming the SourceSink -> exit 4, AccessDenied"
 set +e
