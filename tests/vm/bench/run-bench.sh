@@ -28,8 +28,10 @@
 #                       zcusbd-usbfs,zcusbd-zcusb.ko,zcusbd-kqueues (zcusb.ko serving the rings
 #                       itself),compat-devmem (libusb-bench's async-devmem through zcusb-run: zcusb's
 #                       libusb on zcusbd, throughput only); also zcusbd-zcusb.ko-nozc (zcusb.ko,
-#                       disable_zerocopy=1) and libusb-async-memfd (libusb async with its buffers in a
-#                       shared memfd mapping, the memory zcusbd's usbfs path copies into)
+#                       disable_zerocopy=1), zcusbd-usbfs-nostage (zcusbd over usbfs with
+#                       UsbfsStaging=no: usbfs copies, not zcusbd; throughput and latency) and
+#                       libusb-async-memfd (libusb async with its buffers in a shared memfd mapping,
+#                       the memory zcusbd's usbfs path copies from and into)
 #   --high-speed        a high-speed gadget (default SuperSpeed: dummy_hcd is_super_speed=1)
 #   --rtt N --behind N  latency samples per round and contender (default 200, 20)
 #   --scale-clients N --scale-seconds S --scale-rounds N   (default 4, 3, 3)
@@ -136,8 +138,8 @@ contenders=()
 IFS=, read -ra want <<<"$CONTENDERS"
 for c in "${want[@]}"; do
 	case $c in
-	libusb-sync | libusb-async-malloc | libusb-async-devmem | libusb-async-memfd | zcusbd-usbfs | zcusbd-zcusb.ko | \
-		zcusbd-zcusb.ko-nozc | zcusbd-kqueues | compat-devmem)
+	libusb-sync | libusb-async-malloc | libusb-async-devmem | libusb-async-memfd | zcusbd-usbfs | zcusbd-usbfs-nostage | \
+		zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc | zcusbd-kqueues | compat-devmem)
 		contenders+=("$c") ;;
 	*) die "--contenders: unknown contender '$c'" ;;
 	esac

@@ -19,10 +19,10 @@ BASE_DEVMEM = "libusb-async-devmem"
 BASE_MALLOC = "libusb-async-malloc"
 # The backend each zcusbd contender must have run over (Claim.Backend). The in-kernel queues of
 # zcusb.ko get their line here once they exist.
-EXPECT = {"zcusbd-usbfs": "usbfs", "zcusbd-zcusb.ko": "zcusb.ko", "zcusbd-zcusb.ko-nozc": "zcusb.ko",
-          "zcusbd-kqueues": "zcusb.ko"}
+EXPECT = {"zcusbd-usbfs": "usbfs", "zcusbd-usbfs-nostage": "usbfs", "zcusbd-zcusb.ko": "zcusb.ko",
+          "zcusbd-zcusb.ko-nozc": "zcusb.ko", "zcusbd-kqueues": "zcusb.ko"}
 ORDER = ["libusb-sync", "libusb-async-malloc", "libusb-async-devmem", "libusb-async-memfd", "zcusbd-usbfs",
-         "zcusbd-zcusb.ko", "zcusbd-zcusb.ko-nozc", "zcusbd-kqueues", "compat-devmem"]
+         "zcusbd-usbfs-nostage", "zcusbd-zcusb.ko", "zcusbd-zcusb.ko-nozc", "zcusbd-kqueues", "compat-devmem"]
 # compat-devmem (libusb's API through zcusb's libusb-1.0.so.0) against native libzcusb on the
 # path it ran over (the bench runs it with in-kernel queues; the others if those did not run).
 COMPAT_NATIVE = ("zcusbd-kqueues", "zcusbd-zcusb.ko", "zcusbd-usbfs")

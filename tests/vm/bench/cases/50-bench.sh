@@ -22,7 +22,8 @@
 # libusb-async-memfd (libusb-bench as root straight on usbfs; zcusbd runs, idle; async-memfd is
 # async-malloc copying into the memory zcusbd's usbfs path copies into: a control of the ratios,
 # the same code; throughput only),
-# zcusbd-usbfs (zcusbd, Backend=usbfs), zcusbd-zcusb.ko (zcusbd, Backend=auto with zcusb.ko
+# zcusbd-usbfs (zcusbd, Backend=usbfs), zcusbd-usbfs-nostage (the same with UsbfsStaging=no:
+# usbfs copies, as before staging buffers; throughput and latency), zcusbd-zcusb.ko (zcusbd, Backend=auto with zcusb.ko
 # loaded, KernelQueues=no: zcusbd serves the rings; checked on every run), zcusbd-zcusb.ko-nozc
 # (the same with disable_zerocopy=1),
 # zcusbd-kqueues (zcusb.ko's in-kernel queues: KernelQueues=yes, the module serves the rings;
@@ -63,7 +64,7 @@ has_section() { [[ " $SECTIONS " == *" $1 "* ]]; }
 NEED_KMOD=0
 for c in "${CLIST[@]}"; do
 	case $c in
-	libusb-sync | libusb-async-malloc | libusb-async-devmem | libusb-async-memfd | zcusbd-usbfs) ;;
+	libusb-sync | libusb-async-malloc | libusb-async-devmem | libusb-async-memfd | zcusbd-usbfs | zcusbd-usbfs-nostage) ;;
 	zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc | zcusbd-kqueues) NEED_KMOD=1 ;;
 	compat-devmem)
 		command -v zcusb-run >/dev/null || fail "compat-devmem: zcusb-run not installed (the build lacks the libusb compatibility library)"
@@ -77,11 +78,12 @@ done
 # contender_setup NAME: the daemon state NAME runs in (restarting zcusbd only when its Backend
 # changes); sets KIND (libusb|zcusbd) and MODE (libusb-bench's mode).
 CONFIGURED=""
-daemon_backend() { # auto|kqueue|usbfs
+daemon_backend() { # auto|kqueue|usbfs|usbfs-nostage
 	[ "$CONFIGURED" = "$1" ] && return 0
 	case $1 in
 	auto) zcusbd_config "KernelQueues=no" ;;
 	kqueue) zcusbd_config "KernelQueues=yes" ;;
+	usbfs-nostage) zcusbd_config "Backend=usbfs" "UsbfsStaging=no" ;;
 	*) zcusbd_config "Backend=$1" ;;
 	esac
 	zcusbd_restart
@@ -100,6 +102,7 @@ contender_setup() {
 		kmod_param disable_zerocopy 0
 		;;
 	zcusbd-usbfs) KIND=zcusbd; daemon_backend usbfs ;;
+	zcusbd-usbfs-nostage) KIND=zcusbd; daemon_backend usbfs-nostage ;;
 	zcusbd-zcusb.ko | zcusbd-zcusb.ko-nozc)
 		KIND=zcusbd
 		daemon_backend auto
@@ -119,16 +122,17 @@ contender_group() {
 	case $1 in
 	libusb-*) GROUP=libusb ;;
 	zcusbd-usbfs) GROUP=usbfs ;;
+	zcusbd-usbfs-nostage) GROUP=usbfs-nostage ;;
 	zcusbd-kqueues | compat-devmem) GROUP=kqueue ;;
 	*) GROUP=auto ;;
 	esac
 }
 # The contenders of LIST in group order, the groups rotated by ROUND (no group always first).
 ordered() { # ROUND LIST...
-	local round=$1 g c k groups=(auto kqueue usbfs libusb) out=()
+	local round=$1 g c k groups=(auto kqueue usbfs usbfs-nostage libusb) out=()
 	shift
-	for ((k = 0; k < 4; k++)); do
-		g=${groups[$(((round + k) % 4))]}
+	for ((k = 0; k < ${#groups[@]}; k++)); do
+		g=${groups[$(((round + k) % ${#groups[@]}))]}
 		for c in "$@"; do
 			contender_group "$c"
 			[ "$GROUP" != "$g" ] || out+=("$c")
@@ -565,7 +569,8 @@ if has_section scaling; then
 		step "scaling: round $round of $SCALE_ROUNDS"
 		read -ra order <<<"$(ordered "$round" "${CLIST[@]}")"
 		for c in "${order[@]}"; do
-			case $c in libusb-sync | libusb-async-devmem | libusb-async-memfd | compat-devmem | zcusbd-zcusb.ko-nozc) continue ;; esac
+			case $c in libusb-sync | libusb-async-devmem | libusb-async-memfd | compat-devmem | zcusbd-zcusb.ko-nozc | \
+				zcusbd-usbfs-nostage) continue ;; esac
 			contender_setup "$c"
 			for n in 1 "$SCALE_CLIENTS"; do
 				gid=$((gid + 1))
