@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -49,6 +50,34 @@ static unsigned bounce_class(size_t length) {
         return shift - USBFS_BOUNCE_MIN_SHIFT;
 }
 
+static void bounce_unmap(UsbfsBouncePool *p, UsbfsBounce *b) {
+        /* An URB the kernel still holds (a device that went away) keeps
+         * usbfs's memory alive by itself. */
+        (void) munmap(b->mem, b->size);
+        p->held -= b->size;
+        bounce_held_total -= b->size;
+        free(b);
+}
+
+/* Room for SIZE more bytes, unmapping free buffers of other sizes if need
+ * be (a client that moved from one transfer size to another). */
+static bool bounce_make_room(UsbfsBouncePool *p, size_t size) {
+        size_t process_max = bounce_process_max();
+
+        for (unsigned class = 0; class < USBFS_BOUNCE_CLASSES; class++) {
+                UsbfsBounce *b;
+
+                while (p->held + size > USBFS_BOUNCE_INTERFACE_MAX || bounce_held_total + size > process_max) {
+                        b = p->free[class];
+                        if (!b)
+                                break;
+                        p->free[class] = b->next;
+                        bounce_unmap(p, b);
+                }
+        }
+        return p->held + size <= USBFS_BOUNCE_INTERFACE_MAX && bounce_held_total + size <= process_max;
+}
+
 UsbfsBounce *usbfs_bounce_get(UsbfsBouncePool *p, size_t length) {
         UsbfsBounce *b;
         unsigned class;
@@ -70,7 +99,7 @@ UsbfsBounce *usbfs_bounce_get(UsbfsBouncePool *p, size_t length) {
                 p->skip--;
                 return NULL;
         }
-        if (p->held + size > USBFS_BOUNCE_INTERFACE_MAX || bounce_held_total + size > bounce_process_max())
+        if (!bounce_make_room(p, size))
                 return NULL;
         b = malloc(sizeof(*b));
         if (!b)
@@ -106,12 +135,7 @@ void usbfs_bounce_pool_done(UsbfsBouncePool *p) {
 
                 while ((b = p->free[class])) {
                         p->free[class] = b->next;
-                        /* An URB the kernel still holds (a device that went
-                         * away) keeps usbfs's memory alive by itself. */
-                        (void) munmap(b->mem, b->size);
-                        p->held -= b->size;
-                        bounce_held_total -= b->size;
-                        free(b);
+                        bounce_unmap(p, b);
                 }
         }
         if (p->held != 0)

@@ -95,6 +95,16 @@ static void test_interface_limit(void) {
                 usbfs_bounce_put(&p, got[i]);
         for (unsigned i = 0; i < 3; i++)
                 usbfs_bounce_put(&p, got[i]);
+        /* all free: a client that moved to 256 KiB transfers gets four,
+         * the 64 KiB ones unmapped to make room */
+        for (unsigned i = 0; i < 4; i++) {
+                got[i] = usbfs_bounce_get(&p, 256 * KIB);
+                check(got[i] && got[i]->size == 256 * KIB);
+        }
+        check(p.held == 1024 * KIB);
+        check(!usbfs_bounce_get(&p, 64 * KIB)); /* none free to unmap */
+        for (unsigned i = 0; i < 4; i++)
+                usbfs_bounce_put(&p, got[i]);
         usbfs_bounce_pool_done(&p);
         close(fd);
 }
