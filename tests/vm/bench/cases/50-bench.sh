@@ -23,9 +23,9 @@
 # async-malloc copying into the memory zcusbd's usbfs path copies into: a control of the ratios,
 # the same code; throughput only),
 # zcusbd-usbfs (zcusbd, Backend=usbfs), zcusbd-usbfs-nostage (the same with UsbfsStaging=no:
-# usbfs copies, as before staging buffers; throughput and latency), zcusbd-zcusb.ko (zcusbd, Backend=auto with zcusb.ko
-# loaded, KernelQueues=no: zcusbd serves the rings; checked on every run), zcusbd-zcusb.ko-nozc
-# (the same with disable_zerocopy=1),
+# usbfs copies, as before staging buffers; throughput and latency), zcusbd-zcusb.ko (zcusbd,
+# Backend=auto with zcusb.ko loaded, KernelQueues=no: zcusbd serves the rings; checked on every
+# run), zcusbd-zcusb.ko-nozc (the same with disable_zerocopy=1),
 # zcusbd-kqueues (zcusb.ko's in-kernel queues: KernelQueues=yes, the module serves the rings;
 # each run records how many entries the module took, kq_entries, which summarize.py checks),
 # compat-devmem (libusb-bench's async-devmem run through zcusb-run: libusb's API on zcusbd with
