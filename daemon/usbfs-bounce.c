@@ -39,7 +39,9 @@ static size_t bounce_process_max(void) {
 }
 
 void usbfs_bounce_pool_init(UsbfsBouncePool *p, int fd) {
-        *p = (UsbfsBouncePool) { .fd = fd };
+        /* Read once per claimed interface, not per transfer: a stream that
+         * has all its buffers in use asks for one more with every transfer. */
+        *p = (UsbfsBouncePool) { .fd = fd, .process_max = fd >= 0 ? bounce_process_max() : 0 };
 }
 
 static unsigned bounce_class(size_t length) {
@@ -62,7 +64,7 @@ static void bounce_unmap(UsbfsBouncePool *p, UsbfsBounce *b) {
 /* Room for SIZE more bytes, unmapping free buffers of other sizes if need
  * be (a client that moved from one transfer size to another). */
 static bool bounce_make_room(UsbfsBouncePool *p, size_t size) {
-        size_t process_max = bounce_process_max();
+        size_t process_max = p->process_max;
 
         for (unsigned class = 0; class < USBFS_BOUNCE_CLASSES; class++) {
                 UsbfsBounce *b;

@@ -26,6 +26,7 @@ typedef struct UsbfsBounce {
 typedef struct UsbfsBouncePool {
         int fd; /* the interface's usbfs file (its memory goes with it); < 0: staging off */
         size_t held; /* bytes mapped, in use or free */
+        size_t process_max; /* zcusbd's limit over all pools, as usbfs_memory_mb was at init */
         unsigned skip; /* after a failed mmap, this many requests go without */
         UsbfsBounce *free[USBFS_BOUNCE_CLASSES];
 } UsbfsBouncePool;
